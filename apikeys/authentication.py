@@ -1,0 +1,156 @@
+"""DRF authentication by API key (`Authorization: Bearer …` or `X-API-Key: …`).
+
+Each request reads the key row by its non-secret prefix (one indexed query, joined to the merchant), so a revoked,
+expired or rotated-away key is refused on the very next request. The Argon2id verification is paid once per key
+and process: afterwards a constant-time compare of an HMAC-SHA256 digest, kept in memory for a short time, bound
+to the stored hash (a rotated or re-hashed key never matches a stale entry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+
+from apikeys.models import ApiKey, AuditLog
+from apikeys.services import HASHER, Actor, audit_record, split_key
+from merchants.models import Merchant
+from paytrust.errors import AuthenticationError
+from paytrust.logs import merchant_var
+
+
+@dataclass(frozen=True)
+class Principal:
+    """request.user for API requests: the calling key and its merchant."""
+
+    key: ApiKey
+    merchant: Merchant
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def mode(self) -> str:
+        return self.key.mode
+
+    @property
+    def is_admin(self) -> bool:
+        return self.key.is_admin
+
+    @property
+    def actor_label(self) -> str:
+        return self.key.id
+
+
+class _VerifiedCache:
+    """key prefix -> (stored hash, digest of the presented key, verified at). Per process, thread-safe."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, bytes, float]] = {}
+        self._lock = threading.Lock()
+        self._pepper = hashlib.sha256(("apikey-cache:" + settings.SECRET_KEY).encode()).digest()
+
+    def digest(self, plaintext: str) -> bytes:
+        return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).digest()
+
+    def hit(self, key: ApiKey, digest: bytes) -> bool:
+        entry = self._entries.get(key.prefix)
+        if entry is None:
+            return False
+        stored_hash, cached_digest, at = entry
+        if time.monotonic() - at > settings.API_KEY_CACHE_SECONDS or stored_hash != key.secret_hash:
+            return False
+        return hmac.compare_digest(cached_digest, digest)
+
+    def remember(self, key: ApiKey, digest: bytes) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key.prefix] = (key.secret_hash, digest, time.monotonic())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+verified_cache = _VerifiedCache()
+
+
+def presented_key(request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return ""
+    value = request.META.get("HTTP_X_API_KEY")
+    if value is not None:
+        return value.strip()
+    return None
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _fail(request, reason: str, key: ApiKey | None = None, message: str = "Invalid API key provided."):
+    audit_record(
+        action=AuditLog.Action.AUTH_FAILED,
+        actor=Actor(
+            label="anonymous",
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            request_id=getattr(request, "request_id", ""),
+        ),
+        merchant=key.merchant if key else None,
+        api_key=key,
+        reason=reason,
+        path=request.path[:200],
+    )
+    raise AuthenticationError(message)
+
+
+def authenticate_key(request, plaintext: str) -> Principal:
+    prefix = split_key(plaintext)
+    if prefix is None:
+        _fail(request, "malformed")
+    key = ApiKey.objects.select_related("merchant").filter(prefix=prefix).first()
+    if key is None:
+        _fail(request, "unknown_key")
+    now = timezone.now()
+    if key.revoked_at is not None:
+        _fail(request, "revoked", key, "This API key has been revoked.")
+    if key.expires_at is not None and key.expires_at <= now:
+        _fail(request, "expired", key, "This API key has expired (it was rotated).")
+    if not key.merchant.is_active:
+        _fail(request, "merchant_inactive", key, "This merchant account is disabled.")
+    digest = verified_cache.digest(plaintext)
+    if not verified_cache.hit(key, digest):
+        try:
+            HASHER.verify(key.secret_hash, plaintext)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            _fail(request, "wrong_secret", key)
+        verified_cache.remember(key, digest)
+    return Principal(key=key, merchant=key.merchant)
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        plaintext = presented_key(request)
+        if plaintext is None:
+            return None  # -> NotAuthenticated (401) from the permission check
+        if not plaintext:
+            _fail(request, "malformed")
+        principal = authenticate_key(request, plaintext)
+        merchant_var.set(principal.merchant.id)
+        return principal, principal.key
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,76 @@
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from paytrust.ids import ID_MAX_LENGTH, id_default
+from paytrust.models import Mode, TimeStampedModel
+
+
+class Scope(models.TextChoices):
+    ADMIN = "admin", "Admin"
+
+
+class ApiKey(TimeStampedModel):
+    """An API key. Only an Argon2id hash of the secret is stored; `prefix` is the non-secret lookup handle.
+
+    Plaintext format: ``pt_<mode>_<lookup 12>_<secret 32>``; ``prefix`` = ``pt_<mode>_<lookup>``.
+    """
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("key"), editable=False
+    )
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    scopes = ArrayField(models.CharField(max_length=20, choices=Scope.choices), default=list, blank=True)
+    prefix = models.CharField(max_length=40, unique=True)
+    secret_hash = models.CharField(max_length=200)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set when the key was rotated with a grace period: refused from this instant on.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rotated_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["merchant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or self.id})"
+
+    @property
+    def is_admin(self) -> bool:
+        return Scope.ADMIN in self.scopes
+
+
+class AuditLog(models.Model):
+    """Append-only record of key lifecycle events, failed authentications and admin actions. Kept one year."""
+
+    class Action(models.TextChoices):
+        KEY_CREATED = "api_key.created"
+        KEY_ROTATED = "api_key.rotated"
+        KEY_REVOKED = "api_key.revoked"
+        AUTH_FAILED = "auth.failed"
+        ADMIN_ACTION = "admin.action"
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("aud"), editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=40, choices=Action.choices)
+    actor = models.CharField(max_length=200, help_text="key id, 'user:<username>', 'system' or 'anonymous'")
+    merchant = models.ForeignKey("merchants.Merchant", null=True, blank=True, on_delete=models.SET_NULL)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    request_id = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["-created_at"]),
+            models.Index(fields=["merchant", "-created_at"]),
+            models.Index(fields=["action", "-created_at"]),
+        ]

@@ -1,0 +1,180 @@
+"""API key lifecycle and the audit log. The API, the admin and the management commands all call these."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.low_level import Type
+from django.db import transaction
+from django.utils import timezone
+
+from apikeys.models import ApiKey, AuditLog, Scope
+from merchants.models import Merchant
+from paytrust.errors import Conflict, ValidationError
+from paytrust.ids import _ALPHABET
+from paytrust.models import Mode
+
+# Argon2id, argon2-cffi's RFC 9106 "low memory" profile: strong, and verified only once per key per process.
+HASHER = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4, hash_len=32, salt_len=16, type=Type.ID)
+
+LOOKUP_LEN = 12
+SECRET_LEN = 32
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, for the audit log."""
+
+    label: str  # "key_…", "user:alice", "system"
+    ip: str | None = None
+    user_agent: str = ""
+    request_id: str = ""
+    api_key_id: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(label="system")
+
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def generate_key(mode: str) -> tuple[str, str]:
+    """A new plaintext key and its non-secret lookup prefix."""
+    prefix = f"pt_{mode}_{_random(LOOKUP_LEN)}"
+    return f"{prefix}_{_random(SECRET_LEN)}", prefix
+
+
+def split_key(plaintext: str) -> str | None:
+    """The lookup prefix of a presented key, or None if it is not shaped like one of ours."""
+    parts = plaintext.split("_")
+    if len(parts) != 4 or parts[0] != "pt" or parts[1] not in (Mode.TEST, Mode.LIVE):
+        return None
+    if len(parts[2]) != LOOKUP_LEN or len(parts[3]) != SECRET_LEN:
+        return None
+    return "_".join(parts[:3])
+
+
+def audit_record(
+    *, action: str, actor: Actor, merchant: Merchant | None = None, api_key: ApiKey | None = None, **details
+) -> AuditLog:
+    return AuditLog.objects.create(
+        action=action,
+        actor=actor.label,
+        merchant=merchant,
+        api_key=api_key,
+        ip=actor.ip,
+        user_agent=(actor.user_agent or "")[:300],
+        request_id=actor.request_id or "",
+        details=details,
+    )
+
+
+def _validate_scopes(scopes: list[str] | None) -> list[str]:
+    scopes = list(scopes or [])
+    for scope in scopes:
+        if scope not in Scope.values:
+            raise ValidationError(f"Unknown scope {scope!r}.", param="scopes")
+    return sorted(set(scopes))
+
+
+def api_key_create(
+    *,
+    merchant: Merchant,
+    mode: str,
+    actor: Actor,
+    name: str = "",
+    scopes: list[str] | None = None,
+    rotated_from: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns (key, plaintext). The plaintext is never stored and cannot be shown again."""
+    if mode not in Mode.values:
+        raise ValidationError("mode must be 'test' or 'live'.", param="mode")
+    scopes = _validate_scopes(scopes)
+    plaintext, prefix = generate_key(mode)
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            merchant=merchant,
+            mode=mode,
+            name=name,
+            scopes=scopes,
+            prefix=prefix,
+            secret_hash=HASHER.hash(plaintext),
+            rotated_from=rotated_from,
+        )
+        audit_record(
+            action=AuditLog.Action.KEY_CREATED,
+            actor=actor,
+            merchant=merchant,
+            api_key=key,
+            key_id=key.id,
+            mode=mode,
+            scopes=scopes,
+        )
+    return key, plaintext
+
+
+def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at", "updated_at"])
+            audit_record(
+                action=AuditLog.Action.KEY_REVOKED,
+                actor=actor,
+                merchant=key.merchant,
+                api_key=key,
+                key_id=key.id,
+            )
+    return key
+
+
+def api_key_rotate(*, key: ApiKey, actor: Actor, grace_seconds: int = 0) -> tuple[ApiKey, str]:
+    """Issue a replacement key (same merchant, mode, name, scopes). The old key stops working now, or after
+    `grace_seconds`. Returns (new key, plaintext)."""
+    if (
+        not isinstance(grace_seconds, int)
+        or isinstance(grace_seconds, bool)
+        or not (0 <= grace_seconds <= MAX_GRACE_SECONDS)
+    ):
+        raise ValidationError(
+            f"grace_seconds must be an integer from 0 to {MAX_GRACE_SECONDS}.", param="grace_seconds"
+        )
+    with transaction.atomic():
+        old = ApiKey.objects.select_for_update().select_related("merchant").get(pk=key.pk)
+        if old.revoked_at is not None or (old.expires_at and old.expires_at <= timezone.now()):
+            raise Conflict(
+                "This API key is revoked or expired and cannot be rotated.", code="api_key_inactive"
+            )
+        if hasattr(old, "rotated_to"):
+            raise Conflict("This API key has already been rotated.", code="api_key_already_rotated")
+        now = timezone.now()
+        if grace_seconds:
+            old.expires_at = now + timedelta(seconds=grace_seconds)
+        else:
+            old.revoked_at = now
+        old.save(update_fields=["expires_at", "revoked_at", "updated_at"])
+        new, plaintext = api_key_create(
+            merchant=old.merchant,
+            mode=old.mode,
+            actor=actor,
+            name=old.name,
+            scopes=old.scopes,
+            rotated_from=old,
+        )
+        audit_record(
+            action=AuditLog.Action.KEY_ROTATED,
+            actor=actor,
+            merchant=old.merchant,
+            api_key=old,
+            key_id=old.id,
+            new_key_id=new.id,
+            grace_seconds=grace_seconds,
+        )
+    return new, plaintext

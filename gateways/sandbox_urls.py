@@ -1,0 +1,3 @@
+"""Public (unauthenticated) sandbox checkout pages: /sandbox/checkout/{token}."""
+
+urlpatterns: list = []

@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from paytrust import ops
+
+handler400 = "paytrust.errors.handler400"
+handler403 = "paytrust.errors.handler403"
+handler404 = "paytrust.errors.handler404"
+handler500 = "paytrust.errors.handler500"
+
+api_v1 = [
+    path("", include("merchants.urls")),
+    path("", include("apikeys.urls")),
+    path("", include("gateways.urls")),
+    path("", include("invoices.urls")),
+    path("", include("payments.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("reporting.urls")),
+]
+
+urlpatterns = [
+    path("v1/", include(api_v1)),
+    path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics_view, name="metrics"),
+    path("sandbox/", include("gateways.sandbox_urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""Background jobs of this app (procrastinate autodiscovers tasks.py)."""

@@ -1,0 +1,46 @@
+import pytest
+from rest_framework.test import APIClient
+
+from apikeys.authentication import verified_cache
+from tests.factories import MerchantFactory, make_api_key
+
+
+@pytest.fixture(autouse=True)
+def _clear_key_cache():
+    verified_cache.clear()
+    yield
+    verified_cache.clear()
+
+
+@pytest.fixture
+def merchant(db):
+    return MerchantFactory(name="Acme")
+
+
+@pytest.fixture
+def api_key(merchant):
+    """(ApiKey, plaintext) for `merchant`, test mode, no scopes."""
+    return make_api_key(merchant)
+
+
+def _client_for(plaintext: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+@pytest.fixture
+def client_for():
+    return _client_for
+
+
+@pytest.fixture
+def api(api_key):
+    """An APIClient authenticated as `merchant` in test mode."""
+    return _client_for(api_key[1])
+
+
+@pytest.fixture
+def admin_api(merchant):
+    _, plaintext = make_api_key(merchant, scopes=["admin"], name="admin key")
+    return _client_for(plaintext)

@@ -1,9 +1,9 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from merchants.selectors import merchant_rate_limit
+from paytrust.api import ApiView
 
 
 class MerchantOutput(serializers.Serializer):
@@ -15,7 +15,7 @@ class MerchantOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class MerchantMeApi(APIView):
+class MerchantMeApi(ApiView):
     @extend_schema(responses={200: MerchantOutput}, summary="The calling key's merchant")
     def get(self, request):
         merchant = request.user.merchant

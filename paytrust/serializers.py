@@ -1,0 +1,39 @@
+"""Input serializer base: unknown fields are rejected (400, `param` = the field), metadata is validated."""
+
+from rest_framework import serializers
+
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not declare, at every nesting level where it is used."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in self.fields or self.fields[key].read_only]
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: [serializers.ErrorDetail("Unknown field.", code="unknown_field")]}
+                )
+        return super().to_internal_value(data)
+
+
+class MetadataField(serializers.JSONField):
+    """Up to 50 string keys (≤ 40 chars) with string values (≤ 500 chars)."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("metadata must be an object of string keys and string values.")
+        if len(data) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"metadata allows at most {METADATA_MAX_KEYS} keys.")
+        for key, value in data.items():
+            if not isinstance(key, str) or not key or len(key) > METADATA_KEY_MAX:
+                raise serializers.ValidationError(f"metadata keys must be 1–{METADATA_KEY_MAX} characters.")
+            if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX:
+                raise serializers.ValidationError(
+                    f"metadata values must be strings of at most {METADATA_VALUE_MAX} characters."
+                )
+        return data

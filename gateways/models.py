@@ -26,6 +26,8 @@ class GatewayAccount(TimeStampedModel):
     currencies = ArrayField(models.CharField(max_length=3), default=list)
     enabled = models.BooleanField(default=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Non-secret hint shown instead of the credentials: {"secret_key": "…1a2b", …} (last 4 characters at most).
+    credentials_hint = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -40,6 +42,10 @@ class GatewayAccount(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.mode} ({self.id})"
+
+    @property
+    def credentials_set(self) -> bool:
+        return bool(self.credentials_encrypted)
 
 
 class GatewayFee(models.Model):
@@ -58,3 +64,65 @@ class GatewayFee(models.Model):
                 name="fee_non_negative",
             ),
         ]
+
+
+class SandboxCheckoutStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+class SandboxCheckoutSession(TimeStampedModel):
+    """The sandbox gateway's own record of one payment: what its hosted checkout page shows and what happened.
+
+    It plays the part of the remote gateway's database (the sandbox is a gateway implemented inside PayTrust);
+    PayTrust's payments app keeps its own Payment row and learns outcomes only through the signed webhook.
+    """
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("ckt"), editable=False
+    )
+    account = models.ForeignKey(GatewayAccount, on_delete=models.PROTECT, related_name="sandbox_sessions")
+    payment_id = models.CharField(max_length=64, help_text="Our pay_ id (the gateway's external id).")
+    # Bearer token in the checkout URL (unguessable, 256 bits) and the token-bound form nonce (see views.py).
+    token = models.CharField(max_length=64, unique=True)
+    form_nonce = models.CharField(max_length=64)
+    merchant_name = models.CharField(max_length=140)
+    invoice_id = models.CharField(max_length=64, blank=True)
+    installment_number = models.PositiveSmallIntegerField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    customer = models.JSONField(default=dict, blank=True)
+    expires_at = models.DateTimeField()
+    success_redirect_url = models.CharField(max_length=2000, blank=True)
+    failure_redirect_url = models.CharField(max_length=2000, blank=True)
+
+    status = models.CharField(
+        max_length=10, choices=SandboxCheckoutStatus.choices, default=SandboxCheckoutStatus.OPEN
+    )
+    action = models.CharField(max_length=20, blank=True, help_text="The checkout action that closed it.")
+    amount_paid_minor = models.BigIntegerField(default=0)
+    amount_refunded_minor = models.BigIntegerField(default=0)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # The webhook the sandbox "sent" for the outcome: kept so a resubmitted form re-delivers the same event.
+    webhook_event_id = models.CharField(max_length=64, blank=True)
+    webhook_body = models.TextField(blank=True)
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
+    webhook_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # create_payment is idempotent per payment id: a retry returns the same session.
+            models.UniqueConstraint(fields=["account", "payment_id"], name="one_sandbox_session_per_payment"),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor__gt=0, amount_paid_minor__gte=0, amount_refunded_minor__gte=0)
+                & models.Q(amount_refunded_minor__lte=models.F("amount_paid_minor")),
+                name="sandbox_session_amounts_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"sandbox checkout {self.id} ({self.payment_id}, {self.status})"

@@ -122,6 +122,23 @@ class GatewayTimeout(GatewayError):
         super().__init__(message, **kwargs)
 
 
+class WebhookAuthError(ApplicationError):
+    """An inbound gateway webhook's signature/token is missing or wrong (401; nothing is processed)."""
+
+    status_code = 401
+    error_type = AUTHENTICATION
+    code = "webhook_signature_invalid"
+    default_message = "The webhook signature is missing or invalid."
+
+
+class WebhookPayloadError(ApplicationError):
+    """An inbound gateway webhook's body is not the JSON the gateway's protocol defines (400)."""
+
+    status_code = 400
+    code = "webhook_payload_invalid"
+    default_message = "The webhook payload is malformed."
+
+
 def envelope(
     *, error_type: str, code: str, message: str, param: str | None = None, request_id: str | None = None
 ) -> dict:

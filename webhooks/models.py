@@ -1,1 +1,172 @@
-from django.db import models  # noqa: F401
+"""Outbound webhooks (PayTrust -> merchant): endpoints, events, deliveries and their attempts.
+
+The inbound side (gateway -> PayTrust, `WebhookEvent` `whk_…`) lives in the same app under its own names.
+The delivery table is the source of truth for outbound delivery; procrastinate jobs are only triggers
+(docs/adr/0010-outbound-webhook-delivery.md).
+"""
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+from paytrust.ids import ID_MAX_LENGTH, id_default
+from paytrust.models import Mode, TimeStampedModel
+
+
+class EventType(models.TextChoices):
+    """Every outbound event type (SPEC §8). `event_record` refuses anything else."""
+
+    INVOICE_CREATED = "invoice.created"
+    INVOICE_PENDING = "invoice.pending"
+    INVOICE_PARTIALLY_PAID = "invoice.partially_paid"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_EXPIRED = "invoice.expired"
+    INVOICE_VOIDED = "invoice.voided"
+    INSTALLMENT_PAID = "installment.paid"
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+
+
+ALL_EVENTS = "*"
+
+
+class WebhookEndpoint(TimeStampedModel):
+    """A merchant's URL that receives outbound events. Soft-deleted so its delivery history stays readable."""
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("whe"), editable=False
+    )
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="webhook_endpoints"
+    )
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    url = models.CharField(max_length=2048)
+    description = models.CharField(max_length=500, blank=True, default="")
+    # Event types this endpoint receives, or ["*"] for all of them.
+    enabled_events = ArrayField(models.CharField(max_length=64), default=list)
+    enabled = models.BooleanField(default=True)
+    # Why the endpoint was switched off automatically ("gone": it answered 410), empty otherwise.
+    disabled_reason = models.CharField(max_length=32, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    # `whsec_…` signing secrets, Fernet-encrypted. During a rotation window the previous one still signs.
+    secret_encrypted = models.TextField()
+    previous_secret_encrypted = models.TextField(blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["merchant", "mode", "enabled"], name="whe_tenant_enabled_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.id})"
+
+
+class Event(TimeStampedModel):
+    """Something that happened to a merchant's object, written in the transaction of that change."""
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("evt"), editable=False
+    )
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="events")
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    type = models.CharField(max_length=64, choices=EventType.choices)
+    # Snapshot of the object as it was when the event happened.
+    data = models.JSONField(encoder=DjangoJSONEncoder)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="evt_tenant_created_idx"),
+            models.Index(
+                fields=["merchant", "mode", "type", "-created_at", "-id"], name="evt_tenant_type_created_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} ({self.id})"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its next attempt at `next_attempt_at`
+    SENDING = "sending"  # claimed by a worker until `lease_expires_at`
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # retries exhausted (or a permanent refusal); redeliverable
+    CANCELLED = "cancelled"  # endpoint disabled or deleted before it was sent; redeliverable
+
+
+class Delivery(TimeStampedModel):
+    """One event to one endpoint. At most one per (event, endpoint); retries are attempts of the same delivery."""
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("whd"), editable=False
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    attempt_count = models.PositiveIntegerField(default=0)  # all attempts ever
+    cycle_attempts = models.PositiveIntegerField(
+        default=0
+    )  # attempts since the last (re)queue: picks the delay
+    lease_token = models.CharField(max_length=32, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    job_id = models.BigIntegerField(null=True, blank=True)  # the procrastinate job last deferred for it
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_event_endpoint"),
+            models.CheckConstraint(
+                condition=~models.Q(status="sending") | models.Q(lease_expires_at__isnull=False),
+                name="sending_delivery_has_lease",
+            ),
+        ]
+        indexes = [
+            # The sweeper's scan: due or stuck deliveries only.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="whd_due_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="whd_lease_idx",
+                condition=models.Q(status="sending"),
+            ),
+            models.Index(fields=["endpoint", "status"], name="whd_endpoint_status_idx"),
+            models.Index(fields=["status", "-created_at"], name="whd_status_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} -> {self.endpoint_id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request of a delivery, kept whatever its outcome."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    attempted_at = models.DateTimeField()
+    succeeded = models.BooleanField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    response_excerpt = models.TextField(
+        blank=True, default=""
+    )  # first OUTBOUND_WEBHOOK_RESPONSE_EXCERPT_BYTES
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+        indexes = [models.Index(fields=["delivery", "-attempted_at"], name="whda_delivery_idx")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.delivery_id} @ {self.attempted_at:%Y-%m-%d %H:%M:%S} ({self.status_code or self.error})"
+        )

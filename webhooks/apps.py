@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "webhooks"
+
+    def ready(self) -> None:
+        from paytrust.crypto import register_encrypted_field
+
+        # Outbound endpoint signing secrets (re-encrypted by `manage.py rotate_encryption_keys`).
+        register_encrypted_field("webhooks.WebhookEndpoint", "secret_encrypted")
+        register_encrypted_field("webhooks.WebhookEndpoint", "previous_secret_encrypted")

@@ -197,10 +197,11 @@ def _lease_seconds() -> float:
 
 def _defer(delivery: Delivery, *, schedule_at=None) -> None:
     """Defer a job for `delivery` in the current transaction and remember its id (caller saves)."""
-    from webhooks.tasks import deliver_webhook
+    from webhooks.tasks import defer_in_transaction, deliver_webhook
 
-    deferrer = deliver_webhook.configure(schedule_at=schedule_at) if schedule_at else deliver_webhook
-    delivery.job_id = deferrer.defer(delivery_id=delivery.id)
+    (delivery.job_id,) = defer_in_transaction(
+        deliver_webhook, {"delivery_id": delivery.id}, schedule_at=schedule_at
+    )
 
 
 @dataclass

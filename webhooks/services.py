@@ -5,10 +5,15 @@ matching endpoint and the job that sends it, so an event is never lost and never
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from paytrust.errors import NotFound, Unprocessable, ValidationError
+from webhooks import signing
+from webhooks.destinations import endpoint_url_validate
 from webhooks.models import ALL_EVENTS, Delivery, DeliveryStatus, Event, EventType, WebhookEndpoint
 
 logger = logging.getLogger("paytrust.webhooks.outbound")
@@ -50,10 +55,236 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
 
 def _defer_deliveries(deliveries: list[Delivery], *, schedule_at=None) -> None:
     """Defer one job per delivery on the current connection (same transaction) and remember its job id."""
-    from webhooks.tasks import deliver_webhook
+    from webhooks.tasks import defer_in_transaction, deliver_webhook
 
-    deferrer = deliver_webhook.configure(schedule_at=schedule_at) if schedule_at else deliver_webhook
-    job_ids = deferrer.batch_defer(*({"delivery_id": d.id} for d in deliveries))
+    job_ids = defer_in_transaction(
+        deliver_webhook, *({"delivery_id": d.id} for d in deliveries), schedule_at=schedule_at
+    )
     for delivery, job_id in zip(deliveries, job_ids, strict=True):
         delivery.job_id = job_id
     Delivery.objects.bulk_update(deliveries, ["job_id"])
+
+
+# --- Endpoints --------------------------------------------------------------------------------------------
+
+MAX_ENDPOINTS_PER_MODE = 16
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+_UNSET = object()
+
+
+def _validate_enabled_events(enabled_events) -> list[str]:
+    if not isinstance(enabled_events, list | tuple) or not enabled_events:
+        raise ValidationError(
+            'enabled_events must be a non-empty list of event types, or ["*"].', param="enabled_events"
+        )
+    result: list[str] = []
+    for index, value in enumerate(enabled_events):
+        if value != ALL_EVENTS and value not in EVENT_TYPES:
+            raise ValidationError(
+                f"Unknown event type {value!r}.", code="event_type_invalid", param=f"enabled_events.{index}"
+            )
+        if value not in result:
+            result.append(value)
+    if ALL_EVENTS in result and len(result) > 1:
+        raise ValidationError('"*" already selects every event type; send it alone.', param="enabled_events")
+    return result
+
+
+def endpoint_create(
+    *,
+    merchant,
+    mode: str,
+    url: str,
+    enabled_events: list[str],
+    description: str = "",
+    metadata: dict | None = None,
+    enabled: bool = True,
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint. Returns it with its plaintext `whsec_` secret, which is shown this once."""
+    url = endpoint_url_validate(url, mode=mode)
+    events = _validate_enabled_events(enabled_events)
+    with transaction.atomic():
+        count = WebhookEndpoint.objects.filter(merchant=merchant, mode=mode, deleted_at__isnull=True).count()
+        if count >= MAX_ENDPOINTS_PER_MODE:
+            raise Unprocessable(
+                f"At most {MAX_ENDPOINTS_PER_MODE} webhook endpoints per mode.", code="endpoint_limit_reached"
+            )
+        secret = signing.secret_generate()
+        endpoint = WebhookEndpoint.objects.create(
+            merchant=merchant,
+            mode=mode,
+            url=url,
+            enabled_events=events,
+            description=description,
+            metadata=metadata or {},
+            enabled=enabled,
+            secret_encrypted=signing.secret_encrypt(secret),
+        )
+    return endpoint, secret
+
+
+def _locked_endpoint(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    locked = (
+        WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk, deleted_at__isnull=True).first()
+    )
+    if locked is None:
+        raise NotFound()
+    return locked
+
+
+def endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    url=_UNSET,
+    enabled_events=_UNSET,
+    description=_UNSET,
+    metadata=_UNSET,
+    enabled=_UNSET,
+) -> WebhookEndpoint:
+    """Change the given fields. Re-enabling clears `disabled_reason`; it does not resend what was cancelled."""
+    if url is not _UNSET:
+        url = endpoint_url_validate(url, mode=endpoint.mode)
+    if enabled_events is not _UNSET:
+        enabled_events = _validate_enabled_events(enabled_events)
+    with transaction.atomic():
+        endpoint = _locked_endpoint(endpoint)
+        changes = {
+            "url": url,
+            "enabled_events": enabled_events,
+            "description": description,
+            "metadata": metadata,
+            "enabled": enabled,
+        }
+        fields = ["updated_at"]
+        for name, value in changes.items():
+            if value is not _UNSET:
+                setattr(endpoint, name, value)
+                fields.append(name)
+        if enabled is True:
+            endpoint.disabled_reason = ""
+            fields.append("disabled_reason")
+        elif enabled is False and not endpoint.disabled_reason:
+            endpoint.disabled_reason = "manual"
+            fields.append("disabled_reason")
+        endpoint.save(update_fields=fields)
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Soft-delete: the endpoint stops receiving at once (pending deliveries cancelled); its history stays."""
+    now = timezone.now()
+    with transaction.atomic():
+        endpoint = _locked_endpoint(endpoint)
+        endpoint.deleted_at = now
+        endpoint.enabled = False
+        endpoint.save(update_fields=["deleted_at", "enabled", "updated_at"])
+        Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.CANCELLED,
+            next_attempt_at=None,
+            last_error="endpoint deleted",
+            updated_at=now,
+        )
+    return endpoint
+
+
+def endpoint_rotate_secret(
+    *, endpoint: WebhookEndpoint, grace_seconds: int | None = None
+) -> tuple[WebhookEndpoint, str]:
+    """New `whsec_` secret (returned once). The old one keeps signing beside it for `grace_seconds`
+    (default settings.OUTBOUND_WEBHOOK_SECRET_ROTATION_HOURS); a rotation within the window drops the oldest."""
+    if grace_seconds is None:
+        grace_seconds = int(settings.OUTBOUND_WEBHOOK_SECRET_ROTATION_HOURS * 3600)
+    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise ValidationError(
+            f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS}.", param="grace_seconds"
+        )
+    now = timezone.now()
+    secret = signing.secret_generate()
+    with transaction.atomic():
+        endpoint = _locked_endpoint(endpoint)
+        if grace_seconds:
+            endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+            endpoint.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
+        else:
+            endpoint.previous_secret_encrypted = ""
+            endpoint.previous_secret_expires_at = None
+        endpoint.secret_encrypted = signing.secret_encrypt(secret)
+        endpoint.save(
+            update_fields=[
+                "secret_encrypted",
+                "previous_secret_encrypted",
+                "previous_secret_expires_at",
+                "updated_at",
+            ]
+        )
+    return endpoint, secret
+
+
+# --- Redelivery (API, admin action and `manage.py redeliver_events` all come here) -------------------------
+
+
+def deliveries_requeue(*, delivery_ids: list[str]) -> int:
+    """Put deliveries back to `pending` now with a fresh retry schedule and defer their jobs.
+
+    Skips deliveries in flight (`sending`) and those whose endpoint is disabled or deleted. A succeeded delivery
+    is sent again (an explicit redelivery; receivers deduplicate on `webhook-id`). Returns how many were queued.
+    """
+    now = timezone.now()
+    queued = 0
+    for start in range(0, len(delivery_ids), 500):
+        chunk = delivery_ids[start : start + 500]
+        with transaction.atomic():
+            deliveries = list(
+                Delivery.objects.select_for_update(of=("self",))
+                .filter(pk__in=chunk, endpoint__enabled=True, endpoint__deleted_at__isnull=True)
+                .exclude(status=DeliveryStatus.SENDING)
+                .order_by("pk")
+            )
+            for delivery in deliveries:
+                delivery.status = DeliveryStatus.PENDING
+                delivery.next_attempt_at = now
+                delivery.cycle_attempts = 0
+                delivery.lease_token, delivery.lease_expires_at = "", None
+                delivery.updated_at = now
+            Delivery.objects.bulk_update(
+                deliveries,
+                [
+                    "status",
+                    "next_attempt_at",
+                    "cycle_attempts",
+                    "lease_token",
+                    "lease_expires_at",
+                    "updated_at",
+                ],
+            )
+            if deliveries:
+                _defer_deliveries(deliveries)
+            queued += len(deliveries)
+    return queued
+
+
+def event_redeliver(*, event: Event) -> int:
+    """Redeliver `event` to every enabled endpoint that matches it now, creating the missing deliveries.
+
+    Returns the number of deliveries queued.
+    """
+    endpoints = list(
+        WebhookEndpoint.objects.filter(
+            merchant_id=event.merchant_id,
+            mode=event.mode,
+            enabled=True,
+            deleted_at__isnull=True,
+            enabled_events__overlap=[event.type, ALL_EVENTS],
+        ).values_list("id", flat=True)
+    )
+    with transaction.atomic():
+        # The unique (event, endpoint) constraint makes this insert-or-keep, also under concurrent calls.
+        Delivery.objects.bulk_create(
+            [
+                Delivery(event=event, endpoint_id=endpoint_id, status=DeliveryStatus.CANCELLED, last_error="")
+                for endpoint_id in endpoints
+            ],
+            ignore_conflicts=True,
+        )
+    ids = list(Delivery.objects.filter(event=event, endpoint_id__in=endpoints).values_list("id", flat=True))
+    return deliveries_requeue(delivery_ids=ids)

@@ -11,8 +11,7 @@ import hashlib
 import hmac
 import secrets
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from paytrust import crypto
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32  # Standard Webhooks: 24–64 random bytes
@@ -48,33 +47,12 @@ def headers_for(*, secrets_: list[str], msg_id: str, timestamp: int, body: bytes
     }
 
 
-# --- Secrets at rest --------------------------------------------------------------------------------------
-# Uses paytrust.crypto when it exists (the project's one Fernet helper); otherwise the same MultiFernet over
-# settings.FIELD_ENCRYPTION_KEYS (first key encrypts, all decrypt).
-
-
-def _multifernet():
-    from cryptography.fernet import Fernet, MultiFernet
-
-    keys = [k for k in settings.FIELD_ENCRYPTION_KEYS if k]
-    if not keys:
-        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set to store webhook endpoint secrets.")
-    return MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
+# --- Secrets at rest (paytrust.crypto: Fernet over settings.FIELD_ENCRYPTION_KEYS) ---------------------------
 
 
 def secret_encrypt(plaintext: str) -> str:
-    try:
-        from paytrust import crypto  # type: ignore[attr-defined]
-
-        return crypto.encrypt_str(plaintext)
-    except (ImportError, AttributeError):
-        return _multifernet().encrypt(plaintext.encode()).decode()
+    return crypto.encrypt_str(plaintext)
 
 
 def secret_decrypt(token: str) -> str:
-    try:
-        from paytrust import crypto  # type: ignore[attr-defined]
-
-        return crypto.decrypt_str(token)
-    except (ImportError, AttributeError):
-        return _multifernet().decrypt(token.encode()).decode()
+    return crypto.decrypt_str(token)

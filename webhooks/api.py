@@ -1,0 +1,353 @@
+"""Outbound webhooks API: `/v1/webhook-endpoints…` and `/v1/events…`.
+
+(`/v1/webhooks/…` belongs to the inbound side: gateway -> PayTrust.)
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from paytrust.api import ApiView, tenant
+from paytrust.pagination import paginate
+from paytrust.serializers import MetadataField, StrictSerializer
+from webhooks import selectors, services
+from webhooks.models import ALL_EVENTS, DeliveryStatus, EventType
+
+# --- shared error responses for the schema -----------------------------------------------------------------
+
+ErrorEnvelope = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorBody",
+            fields={
+                "type": serializers.CharField(),
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "param": serializers.CharField(allow_null=True),
+                "request_id": serializers.CharField(),
+            },
+        )
+    },
+)
+READ_ERRORS = {401: ErrorEnvelope, 404: ErrorEnvelope}
+WRITE_ERRORS = {
+    400: ErrorEnvelope,
+    401: ErrorEnvelope,
+    404: ErrorEnvelope,
+    409: ErrorEnvelope,
+    422: ErrorEnvelope,
+}
+
+EVENT_TYPE_CHOICES = [*EventType.values, ALL_EVENTS]
+
+
+# --- input (shape only) ------------------------------------------------------------------------------------
+
+
+class EndpointCreateInput(StrictSerializer):
+    url = serializers.CharField(
+        max_length=2048, help_text="https:// URL (http://localhost allowed in test mode)."
+    )
+    enabled_events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPE_CHOICES),
+        min_length=1,
+        max_length=len(EVENT_TYPE_CHOICES),
+        help_text='Event types to receive, or ["*"] for all.',
+    )
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    metadata = MetadataField(required=False, default=dict)
+    enabled = serializers.BooleanField(required=False, default=True)
+
+
+class EndpointUpdateInput(StrictSerializer):
+    url = serializers.CharField(max_length=2048, required=False)
+    enabled_events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPE_CHOICES),
+        min_length=1,
+        max_length=len(EVENT_TYPE_CHOICES),
+        required=False,
+    )
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    metadata = MetadataField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class RotateSecretInput(StrictSerializer):
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=services.MAX_GRACE_SECONDS,
+        help_text="How long the previous secret keeps signing beside the new one (default 24 h).",
+    )
+
+
+# --- output ------------------------------------------------------------------------------------------------
+
+
+class EndpointOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="webhook_endpoint")
+    mode = serializers.CharField()
+    url = serializers.CharField()
+    description = serializers.CharField()
+    enabled_events = serializers.ListField(child=serializers.CharField())
+    enabled = serializers.BooleanField()
+    disabled_reason = serializers.CharField(
+        allow_null=True, help_text='"gone" (answered 410), "manual" or null.'
+    )
+    metadata = serializers.DictField(child=serializers.CharField())
+    previous_secret_expires_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class EndpointWithSecretOutput(EndpointOutput):
+    secret = serializers.CharField(help_text="The whsec_ signing secret. Shown only in this response.")
+
+
+class EventOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="event")
+    mode = serializers.CharField()
+    type = serializers.CharField()
+    data = serializers.JSONField(help_text="Snapshot of the object when the event happened.")
+    created_at = serializers.DateTimeField()
+
+
+class AttemptOutput(serializers.Serializer):
+    attempted_at = serializers.DateTimeField()
+    succeeded = serializers.BooleanField()
+    status_code = serializers.IntegerField(allow_null=True)
+    latency_ms = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField()
+    response_excerpt = serializers.CharField()
+
+
+class DeliveryOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="webhook_delivery")
+    event = serializers.CharField(source="event_id")
+    event_type = serializers.CharField(source="event.type")
+    endpoint = serializers.CharField(source="endpoint_id")
+    status = serializers.ChoiceField(choices=DeliveryStatus.choices)
+    attempt_count = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_status_code = serializers.IntegerField(allow_null=True)
+    last_error = serializers.CharField()
+    succeeded_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class DeliveryWithAttemptsOutput(DeliveryOutput):
+    attempts = AttemptOutput(many=True, source="recent_attempts")
+
+
+class EventDetailOutput(EventOutput):
+    deliveries = DeliveryWithAttemptsOutput(many=True)
+
+
+def _list_envelope(name: str, item) -> serializers.Serializer:
+    return inline_serializer(
+        name=name,
+        fields={
+            "data": item(many=True),
+            "has_more": serializers.BooleanField(),
+            "next_cursor": serializers.CharField(allow_null=True),
+        },
+    )
+
+
+def render_endpoint(endpoint, *, secret: str | None = None) -> dict:
+    data = EndpointOutput(endpoint).data
+    data["disabled_reason"] = endpoint.disabled_reason or None
+    if secret is not None:
+        data["secret"] = secret
+    return data
+
+
+def render_event(event) -> dict:
+    return EventOutput(event).data
+
+
+# --- views -------------------------------------------------------------------------------------------------
+
+
+class WebhookEndpointListApi(ApiView):
+    @extend_schema(
+        summary="List webhook endpoints",
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+        responses={200: _list_envelope("WebhookEndpointList", EndpointOutput), **READ_ERRORS},
+        tags=["webhook endpoints"],
+    )
+    def get(self, request):
+        qs = selectors.endpoint_list(**tenant(request))
+        return Response(
+            paginate(qs, params=request.query_params, render=lambda rows: [render_endpoint(e) for e in rows])
+        )
+
+    @extend_schema(
+        summary="Register a webhook endpoint",
+        description="The response carries the `whsec_` signing secret; it is never shown again.",
+        request=EndpointCreateInput,
+        responses={201: EndpointWithSecretOutput, **WRITE_ERRORS},
+        tags=["webhook endpoints"],
+    )
+    def post(self, request):
+        data = EndpointCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint, secret = services.endpoint_create(**tenant(request), **data.validated_data)
+        return Response(render_endpoint(endpoint, secret=secret), status=201)
+
+
+class WebhookEndpointDetailApi(ApiView):
+    def _endpoint(self, request, endpoint_id):
+        return selectors.endpoint_get(**tenant(request), endpoint_id=endpoint_id)
+
+    @extend_schema(
+        summary="Retrieve a webhook endpoint",
+        responses={200: EndpointOutput, **READ_ERRORS},
+        tags=["webhook endpoints"],
+    )
+    def get(self, request, endpoint_id: str):
+        return Response(render_endpoint(self._endpoint(request, endpoint_id)))
+
+    @extend_schema(
+        summary="Update a webhook endpoint",
+        description="`enabled: true` re-enables an endpoint that was disabled (also after it answered 410).",
+        request=EndpointUpdateInput,
+        responses={200: EndpointOutput, **WRITE_ERRORS},
+        tags=["webhook endpoints"],
+    )
+    def patch(self, request, endpoint_id: str):
+        endpoint = self._endpoint(request, endpoint_id)
+        data = EndpointUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint = services.endpoint_update(endpoint=endpoint, **data.validated_data)
+        return Response(render_endpoint(endpoint))
+
+    @extend_schema(
+        summary="Delete a webhook endpoint",
+        description="Stops deliveries at once (pending ones are cancelled). Delivery history is kept.",
+        responses={
+            200: inline_serializer(
+                name="WebhookEndpointDeleted",
+                fields={
+                    "id": serializers.CharField(),
+                    "object": serializers.CharField(),
+                    "deleted": serializers.BooleanField(),
+                },
+            ),
+            **READ_ERRORS,
+        },
+        tags=["webhook endpoints"],
+    )
+    def delete(self, request, endpoint_id: str):
+        endpoint = services.endpoint_delete(endpoint=self._endpoint(request, endpoint_id))
+        return Response({"id": endpoint.id, "object": "webhook_endpoint", "deleted": True})
+
+
+class WebhookEndpointRotateSecretApi(ApiView):
+    @extend_schema(
+        summary="Rotate a webhook endpoint's signing secret",
+        description=(
+            "Returns the new `whsec_` secret once. Until `previous_secret_expires_at` every delivery carries two "
+            "`v1,` signatures (new and previous secret), so the receiver can switch without losing events."
+        ),
+        request=RotateSecretInput,
+        responses={200: EndpointWithSecretOutput, **WRITE_ERRORS},
+        tags=["webhook endpoints"],
+    )
+    def post(self, request, endpoint_id: str):
+        endpoint = selectors.endpoint_get(**tenant(request), endpoint_id=endpoint_id)
+        data = RotateSecretInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint, secret = services.endpoint_rotate_secret(
+            endpoint=endpoint, grace_seconds=data.validated_data.get("grace_seconds")
+        )
+        return Response(render_endpoint(endpoint, secret=secret))
+
+
+class WebhookEndpointDeliveriesApi(ApiView):
+    @extend_schema(
+        summary="List an endpoint's deliveries",
+        parameters=[
+            OpenApiParameter("status", str, enum=DeliveryStatus.values),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("cursor", str),
+        ],
+        responses={
+            200: _list_envelope("WebhookDeliveryList", DeliveryOutput),
+            **READ_ERRORS,
+            400: ErrorEnvelope,
+        },
+        tags=["webhook endpoints"],
+    )
+    def get(self, request, endpoint_id: str):
+        endpoint = selectors.endpoint_get(**tenant(request), endpoint_id=endpoint_id)
+        qs = selectors.endpoint_deliveries(endpoint=endpoint, status=request.query_params.get("status"))
+        return Response(
+            paginate(
+                qs, params=request.query_params, render=lambda rows: DeliveryOutput(rows, many=True).data
+            )
+        )
+
+
+class EventListApi(ApiView):
+    @extend_schema(
+        summary="List events",
+        parameters=[
+            OpenApiParameter("type", str, enum=EventType.values),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("cursor", str),
+        ],
+        responses={200: _list_envelope("EventList", EventOutput), **READ_ERRORS, 400: ErrorEnvelope},
+        tags=["events"],
+    )
+    def get(self, request):
+        qs = selectors.event_list(**tenant(request), type=request.query_params.get("type"))
+        return Response(
+            paginate(qs, params=request.query_params, render=lambda rows: [render_event(e) for e in rows])
+        )
+
+
+class EventDetailApi(ApiView):
+    @extend_schema(
+        summary="Retrieve an event with its deliveries and their attempts",
+        responses={200: EventDetailOutput, **READ_ERRORS},
+        tags=["events"],
+    )
+    def get(self, request, event_id: str):
+        event = selectors.event_get(**tenant(request), event_id=event_id)
+        data = render_event(event)
+        data["deliveries"] = DeliveryWithAttemptsOutput(
+            selectors.event_deliveries(event=event), many=True
+        ).data
+        return Response(data)
+
+
+class EventRedeliverApi(ApiView):
+    @extend_schema(
+        summary="Redeliver an event",
+        description=(
+            "Queues the event again for every enabled endpoint that matches it now (also those that already "
+            "received it; receivers deduplicate on `webhook-id`, the event id)."
+        ),
+        request=None,
+        responses={
+            202: inline_serializer(
+                name="EventRedelivered",
+                fields={"event": serializers.CharField(), "deliveries_queued": serializers.IntegerField()},
+            ),
+            **READ_ERRORS,
+        },
+        tags=["events"],
+    )
+    def post(self, request, event_id: str):
+        event = selectors.event_get(**tenant(request), event_id=event_id)
+        queued = services.event_redeliver(event=event)
+        return Response({"event": event.id, "deliveries_queued": queued}, status=202)

@@ -1,1 +1,287 @@
-from django.db import models  # noqa: F401
+"""Invoices, their line items and installments, and the rows that record how payments were applied.
+
+Amounts are integer minor units (`*_minor`, BIGINT) of the invoice's currency. Every invoice has at least one
+Installment row: an invoice without an installment plan has exactly one, covering the whole total (see
+docs/adr/0002-invoices-one-installment-row.md). Writes go through `invoices.services` only.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from paytrust.ids import ID_MAX_LENGTH, id_default
+from paytrust.models import Mode, TimeStampedModel
+from paytrust.money import CURRENCIES
+
+MAX_LINE_ITEMS = 100
+MIN_INSTALLMENTS = 2
+MAX_INSTALLMENTS = 12
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending"
+    PARTIALLY_PAID = "partially_paid", "Partially paid"
+    PAID = "paid", "Paid"
+    EXPIRED = "expired", "Expired"
+    VOID = "void", "Void"
+
+
+# Statuses in which money is still expected (and which the expiry job looks at).
+OPEN_STATUSES = (InvoiceStatus.DRAFT, InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID)
+# Statuses that require payment_initiated_at.
+INITIATED_STATUSES = (InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID)
+
+
+class InstallmentStatus(models.TextChoices):
+    UNPAID = "unpaid", "Unpaid"
+    PARTIALLY_PAID = "partially_paid", "Partially paid"
+    PAID = "paid", "Paid"
+
+
+class Invoice(TimeStampedModel):
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("inv"), editable=False
+    )
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="invoices")
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    currency = models.CharField(max_length=3)
+    # The account the invoice is collected through, and its gateway name (denormalised for filters/reports).
+    gateway_account = models.ForeignKey(
+        "gateways.GatewayAccount", on_delete=models.PROTECT, related_name="invoices"
+    )
+    gateway = models.CharField(max_length=20)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    description = models.TextField(blank=True, default="")
+
+    customer_name = models.CharField(max_length=255, blank=True, default="")
+    customer_email = models.CharField(max_length=254, blank=True, default="")
+    customer_phone = models.CharField(max_length=40, blank=True, default="")
+
+    subtotal_minor = models.BigIntegerField()
+    tax_total_minor = models.BigIntegerField()
+    service_fee_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+    # Money applied to the invoice's installments (never above total) and money received above the total.
+    amount_paid_minor = models.BigIntegerField(default=0)
+    overpaid_minor = models.BigIntegerField(default=0)
+    # The fee terms used for service_fee (snapshot of the gateway account's fee at computation time).
+    fee_percent = models.DecimalField(max_digits=6, decimal_places=4, default=0)
+    fee_fixed_minor = models.BigIntegerField(default=0)
+
+    expires_at = models.DateTimeField()
+    # When the invoice lapses if money is still due: expires_at, except for installment plans that have received
+    # money, which stay open until the end of the last installment's due date (ADR 0003).
+    lapses_at = models.DateTimeField()
+    payment_initiated_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    # What the merchant asked for: {"count": n, "amounts": [minor, ...] | null, "due_dates": ["YYYY-MM-DD"] | null}
+    # or null for no plan. Kept so a draft edit can recompute the installments.
+    installment_plan = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    parent_invoice = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="supplementary_invoices",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Tenant-scoped list, newest first (cursor pagination keyset).
+            models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="invoice_tenant_created"),
+            # The expiry job: open invoices whose lapse time has passed.
+            models.Index(
+                fields=["lapses_at"],
+                name="invoice_open_lapses",
+                condition=Q(status__in=["draft", "pending", "partially_paid"]),
+            ),
+            models.Index(fields=["customer_email"], name="invoice_customer_email"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "mode", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="invoice_external_id_unique",
+            ),
+            models.CheckConstraint(condition=Q(currency__in=list(CURRENCIES)), name="invoice_currency_known"),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in InvoiceStatus]), name="invoice_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(mode__in=[m.value for m in Mode]), name="invoice_mode_valid"),
+            models.CheckConstraint(
+                condition=Q(
+                    subtotal_minor__gte=0,
+                    tax_total_minor__gte=0,
+                    service_fee_minor__gte=0,
+                    total_minor__gt=0,
+                    amount_paid_minor__gte=0,
+                    overpaid_minor__gte=0,
+                    fee_fixed_minor__gte=0,
+                    fee_percent__gte=0,
+                    fee_percent__lte=1,
+                ),
+                name="invoice_amounts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_minor=F("subtotal_minor") + F("tax_total_minor") + F("service_fee_minor")),
+                name="invoice_total_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_paid_minor__lte=F("total_minor")), name="invoice_paid_within_total"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(amount_paid_minor=F("total_minor"), paid_at__isnull=False),
+                name="invoice_paid_means_fully_paid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["pending", "partially_paid", "paid"])
+                | Q(payment_initiated_at__isnull=False),
+                name="invoice_initiated_statuses",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="draft") | Q(amount_paid_minor=0, payment_initiated_at__isnull=True),
+                name="invoice_draft_untouched",
+            ),
+            models.CheckConstraint(
+                condition=Q(lapses_at__gte=F("expires_at")), name="invoice_lapses_not_before_expiry"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def amount_due_minor(self) -> int:
+        return self.total_minor - self.amount_paid_minor
+
+    @property
+    def has_installment_plan(self) -> bool:
+        return bool(self.installment_plan)
+
+
+class LineItem(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="line_items")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=255)
+    quantity = models.BigIntegerField()
+    unit_price_minor = models.BigIntegerField()
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=4)
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="line_item_position_unique"),
+            models.CheckConstraint(
+                condition=Q(
+                    quantity__gte=1,
+                    unit_price_minor__gte=0,
+                    tax_minor__gte=0,
+                    tax_rate__gte=0,
+                    tax_rate__lte=1,
+                ),
+                name="line_item_values_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(subtotal_minor=F("quantity") * F("unit_price_minor")),
+                name="line_item_subtotal_is_quantity_times_price",
+            ),
+            models.CheckConstraint(
+                condition=Q(position__lt=MAX_LINE_ITEMS), name="line_item_position_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} #{self.position + 1} {self.name}"
+
+
+class Installment(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="installments")
+    number = models.PositiveSmallIntegerField()
+    amount_minor = models.BigIntegerField()
+    tax_share_minor = models.BigIntegerField()
+    fee_share_minor = models.BigIntegerField()
+    due_date = models.DateField()
+    amount_paid_minor = models.BigIntegerField(default=0)
+    status = models.CharField(
+        max_length=16, choices=InstallmentStatus.choices, default=InstallmentStatus.UNPAID
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["invoice", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "number"], name="installment_number_unique"),
+            models.CheckConstraint(
+                condition=Q(number__gte=1, number__lte=MAX_INSTALLMENTS), name="installment_number_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_minor__gte=1, tax_share_minor__gte=0, fee_share_minor__gte=0),
+                name="installment_amounts_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_paid_minor__gte=0, amount_paid_minor__lte=F("amount_minor")),
+                name="installment_paid_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="unpaid", amount_paid_minor=0, paid_at__isnull=True)
+                | Q(
+                    status="partially_paid",
+                    amount_paid_minor__gt=0,
+                    amount_paid_minor__lt=F("amount_minor"),
+                    paid_at__isnull=True,
+                )
+                | Q(status="paid", amount_paid_minor=F("amount_minor"), paid_at__isnull=False),
+                name="installment_status_matches_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} installment {self.number}"
+
+    @property
+    def amount_due_minor(self) -> int:
+        return self.amount_minor - self.amount_paid_minor
+
+
+class PaymentApplication(models.Model):
+    """How one successful payment was applied to an invoice. One row per payment id (the idempotency key of
+    `invoice_apply_payment`): the amount, its allocation per installment and the part above the amount due."""
+
+    payment_id = models.CharField(max_length=ID_MAX_LENGTH, unique=True)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payment_applications")
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    applied_minor = models.BigIntegerField()
+    overpaid_minor = models.BigIntegerField()
+    target_installment = models.PositiveSmallIntegerField(null=True, blank=True)
+    # [{"number": 2, "amount": 5000}, ...] in allocation order; amounts in minor units.
+    allocations = models.JSONField(default=list)
+    paid_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["invoice", "created_at"], name="payment_application_invoice")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_minor__gt=0, applied_minor__gte=0, overpaid_minor__gte=0),
+                name="payment_application_amounts_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_minor=F("applied_minor") + F("overpaid_minor")),
+                name="payment_application_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} -> {self.invoice_id}"

@@ -1,0 +1,368 @@
+"""Invoice API views: parse with an input serializer (shape only), call ONE service, render.
+
+Business rules (amount precision per currency, expiry bounds, installment sums, gateway checks, state) live in
+`invoices.services`; errors are raised there and rendered by the one exception handler.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from decimal import Decimal
+
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from invoices import selectors, services
+from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
+from invoices.models import InvoiceStatus
+from paytrust.api import ApiView, tenant
+from paytrust.errors import ValidationError
+from paytrust.money import CURRENCIES
+from paytrust.pagination import paginate
+from paytrust.serializers import MetadataField, StrictSerializer
+
+# ---- input (shape only) --------------------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class AmountField(serializers.Field):
+    """A decimal string in major units ("150000", "16.99"); a JSON number is accepted too. Converted to minor
+    units by the service, which knows the currency."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+            raise serializers.ValidationError("Expected a decimal string.", code="invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class LineItemInput(StrictSerializer):
+    name = serializers.CharField(max_length=255)
+    quantity = serializers.IntegerField()
+    unit_price = AmountField()
+    tax_rate = AmountField(
+        required=False, default="0", help_text='A fraction 0–1, at most 4 decimals ("0.11").'
+    )
+
+
+class CustomerInput(StrictSerializer):
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+
+
+class InstallmentsInput(StrictSerializer):
+    count = serializers.IntegerField(help_text="2–12")
+    amounts = serializers.ListField(child=AmountField(), required=False, allow_null=True)
+    due_dates = serializers.ListField(child=serializers.DateField(), required=False, allow_null=True)
+
+
+class InvoiceCreateInput(StrictSerializer):
+    currency = serializers.CharField(max_length=8)
+    gateway = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="A gateway name or gateway account id (test mode default: sandbox).",
+    )
+    external_id = serializers.CharField(max_length=255, required=False, allow_null=True)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    customer = CustomerInput(required=False, allow_null=True)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    line_items = serializers.ListField(child=LineItemInput())
+    installments = InstallmentsInput(required=False, allow_null=True)
+    metadata = MetadataField(required=False)
+
+
+class InvoiceUpdateInput(StrictSerializer):
+    currency = serializers.CharField(max_length=8, required=False)
+    gateway = serializers.CharField(max_length=64, required=False)
+    external_id = serializers.CharField(max_length=255, required=False, allow_null=True)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    customer = CustomerInput(required=False, allow_null=True)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    line_items = serializers.ListField(child=LineItemInput(), required=False)
+    installments = InstallmentsInput(required=False, allow_null=True)
+    metadata = MetadataField(required=False)
+
+
+class SupplementaryInput(InvoiceCreateInput):
+    currency = serializers.CharField(max_length=8, required=False, help_text="Inherited from the parent.")
+
+
+def _line_items(data: list[dict]) -> list[LineItemIn]:
+    return [LineItemIn(d["name"], d["quantity"], d["unit_price"], d.get("tax_rate", "0")) for d in data]
+
+
+def _customer(data: dict | None) -> CustomerIn | None:
+    if data is None:
+        return None
+    return CustomerIn(data.get("name", ""), data.get("email", ""), data.get("phone", ""))
+
+
+def _installments(data: dict | None) -> InstallmentsIn | None:
+    if data is None:
+        return None
+    return InstallmentsIn(count=data["count"], amounts=data.get("amounts"), due_dates=data.get("due_dates"))
+
+
+_CONVERTERS = {"line_items": _line_items, "customer": _customer, "installments": _installments}
+
+
+def _service_kwargs(validated: dict) -> dict:
+    return {key: _CONVERTERS[key](value) if key in _CONVERTERS else value for key, value in validated.items()}
+
+
+# ---- output (documentation; rendering is invoices.render) ----------------------------------------------------
+
+
+class LineItemOutput(serializers.Serializer):
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.CharField()
+    tax_rate = serializers.CharField()
+    subtotal = serializers.CharField()
+    tax = serializers.CharField()
+
+
+class InstallmentOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    amount = serializers.CharField()
+    tax_share = serializers.CharField()
+    fee_share = serializers.CharField()
+    due_date = serializers.DateField()
+    amount_paid = serializers.CharField()
+    amount_due = serializers.CharField()
+    status = serializers.ChoiceField(choices=["unpaid", "partially_paid", "paid"])
+    paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class CustomerOutput(serializers.Serializer):
+    name = serializers.CharField(allow_null=True)
+    email = serializers.CharField(allow_null=True)
+    phone = serializers.CharField(allow_null=True)
+
+
+class InvoiceOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    mode = serializers.ChoiceField(choices=["test", "live"])
+    status = serializers.ChoiceField(choices=InvoiceStatus.choices)
+    currency = serializers.CharField()
+    gateway = serializers.CharField()
+    gateway_account = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True)
+    description = serializers.CharField()
+    customer = CustomerOutput()
+    subtotal = serializers.CharField()
+    tax_total = serializers.CharField()
+    service_fee = serializers.CharField()
+    total = serializers.CharField()
+    amount_paid = serializers.CharField()
+    amount_due = serializers.CharField()
+    overpaid = serializers.CharField()
+    line_items = LineItemOutput(many=True)
+    installments = InstallmentOutput(many=True)
+    expires_at = serializers.DateTimeField()
+    payment_initiated_at = serializers.DateTimeField(allow_null=True)
+    paid_at = serializers.DateTimeField(allow_null=True)
+    payments = serializers.ListField(child=serializers.DictField())
+    metadata = serializers.DictField(child=serializers.CharField())
+    parent_invoice = serializers.CharField(allow_null=True)
+    supplementary_invoices = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+ErrorOutput = inline_serializer(
+    name="InvoiceError",
+    fields={
+        "error": inline_serializer(
+            name="InvoiceErrorBody",
+            fields={
+                "type": serializers.CharField(),
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "param": serializers.CharField(allow_null=True),
+                "request_id": serializers.CharField(),
+            },
+        )
+    },
+)
+InvoiceListOutput = inline_serializer(
+    name="InvoiceList",
+    fields={
+        "data": InvoiceOutput(many=True),
+        "has_more": serializers.BooleanField(),
+        "next_cursor": serializers.CharField(allow_null=True),
+    },
+)
+InstallmentListOutput = inline_serializer(
+    name="InstallmentList", fields={"data": InstallmentOutput(many=True)}
+)
+OverpaymentOutput = inline_serializer(
+    name="InvoiceOverpayment",
+    fields={
+        "currency": serializers.CharField(),
+        "amount": serializers.CharField(),
+        "payments": inline_serializer(
+            name="OverpaymentPayment",
+            fields={
+                "payment": serializers.CharField(),
+                "amount": serializers.CharField(),
+                "paid_at": serializers.DateTimeField(),
+            },
+            many=True,
+        ),
+    },
+)
+_ERRORS = {400: ErrorOutput, 401: ErrorOutput, 404: ErrorOutput}
+_WRITE_ERRORS = {**_ERRORS, 409: ErrorOutput}
+
+
+# ---- query parameters ----------------------------------------------------------------------------------------
+
+
+def _query_datetime(params, name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    value = parse_datetime(raw.replace(" ", "+"))
+    if value is None:
+        day = parse_date(raw)
+        if day is None:
+            raise ValidationError(f"{name} must be an RFC 3339 date-time or a date.", param=name)
+        value = datetime.combine(day, time.min)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _filters(params) -> selectors.InvoiceFilters:
+    status = params.get("status") or None
+    if status is not None and status not in InvoiceStatus.values:
+        raise ValidationError(f"status must be one of {', '.join(InvoiceStatus.values)}.", param="status")
+    currency = params.get("currency") or None
+    if currency is not None and currency not in CURRENCIES:
+        raise ValidationError(f"Unknown currency {currency!r}.", code="currency_invalid", param="currency")
+    return selectors.InvoiceFilters(
+        status=status,
+        currency=currency,
+        gateway=params.get("gateway") or None,
+        created_gte=_query_datetime(params, "created_gte"),
+        created_lt=_query_datetime(params, "created_lt"),
+        external_id=params.get("external_id") or None,
+    )
+
+
+# ---- views ---------------------------------------------------------------------------------------------------
+
+
+class InvoiceListCreateApi(ApiView):
+    @extend_schema(
+        operation_id="invoices_list",
+        summary="List invoices (newest first, cursor pagination)",
+        parameters=[
+            OpenApiParameter("status", str, enum=InvoiceStatus.values),
+            OpenApiParameter("currency", str),
+            OpenApiParameter("gateway", str, description="Gateway name or gateway account id"),
+            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+            OpenApiParameter("external_id", str),
+            OpenApiParameter("limit", int, description="1–100, default 20"),
+            OpenApiParameter("cursor", str),
+        ],
+        responses={200: InvoiceListOutput, **_ERRORS},
+    )
+    def get(self, request):
+        qs = selectors.invoice_list(**tenant(request), filters=_filters(request.query_params))
+        return Response(paginate(qs, params=request.query_params, render=selectors.invoices_render))
+
+    @extend_schema(
+        operation_id="invoices_create",
+        summary="Create an invoice",
+        request=InvoiceCreateInput,
+        responses={201: InvoiceOutput, **_WRITE_ERRORS},
+    )
+    def post(self, request):
+        body = InvoiceCreateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        invoice = services.invoice_create(**tenant(request), **_service_kwargs(body.validated_data))
+        return Response(selectors.invoice_render(invoice, payments=[]), status=201)
+
+
+class InvoiceDetailApi(ApiView):
+    @extend_schema(
+        operation_id="invoices_retrieve",
+        summary="Retrieve an invoice",
+        responses={200: InvoiceOutput, **_ERRORS},
+    )
+    def get(self, request, invoice_id: str):
+        invoice = selectors.invoice_get(**tenant(request), invoice_id=invoice_id)
+        return Response(selectors.invoice_render(invoice))
+
+    @extend_schema(
+        operation_id="invoices_update",
+        summary="Edit a draft invoice (amounts are recomputed); metadata can change in any status",
+        request=InvoiceUpdateInput,
+        responses={200: InvoiceOutput, **_WRITE_ERRORS},
+    )
+    def patch(self, request, invoice_id: str):
+        body = InvoiceUpdateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        invoice = services.invoice_update(
+            **tenant(request), invoice_id=invoice_id, **_service_kwargs(body.validated_data)
+        )
+        return Response(selectors.invoice_render(invoice))
+
+
+class InvoiceVoidApi(ApiView):
+    @extend_schema(
+        operation_id="invoices_void",
+        summary="Void an invoice that has received no money (draft or pending)",
+        request=None,
+        responses={200: InvoiceOutput, **_WRITE_ERRORS},
+    )
+    def post(self, request, invoice_id: str):
+        invoice = services.invoice_void(**tenant(request), invoice_id=invoice_id)
+        return Response(selectors.invoice_render(invoice))
+
+
+class InvoiceSupplementaryApi(ApiView):
+    @extend_schema(
+        operation_id="invoices_supplementary_create",
+        summary="Create a supplementary invoice (currency, customer and gateway inherited)",
+        request=SupplementaryInput,
+        responses={201: InvoiceOutput, **_WRITE_ERRORS},
+    )
+    def post(self, request, invoice_id: str):
+        body = SupplementaryInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        invoice = services.invoice_create_supplementary(
+            **tenant(request), parent_id=invoice_id, **_service_kwargs(body.validated_data)
+        )
+        return Response(selectors.invoice_render(invoice, payments=[]), status=201)
+
+
+class InvoiceInstallmentsApi(ApiView):
+    @extend_schema(
+        operation_id="invoices_installments_list",
+        summary="An invoice's installments",
+        responses={200: InstallmentListOutput, **_ERRORS},
+    )
+    def get(self, request, invoice_id: str):
+        return Response(selectors.invoice_installments(**tenant(request), invoice_id=invoice_id))
+
+
+class InvoiceOverpaymentApi(ApiView):
+    @extend_schema(
+        operation_id="invoices_overpayment_retrieve",
+        summary="Money received above the invoice's amount due, by payment",
+        responses={200: OverpaymentOutput, **_ERRORS},
+    )
+    def get(self, request, invoice_id: str):
+        return Response(selectors.invoice_overpayment(**tenant(request), invoice_id=invoice_id))

@@ -1,0 +1,190 @@
+"""Reads of invoices. Every merchant-facing read is scoped to (merchant, mode): another tenant's invoice is a 404.
+
+Expiry on read is computed, not written: an open invoice whose lapse time has passed reads (and filters) as
+`expired`; the expiry job writes the transition and emits `invoice.expired` (ADR invoices-03).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from invoices.models import (
+    OPEN_STATUSES,
+    Installment,
+    InstallmentStatus,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    PaymentApplication,
+)
+from invoices.render import installment_representation, invoice_representation
+from merchants.models import Merchant
+from paytrust.errors import NotFound
+from paytrust.money import format_amount
+
+# ---- payments hook -------------------------------------------------------------------------------------------
+# The payments app owns payment rows. It registers a batch renderer at start-up (AppConfig.ready):
+#     invoices.selectors.register_payments_provider(lambda invoices: {inv.id: [payment dicts]})
+# Until then every invoice renders `"payments": []`. One call per page of invoices (no N+1).
+PaymentsProvider = Callable[[Sequence[Invoice]], Mapping[str, list[dict]]]
+_payments_provider: PaymentsProvider | None = None
+
+
+def register_payments_provider(provider: PaymentsProvider | None) -> None:
+    global _payments_provider
+    _payments_provider = provider
+
+
+def invoice_payments_map(invoices: Sequence[Invoice]) -> dict[str, list[dict]]:
+    result: dict[str, list[dict]] = {invoice.id: [] for invoice in invoices}
+    if _payments_provider is not None and invoices:
+        for invoice_id, payments in _payments_provider(invoices).items():
+            result[invoice_id] = list(payments)
+    return result
+
+
+# ---- querysets -----------------------------------------------------------------------------------------------
+
+
+def with_relations(queryset: QuerySet) -> QuerySet:
+    """Everything the representation needs, in a constant number of queries per page."""
+    return queryset.prefetch_related(
+        Prefetch("line_items", queryset=LineItem.objects.order_by("position")),
+        Prefetch("installments", queryset=Installment.objects.order_by("number")),
+        Prefetch(
+            "supplementary_invoices",
+            queryset=Invoice.objects.only("id", "parent_invoice_id", "created_at").order_by(
+                "created_at", "id"
+            ),
+        ),
+    )
+
+
+def invoice_get(*, merchant: Merchant, mode: str, invoice_id: str, related: bool = True) -> Invoice:
+    qs = Invoice.objects.filter(merchant=merchant, mode=mode, pk=invoice_id)
+    if related:
+        qs = with_relations(qs)
+    invoice = qs.first()
+    if invoice is None:
+        raise NotFound(f"No such invoice: {invoice_id!r}.", code="resource_missing", param="id")
+    return invoice
+
+
+@dataclass(frozen=True)
+class InvoiceFilters:
+    status: str | None = None
+    currency: str | None = None
+    gateway: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+    external_id: str | None = None
+
+
+def status_q(status: str, at: datetime) -> Q:
+    """Filter on the *effective* status (an overdue open invoice counts as expired)."""
+    if status == InvoiceStatus.EXPIRED:
+        return Q(status=InvoiceStatus.EXPIRED) | Q(status__in=OPEN_STATUSES, lapses_at__lte=at)
+    if status in OPEN_STATUSES:
+        return Q(status=status, lapses_at__gt=at)
+    return Q(status=status)
+
+
+def invoice_list(
+    *, merchant: Merchant, mode: str, filters: InvoiceFilters, now: datetime | None = None
+) -> QuerySet:
+    now = now or timezone.now()
+    qs = Invoice.objects.filter(merchant=merchant, mode=mode)
+    if filters.status:
+        qs = qs.filter(status_q(filters.status, now))
+    if filters.currency:
+        qs = qs.filter(currency=filters.currency)
+    if filters.gateway:
+        key = "gateway_account_id" if filters.gateway.startswith("gwa_") else "gateway"
+        qs = qs.filter(**{key: filters.gateway})
+    if filters.created_gte:
+        qs = qs.filter(created_at__gte=filters.created_gte)
+    if filters.created_lt:
+        qs = qs.filter(created_at__lt=filters.created_lt)
+    if filters.external_id:
+        qs = qs.filter(external_id=filters.external_id)
+    return with_relations(qs)
+
+
+# ---- representations -----------------------------------------------------------------------------------------
+
+
+def invoices_render(
+    invoices: Iterable[Invoice], *, now: datetime | None = None, payments: list[dict] | None = None
+) -> list[dict]:
+    """Representations of invoices fetched through `with_relations` (or returned by a service). `payments`
+    skips the payments hook when the caller knows the list (a just-created invoice has none)."""
+    invoices = list(invoices)
+    now = now or timezone.now()
+    if payments is not None:
+        payments_map = {invoice.id: payments for invoice in invoices}
+    else:
+        payments_map = invoice_payments_map(invoices)
+    return [
+        invoice_representation(
+            invoice,
+            line_items=list(invoice.line_items.all()),
+            installments=list(invoice.installments.all()),
+            supplementary_ids=[child.id for child in invoice.supplementary_invoices.all()],
+            payments=payments_map[invoice.id],
+            now=now,
+        )
+        for invoice in invoices
+    ]
+
+
+def invoice_render(
+    invoice: Invoice, *, now: datetime | None = None, payments: list[dict] | None = None
+) -> dict:
+    return invoices_render([invoice], now=now, payments=payments)[0]
+
+
+def invoice_installments(*, merchant: Merchant, mode: str, invoice_id: str) -> dict:
+    invoice = invoice_get(merchant=merchant, mode=mode, invoice_id=invoice_id, related=False)
+    rows = Installment.objects.filter(invoice=invoice).order_by("number")
+    return {"data": [installment_representation(row, invoice.currency) for row in rows]}
+
+
+def invoice_overpayment(*, merchant: Merchant, mode: str, invoice_id: str) -> dict:
+    """`{"currency", "amount", "payments": [{"payment", "amount"}]}` from the payment application rows."""
+    invoice = invoice_get(merchant=merchant, mode=mode, invoice_id=invoice_id, related=False)
+    rows = PaymentApplication.objects.filter(invoice=invoice, overpaid_minor__gt=0).order_by(
+        "created_at", "id"
+    )
+    return {
+        "currency": invoice.currency,
+        "amount": format_amount(invoice.overpaid_minor, invoice.currency),
+        "payments": [
+            {
+                "payment": row.payment_id,
+                "amount": format_amount(row.overpaid_minor, invoice.currency),
+                "paid_at": row.paid_at.isoformat().replace("+00:00", "Z"),
+            }
+            for row in rows
+        ],
+    }
+
+
+def invoice_next_payable_installment(*, invoice_id: str) -> Installment | None:
+    """The lowest-numbered installment that is not fully paid (the only one a payment may be initiated for),
+    or None when all are paid. Does not look at the invoice status; see `invoice_check_installment_payable`."""
+    return (
+        Installment.objects.filter(invoice_id=invoice_id)
+        .exclude(status=InstallmentStatus.PAID)
+        .order_by("number")
+        .first()
+    )
+
+
+def invoice_applications(*, invoice_id: str) -> list[PaymentApplication]:
+    """How payments were applied to an invoice (for payments/reporting)."""
+    return list(PaymentApplication.objects.filter(invoice_id=invoice_id).order_by("created_at", "id"))

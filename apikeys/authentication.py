@@ -13,6 +13,7 @@ import hmac
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from django.conf import settings
@@ -22,8 +23,11 @@ from rest_framework.authentication import BaseAuthentication
 from apikeys.models import ApiKey, AuditLog
 from apikeys.services import HASHER, Actor, audit_record, split_key
 from merchants.models import Merchant
+from paytrust import metrics
 from paytrust.errors import AuthenticationError
 from paytrust.logs import merchant_var
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ def client_ip(request) -> str | None:
 
 
 def _fail(request, reason: str, key: ApiKey | None = None, message: str = "Invalid API key provided."):
+    metrics.auth_failed(reason)
     audit_record(
         action=AuditLog.Action.AUTH_FAILED,
         actor=Actor(
@@ -138,6 +143,10 @@ def authenticate_key(request, plaintext: str) -> Principal:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             _fail(request, "wrong_secret", key)
         verified_cache.remember(key, digest)
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        # At most about one write per key and minute, not one per request.
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
     return Principal(key=key, merchant=key.merchant)
 
 

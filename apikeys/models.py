@@ -74,3 +74,48 @@ class AuditLog(models.Model):
             models.Index(fields=["merchant", "-created_at"]),
             models.Index(fields=["action", "-created_at"]),
         ]
+
+
+class RateLimitWindow(models.Model):
+    """Sliding log of the accepted requests of one API key in the current rolling window (PostgreSQL backend).
+
+    One row per key; `hits` holds epoch milliseconds of the accepted requests of the last window, so its length
+    never exceeds the key's limit. Written by one `INSERT … ON CONFLICT DO UPDATE` per request (see
+    apikeys/ratelimit.py). The table is UNLOGGED (migration 0002): losing it in a crash only resets the windows.
+    """
+
+    bucket = models.CharField(primary_key=True, max_length=64)
+    hits = ArrayField(models.BigIntegerField(), default=list)
+    allowed = models.BooleanField(default=True)
+    touched_ms = models.BigIntegerField(db_index=True)
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` of one merchant and mode: claimed before the work runs, completed with the response.
+
+    The UNIQUE constraint on (merchant, mode, key) is the lock: a request first INSERTs its claim, and a concurrent
+    or later request with the same key hits the conflict and reads the existing row instead (apikeys/idempotency.py).
+    """
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and canonical body")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    locked_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "mode", "key"], name="idempotency_key_unique"),
+        ]

@@ -8,12 +8,13 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.low_level import Type
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apikeys.models import ApiKey, AuditLog, Scope
 from merchants.models import Merchant
-from paytrust.errors import Conflict, ValidationError
+from paytrust.errors import Conflict, PermissionError_, ValidationError
 from paytrust.ids import _ALPHABET
 from paytrust.models import Mode
 
@@ -38,6 +39,28 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls(label="system")
+
+    @classmethod
+    def for_request(cls, request, *, label: str, api_key_id: str | None = None) -> Actor:
+        """The actor of an HTTP request (API or admin): IP, user agent and request id come from the request."""
+        meta = request.META
+        return cls(
+            label=label,
+            ip=meta.get("REMOTE_ADDR") or None,
+            user_agent=meta.get("HTTP_USER_AGENT", ""),
+            request_id=getattr(request, "request_id", "") or "",
+            api_key_id=api_key_id,
+        )
+
+    @classmethod
+    def for_user(cls, request) -> Actor:
+        """A staff user in the Django admin: `user:<username>`."""
+        return cls.for_request(request, label=f"user:{request.user.get_username()}")
+
+    @classmethod
+    def for_cli(cls, command: str) -> Actor:
+        """A management command run by an operator."""
+        return cls(label=f"cli:{command}")
 
 
 def _random(n: int) -> str:
@@ -81,6 +104,14 @@ def _validate_scopes(scopes: list[str] | None) -> list[str]:
         if scope not in Scope.values:
             raise ValidationError(f"Unknown scope {scope!r}.", param="scopes")
     return sorted(set(scopes))
+
+
+def api_key_mode_check(*, caller_mode: str, mode: str) -> None:
+    """A test-mode admin key manages test keys only; a live-mode admin key manages both."""
+    if caller_mode != Mode.LIVE and mode == Mode.LIVE:
+        raise PermissionError_(
+            "A test-mode admin key cannot create or manage live-mode API keys.", code="live_mode_required"
+        )
 
 
 def api_key_create(
@@ -178,3 +209,17 @@ def api_key_rotate(*, key: ApiKey, actor: Actor, grace_seconds: int = 0) -> tupl
             grace_seconds=grace_seconds,
         )
     return new, plaintext
+
+
+def audit_log_purge(*, older_than_days: int | None = None, batch: int = 5000) -> int:
+    """Delete audit rows older than `older_than_days` (default settings.AUDIT_RETENTION_DAYS), in batches."""
+    days = settings.AUDIT_RETENTION_DAYS if older_than_days is None else older_than_days
+    if days < 0:
+        raise ValidationError("older_than_days must be zero or more.", param="older_than_days")
+    cutoff = timezone.now() - timedelta(days=days)
+    total = 0
+    while True:
+        ids = list(AuditLog.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch])
+        if not ids:
+            return total
+        total += AuditLog.objects.filter(pk__in=ids).delete()[0]

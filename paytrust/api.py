@@ -1,15 +1,126 @@
 """Base class for every authenticated API view.
 
-`ApiView` is where the cross-cutting API behaviour hangs: authentication (DRF settings), per-key rate limiting
-with the X-RateLimit-* headers, and Idempotency-Key handling for POST. Views subclass it and stay thin:
-parse with an input serializer, call ONE service, render with an output serializer.
+`ApiView` is where the cross-cutting API behaviour hangs, so every app's views get it by subclassing:
+- authentication and permissions (DRF settings: API key, `IsMerchant` by default; set
+  `permission_classes = [IsAdminKey]` for admin endpoints);
+- per-key rate limiting over a rolling minute (apikeys/ratelimit.py), right after authentication; every response
+  to an authenticated request carries X-RateLimit-Limit/-Remaining/-Reset, a 429 also Retry-After;
+- `Idempotency-Key` on every POST (apikeys/idempotency.py): claimed after authentication, permissions and rate
+  limiting, before the handler runs; the response is stored (2xx/3xx/5xx) or the claim released (4xx).
+  A view whose response holds a secret that must never be stored lists it in `idempotency_secret_fields`
+  (the replay then returns that field as null);
+- the OpenAPI schema class (paytrust/schema.py) that documents the common errors and headers.
+
+Views stay thin: parse with an input serializer, call ONE service, render with an output serializer.
 """
 
+from __future__ import annotations
+
+import logging
+
 from rest_framework.views import APIView
+
+from apikeys import idempotency
+from apikeys.authentication import Principal
+from apikeys.ratelimit import rate_limit_hit
+from merchants.selectors import merchant_rate_limit
+from paytrust import metrics
+from paytrust.errors import RateLimited
+from paytrust.schema import ApiAutoSchema
+
+logger = logging.getLogger("paytrust.api")
+
+
+class _Replay(Exception):  # noqa: N818 - control flow, not an error
+    def __init__(self, response) -> None:
+        self.response = response
 
 
 class ApiView(APIView):
     """Authenticated merchant API view. Unknown JSON fields are rejected by `paytrust.serializers.StrictSerializer`."""
+
+    schema = ApiAutoSchema()
+    # Top-level response fields that are secrets: nulled in the stored copy used for idempotent replays.
+    idempotency_secret_fields: tuple[str, ...] = ()
+
+    _rate_limit = None
+    _idempotency_claim = None
+
+    # --- rate limiting: right after authentication, before permissions ------------------------------------
+    def perform_authentication(self, request) -> None:
+        super().perform_authentication(request)
+        principal = request.user
+        if isinstance(principal, Principal):
+            result = rate_limit_hit(bucket=principal.key.id, limit=merchant_rate_limit(principal.merchant))
+            self._rate_limit = result
+            if result is not None and not result.allowed:
+                metrics.rate_limited()
+                raise RateLimited(
+                    f"Too many requests: this API key is limited to {result.limit} requests per rolling "
+                    f"minute. Retry after {result.retry_after_seconds} seconds.",
+                    headers=result.headers(),
+                )
+
+    # --- idempotency: after authentication, permissions and rate limiting ---------------------------------
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST" and hasattr(self, "post") and isinstance(request.user, Principal):
+            raw = request.headers.get("Idempotency-Key")
+            if raw is not None:
+                self._idempotency_begin(request, raw)
+
+    def _idempotency_begin(self, request, raw_key: str) -> None:
+        outcome = idempotency.idempotency_begin(
+            merchant_id=request.user.merchant.id,
+            mode=request.user.mode,
+            key=raw_key,
+            method=request.method,
+            path=request.get_full_path(),
+            body=request.body,
+        )
+        if isinstance(outcome, idempotency.Claim):
+            self._idempotency_claim = outcome
+            return
+        metrics.idempotent_replay()
+        raise _Replay(idempotency.replay_response(outcome))
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _Replay):
+            return exc.response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self._rate_limit is not None:
+            for name, value in self._rate_limit.headers().items():
+                response[name] = value
+        return response
+
+    def dispatch(self, request, *args, **kwargs):
+        self._rate_limit = None
+        self._idempotency_claim = None
+        response = super().dispatch(request, *args, **kwargs)
+        claim = self._idempotency_claim
+        if claim is not None:
+            self._idempotency_finish(claim, response)
+        return response
+
+    def _idempotency_finish(self, claim: idempotency.Claim, response) -> None:
+        try:
+            if not idempotency.should_store(response.status_code):
+                idempotency.idempotency_release(claim=claim)
+                return
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+            headers = {
+                name: response[name] for name in idempotency.REPLAY_HEADERS if response.has_header(name)
+            }
+            body = idempotency.redact_json(response.content, self.idempotency_secret_fields)
+            idempotency.idempotency_complete(
+                claim=claim, status=response.status_code, headers=headers, body=body
+            )
+        except Exception:  # the response is sent anyway; the claim goes stale and may be taken over later
+            logger.exception("idempotency: could not store the response", extra={"record": claim.record_id})
 
 
 def tenant(request) -> dict:

@@ -208,7 +208,10 @@ def _classify(exc) -> tuple[int, str, str, str, str | None, dict]:
         )
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return 415, INVALID_REQUEST, "unsupported_media_type", "Send the body as application/json.", None, {}
-    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+    if isinstance(exc, drf_exceptions.NotAuthenticated):
+        message = "No API key provided. Send it as `Authorization: Bearer <api key>` or `X-API-Key: <api key>`."
+        return 401, AUTHENTICATION, "api_key_required", message, None, {}
+    if isinstance(exc, drf_exceptions.AuthenticationFailed):
         return 401, AUTHENTICATION, "invalid_api_key", str(exc.detail), None, {}
     if isinstance(exc, drf_exceptions.PermissionDenied | DjangoPermissionDenied):
         return (

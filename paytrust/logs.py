@@ -1,14 +1,36 @@
-"""Structured JSON logs carrying the request context (request id, merchant, route)."""
+"""Structured JSON logs carrying the request context (request id, merchant, route).
+
+Secrets never reach the log: extra fields whose name looks sensitive are replaced by "[redacted]", and anything
+shaped like a PayTrust API key has its secret part masked, in the message and in string fields alike.
+"""
 
 import contextvars
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 merchant_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("merchant_id", default=None)
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_SENSITIVE_NAME = re.compile(
+    r"(authorization|password|passwd|secret|api_?key|token|credential|card_?number|cvv|cvc|(?:^|_)pan)$", re.I
+)
+_API_KEY = re.compile(r"\b(pt_(?:test|live)_[A-Za-z0-9]{12})_[A-Za-z0-9]{32}\b")
+
+
+def scrub(text: str) -> str:
+    """Mask the secret part of API keys in free text."""
+    return _API_KEY.sub(r"\1_[redacted]", text)
+
+
+def _scrub_value(key: str, value):
+    if _SENSITIVE_NAME.search(key):
+        return "[redacted]"
+    if isinstance(value, str):
+        return scrub(value)
+    return value
 
 
 class RequestContextFilter(logging.Filter):
@@ -26,11 +48,11 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RESERVED and key not in payload and not key.startswith("_"):
-                payload[key] = value
+                payload[key] = _scrub_value(key, value)
         if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+            payload["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)

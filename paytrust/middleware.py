@@ -1,18 +1,48 @@
-"""Request context: X-Request-Id, body size limit, one structured access-log line per request."""
+"""Request context: X-Request-Id, body size limit, error envelope safety net, one JSON access-log line per request,
+and the request latency histogram."""
 
 import logging
 import re
 import time
 import uuid
+from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
-from paytrust.errors import error_response
+from paytrust import metrics
+from paytrust.errors import API, AUTHENTICATION, PERMISSION, RATE_LIMIT, ApplicationError, error_response
 from paytrust.logs import merchant_var, request_id_var
 
 access_log = logging.getLogger("paytrust.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
+# Error pages of these prefixes stay HTML (the Django admin is a browser UI).
+_HTML_PREFIXES = ("/admin/",)
+
+
+def _as_envelope(response, request):
+    """Turn a non-JSON error response (e.g. Django's 405 from require_GET, a CSRF 403) into the error envelope."""
+    status = response.status_code
+    content_type = response.get("Content-Type", "")
+    if status < 400 or "json" in content_type or request.path.startswith(_HTML_PREFIXES):
+        return response
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    error = ApplicationError(
+        f"{reason}.", code=reason.lower().replace(" ", "_").replace("-", "_"), status_code=status
+    )
+    error.error_type = {401: AUTHENTICATION, 403: PERMISSION, 429: RATE_LIMIT}.get(
+        status, API if status >= 500 else error.error_type
+    )
+    if status >= 500:
+        error.message, error.code = "An internal error occurred. It has been logged.", "internal_error"
+    wrapped = error_response(error)
+    for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+        if response.has_header(header):
+            wrapped[header] = response[header]
+    return wrapped
 
 
 class RequestContextMiddleware:
@@ -27,18 +57,18 @@ class RequestContextMiddleware:
         rid_token = request_id_var.set(request_id)
         mer_token = merchant_var.set(None)
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        try:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
             if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
                 response = error_response(RequestDataTooBig())
             else:
-                response = self.get_response(request)
+                response = _as_envelope(self.get_response(request), request)
             response["X-Request-Id"] = request_id
-            duration_ms = (time.perf_counter() - started) * 1000
+            duration = time.perf_counter() - started
             match = getattr(request, "resolver_match", None)
-            route = match.route if match else None
+            route = ("/" + match.route) if match and match.route else None
             access_log.info(
                 "request",
                 extra={
@@ -46,23 +76,17 @@ class RequestContextMiddleware:
                     "path": request.path,
                     "route": route,
                     "status": response.status_code,
-                    "duration_ms": round(duration_ms, 2),
+                    "duration_ms": round(duration * 1000, 2),
                     "merchant_id": merchant_var.get(),
                 },
             )
-            _observe(request.method, route, response.status_code, duration_ms)
+            metrics.observe_request(
+                method=request.method,
+                route=route or "unmatched",
+                status=response.status_code,
+                seconds=duration,
+            )
             return response
         finally:
             request_id_var.reset(rid_token)
             merchant_var.reset(mer_token)
-
-
-def _observe(method, route, status, duration_ms) -> None:
-    """Hook for request metrics (paytrust.metrics, when present)."""
-    try:
-        from paytrust import metrics
-    except ImportError:
-        return
-    metrics.observe_request(
-        method=method, route=route or "unmatched", status=status, seconds=duration_ms / 1000
-    )

@@ -145,6 +145,9 @@ DEFAULT_RATE_LIMIT_PER_MINUTE = env.int("DEFAULT_RATE_LIMIT_PER_MINUTE", default
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 REDIS_URL = env.str("REDIS_URL", default="")
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=24)
+# An in-flight Idempotency-Key claim older than this is considered crashed and may be taken over by a retry.
+# Keep it well above the longest a request can run (gunicorn timeout, gateway timeout).
+IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=120)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 
 # --- Gateways ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from paytrust import ops
@@ -27,6 +27,7 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics_view, name="metrics"),
+    re_path(r"^static/(?P<path>.+)$", ops.static, name="static"),
     path("sandbox/", include("gateways.sandbox_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,26 +1,39 @@
 """Find (or make) a PostgreSQL database for `make run` / `make test`, print `export DATABASE_URL=...` lines.
 
-Order: $DATABASE_URL as given; else a server on 127.0.0.1:5432 (creating the database); else a private cluster
-under .data/pg started with the machine's PostgreSQL binaries (installing Debian's `postgresql` package first
-when they are missing and we run as root); else exit 2 with a message saying what to install.
+Order: $DATABASE_URL as given (its database is created when the server is reachable and it is missing); else a
+server on 127.0.0.1:5432 (creating the database); else a private cluster under .data/pg started with the machine's
+PostgreSQL binaries (installing Debian's `postgresql` package first when they are missing and we run as root);
+else exit 2 with a message saying what to install.
+
 Usage: python scripts/devdb.py DBNAME  (status messages go to stderr, shell lines to stdout)
+       python scripts/devdb.py --stop-private
+
+Prints `export DATABASE_URL=...`, `export PAYTRUST_PRIVATE_PG=0|1` (1 = the private cluster is in use) and
+`export PAYTRUST_PRIVATE_PG_STARTED=0|1` (1 = this call started it, so the caller should stop it when done).
+
+Environment overrides: PAYTRUST_SYSTEM_PG_PORT (the probed server's port, default 5432; point it at a closed
+port to exercise the private-cluster path without stopping the system PostgreSQL), PAYTRUST_PRIVATE_PG_PORT
+(the private cluster's port, default 54329).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_DIR = ROOT / ".data" / "pg"
 PRIVATE_PORT = int(os.environ.get("PAYTRUST_PRIVATE_PG_PORT", "54329"))
+SYSTEM_PORT = int(os.environ.get("PAYTRUST_SYSTEM_PG_PORT", "5432"))
 
 
 def say(msg: str) -> None:
@@ -39,8 +52,26 @@ def ensure_database(server: str, dbname: str) -> None:
     with psycopg.connect(f"{server}/postgres", autocommit=True, connect_timeout=5) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-            say(f"created database {dbname}")
+            try:
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+                say(f"created database {dbname}")
+            except psycopg.errors.DuplicateDatabase:
+                pass  # created concurrently by another run
+
+
+def ensure_url_database(url: str) -> None:
+    """Create the database named in DATABASE_URL when its server is reachable and it does not exist yet."""
+    if can_connect(url):
+        return
+    parts = urlsplit(url)
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname or not re.fullmatch(r"[A-Za-z0-9_\-]+", dbname):
+        return
+    server = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+    try:
+        ensure_database(server, dbname)
+    except psycopg.Error as exc:
+        say(f"cannot reach the server in DATABASE_URL ({exc.__class__.__name__}); using it as given")
 
 
 def pg_bindir() -> str | None:
@@ -63,7 +94,8 @@ def as_pg_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def start_private_cluster() -> str:
+def start_private_cluster() -> tuple[str, bool]:
+    """(server URL, whether this call started it)."""
     bindir = pg_bindir()
     if bindir is None:
         if os.geteuid() == 0 and shutil.which("apt-get"):
@@ -77,7 +109,8 @@ def start_private_cluster() -> str:
             sys.exit(2)
     server = f"postgresql://postgres@127.0.0.1:{PRIVATE_PORT}"
     if can_connect(f"{server}/postgres"):
-        return server
+        say(f"the private PostgreSQL cluster is already running on 127.0.0.1:{PRIVATE_PORT}")
+        return server, False
     run_dir = PRIVATE_DIR / "run"
     data_dir = PRIVATE_DIR / "data"
     PRIVATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -117,7 +150,7 @@ def start_private_cluster() -> str:
     )
     for _ in range(60):
         if can_connect(f"{server}/postgres"):
-            return server
+            return server, True
         time.sleep(0.5)
     say(f"the private cluster did not come up; see {PRIVATE_DIR / 'server.log'}")
     sys.exit(2)
@@ -142,20 +175,23 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL")
     if url:
         say("using DATABASE_URL from the environment")
+        ensure_url_database(url)
         print(f"export DATABASE_URL='{url}'")
         print("export PAYTRUST_PRIVATE_PG=0")
+        print("export PAYTRUST_PRIVATE_PG_STARTED=0")
         return
-    private = "0"
-    server = "postgresql://postgres@127.0.0.1:5432"
+    private, started = False, False
+    server = f"postgresql://postgres@127.0.0.1:{SYSTEM_PORT}"
     if can_connect(f"{server}/postgres"):
-        say("using the PostgreSQL server on 127.0.0.1:5432")
+        say(f"using the PostgreSQL server on 127.0.0.1:{SYSTEM_PORT}")
     else:
-        say("no PostgreSQL server on 127.0.0.1:5432")
-        server = start_private_cluster()
-        private = "1"
+        say(f"no PostgreSQL server on 127.0.0.1:{SYSTEM_PORT}")
+        server, started = start_private_cluster()
+        private = True
     ensure_database(server, dbname)
     print(f"export DATABASE_URL='{server}/{dbname}'")
-    print(f"export PAYTRUST_PRIVATE_PG={private}")
+    print(f"export PAYTRUST_PRIVATE_PG={int(private)}")
+    print(f"export PAYTRUST_PRIVATE_PG_STARTED={int(started)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,183 @@
+"""Idempotency-Key handling for POST requests (used by `paytrust.api.ApiView`).
+
+Insert-first, never check-then-insert: a request claims its key by INSERTing an `in_progress` row; the UNIQUE
+constraint on (merchant, mode, key) makes exactly one concurrent request win. A loser reads the winner's row:
+- other method/path/body                     -> 422 idempotency_error (idempotency_key_reused)
+- completed                                   -> the stored status and body, `Idempotent-Replayed: true`
+- still in progress                           -> 409 idempotency_error (idempotency_request_in_progress)
+- in progress but locked longer than settings.IDEMPOTENCY_STALE_SECONDS (its worker crashed or was killed)
+                                              -> taken over by this request, which runs the work again
+
+The winner runs the view; afterwards the row is completed with the response (2xx/3xx and 5xx) or deleted
+(4xx: the request was refused before doing any work, so the same key may be used again with a corrected body).
+See docs/adr/0002-idempotency.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse
+from django.utils import timezone
+
+from apikeys.models import IdempotencyRecord
+from paytrust.errors import IdempotencyError, ValidationError
+
+logger = logging.getLogger("paytrust.idempotency")
+
+MAX_KEY_LENGTH = 255
+REPLAY_HEADERS = ("Content-Type", "Location", "Content-Disposition")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This request owns the key; it must `idempotency_complete` or `idempotency_release` it."""
+
+    record_id: int
+
+
+def validate_key(raw: str) -> str:
+    if not raw or len(raw) > MAX_KEY_LENGTH or not raw.isprintable():
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            code="idempotency_key_invalid",
+        )
+    return raw
+
+
+def fingerprint(*, method: str, path: str, body: bytes) -> str:
+    """SHA-256 of the request: JSON bodies are canonicalised (key order and whitespace do not matter)."""
+    try:
+        parsed = json.loads(body, parse_float=Decimal) if body else None
+        canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":"), default=str).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), canonical):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+_CLAIM_SQL = """
+INSERT INTO apikeys_idempotencyrecord
+    (merchant_id, mode, key, fingerprint, method, path, status, response_headers, created_at, locked_at)
+VALUES (%s, %s, %s, %s, %s, %s, 'in_progress', '{}'::jsonb, %s, %s)
+ON CONFLICT (merchant_id, mode, key) DO NOTHING
+RETURNING id
+"""
+
+
+def idempotency_begin(
+    *, merchant_id: str, mode: str, key: str, method: str, path: str, body: bytes
+) -> Claim | IdempotencyRecord:
+    """Claim `key` for this request (-> Claim) or return the completed record to replay; raises
+    IdempotencyError (409 in progress, 422 reused with another request)."""
+    key = validate_key(key)
+    fp = fingerprint(method=method, path=path, body=body)
+    for _ in range(5):
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [merchant_id, mode, key, fp, method, path[:500], now, now])
+            row = cursor.fetchone()
+        if row is not None:
+            return Claim(record_id=row[0])
+        existing = IdempotencyRecord.objects.filter(merchant_id=merchant_id, mode=mode, key=key).first()
+        if existing is None:
+            continue  # released (4xx) or purged between our INSERT and SELECT: try to claim again
+        if existing.fingerprint != fp:
+            raise IdempotencyError(
+                "This Idempotency-Key was already used with a different request (method, path or body). "
+                "Use a new key for a new request.",
+                code="idempotency_key_reused",
+                status_code=422,
+            )
+        if existing.status == IdempotencyRecord.Status.COMPLETED:
+            return existing
+        stale_before = now - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
+        if existing.locked_at < stale_before:
+            taken = IdempotencyRecord.objects.filter(
+                pk=existing.pk,
+                status=IdempotencyRecord.Status.IN_PROGRESS,
+                locked_at=existing.locked_at,
+            ).update(locked_at=now)
+            if taken:
+                logger.warning(
+                    "idempotency: took over a stale in-flight request",
+                    extra={"idempotency_record": existing.pk, "locked_at": existing.locked_at.isoformat()},
+                )
+                return Claim(record_id=existing.pk)
+            continue
+        raise IdempotencyError(
+            "A request with this Idempotency-Key is still being processed. Retry later.",
+            code="idempotency_request_in_progress",
+            status_code=409,
+        )
+    raise IdempotencyError(
+        "A request with this Idempotency-Key is being processed concurrently. Retry later.",
+        code="idempotency_request_in_progress",
+        status_code=409,
+    )
+
+
+def should_store(status: int) -> bool:
+    """4xx responses are not stored: the request was refused before any work, the key stays usable."""
+    return not 400 <= status < 500
+
+
+def idempotency_complete(*, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> None:
+    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
+        status=IdempotencyRecord.Status.COMPLETED,
+        response_status=status,
+        response_headers=headers,
+        response_body=body,
+        completed_at=timezone.now(),
+    )
+
+
+def idempotency_release(*, claim: Claim) -> None:
+    IdempotencyRecord.objects.filter(pk=claim.record_id, status=IdempotencyRecord.Status.IN_PROGRESS).delete()
+
+
+def replay_response(record: IdempotencyRecord) -> HttpResponse:
+    response = HttpResponse(bytes(record.response_body or b""), status=record.response_status)
+    for name, value in (record.response_headers or {}).items():
+        response[name] = value
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def redact_json(body: bytes, fields: tuple[str, ...]) -> bytes:
+    """Null the top-level `fields` of a JSON object body (secrets are never kept in the idempotency store)."""
+    if not fields:
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return b""
+    if isinstance(data, dict):
+        for field in fields:
+            if field in data:
+                data[field] = None
+    return json.dumps(data).encode()
+
+
+def idempotency_purge(*, older_than_hours: int | None = None, batch: int = 5000) -> int:
+    """Delete records older than the retention (settings.IDEMPOTENCY_RETENTION_HOURS), in batches."""
+    hours = settings.IDEMPOTENCY_RETENTION_HOURS if older_than_hours is None else older_than_hours
+    cutoff = timezone.now() - timedelta(hours=hours)
+    total = 0
+    while True:
+        ids = list(
+            IdempotencyRecord.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return total
+        total += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,178 @@
+"""Per-API-key rate limiting over an exact rolling window, shared by every worker process and instance.
+
+The algorithm is a sliding log: a request at time t is accepted when fewer than `limit` requests of the same key
+were accepted in (t - window, t]; only accepted requests are logged, so the log never holds more than `limit`
+entries. Time comes from the store (PostgreSQL's or Redis's clock), so instances with skewed clocks agree.
+
+Backends, one round trip per request each:
+- PostgreSQL (default): one `INSERT … ON CONFLICT DO UPDATE` on an UNLOGGED table. The conflicting row is locked
+  by the statement, so concurrent requests of one key are serialised by PostgreSQL and see each other's hits.
+- Redis (when settings.REDIS_URL is set): one Lua script on a sorted set (atomic in Redis).
+
+If the store fails, the request is let through (fail open) and the failure is logged and counted: an outage of
+the limiter must not become an outage of payments. See docs/adr/0001-api-keys-auth-and-rate-limiting.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+logger = logging.getLogger("paytrust.ratelimit")
+
+WINDOW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class RateLimitResult:
+    allowed: bool
+    limit: int
+    used: int  # accepted requests in the window, this one included when allowed
+    reset_ms: int  # epoch ms at which the oldest counted request leaves the window
+    now_ms: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return max(1, math.ceil((self.reset_ms - self.now_ms) / 1000))
+
+    @property
+    def reset_epoch_seconds(self) -> int:
+        return math.ceil(self.reset_ms / 1000)
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_epoch_seconds),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after_seconds)
+        return headers
+
+
+# Every accepted hit is logged; `allowed` records whether THIS statement's request was accepted. The pruned log
+# is computed from the row as locked by ON CONFLICT, i.e. after every concurrent request of the key committed.
+_PG_HIT = """
+INSERT INTO apikeys_ratelimitwindow AS w (bucket, hits, allowed, touched_ms)
+VALUES (%(bucket)s, ARRAY[(extract(epoch FROM clock_timestamp()) * 1000)::bigint], %(limit)s > 0,
+        (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+ON CONFLICT (bucket) DO UPDATE SET
+    hits = CASE
+        WHEN (SELECT count(*) FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s) < %(limit)s
+        THEN ARRAY(SELECT h FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s)
+             || excluded.touched_ms
+        ELSE ARRAY(SELECT h FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s)
+    END,
+    allowed = (SELECT count(*) FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s) < %(limit)s,
+    touched_ms = excluded.touched_ms
+RETURNING w.allowed, cardinality(w.hits), (SELECT min(h) FROM unnest(w.hits) h), w.touched_ms
+"""
+
+
+def _pg_hit(bucket: str, limit: int) -> RateLimitResult:
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_HIT, {"bucket": bucket, "limit": limit, "window": WINDOW_MS})
+        allowed, used, oldest, now_ms = cursor.fetchone()
+    oldest = oldest if oldest is not None else now_ms
+    return RateLimitResult(
+        allowed=allowed, limit=limit, used=used or 0, reset_ms=oldest + WINDOW_MS, now_ms=now_ms
+    )
+
+
+# KEYS[1] = the key's sorted set; ARGV = limit, window ms, a unique member suffix.
+_REDIS_HIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if used < limit then
+    redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+    used = used + 1
+    allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], window)
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local oldest_ms = now
+if oldest[2] then oldest_ms = tonumber(oldest[2]) end
+return {allowed, used, oldest_ms, now}
+"""
+
+_redis_lock = threading.Lock()
+_redis_state: dict = {}
+
+
+def _redis_script():
+    """The registered Lua script bound to a client for settings.REDIS_URL (one per process and URL)."""
+    url = settings.REDIS_URL
+    state = _redis_state.get(url)
+    if state is None:
+        with _redis_lock:
+            state = _redis_state.get(url)
+            if state is None:
+                import redis
+
+                client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+                state = _redis_state[url] = client.register_script(_REDIS_HIT)
+    return state
+
+
+def _redis_hit(bucket: str, limit: int) -> RateLimitResult:
+    allowed, used, oldest, now_ms = _redis_script()(
+        keys=[f"paytrust:rl:{bucket}"], args=[limit, WINDOW_MS, uuid.uuid4().hex]
+    )
+    return RateLimitResult(
+        allowed=bool(allowed),
+        limit=limit,
+        used=int(used),
+        reset_ms=int(oldest) + WINDOW_MS,
+        now_ms=int(now_ms),
+    )
+
+
+def backend_name() -> str:
+    return "redis" if settings.REDIS_URL else "postgresql"
+
+
+def rate_limit_hit(*, bucket: str, limit: int) -> RateLimitResult | None:
+    """Count one request of `bucket` (an API key id) against `limit` per rolling minute.
+
+    Returns None when rate limiting is disabled or the store failed (the request then goes through).
+    """
+    if not settings.RATE_LIMIT_ENABLED:
+        return None
+    try:
+        if settings.REDIS_URL:
+            return _redis_hit(bucket, limit)
+        return _pg_hit(bucket, limit)
+    except Exception as exc:  # noqa: BLE001 - fail open, see the module docstring
+        from paytrust import metrics
+
+        logger.error(
+            "rate limit store failed; request allowed", extra={"backend": backend_name(), "error": repr(exc)}
+        )
+        metrics.rate_limit_store_error(backend=backend_name())
+        return None
+
+
+def rate_limit_purge() -> int:
+    """Delete PostgreSQL windows idle for more than two windows (Redis keys expire by themselves)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM apikeys_ratelimitwindow "
+            "WHERE touched_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - %s",
+            [2 * WINDOW_MS],
+        )
+        return cursor.rowcount

@@ -1,0 +1,168 @@
+"""Prometheus metrics. Works under gunicorn with several workers (prometheus_client multiprocess mode).
+
+When PROMETHEUS_MULTIPROC_DIR is set (scripts/run.sh and the Docker image set it; the directory must be empty
+at start), every process writes its samples to files there and `/metrics` aggregates all of them; gunicorn's
+`child_exit` hook (paytrust/gunicorn_conf.py) marks dead workers. Without it, the process' own registry is used.
+
+Helpers other apps call (cheap, never raise):
+    observe_request(method=, route=, status=, seconds=)         (called by the request middleware)
+    gateway_call_observed(gateway, seconds, outcome)             outcome: "ok", "error", "timeout", ...
+    webhook_queue_depth.set(n) / set_webhook_queue_depth(n)      gauge (last value set by any process)
+    deliveries_total.labels(outcome="succeeded").inc() / delivery_observed(outcome)
+    rate_limited(), idempotent_replay(), auth_failed(reason), rate_limit_store_error(backend=)
+At scrape time `/metrics` also reports `paytrust_jobs_waiting{queue=…}` (procrastinate jobs to do, per queue).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+logger = logging.getLogger("paytrust.metrics")
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+http_request_duration = Histogram(
+    "paytrust_http_request_duration_seconds",
+    "HTTP request latency by route (URL pattern, not the raw path) and status.",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+gateway_request_duration = Histogram(
+    "paytrust_gateway_request_duration_seconds",
+    "Latency of calls to payment gateways, by gateway and outcome.",
+    ["gateway", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+gateway_errors_total = Counter(
+    "paytrust_gateway_errors_total",
+    "Failed gateway calls (any outcome other than ok), by gateway and outcome.",
+    ["gateway", "outcome"],
+)
+webhook_queue_depth = Gauge(
+    "paytrust_webhook_queue_depth",
+    "Outbound webhook deliveries waiting (last value set by any process).",
+    multiprocess_mode="mostrecent",
+)
+deliveries_total = Counter(
+    "paytrust_webhook_deliveries_total",
+    "Outbound webhook delivery attempts, by outcome (succeeded, failed, ...).",
+    ["outcome"],
+)
+rate_limited_total = Counter("paytrust_rate_limited_total", "Requests refused with 429 by the rate limiter.")
+rate_limit_store_errors_total = Counter(
+    "paytrust_rate_limit_store_errors_total",
+    "Rate-limit store failures (the request was allowed: fail open).",
+    ["backend"],
+)
+idempotent_replays_total = Counter(
+    "paytrust_idempotent_replays_total", "POST requests answered from the idempotency store."
+)
+auth_failures_total = Counter(
+    "paytrust_auth_failures_total", "Failed API-key authentications, by reason.", ["reason"]
+)
+
+
+def _safe(fn):
+    def wrapper(*args, **kwargs):
+        try:
+            fn(*args, **kwargs)
+        except Exception:  # metrics must never break a request
+            logger.exception("metrics: could not record %s", fn.__name__)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_safe
+def observe_request(*, method: str, route: str, status: int, seconds: float) -> None:
+    http_request_duration.labels(method=method, route=route, status=str(status)).observe(seconds)
+
+
+@_safe
+def gateway_call_observed(gateway: str, seconds: float, outcome: str = "ok") -> None:
+    """Record one gateway call: latency by gateway and outcome; an error counter for outcomes other than ok."""
+    gateway_request_duration.labels(gateway=gateway, outcome=outcome).observe(seconds)
+    if outcome != "ok":
+        gateway_errors_total.labels(gateway=gateway, outcome=outcome).inc()
+
+
+@_safe
+def set_webhook_queue_depth(depth: int) -> None:
+    webhook_queue_depth.set(depth)
+
+
+@_safe
+def delivery_observed(outcome: str) -> None:
+    deliveries_total.labels(outcome=outcome).inc()
+
+
+@_safe
+def rate_limited() -> None:
+    rate_limited_total.inc()
+
+
+@_safe
+def rate_limit_store_error(*, backend: str) -> None:
+    rate_limit_store_errors_total.labels(backend=backend).inc()
+
+
+@_safe
+def idempotent_replay() -> None:
+    idempotent_replays_total.inc()
+
+
+@_safe
+def auth_failed(reason: str) -> None:
+    auth_failures_total.labels(reason=reason).inc()
+
+
+class JobQueueCollector:
+    """Procrastinate jobs waiting to run, per queue, read from the database at scrape time."""
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "paytrust_jobs_waiting",
+            "Background jobs waiting to run (status todo), per queue.",
+            labels=["queue"],
+        )
+        try:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT queue_name, count(*) FROM procrastinate_jobs WHERE status = 'todo' GROUP BY queue_name"
+                )
+                for queue, count in cursor.fetchall():
+                    family.add_metric([queue], count)
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
+            logger.warning("metrics: could not count waiting jobs", exc_info=True)
+        yield family
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of all processes' metrics, and its content type."""
+    if MULTIPROCESS:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    jobs = CollectorRegistry()
+    jobs.register(JobQueueCollector())
+    return generate_latest(registry) + generate_latest(jobs), CONTENT_TYPE_LATEST

@@ -126,3 +126,18 @@ class SandboxCheckoutSession(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"sandbox checkout {self.id} ({self.payment_id}, {self.status})"
+
+
+class SandboxRefund(models.Model):
+    """A refund the sandbox gateway accepted; unique per (session, refund id) so a retried refund is a no-op."""
+
+    session = models.ForeignKey(SandboxCheckoutSession, on_delete=models.CASCADE, related_name="refunds")
+    refund_id = models.CharField(max_length=64, help_text="Our ref_ id (the refund's idempotency key).")
+    amount_minor = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "refund_id"], name="one_sandbox_refund_per_id"),
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="sandbox_refund_positive"),
+        ]

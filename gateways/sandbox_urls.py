@@ -1,3 +1,7 @@
 """Public (unauthenticated) sandbox checkout pages: /sandbox/checkout/{token}."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from gateways.sandbox.views import checkout
+
+urlpatterns: list = [path("checkout/<str:token>", checkout, name="sandbox-checkout")]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
+from django.db.models import QuerySet
+
 from gateways.models import GatewayAccount, GatewayFee
 from merchants.models import Merchant
-from paytrust.errors import ValidationError
+from paytrust import crypto
+from paytrust.errors import NotFound, ValidationError
 
 
 def gateway_account_resolve(
@@ -41,3 +45,47 @@ def gateway_fee_for(*, account: GatewayAccount, currency: str) -> tuple[Decimal,
     if fee is None:
         return Decimal(0), 0
     return fee.percent, fee.fixed_minor
+
+
+def gateway_account_list(
+    *, merchant: Merchant, mode: str, gateway: str | None = None, enabled: bool | None = None
+) -> QuerySet[GatewayAccount]:
+    qs = GatewayAccount.objects.filter(merchant=merchant, mode=mode).prefetch_related("fees")
+    if gateway:
+        qs = qs.filter(gateway=gateway)
+    if enabled is not None:
+        qs = qs.filter(enabled=enabled)
+    return qs
+
+
+def gateway_account_get(*, merchant: Merchant, mode: str, account_id: str) -> GatewayAccount:
+    """One of the merchant's accounts in this mode; another tenant's or mode's account is a 404."""
+    account = (
+        GatewayAccount.objects.filter(merchant=merchant, mode=mode, pk=account_id)
+        .prefetch_related("fees")
+        .first()
+    )
+    if account is None:
+        raise NotFound("No such gateway account.", param="id")
+    return account
+
+
+def gateway_account_for_webhook(*, gateway: str, account_id: str) -> GatewayAccount:
+    """The account addressed by an inbound webhook URL /v1/webhooks/{gateway}/{account_id} (no tenant: public URL).
+
+    404 when the id is unknown or belongs to another gateway. Disabled accounts still resolve: late
+    notifications for payments made while they were enabled must not be lost.
+    """
+    account = GatewayAccount.objects.select_related("merchant").filter(pk=account_id, gateway=gateway).first()
+    if account is None:
+        raise NotFound("No such gateway account.")
+    return account
+
+
+def gateway_account_credentials(*, account: GatewayAccount) -> dict[str, str]:
+    """Decrypted credentials (in memory only; never log or render them)."""
+    return crypto.decrypt_json(account.credentials_encrypted)
+
+
+def gateway_account_webhook_url(account: GatewayAccount) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/v1/webhooks/{account.gateway}/{account.pk}"

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from gateways.api import GatewayAccountDetailApi, GatewayAccountListApi
+
+urlpatterns = [
+    path("gateway-accounts", GatewayAccountListApi.as_view(), name="gateway-account-list"),
+    path(
+        "gateway-accounts/<str:account_id>", GatewayAccountDetailApi.as_view(), name="gateway-account-detail"
+    ),
+]

@@ -1,0 +1,243 @@
+"""Gateway accounts API: POST/GET /v1/gateway-accounts, GET/PATCH /v1/gateway-accounts/{id}.
+
+Credentials are write-only: responses show `credentials_set` and `credentials_hint` (last 4 characters of each
+secret at most), never the values. The mode is the calling key's.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from apikeys.authentication import client_ip
+from apikeys.services import Actor
+from gateways import selectors, services
+from gateways.models import GatewayAccount, GatewayName
+from paytrust import money
+from paytrust.api import ApiView, tenant
+from paytrust.errors import ValidationError
+from paytrust.pagination import paginate
+from paytrust.schema import error_responses
+from paytrust.serializers import MetadataField, StrictSerializer
+
+
+class DecimalInput(serializers.Field):
+    """A decimal string or JSON number, passed through unchanged (money.py parses it in the service)."""
+
+    default_error_messages = {"invalid": "Expected a decimal string."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return str(value)
+
+
+class FeeInput(StrictSerializer):
+    currency = serializers.CharField(max_length=3)
+    percent = DecimalInput(required=False, help_text='Fraction, at most 4 decimals: "0.029" is 2.9 %.')
+    fixed = DecimalInput(required=False, help_text='Fixed fee in the currency, e.g. "2000".')
+
+
+class GatewayAccountCreateInput(StrictSerializer):
+    gateway = serializers.ChoiceField(choices=GatewayName.choices)
+    credentials = serializers.JSONField(
+        required=False,
+        help_text='xendit: {"secret_key", "callback_token"}; midtrans: {"server_key", "client_key"}; '
+        "sandbox: none. Write-only.",
+    )
+    currencies = serializers.ListField(
+        child=serializers.CharField(max_length=3),
+        required=False,
+        max_length=20,
+        help_text="Default: every enabled currency the gateway supports.",
+    )
+    enabled = serializers.BooleanField(required=False, default=True)
+    fees = FeeInput(many=True, required=False, max_length=20)
+    metadata = MetadataField(required=False)
+
+
+class GatewayAccountUpdateInput(StrictSerializer):
+    credentials = serializers.JSONField(
+        required=False, help_text="Merged over the stored credentials: send only the keys you rotate."
+    )
+    currencies = serializers.ListField(
+        child=serializers.CharField(max_length=3), required=False, max_length=20
+    )
+    enabled = serializers.BooleanField(required=False)
+    fees = FeeInput(many=True, required=False, max_length=20, help_text="Replaces all fees.")
+    metadata = MetadataField(required=False)
+
+
+class FeeOutput(serializers.Serializer):
+    currency = serializers.CharField()
+    percent = serializers.CharField()
+    fixed = serializers.CharField()
+
+
+class GatewayAccountOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="gateway_account")
+    gateway = serializers.CharField()
+    mode = serializers.CharField()
+    currencies = serializers.ListField(child=serializers.CharField())
+    enabled = serializers.BooleanField()
+    fees = FeeOutput(many=True)
+    credentials_set = serializers.BooleanField()
+    credentials_hint = serializers.DictField(
+        child=serializers.CharField(),
+        help_text='Last 4 characters of each secret, e.g. {"secret_key": "…a1b2"}.',
+    )
+    webhook_url = serializers.CharField(help_text="Configure this as the notification URL at the gateway.")
+    metadata = serializers.DictField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class GatewayAccountList(serializers.Serializer):
+    data = GatewayAccountOutput(many=True)
+    has_more = serializers.BooleanField()
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+def render_account(account: GatewayAccount) -> dict:
+    fees = sorted(account.fees.all(), key=lambda f: f.currency)
+    data = {
+        "id": account.pk,
+        "object": "gateway_account",
+        "gateway": account.gateway,
+        "mode": account.mode,
+        "currencies": list(account.currencies),
+        "enabled": account.enabled,
+        "fees": [
+            {
+                "currency": fee.currency,
+                "percent": money.format_rate(fee.percent),
+                "fixed": money.format_amount(fee.fixed_minor, fee.currency),
+            }
+            for fee in fees
+        ],
+        "credentials_set": account.credentials_set,
+        "credentials_hint": dict(account.credentials_hint or {}),
+        "webhook_url": selectors.gateway_account_webhook_url(account),
+        "metadata": account.metadata or {},
+        "created_at": account.created_at,
+        "updated_at": account.updated_at,
+    }
+    return GatewayAccountOutput(data).data
+
+
+def _actor(request) -> Actor:
+    key = request.user.key
+    return Actor(
+        label=key.id,
+        ip=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        request_id=getattr(request, "request_id", ""),
+        api_key_id=key.id,
+    )
+
+
+def _parse_bool(raw: str | None, *, param: str) -> bool | None:
+    if raw in (None, ""):
+        return None
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise ValidationError(f"{param} must be true or false.", param=param)
+
+
+_EXAMPLE = OpenApiExample(
+    "Xendit account",
+    value={
+        "gateway": "xendit",
+        "credentials": {"secret_key": "xnd_development_…", "callback_token": "…"},
+        "currencies": ["IDR", "USD"],
+        "enabled": True,
+        "fees": [{"currency": "IDR", "percent": "0.029", "fixed": "2000"}],
+    },
+    request_only=True,
+)
+
+
+class GatewayAccountListApi(ApiView):
+    @extend_schema(
+        summary="List gateway accounts",
+        parameters=[
+            OpenApiParameter("gateway", OpenApiTypes.STR, enum=[c for c, _ in GatewayName.choices]),
+            OpenApiParameter("enabled", OpenApiTypes.BOOL),
+            OpenApiParameter("limit", OpenApiTypes.INT),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+        ],
+        responses={200: GatewayAccountList},
+    )
+    def get(self, request):
+        scope = tenant(request)
+        gateway = request.query_params.get("gateway") or None
+        if gateway is not None and gateway not in GatewayName.values:
+            raise ValidationError("Unknown gateway.", param="gateway")
+        qs = selectors.gateway_account_list(
+            **scope,
+            gateway=gateway,
+            enabled=_parse_bool(request.query_params.get("enabled"), param="enabled"),
+        )
+        page = paginate(
+            qs, params=request.query_params, render=lambda rows: [render_account(a) for a in rows]
+        )
+        return Response(page)
+
+    @extend_schema(
+        summary="Create a gateway account",
+        request=GatewayAccountCreateInput,
+        responses={201: GatewayAccountOutput, **error_responses(409)},
+        examples=[_EXAMPLE],
+    )
+    def post(self, request):
+        body = GatewayAccountCreateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        scope = tenant(request)
+        account = services.gateway_account_create(
+            merchant=scope["merchant"],
+            mode=scope["mode"],
+            gateway=data["gateway"],
+            credentials=data.get("credentials"),
+            currencies=data.get("currencies"),
+            enabled=data.get("enabled", True),
+            fees=[dict(fee) for fee in data.get("fees", [])],
+            metadata=data.get("metadata"),
+            actor=_actor(request),
+        )
+        account = selectors.gateway_account_get(**scope, account_id=account.pk)
+        return Response(render_account(account), status=201)
+
+
+class GatewayAccountDetailApi(ApiView):
+    @extend_schema(
+        summary="Retrieve a gateway account", responses={200: GatewayAccountOutput, **error_responses(404)}
+    )
+    def get(self, request, account_id: str):
+        account = selectors.gateway_account_get(**tenant(request), account_id=account_id)
+        return Response(render_account(account))
+
+    @extend_schema(
+        summary="Update a gateway account",
+        request=GatewayAccountUpdateInput,
+        responses={200: GatewayAccountOutput, **error_responses(404, 409)},
+    )
+    def patch(self, request, account_id: str):
+        scope = tenant(request)
+        account = selectors.gateway_account_get(**scope, account_id=account_id)
+        body = GatewayAccountUpdateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        if "fees" in changes:
+            changes["fees"] = [dict(fee) for fee in changes["fees"]]
+        services.gateway_account_update(account=account, actor=_actor(request), **changes)
+        account = selectors.gateway_account_get(**scope, account_id=account_id)
+        return Response(render_account(account))

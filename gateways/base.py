@@ -1,0 +1,311 @@
+"""The gateway contract: what payments and the inbound-webhook pipeline call, whatever the gateway.
+
+Everything in and out is a frozen dataclass with integer minor-unit amounts and aware UTC datetimes. Get an
+instance with `gateways.registry.gateway_for_account(account)`; never construct adapters by hand.
+
+Calling rules (see docs/adr/0010-gateway-contract.md):
+- Call `create_payment`, `get_status`, `expire_payment`, `refund` OUTSIDE any database transaction (they do
+  HTTP; the sandbox writes its own rows). `verify_webhook` / `parse_webhook` do no I/O and may run anywhere.
+- `create_payment` is idempotent per `payment_id`: it is the gateway's external id / order id and idempotency key.
+- Failures raise `paytrust.errors.GatewayError` (502) or `GatewayTimeout` (504, always retryable). `retryable`
+  True = the same call may succeed later. `outcome_unknown(exc)` tells whether a failed `create_payment` may still
+  have created the payment at the gateway (timeout, 5xx, unreadable answer): leave the payment `unknown` and ask
+  `get_status(payment_id=...)` later. `code="gateway_unavailable"` = the circuit breaker is open (nothing sent).
+- `GatewayPaymentNotFound` (a GatewayError, not retryable) = the gateway has no payment for that id/reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from paytrust import money
+from paytrust.errors import (
+    GatewayError,
+    GatewayTimeout,
+    ValidationError,
+    WebhookAuthError,
+    WebhookPayloadError,
+)
+
+if TYPE_CHECKING:
+    from gateways.models import GatewayAccount
+
+__all__ = [
+    "CreatePaymentRequest",
+    "CreatePaymentResult",
+    "Customer",
+    "Gateway",
+    "GatewayError",
+    "GatewayPaymentNotFound",
+    "GatewayTimeout",
+    "PaymentStatus",
+    "PaymentStatusResult",
+    "RefundRequest",
+    "RefundResult",
+    "RefundStatus",
+    "WebhookAuthError",
+    "WebhookNotification",
+    "WebhookPayloadError",
+    "outcome_unknown",
+]
+
+
+class PaymentStatus(StrEnum):
+    """A payment's status as the gateway reports it, in OUR vocabulary (values = payments' Payment statuses)."""
+
+    PENDING = "pending"  # created / waiting for the customer (also: card authorized, fraud challenge)
+    SUCCEEDED = "succeeded"  # money collected (see amount_minor for how much)
+    FAILED = "failed"  # denied, cancelled, failed
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    UNKNOWN = "unknown"  # a status this adapter does not know; never treat as success
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class GatewayPaymentNotFound(GatewayError):
+    """The gateway has no payment for the given payment id / reference (e.g. a create that never arrived)."""
+
+    code = "gateway_payment_not_found"
+    default_message = "The payment gateway has no such payment."
+
+
+# Codes of GatewayErrors raised by create_payment after which the gateway MAY have created the payment.
+# A connection error may also happen after the request was sent (reset while reading), so it counts too.
+_OUTCOME_UNKNOWN_CODES = frozenset(
+    {"gateway_timeout", "gateway_server_error", "gateway_bad_response", "gateway_connection_error"}
+)
+
+
+def outcome_unknown(exc: GatewayError) -> bool:
+    """True if the failed call may have taken effect at the gateway (leave the payment `unknown`)."""
+    return isinstance(exc, GatewayTimeout) or exc.code in _OUTCOME_UNKNOWN_CODES
+
+
+@dataclass(frozen=True)
+class Customer:
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class CreatePaymentRequest:
+    payment_id: str  # our pay_ id: external_id / order_id / idempotency key at the gateway
+    amount_minor: int  # > 0, in `currency`'s minor units
+    currency: str  # ISO 4217, one of the account's currencies
+    description: str
+    expires_at: datetime  # aware; the gateway's payment expires then (rounded to what the gateway allows)
+    customer: Customer = field(default_factory=Customer)
+    invoice_id: str = ""
+    installment_number: int | None = None
+    success_redirect_url: str = ""
+    failure_redirect_url: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
+            raise TypeError("amount_minor must be an int")
+        if self.amount_minor <= 0:
+            raise ValueError("amount_minor must be > 0")
+        if self.expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class CreatePaymentResult:
+    gateway_reference: (
+        str  # the gateway's id for this payment (Xendit invoice id, Midtrans order id, ckt_ id)
+    )
+    payment_url: str  # where to send the customer
+    status: PaymentStatus  # normally PENDING
+    expires_at: datetime | None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class PaymentStatusResult:
+    gateway_reference: str
+    status: PaymentStatus
+    amount_minor: int  # amount collected when SUCCEEDED/…REFUNDED; otherwise the amount the gateway shows
+    currency: str
+    paid_at: datetime | None
+    payment_id: str = ""  # our pay_ id as the gateway echoes it
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class WebhookNotification:
+    event_id: (
+        str  # dedup key, unique per gateway account: the gateway's own id or a derived one (see adapter)
+    )
+    gateway_reference: str
+    payment_id: str  # our pay_ id, from the gateway's external_id / order_id (may be foreign: not ours)
+    status: PaymentStatus
+    amount_minor: int  # collected amount when SUCCEEDED; otherwise the transaction amount as reported
+    currency: str
+    occurred_at: datetime  # aware UTC: when the gateway says the status changed
+    refunded_amount_minor: int | None = None  # cumulative refunded amount on REFUNDED/PARTIALLY_REFUNDED
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    refund_id: str  # our ref_ id: the gateway's refund key / idempotency key
+    payment_id: str
+    gateway_reference: str
+    amount_minor: int
+    currency: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    gateway_refund_reference: str
+    status: RefundStatus
+    amount_minor: int
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+class Gateway(ABC):
+    """One gateway account's adapter. Instances are cheap; build them with `gateway_for_account`."""
+
+    name: ClassVar[str]
+    # Currencies the gateway can take (intersected with money.ENABLED_CURRENCIES at account configuration).
+    supported_currencies: ClassVar[frozenset[str]]
+    # Credential fields the merchant must supply (all strings). Sandbox: none (it generates its own secret).
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    allowed_modes: ClassVar[frozenset[str]] = frozenset({"test", "live"})
+
+    def __init__(self, *, account: GatewayAccount, credentials: Mapping[str, str]) -> None:
+        self.account = account
+        self.credentials = dict(credentials)
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"<{type(self).__name__} account={getattr(self.account, 'pk', None)}>"
+
+    # ----- configuration ---------------------------------------------------------------------------------
+    @classmethod
+    def validate_credentials(cls, credentials: object, *, param: str = "credentials") -> dict[str, str]:
+        """Shape-check merchant-supplied credentials; returns the cleaned dict or raises ValidationError."""
+        if credentials is None:
+            credentials = {}
+        if not isinstance(credentials, dict):
+            raise ValidationError("credentials must be an object.", param=param)
+        unknown = [k for k in credentials if k not in cls.credential_fields]
+        if unknown:
+            raise ValidationError(
+                f"Unknown credential {unknown[0]!r} for {cls.name}; expected {list(cls.credential_fields)}.",
+                code="parameter_unknown",
+                param=f"{param}.{unknown[0]}",
+            )
+        cleaned: dict[str, str] = {}
+        for name in cls.credential_fields:
+            value = credentials.get(name)
+            if value is None or value == "":
+                raise ValidationError(
+                    f"{cls.name} needs credentials.{name}.", code="parameter_missing", param=f"{param}.{name}"
+                )
+            if not isinstance(value, str) or len(value) > 500 or value != value.strip():
+                raise ValidationError(
+                    f"credentials.{name} must be a string without surrounding spaces.",
+                    param=f"{param}.{name}",
+                )
+            cleaned[name] = value
+        return cleaned
+
+    @classmethod
+    def generated_credentials(cls) -> dict[str, str]:
+        """Credentials PayTrust generates itself for a new account (sandbox: its signing secret)."""
+        return {}
+
+    # ----- payments ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def create_payment(self, request: CreatePaymentRequest) -> CreatePaymentResult:
+        """Create the payment at the gateway (idempotent per request.payment_id)."""
+
+    @abstractmethod
+    def get_status(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
+        """The gateway's truth for a payment; by reference when known, else by our payment id (after a timeout).
+
+        Raises GatewayPaymentNotFound when the gateway has no such payment.
+        """
+
+    @abstractmethod
+    def expire_payment(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
+        """Ask the gateway to stop accepting money for the payment; returns the resulting status."""
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Refund (part of) a succeeded payment. Adapters without a refund API raise a permanent GatewayError."""
+        raise GatewayError(
+            f"Refunds are not supported for {self.name} yet.",
+            code="gateway_refund_unsupported",
+            retryable=False,
+        )
+
+    # ----- inbound webhooks (no I/O) -----------------------------------------------------------------------
+    @abstractmethod
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """Authenticate an inbound webhook; raise WebhookAuthError (401). Constant-time comparisons only."""
+
+    @abstractmethod
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookNotification:
+        """Map a VERIFIED webhook to a WebhookNotification; raise WebhookPayloadError (400) when malformed."""
+
+
+# ----- helpers shared by adapters ---------------------------------------------------------------------------
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup over any mapping (Django's request.headers, a dict, …)."""
+    getter = getattr(headers, "get", None)
+    if getter is not None:
+        value = getter(name)
+        if value is not None:
+            return value
+    lowered = name.lower()
+    for key, value in headers.items():
+        if isinstance(key, str) and key.lower() == lowered:
+            return value
+    return None
+
+
+def secure_equals(expected: str, presented: str | None) -> bool:
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(expected.encode(), presented.encode())
+
+
+def gateway_amount_to_minor(value: object, currency: str, *, param: str, error: type[Exception]) -> int:
+    """A gateway-reported amount (JSON number parsed as int/Decimal, or decimal string) -> minor units.
+
+    Uses money.to_minor (exact; "10000.00" IDR is fine, 4550.50 IDR is not). Raises `error` otherwise.
+    """
+    if currency not in money.CURRENCIES:
+        raise error(f"Unknown currency {currency!r} in gateway payload.")
+    try:
+        return money.to_minor(value, currency, param=param)
+    except ValidationError as exc:
+        raise error(f"{param}: {exc.message}") from exc
+
+
+EVENT_ID_MAX = 128
+
+
+def derive_event_id(*parts: str) -> str:
+    """A dedup event id from parts ("ref:STATUS:time"); hashed when longer than EVENT_ID_MAX (128) chars."""
+    event_id = ":".join(parts)
+    if len(event_id) > EVENT_ID_MAX:
+        event_id = "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
+    return event_id

@@ -1,0 +1,190 @@
+"""Midtrans adapter: Snap for the hosted payment page, Core API for status / expire / refund.
+
+- IDR only (Midtrans settles in IDR; `gross_amount` is an integer): other currencies are refused when the
+  account is configured, and create_payment refuses them too.
+- order_id = our payment id; it is also the gateway_reference (Midtrans has no transaction id until the customer
+  picks a payment method in Snap, and every Core API call and notification carries the order id).
+- Test-mode accounts talk to the Midtrans sandbox, live-mode accounts to production (see client.py).
+- A Snap create retried with the same order_id is refused by Midtrans ("order_id already used"): after a timeout,
+  ask get_status(payment_id=…) (404 until the customer starts paying) rather than creating again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from gateways.base import (
+    CreatePaymentRequest,
+    CreatePaymentResult,
+    Gateway,
+    GatewayPaymentNotFound,
+    PaymentStatus,
+    PaymentStatusResult,
+    RefundRequest,
+    RefundResult,
+    RefundStatus,
+    WebhookNotification,
+    gateway_amount_to_minor,
+)
+from gateways.midtrans import webhooks
+from gateways.midtrans.client import MidtransClient
+from gateways.registry import register
+from paytrust import money
+from paytrust.errors import GatewayError
+
+
+def _bad_response(message: str) -> GatewayError:
+    return GatewayError(message, code="gateway_bad_response", retryable=True)
+
+
+def _amount_int(minor: int, currency: str) -> int:
+    major = money.to_major(minor, currency)
+    if major != major.to_integral_value():
+        raise GatewayError("Midtrans needs whole-rupiah amounts.", code="gateway_rejected", retryable=False)
+    return int(major)
+
+
+@register
+class MidtransGateway(Gateway):
+    name = "midtrans"
+    supported_currencies = frozenset({"IDR"})
+    credential_fields = ("server_key", "client_key")
+
+    def __init__(self, *, account, credentials: Mapping[str, str]) -> None:
+        super().__init__(account=account, credentials=credentials)
+        self.client = MidtransClient(
+            server_key=self.credentials.get("server_key", ""),
+            account_id=account.pk,
+            production=account.mode == "live",
+        )
+
+    # ----- payments -----------------------------------------------------------------------------------------
+    def create_payment(self, request: CreatePaymentRequest) -> CreatePaymentResult:
+        if request.currency not in self.supported_currencies:
+            raise GatewayError(
+                f"Midtrans does not take {request.currency}; only IDR.",
+                code="gateway_rejected",
+                retryable=False,
+            )
+        now = timezone.now()
+        minutes = math.floor((request.expires_at - now).total_seconds() / 60)
+        if minutes < 1:
+            raise GatewayError(
+                "The payment's expiry is less than a minute away.", code="gateway_rejected", retryable=False
+            )
+        body: dict = {
+            "transaction_details": {
+                "order_id": request.payment_id,
+                "gross_amount": _amount_int(request.amount_minor, request.currency),
+            },
+            "expiry": {
+                "start_time": now.astimezone(webhooks.WIB).strftime("%Y-%m-%d %H:%M:%S +0700"),
+                "unit": "minute",
+                "duration": minutes,
+            },
+        }
+        customer = {
+            key: value
+            for key, value in (
+                ("first_name", request.customer.name),
+                ("email", request.customer.email),
+                ("phone", request.customer.phone),
+            )
+            if value
+        }
+        if customer:
+            body["customer_details"] = customer
+        if request.success_redirect_url:
+            body["callbacks"] = {"finish": request.success_redirect_url}
+        if request.invoice_id:
+            body["custom_field1"] = request.invoice_id
+        if request.installment_number is not None:
+            body["custom_field2"] = str(request.installment_number)
+        data = self.client.create_snap_transaction(
+            body,
+            idempotency_key=request.payment_id,
+            notification_url=f"{settings.PUBLIC_BASE_URL}/v1/webhooks/{self.name}/{self.account.pk}",
+        )
+        token, redirect_url = data.get("token"), data.get("redirect_url")
+        if not isinstance(token, str) or not token or not isinstance(redirect_url, str) or not redirect_url:
+            raise _bad_response("Midtrans Snap's answer lacks token or redirect_url.")
+        expires_at = now.replace(microsecond=0) + timedelta(minutes=minutes)
+        return CreatePaymentResult(
+            gateway_reference=request.payment_id,
+            payment_url=redirect_url,
+            status=PaymentStatus.PENDING,
+            expires_at=expires_at,
+            raw=data,
+        )
+
+    def get_status(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
+        return self._status_result(self.client.get_status(gateway_reference or payment_id))
+
+    def expire_payment(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
+        order_id = gateway_reference or payment_id
+        try:
+            return self._status_result(self.client.expire(order_id))
+        except GatewayPaymentNotFound:
+            raise
+        except GatewayError as exc:
+            if exc.retryable:
+                raise
+            # Settled / already expired transactions cannot be expired: report what Midtrans holds.
+            return self._status_result(self.client.get_status(order_id))
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        body = {
+            "refund_key": request.refund_id,
+            "amount": _amount_int(request.amount_minor, request.currency),
+            "reason": request.reason or "refund",
+        }
+        data = self.client.refund(
+            request.gateway_reference or request.payment_id, body, idempotency_key=request.refund_id
+        )
+        status = str(data.get("transaction_status") or "").lower()
+        if status not in ("refund", "partial_refund"):
+            raise _bad_response(f"Midtrans refund answer has transaction_status {status!r}.")
+        reference = data.get("refund_chargeback_id")
+        return RefundResult(
+            gateway_refund_reference=str(reference if reference is not None else request.refund_id),
+            status=RefundStatus.SUCCEEDED,
+            amount_minor=request.amount_minor,
+            raw=data,
+        )
+
+    def _status_result(self, data: dict) -> PaymentStatusResult:
+        order_id = data.get("order_id")
+        if not isinstance(order_id, str) or not order_id:
+            raise _bad_response("Midtrans' status answer lacks order_id.")
+        currency = str(data.get("currency") or "IDR").upper()
+        status = webhooks.map_status(data.get("transaction_status"), data.get("fraud_status"))
+        gross = webhooks.field_text(data.get("gross_amount"))
+        amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=_bad_response)
+        paid_at = None
+        if status == PaymentStatus.SUCCEEDED:
+            paid_at = webhooks.parse_time(
+                data.get("settlement_time") or data.get("transaction_time"),
+                error=_bad_response,
+                field="settlement_time",
+            )
+        return PaymentStatusResult(
+            gateway_reference=order_id,
+            status=status,
+            amount_minor=amount_minor,
+            currency=currency,
+            paid_at=paid_at,
+            payment_id=order_id,
+            raw=data,
+        )
+
+    # ----- webhooks -----------------------------------------------------------------------------------------
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        webhooks.verify_notification(headers, raw_body, server_key=self.credentials.get("server_key", ""))
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookNotification:
+        return webhooks.parse_notification(raw_body)

@@ -1,0 +1,170 @@
+"""Midtrans HTTP notifications: signature verification and mapping to a WebhookNotification.
+
+Verification: signature_key == SHA512(order_id + status_code + gross_amount + server_key) in hex, with the values
+exactly as received (gross_amount "10000.00", not a re-formatted number), compared in constant time. Midtrans
+sends no other authentication (no custom headers).
+
+Status mapping (transaction_status, case-insensitive; fraud_status may be absent, e.g. Indomaret):
+  capture / settlement + fraud accept or absent -> succeeded;  + challenge -> pending;  + deny -> failed
+  pending, authorize -> pending;  deny, cancel, failure -> failed;  expire -> expired
+  refund, chargeback -> refunded;  partial_refund, partial_chargeback -> partially_refunded;  else unknown
+A card payment notifies `capture` and later `settlement`: both map to succeeded and are distinct events, so the
+consumer must treat an already-succeeded payment as a no-op.
+
+Event id (Midtrans sends none): transaction_id:transaction_status:(settlement_time or transaction_time), plus the
+cumulative refund_amount for refund statuses (two partial refunds share every other field).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+from gateways.base import (
+    PaymentStatus,
+    WebhookAuthError,
+    WebhookNotification,
+    WebhookPayloadError,
+    derive_event_id,
+    gateway_amount_to_minor,
+    secure_equals,
+)
+from gateways.http import loads_json
+
+# Midtrans timestamps are "YYYY-MM-DD HH:MM:SS" in Western Indonesia Time (GMT+7, no daylight saving).
+WIB = timezone(timedelta(hours=7), "WIB")
+
+_SUCCESS_STATES = {"capture", "settlement"}
+_SIMPLE = {
+    "pending": PaymentStatus.PENDING,
+    "authorize": PaymentStatus.PENDING,
+    "deny": PaymentStatus.FAILED,
+    "cancel": PaymentStatus.FAILED,
+    "failure": PaymentStatus.FAILED,
+    "expire": PaymentStatus.EXPIRED,
+    "refund": PaymentStatus.REFUNDED,
+    "chargeback": PaymentStatus.REFUNDED,
+    "partial_refund": PaymentStatus.PARTIALLY_REFUNDED,
+    "partial_chargeback": PaymentStatus.PARTIALLY_REFUNDED,
+}
+_REFUND_STATES = {"refund", "chargeback", "partial_refund", "partial_chargeback"}
+
+
+def map_status(transaction_status: object, fraud_status: object = None) -> PaymentStatus:
+    status = str(transaction_status or "").strip().lower()
+    fraud = str(fraud_status or "").strip().lower()
+    if status in _SUCCESS_STATES:
+        if fraud in ("", "accept"):
+            return PaymentStatus.SUCCEEDED
+        if fraud == "challenge":
+            return PaymentStatus.PENDING
+        if fraud == "deny":
+            return PaymentStatus.FAILED
+        return PaymentStatus.UNKNOWN
+    return _SIMPLE.get(status, PaymentStatus.UNKNOWN)
+
+
+def signature_for(*, order_id: str, status_code: str, gross_amount: str, server_key: str) -> str:
+    return hashlib.sha512(f"{order_id}{status_code}{gross_amount}{server_key}".encode()).hexdigest()
+
+
+def parse_time(value: object, *, error: type[Exception], field: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise error(f"{field} must be a string.")
+    try:
+        parsed = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise error(f"{field} is not a Midtrans timestamp.")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=WIB)
+    return parsed.astimezone(UTC)
+
+
+def _load(raw_body: bytes) -> dict:
+    try:
+        data = loads_json(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookPayloadError("The Midtrans notification body is not valid JSON.")
+    if not isinstance(data, dict):
+        raise WebhookPayloadError("The Midtrans notification body must be a JSON object.")
+    return data
+
+
+def field_text(value: object) -> str | None:
+    """A field as Midtrans sent it: strings as-is; a number (parsed to int/Decimal) back to its exact text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    return None
+
+
+def verify_notification(headers: Mapping[str, str], raw_body: bytes, *, server_key: str) -> None:
+    data = _load(raw_body)
+    presented = data.get("signature_key")
+    parts = [field_text(data.get(key)) for key in ("order_id", "status_code", "gross_amount")]
+    if not isinstance(presented, str) or not presented or any(part is None for part in parts):
+        raise WebhookAuthError(
+            "The Midtrans notification lacks signature_key/order_id/status_code/gross_amount.",
+            code="webhook_signature_missing",
+        )
+    order_id, status_code, gross_amount = parts
+    expected = signature_for(
+        order_id=order_id, status_code=status_code, gross_amount=gross_amount, server_key=server_key
+    )
+    if not secure_equals(expected, presented.strip().lower()):
+        raise WebhookAuthError("The Midtrans signature_key does not match this gateway account.")
+
+
+def parse_notification(raw_body: bytes) -> WebhookNotification:
+    data = _load(raw_body)
+    for key in ("order_id", "transaction_status"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise WebhookPayloadError(f"The Midtrans notification lacks {key!r}.")
+    gross = field_text(data.get("gross_amount"))
+    if gross is None:
+        raise WebhookPayloadError("The Midtrans notification lacks 'gross_amount'.")
+    transaction_status = data["transaction_status"].strip().lower()
+    status = map_status(transaction_status, data.get("fraud_status"))
+    currency = str(data.get("currency") or "IDR").upper()
+    amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=WebhookPayloadError)
+    refunded = None
+    if transaction_status in _REFUND_STATES and data.get("refund_amount") is not None:
+        refunded = gateway_amount_to_minor(
+            field_text(data.get("refund_amount")), currency, param="refund_amount", error=WebhookPayloadError
+        )
+    settlement_time = data.get("settlement_time")
+    transaction_time = data.get("transaction_time")
+    occurred_at = parse_time(
+        settlement_time, error=WebhookPayloadError, field="settlement_time"
+    ) or parse_time(transaction_time, error=WebhookPayloadError, field="transaction_time")
+    if occurred_at is None:
+        raise WebhookPayloadError(
+            "The Midtrans notification has neither settlement_time nor transaction_time."
+        )
+    transaction_id = data.get("transaction_id")
+    if not isinstance(transaction_id, str) or not transaction_id:
+        raise WebhookPayloadError("The Midtrans notification lacks 'transaction_id'.")
+    parts = [transaction_id, transaction_status, str(settlement_time or transaction_time)]
+    if refunded is not None:
+        parts.append(str(refunded))
+    return WebhookNotification(
+        event_id=derive_event_id(*parts),
+        gateway_reference=data["order_id"],
+        payment_id=data["order_id"],
+        status=status,
+        amount_minor=amount_minor,
+        currency=currency,
+        occurred_at=occurred_at,
+        refunded_amount_minor=refunded,
+        raw=data,
+    )

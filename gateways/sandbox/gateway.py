@@ -1,0 +1,112 @@
+"""Sandbox adapter: a gateway implemented inside PayTrust for test mode (hosted page /sandbox/checkout/{token})."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+
+from django.conf import settings
+from django.utils import timezone
+
+from gateways.base import (
+    CreatePaymentRequest,
+    CreatePaymentResult,
+    Gateway,
+    PaymentStatus,
+    PaymentStatusResult,
+    RefundRequest,
+    RefundResult,
+    RefundStatus,
+    WebhookNotification,
+)
+from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus
+from gateways.registry import register
+from gateways.sandbox import services
+from gateways.sandbox import webhooks as sandbox_webhooks
+from paytrust import money
+from paytrust.errors import GatewayError
+
+
+def checkout_url(token: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/sandbox/checkout/{token}"
+
+
+@register
+class SandboxGateway(Gateway):
+    name = "sandbox"
+    supported_currencies = frozenset(money.ENABLED_CURRENCIES)
+    credential_fields = ()  # the merchant supplies none; PayTrust generates the signing secret
+    allowed_modes = frozenset({"test"})
+
+    @classmethod
+    def generated_credentials(cls) -> dict[str, str]:
+        return {"signing_secret": "sbxsec_" + secrets.token_urlsafe(32)}
+
+    # ----- payments -----------------------------------------------------------------------------------------
+    def create_payment(self, request: CreatePaymentRequest) -> CreatePaymentResult:
+        if request.currency not in self.account.currencies:
+            raise GatewayError(
+                f"This sandbox account does not take {request.currency}.", code="gateway_rejected"
+            )
+        session = services.sandbox_session_create(account=self.account, request=request)
+        return CreatePaymentResult(
+            gateway_reference=session.pk,
+            payment_url=checkout_url(session.token),
+            status=PaymentStatus.PENDING,
+            expires_at=session.expires_at,
+            raw={"checkout_id": session.pk, "status": session.status},
+        )
+
+    def get_status(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
+        session = services.sandbox_session_get(
+            account=self.account, payment_id=payment_id, gateway_reference=gateway_reference
+        )
+        return _status_result(session)
+
+    def expire_payment(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
+        session = services.sandbox_session_expire(
+            account=self.account, payment_id=payment_id, gateway_reference=gateway_reference
+        )
+        return _status_result(session)
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        refund = services.sandbox_refund(account=self.account, request=request)
+        return RefundResult(
+            gateway_refund_reference=f"sbxref_{refund.pk}",
+            status=RefundStatus.SUCCEEDED,
+            amount_minor=refund.amount_minor,
+            raw={"checkout_id": refund.session_id, "refund_id": refund.refund_id},
+        )
+
+    # ----- webhooks -----------------------------------------------------------------------------------------
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        sandbox_webhooks.verify(headers, raw_body, secret=self.credentials.get("signing_secret", ""))
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookNotification:
+        return sandbox_webhooks.parse(raw_body)
+
+
+def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:
+    status = {
+        SandboxCheckoutStatus.SUCCEEDED: PaymentStatus.SUCCEEDED,
+        SandboxCheckoutStatus.FAILED: PaymentStatus.FAILED,
+        SandboxCheckoutStatus.EXPIRED: PaymentStatus.EXPIRED,
+    }.get(session.status, PaymentStatus.PENDING)
+    if status == PaymentStatus.PENDING and timezone.now() >= session.expires_at:
+        status = PaymentStatus.EXPIRED  # an open session past its expiry can no longer be paid
+    if status == PaymentStatus.SUCCEEDED and session.amount_refunded_minor:
+        status = (
+            PaymentStatus.REFUNDED
+            if session.amount_refunded_minor >= session.amount_paid_minor
+            else PaymentStatus.PARTIALLY_REFUNDED
+        )
+    paid = status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED)
+    return PaymentStatusResult(
+        gateway_reference=session.pk,
+        status=status,
+        amount_minor=session.amount_paid_minor if paid else session.amount_minor,
+        currency=session.currency,
+        paid_at=session.completed_at if paid else None,
+        payment_id=session.payment_id,
+        raw={"checkout_id": session.pk, "status": session.status, "action": session.action},
+    )

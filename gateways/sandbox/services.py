@@ -1,0 +1,260 @@
+"""The sandbox gateway's own state: checkout sessions (one per payment), the checkout actions, refunds.
+
+These play the remote gateway. PayTrust's payments learn outcomes only through the signed webhook the checkout
+action sends (gateways.sandbox.dispatch), exactly as with Xendit or Midtrans.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from gateways.base import CreatePaymentRequest, GatewayPaymentNotFound, RefundRequest
+from gateways.models import (
+    GatewayAccount,
+    SandboxCheckoutSession,
+    SandboxCheckoutStatus,
+    SandboxRefund,
+)
+from gateways.sandbox import dispatch
+from gateways.sandbox import webhooks as sandbox_webhooks
+from paytrust import money
+from paytrust.errors import (
+    ApplicationError,
+    Conflict,
+    GatewayError,
+    NotFound,
+    PermissionError_,
+    ValidationError,
+)
+
+logger = logging.getLogger("paytrust.gateways.sandbox")
+
+ACTIONS = ("pay", "pay_partial", "overpay", "fail", "expire")
+_PAYING = {"pay", "pay_partial", "overpay"}
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+def sandbox_session_create(
+    *, account: GatewayAccount, request: CreatePaymentRequest
+) -> SandboxCheckoutSession:
+    """The checkout session for `request.payment_id`; a retry with the same payment id returns the same one."""
+    existing = SandboxCheckoutSession.objects.filter(account=account, payment_id=request.payment_id).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return SandboxCheckoutSession.objects.create(
+                account=account,
+                payment_id=request.payment_id,
+                token=new_token(),
+                form_nonce=secrets.token_urlsafe(24),
+                merchant_name=account.merchant.name,
+                invoice_id=request.invoice_id,
+                installment_number=request.installment_number,
+                description=request.description,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                customer={
+                    "name": request.customer.name,
+                    "email": request.customer.email,
+                    "phone": request.customer.phone,
+                },
+                expires_at=request.expires_at,
+                success_redirect_url=request.success_redirect_url,
+                failure_redirect_url=request.failure_redirect_url,
+            )
+    except IntegrityError:
+        # A concurrent create for the same payment won the unique constraint: return its session.
+        return SandboxCheckoutSession.objects.get(account=account, payment_id=request.payment_id)
+
+
+def sandbox_session_get(
+    *, account: GatewayAccount, payment_id: str, gateway_reference: str | None = None
+) -> SandboxCheckoutSession:
+    qs = SandboxCheckoutSession.objects.filter(account=account)
+    session = (
+        qs.filter(pk=gateway_reference) if gateway_reference else qs.filter(payment_id=payment_id)
+    ).first()
+    if session is None:
+        raise GatewayPaymentNotFound(f"The sandbox has no checkout for {gateway_reference or payment_id}.")
+    return session
+
+
+def sandbox_session_expire(
+    *, account: GatewayAccount, payment_id: str, gateway_reference: str | None = None
+) -> SandboxCheckoutSession:
+    """Close an open session as expired (a merchant-side cancel; no webhook, the caller knows)."""
+    session = sandbox_session_get(account=account, payment_id=payment_id, gateway_reference=gateway_reference)
+    with transaction.atomic():
+        session = SandboxCheckoutSession.objects.select_for_update().get(pk=session.pk)
+        if session.status == SandboxCheckoutStatus.OPEN:
+            session.status = SandboxCheckoutStatus.EXPIRED
+            session.action = "expire"
+            session.completed_at = timezone.now()
+            session.save(update_fields=["status", "action", "completed_at", "updated_at"])
+    return session
+
+
+def sandbox_refund(*, account: GatewayAccount, request: RefundRequest) -> SandboxRefund:
+    """Refund part of a paid session. Idempotent per refund id; over-refunding is refused."""
+    session = sandbox_session_get(
+        account=account, payment_id=request.payment_id, gateway_reference=request.gateway_reference
+    )
+    with transaction.atomic():
+        session = SandboxCheckoutSession.objects.select_for_update().get(pk=session.pk)
+        existing = SandboxRefund.objects.filter(session=session, refund_id=request.refund_id).first()
+        if existing is not None:
+            return existing
+        if session.status != SandboxCheckoutStatus.SUCCEEDED:
+            raise GatewayError("Only a paid sandbox checkout can be refunded.", code="gateway_rejected")
+        if request.amount_minor <= 0 or (
+            session.amount_refunded_minor + request.amount_minor > session.amount_paid_minor
+        ):
+            raise GatewayError("The refund exceeds what was paid.", code="gateway_rejected")
+        refund = SandboxRefund.objects.create(
+            session=session, refund_id=request.refund_id, amount_minor=request.amount_minor
+        )
+        session.amount_refunded_minor += request.amount_minor  # row is locked
+        session.save(update_fields=["amount_refunded_minor", "updated_at"])
+    return refund
+
+
+@dataclass(frozen=True)
+class CheckoutOutcome:
+    session: SandboxCheckoutSession
+    delivered: bool
+    delivery_error: str = ""
+    repeated: bool = False  # the session was already closed; its webhook was (re)delivered
+
+
+def _resolve_amount(session: SandboxCheckoutSession, action: str, amount: object) -> int:
+    if action == "pay":
+        return session.amount_minor
+    if action in ("fail", "expire"):
+        return 0
+    if amount in (None, ""):
+        raise ValidationError("Enter an amount.", code="parameter_missing", param="amount")
+    minor = money.to_minor(amount, session.currency, param="amount", allow_zero=False)
+    due = money.format_amount(session.amount_minor, session.currency)
+    if action == "pay_partial" and minor >= session.amount_minor:
+        raise ValidationError(f"A partial payment must be less than {due}.", param="amount")
+    if action == "overpay" and minor <= session.amount_minor:
+        raise ValidationError(f"An overpayment must be more than {due}.", param="amount")
+    return minor
+
+
+def _signing_secret(account: GatewayAccount) -> str:
+    from gateways.registry import gateway_for_account
+
+    return gateway_for_account(account).credentials.get("signing_secret", "")
+
+
+def sandbox_checkout_submit(*, token: str, nonce: str, action: str, amount: object = None) -> CheckoutOutcome:
+    """A checkout-page action: close the session, then deliver the signed webhook to the inbound pipeline.
+
+    A submission on an already-closed session re-delivers the stored webhook if it was not delivered yet
+    (same event id and body), and otherwise just reports the outcome.
+    """
+    if action not in ACTIONS:
+        raise ValidationError(f"action must be one of {', '.join(ACTIONS)}.", param="action")
+    repeated = False
+    with transaction.atomic():
+        session = (
+            SandboxCheckoutSession.objects.select_for_update()
+            .select_related("account", "account__merchant")
+            .filter(token=token)
+            .first()
+        )
+        if session is None:
+            raise NotFound("No such checkout.")
+        if not secrets.compare_digest(session.form_nonce.encode(), str(nonce or "").encode()):
+            raise PermissionError_(
+                "This form is stale or was not served by this checkout page; reload the page.",
+                code="checkout_nonce_invalid",
+            )
+        if session.status != SandboxCheckoutStatus.OPEN:
+            repeated = True
+            if session.webhook_delivered_at is not None:
+                return CheckoutOutcome(session=session, delivered=True, repeated=True)
+        else:
+            now = timezone.now()
+            if action in _PAYING and now >= session.expires_at:
+                raise Conflict(
+                    "This checkout has expired; it can no longer be paid.", code="checkout_expired"
+                )
+            paid = _resolve_amount(session, action, amount)
+            status = {"fail": SandboxCheckoutStatus.FAILED, "expire": SandboxCheckoutStatus.EXPIRED}.get(
+                action, SandboxCheckoutStatus.SUCCEEDED
+            )
+            event_id = "sbxevt_" + secrets.token_hex(16)
+            body = sandbox_webhooks.build_body(
+                event_id=event_id,
+                action=action,
+                checkout_id=session.pk,
+                payment_id=session.payment_id,
+                invoice_id=session.invoice_id,
+                installment=session.installment_number,
+                status=str(status),
+                amount_minor=paid,
+                requested_minor=session.amount_minor,
+                currency=session.currency,
+                occurred_at=now.replace(microsecond=0),
+            )
+            session.status = status
+            session.action = action
+            session.amount_paid_minor = paid
+            session.completed_at = now
+            session.webhook_event_id = event_id
+            session.webhook_body = body.decode()
+            session.save(
+                update_fields=[
+                    "status",
+                    "action",
+                    "amount_paid_minor",
+                    "completed_at",
+                    "webhook_event_id",
+                    "webhook_body",
+                    "updated_at",
+                ]
+            )
+    return _deliver(session, repeated=repeated)
+
+
+def _deliver(session: SandboxCheckoutSession, *, repeated: bool) -> CheckoutOutcome:
+    """Sign and hand the stored webhook to the inbound pipeline (after commit, outside any transaction)."""
+    body = session.webhook_body.encode()
+    try:
+        headers = sandbox_webhooks.sign(_signing_secret(session.account), body)
+        dispatch.send_webhook(session.account, headers, body)
+    except Exception as exc:  # noqa: BLE001 - any handler failure means "not delivered", shown on the page
+        if isinstance(exc, dispatch.WebhookNotDelivered):
+            message = str(exc)[:500]
+        elif isinstance(exc, ApplicationError):
+            message = f"{exc.code}: {exc.message}"[:500]
+        else:
+            message = f"inbound handler failed ({type(exc).__name__})"
+        logger.warning(
+            "sandbox webhook not delivered",
+            extra={"checkout_id": session.pk, "event_id": session.webhook_event_id, "error": message},
+            exc_info=not isinstance(exc, dispatch.WebhookNotDelivered | ApplicationError),
+        )
+        SandboxCheckoutSession.objects.filter(pk=session.pk).update(
+            webhook_error=message, updated_at=timezone.now()
+        )
+        session.webhook_error = message
+        return CheckoutOutcome(session=session, delivered=False, delivery_error=message, repeated=repeated)
+    delivered_at = timezone.now()
+    SandboxCheckoutSession.objects.filter(pk=session.pk).update(
+        webhook_delivered_at=delivered_at, webhook_error="", updated_at=delivered_at
+    )
+    session.webhook_delivered_at = delivered_at
+    session.webhook_error = ""
+    return CheckoutOutcome(session=session, delivered=True, repeated=repeated)

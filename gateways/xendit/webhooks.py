@@ -1,0 +1,97 @@
+"""Xendit invoice callbacks: `x-callback-token` verification and mapping to a WebhookNotification.
+
+Xendit invoice callbacks carry no signature and no event id: they are authenticated by the static
+"Callback Verification Token" of the Xendit account (header `x-callback-token`), compared in constant time.
+The dedup event id is derived: `<invoice id>:<STATUS>:<paid_at or updated or created>`, so the same status
+change delivered twice dedups, while PAID then SETTLED (or a re-opened invoice) are distinct events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from gateways.base import (
+    PaymentStatus,
+    WebhookAuthError,
+    WebhookNotification,
+    WebhookPayloadError,
+    derive_event_id,
+    gateway_amount_to_minor,
+    header,
+    secure_equals,
+)
+from gateways.http import loads_json
+
+TOKEN_HEADER = "x-callback-token"
+
+STATUS_MAP = {
+    "PENDING": PaymentStatus.PENDING,
+    "PAID": PaymentStatus.SUCCEEDED,
+    "SETTLED": PaymentStatus.SUCCEEDED,
+    "EXPIRED": PaymentStatus.EXPIRED,
+}
+
+
+def map_status(value: object) -> PaymentStatus:
+    return STATUS_MAP.get(str(value or "").upper(), PaymentStatus.UNKNOWN)
+
+
+def parse_time(value: object, *, error: type[Exception], field: str) -> datetime | None:
+    """Xendit timestamps: ISO 8601 UTC with millis ("2020-01-14T02:32:50.912Z")."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise error(f"{field} must be an ISO 8601 string.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise error(f"{field} is not an ISO 8601 timestamp.")
+    if parsed.tzinfo is None:
+        raise error(f"{field} has no time zone.")
+    return parsed
+
+
+def verify_callback_token(headers: Mapping[str, str], *, expected_token: str) -> None:
+    presented = header(headers, TOKEN_HEADER)
+    if not presented:
+        raise WebhookAuthError("Missing x-callback-token header.", code="webhook_signature_missing")
+    if not secure_equals(expected_token, presented):
+        raise WebhookAuthError("The x-callback-token does not match this gateway account.")
+
+
+def parse_invoice_callback(raw_body: bytes) -> WebhookNotification:
+    try:
+        data = loads_json(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookPayloadError("The Xendit callback body is not valid JSON.")
+    if not isinstance(data, dict):
+        raise WebhookPayloadError("The Xendit callback body must be a JSON object.")
+    for key in ("id", "external_id", "status", "currency"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise WebhookPayloadError(f"The Xendit callback lacks {key!r}.")
+    status = map_status(data["status"])
+    currency = data["currency"].upper()
+    paid_at = parse_time(data.get("paid_at"), error=WebhookPayloadError, field="paid_at")
+    updated = parse_time(data.get("updated"), error=WebhookPayloadError, field="updated")
+    created = parse_time(data.get("created"), error=WebhookPayloadError, field="created")
+    occurred_at = paid_at or updated or created
+    if occurred_at is None:
+        raise WebhookPayloadError("The Xendit callback has none of paid_at, updated, created.")
+    amount_field = "paid_amount" if status == PaymentStatus.SUCCEEDED and "paid_amount" in data else "amount"
+    if amount_field not in data:
+        raise WebhookPayloadError("The Xendit callback lacks 'amount'.")
+    amount_minor = gateway_amount_to_minor(
+        data[amount_field], currency, param=amount_field, error=WebhookPayloadError
+    )
+    stamp = data.get("paid_at") or data.get("updated") or data.get("created")
+    return WebhookNotification(
+        event_id=derive_event_id(data["id"], data["status"].upper(), stamp),
+        gateway_reference=data["id"],
+        payment_id=data["external_id"],
+        status=status,
+        amount_minor=amount_minor,
+        currency=currency,
+        occurred_at=occurred_at,
+        raw=data,
+    )

@@ -1,0 +1,188 @@
+"""A fake Midtrans (Snap + Core API) speaking the documented protocol (shared/reference/gateways.md §2).
+
+- Basic auth: server key as user, empty password; otherwise 401 with the recorded Snap error body.
+- POST /snap/v1/transactions: transaction_details.order_id and an INTEGER gross_amount; answers 201 with the
+  recorded {token, redirect_url} shape; a reused order_id is refused (400) unless the Idempotency-Key repeats.
+- GET /v2/{order_id}/status: 404 until the customer paid (`settle`), then the recorded status shape adjusted.
+- POST /v2/{order_id}/expire (pending -> expire, status_code 407; settled -> body status_code 412),
+  POST /v2/{order_id}/refund (settlement -> refund / partial_refund; refund_key reused -> 406).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+from tests.fakes.samples import midtrans_signature, sample
+from tests.fakes.server import FakeGatewayServer, RecordedRequest, Reply
+
+WIB = timezone(timedelta(hours=7))
+
+
+def _wib_now() -> str:
+    return datetime.now(UTC).astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class FakeMidtrans(FakeGatewayServer):
+    SNAP_PREFIX = "/snap/v1"
+
+    def __init__(self, *, server_key: str) -> None:
+        super().__init__()
+        self.server_key = server_key
+        self.snaps: dict[str, dict] = {}  # order_id -> {"token", "redirect_url", "body"}
+        self.transactions: dict[str, dict] = {}  # order_id -> status body
+        self._idempotency: dict[str, str] = {}
+        self._state_lock = threading.Lock()
+
+    @property
+    def snap_base(self) -> str:
+        return self.base_url + self.SNAP_PREFIX
+
+    def route(self, request: RecordedRequest) -> Reply:
+        if request.basic_auth != (self.server_key, ""):
+            return Reply(401, sample("midtrans_snap_401_error.json"))
+        path = request.path
+        if request.method == "POST" and path == f"{self.SNAP_PREFIX}/transactions":
+            return self._snap(request)
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "v2":
+            order_id, action = parts[1], parts[2]
+            if request.method == "GET" and action == "status":
+                return self._status(order_id)
+            if request.method == "POST" and action == "expire":
+                return self._expire(order_id)
+            if request.method == "POST" and action == "refund":
+                return self._refund(order_id, request)
+        return Reply(404, {"status_code": "404", "status_message": "route not found"})
+
+    def _snap(self, request: RecordedRequest) -> Reply:
+        body = request.json if isinstance(request.json, dict) else {}
+        details = body.get("transaction_details") or {}
+        order_id, gross = details.get("order_id"), details.get("gross_amount")
+        if not isinstance(order_id, str) or isinstance(gross, bool) or not isinstance(gross, int):
+            return Reply(400, {"error_messages": ["transaction_details.gross_amount must be an integer"]})
+        key = request.header("Idempotency-Key")
+        with self._state_lock:
+            if key and self._idempotency.get(key) == order_id:
+                snap = self.snaps[order_id]
+                return Reply(201, {"token": snap["token"], "redirect_url": snap["redirect_url"]})
+            if order_id in self.snaps:
+                return Reply(400, {"error_messages": ["transaction_details.order_id sudah digunakan"]})
+            token = str(uuid.uuid4())
+            template = sample("midtrans_snap_create_response.json")
+            snap = {
+                "token": token,
+                "redirect_url": template["redirect_url"].replace("{{snap_token}}", token),
+                "body": body,
+                "headers": request.headers,
+            }
+            self.snaps[order_id] = snap
+            if key:
+                self._idempotency[key] = order_id
+        return Reply(201, {"token": snap["token"], "redirect_url": snap["redirect_url"]})
+
+    def _not_found(self) -> Reply:
+        return Reply(404, {"status_code": "404", "status_message": "Transaction doesn't exist."})
+
+    def _status(self, order_id: str) -> Reply:
+        tx = self.transactions.get(order_id)
+        if tx is None:
+            return self._not_found()
+        return Reply(200, {k: v for k, v in tx.items() if not k.startswith("_")})
+
+    def _expire(self, order_id: str) -> Reply:
+        with self._state_lock:
+            tx = self.transactions.get(order_id)
+            if tx is None:
+                return self._not_found()
+            if tx["transaction_status"] != "pending":
+                return Reply(
+                    200,
+                    {
+                        "status_code": "412",
+                        "status_message": "Merchant cannot modify the status of the transaction",
+                    },
+                )
+            tx.update(
+                transaction_status="expire",
+                status_code="407",
+                status_message="Success, transaction is expired",
+            )
+            self._sign(tx)
+            return Reply(200, {k: v for k, v in tx.items() if not k.startswith("_")})
+
+    def _refund(self, order_id: str, request: RecordedRequest) -> Reply:
+        body = request.json if isinstance(request.json, dict) else {}
+        with self._state_lock:
+            tx = self.transactions.get(order_id)
+            if tx is None:
+                return self._not_found()
+            if tx["transaction_status"] not in ("settlement", "partial_refund"):
+                return Reply(
+                    200,
+                    {
+                        "status_code": "412",
+                        "status_message": "Merchant cannot modify the status of the transaction",
+                    },
+                )
+            refunds = tx.setdefault("_refund_keys", [])
+            if body.get("refund_key") in refunds:
+                return Reply(200, {"status_code": "406", "status_message": "Duplicate refund ID"})
+            amount = body.get("amount")
+            gross = int(Decimal(tx["gross_amount"]))
+            already = int(Decimal(tx.get("refund_amount", "0")))
+            if not isinstance(amount, int) or amount <= 0 or already + amount > gross:
+                return Reply(200, {"status_code": "414", "status_message": "Refund amount is invalid"})
+            refunds.append(body.get("refund_key"))
+            total = already + amount
+            status = "refund" if total == gross else "partial_refund"
+            tx.update(transaction_status=status, refund_amount=f"{total}.00")
+            response = sample(
+                "midtrans_refund_response.json"
+                if status == "refund"
+                else "midtrans_partial_refund_response.json"
+            )
+            response.update(
+                order_id=order_id,
+                transaction_id=tx["transaction_id"],
+                gross_amount=tx["gross_amount"],
+                refund_amount=f"{amount}.00",
+                refund_key=body.get("refund_key"),
+                refund_chargeback_id=len(refunds),
+                transaction_status=status,
+            )
+            return Reply(200, response)
+
+    def _sign(self, tx: dict) -> None:
+        tx["signature_key"] = midtrans_signature(
+            order_id=tx["order_id"],
+            status_code=tx["status_code"],
+            gross_amount=tx["gross_amount"],
+            server_key=self.server_key,
+        )
+
+    # ----- test controls ----------------------------------------------------------------------------------
+    def customer_starts(self, order_id: str, *, status: str = "pending") -> dict:
+        """The customer picked a method in Snap: a Core API transaction now exists."""
+        snap = self.snaps[order_id]
+        tx = sample("midtrans_status_capture_response.json")
+        tx.update(
+            order_id=order_id,
+            transaction_id=str(uuid.uuid4()),
+            gross_amount=f"{snap['body']['transaction_details']['gross_amount']}.00",
+            transaction_status=status,
+            status_code="201" if status == "pending" else "200",
+            transaction_time=_wib_now(),
+            payment_type="bank_transfer",
+            approval_code=secrets.token_hex(4),
+        )
+        tx.pop("fraud_status", None)
+        if status == "settlement":
+            tx["settlement_time"] = _wib_now()
+        self._sign(tx)
+        with self._state_lock:
+            self.transactions[order_id] = tx
+        return tx

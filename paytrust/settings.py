@@ -165,14 +165,20 @@ OUTBOUND_WEBHOOK_TIMEOUT_SECONDS = env.float("OUTBOUND_WEBHOOK_TIMEOUT_SECONDS",
 # A claimed delivery whose worker vanished is re-sent once its lease (timeout + this margin) has expired.
 OUTBOUND_WEBHOOK_LEASE_MARGIN_SECONDS = env.int("OUTBOUND_WEBHOOK_LEASE_MARGIN_SECONDS", default=30)
 # At most this many requests in flight to one endpoint, so a slow endpoint cannot take every worker slot.
-OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int("OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4)
+OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int(
+    "OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4
+)
 # Bodies larger than this are sent as a thin payload (event id, type and the object's id) instead.
 OUTBOUND_WEBHOOK_MAX_PAYLOAD_BYTES = env.int("OUTBOUND_WEBHOOK_MAX_PAYLOAD_BYTES", default=256 * 1024)
 OUTBOUND_WEBHOOK_RESPONSE_EXCERPT_BYTES = env.int("OUTBOUND_WEBHOOK_RESPONSE_EXCERPT_BYTES", default=1024)
 # After a secret rotation the previous secret keeps signing (a second v1 signature) for this long.
 OUTBOUND_WEBHOOK_SECRET_ROTATION_HOURS = env.float("OUTBOUND_WEBHOOK_SECRET_ROTATION_HOURS", default=24.0)
 # Test-mode endpoints may use http://localhost / 127.0.0.1 / ::1. Turn off on shared production hosts.
-OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool("OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE", default=True)
+OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool(
+    "OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE", default=True
+)
+# How often workers sweep for deliveries whose job was lost (cron; a 6th field is seconds).
+OUTBOUND_WEBHOOK_SWEEP_CRON = env.str("OUTBOUND_WEBHOOK_SWEEP_CRON", default="* * * * *")
 
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)

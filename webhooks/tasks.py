@@ -6,6 +6,7 @@ the `Delivery` row says what is due — so a duplicate job is a no-op and a lost
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import close_old_connections
 from procrastinate.contrib.django.django_connector import DjangoConnector
 from procrastinate.manager import JobManager
@@ -39,10 +40,10 @@ def deliver_webhook(*, delivery_id: str) -> None:
         close_old_connections()
 
 
-@app.periodic(cron="* * * * *", periodic_id="webhooks.sweep_deliveries")
+@app.periodic(cron=settings.OUTBOUND_WEBHOOK_SWEEP_CRON, periodic_id="webhooks.sweep_deliveries")
 @app.task(name="webhooks.sweep_deliveries", queue=OUTBOUND_QUEUE)
 def sweep_deliveries(timestamp: int) -> None:
-    """Every minute: re-defer deliveries that are due without a live job, or stuck `sending` past their lease."""
+    """Every minute (OUTBOUND_WEBHOOK_SWEEP_CRON): re-defer deliveries that are due without a live job, or stuck `sending` past their lease."""
     from webhooks.outbound import deliveries_sweep
 
     close_old_connections()

@@ -124,18 +124,30 @@ def _handler_for(receiver: WebhookReceiver):
 
 
 @pytest.fixture
-def webhook_receiver():
+def webhook_receiver_factory():
+    """Start local receivers (each its own HTTP server on a free port); all are stopped after the test."""
+    servers = []
+
+    def start(path: str = "/hooks/paytrust") -> WebhookReceiver:
+        receiver = WebhookReceiver()
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
+        server.daemon_threads = True
+        receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append((server, receiver))
+        return receiver
+
+    yield start
+    for server, receiver in servers:
+        receiver.release()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def webhook_receiver(webhook_receiver_factory) -> WebhookReceiver:
     """A local HTTP server on a free port recording every webhook it gets. Stopped after the test."""
-    receiver = WebhookReceiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/paytrust"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    receiver.release()
-    server.shutdown()
-    server.server_close()
+    return webhook_receiver_factory()
 
 
 @dataclass

@@ -245,10 +245,12 @@ def test_rotation_without_grace_stops_the_old_secret_at_once(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_are_only_sent_to_endpoints_subscribed_to_their_type(merchant, run_outbound_jobs, request):
+def test_events_are_only_sent_to_endpoints_subscribed_to_their_type(
+    merchant, run_outbound_jobs, webhook_receiver
+):
     from webhooks.services import endpoint_create
 
-    paid = request.getfixturevalue("webhook_receiver")
+    paid = webhook_receiver
     paid_endpoint, paid_secret = endpoint_create(
         merchant=merchant, mode="test", url=paid.url, enabled_events=["invoice.paid"]
     )
@@ -283,3 +285,39 @@ def test_deleted_endpoint_gets_nothing_more(merchant, receiver_endpoint):
     assert delivery.status == DeliveryStatus.CANCELLED
     assert delivery_attempt(delivery_id=delivery.id) is None
     assert not Delivery.objects.filter(event=_record(merchant)).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_host_that_now_resolves_to_a_private_address_is_not_contacted(
+    merchant, webhook_receiver, monkeypatch
+):
+    """DNS rebinding: the URL was public at registration; at delivery time it resolves to loopback."""
+    import socket
+
+    from webhooks import destinations
+    from webhooks.services import endpoint_create
+
+    answers = {"hooks.merchant.example": "93.184.215.14"}
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+
+    monkeypatch.setattr(destinations.socket, "getaddrinfo", fake_getaddrinfo)
+    port = webhook_receiver.url.split(":")[2].split("/")[0]
+    endpoint_create(
+        merchant=merchant,
+        mode="live",
+        url=f"https://hooks.merchant.example:{port}/hook",
+        enabled_events=["*"],
+    )
+    answers["hooks.merchant.example"] = "127.0.0.1"  # the DNS answer changes
+    with transaction.atomic():
+        event = event_record(merchant=merchant, mode="live", type="invoice.paid", data=INVOICE)
+    from webhooks.outbound import delivery_attempt
+
+    delivery = delivery_attempt(delivery_id=Delivery.objects.get(event=event).id)
+
+    assert webhook_receiver.count() == 0
+    attempt = delivery.attempts.get()
+    assert attempt.status_code is None and attempt.error.startswith("destination refused")
+    assert delivery.status == DeliveryStatus.PENDING  # retried later, re-checked again then

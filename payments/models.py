@@ -1,1 +1,148 @@
-from django.db import models  # noqa: F401
+"""Payments: one attempt to collect (part of) an invoice installment through a gateway, and the log of every call
+made to the gateway for it.
+
+Amounts are integer minor units of `currency`. Statuses and their transitions are in `payments.states` (the one
+table every writer checks). Writes go through `payments.services` only.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from paytrust.ids import ID_MAX_LENGTH, id_default
+from paytrust.models import Mode, TimeStampedModel
+from paytrust.money import CURRENCIES
+
+
+class PaymentStatus(models.TextChoices):
+    INITIATING = "initiating", "Initiating"  # recorded, the gateway has not answered yet
+    PENDING = "pending", "Pending"  # the gateway created it; waiting for the customer's money
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+    UNKNOWN = "unknown", "Unknown"  # the gateway call's outcome is unknown (timeout): reconciliation asks
+    REFUNDED = "refunded", "Refunded"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+
+
+# A payment in one of these may still collect money: at most one per (invoice, installment) at a time.
+OPEN_STATUSES = (PaymentStatus.INITIATING, PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
+
+
+class Payment(TimeStampedModel):
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("pay"), editable=False
+    )
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="payments")
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, related_name="payments")
+    installment_number = models.PositiveSmallIntegerField()
+    gateway_account = models.ForeignKey(
+        "gateways.GatewayAccount", on_delete=models.PROTECT, related_name="payments"
+    )
+    gateway = models.CharField(max_length=20)  # denormalised from the account, for filters and reports
+    status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.INITIATING)
+    currency = models.CharField(max_length=3)
+    # What the payment asks for (what the installment still owed at initiation) and what the gateway collected.
+    amount_minor = models.BigIntegerField()
+    amount_received_minor = models.BigIntegerField(default=0)
+    amount_refunded_minor = models.BigIntegerField(default=0)
+
+    gateway_reference = models.CharField(max_length=128, blank=True, default="")
+    payment_url = models.CharField(max_length=2048, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # pain.002 TxSts of the current status (iso20022.statuses.payment_status_to_pain002) and its reason code.
+    pain002_status = models.CharField(max_length=4, blank=True, default="")
+    pain002_reason = models.CharField(max_length=4, blank=True, default="")
+    failure_code = models.CharField(max_length=64, blank=True, default="")
+    failure_message = models.CharField(max_length=500, blank=True, default="")
+
+    succeeded_at = models.DateTimeField(null=True, blank=True)  # the gateway's paid time
+    failed_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    # When the gateway said the latest applied status happened (webhook occurred_at / status paid_at).
+    gateway_status_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation bookkeeping: when we last asked the gateway, and how many times.
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    reconcile_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="payment_tenant_created"),
+            models.Index(fields=["invoice", "installment_number"], name="payment_invoice_installment"),
+            # Reconciliation scans the open payments only.
+            models.Index(
+                fields=["status", "created_at"],
+                name="payment_open_status",
+                condition=Q(status__in=["initiating", "pending", "unknown"]),
+            ),
+            # Reports: succeeded payments by time.
+            models.Index(fields=["succeeded_at"], name="payment_succeeded_at"),
+        ]
+        constraints = [
+            # Never two open payments (two live gateway charges) for one installment.
+            models.UniqueConstraint(
+                fields=["invoice", "installment_number"],
+                condition=Q(status__in=["initiating", "pending", "unknown"]),
+                name="payment_one_open_per_installment",
+            ),
+            models.UniqueConstraint(
+                fields=["gateway_account", "gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="payment_gateway_reference_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in PaymentStatus]), name="payment_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(mode__in=[m.value for m in Mode]), name="payment_mode_valid"),
+            models.CheckConstraint(condition=Q(currency__in=list(CURRENCIES)), name="payment_currency_known"),
+            models.CheckConstraint(
+                condition=Q(amount_minor__gt=0, amount_received_minor__gte=0, amount_refunded_minor__gte=0)
+                & Q(amount_refunded_minor__lte=F("amount_received_minor")),
+                name="payment_amounts_valid",
+            ),
+            models.CheckConstraint(condition=Q(installment_number__gte=1), name="payment_installment_valid"),
+            # Money collected <=> a success (or a refund of one).
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["succeeded", "refunded", "partially_refunded"], succeeded_at__isnull=False
+                )
+                | (
+                    ~Q(status__in=["succeeded", "refunded", "partially_refunded"])
+                    & Q(amount_received_minor=0)
+                ),
+                name="payment_success_consistent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+
+class GatewayCallOperation(models.TextChoices):
+    CREATE_PAYMENT = "create_payment", "Create payment"
+    GET_STATUS = "get_status", "Get status"
+    EXPIRE_PAYMENT = "expire_payment", "Expire payment"
+
+
+class GatewayCall(models.Model):
+    """One call to a gateway for a payment: what we asked and what it answered (secrets redacted). Append-only."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="gateway_calls")
+    operation = models.CharField(max_length=20, choices=GatewayCallOperation.choices)
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    # "ok", or the GatewayError code (gateway_timeout, gateway_rejected, ...).
+    outcome = models.CharField(max_length=64)
+    request = models.JSONField(default=dict, blank=True)
+    response = models.JSONField(default=dict, blank=True)
+    error_message = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [models.Index(fields=["payment", "started_at"], name="gateway_call_payment")]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.outcome} ({self.payment_id})"

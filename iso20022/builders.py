@@ -3,7 +3,7 @@
 Pure functions from the dataclasses in `iso20022.types` to UTF-8 XML bytes, built with lxml in the exact element
 order of the official XSDs (every content model is an xs:sequence). No database access here.
 
-Choices that are not dictated by the schemas are recorded in docs/adr/0005-iso20022-exports.md:
+Choices that are not dictated by the schemas are recorded in docs/adr/0009-iso20022-messages.md:
 - party and agent names are cut to 70 characters (the EPC/SEPA limit; the base schemas allow 140);
 - a missing debtor account or debtor agent (both mandatory in PmtInf) is written as `Othr/Id` "NOTPROVIDED";
 - free text is transliterated to printable ASCII (`iso20022.text`);

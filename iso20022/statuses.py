@@ -1,6 +1,6 @@
 """pain.002 status codes derived from PayTrust's payment and installment states (pure functions, no database).
 
-The mapping and its reasons are in docs/adr/0005-iso20022-exports.md. In short:
+The mapping and its reasons are in docs/adr/0009-iso20022-messages.md. In short:
 
 | PayTrust                                   | TxSts | reason                                     |
 | ------------------------------------------ | ----- | ------------------------------------------ |

@@ -1,6 +1,6 @@
 """Text for ISO 20022 messages: transliteration to printable ASCII, cutting to the schema limits, phone numbers.
 
-Decision (docs/adr/0005-iso20022-exports.md): free text in our messages is restricted to printable ASCII, the
+Decision (docs/adr/0009-iso20022-messages.md): free text in our messages is restricted to printable ASCII, the
 Unicode "Basic Latin" block U+0020-U+007E. The ISO base schemas allow any Unicode, but many banks' and clearing
 systems' import paths still go through the SWIFT/Latin character sets, so a message that only contains ASCII is
 accepted everywhere. Letters are transliterated, not dropped: an explicit table for letters Unicode does not

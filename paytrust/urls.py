@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("payments.urls")),
     path("", include("webhooks.urls")),
     path("", include("reporting.urls")),
+    path("", include("iso20022.urls")),
 ]
 
 urlpatterns = [

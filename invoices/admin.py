@@ -1,1 +1,345 @@
-from django.contrib import admin  # noqa: F401
+"""Finance staff's view of invoices. Domain changes go through `invoices.services` (never `Model.save()`):
+a draft's customer/description/expiry/metadata can be edited (the service validates and recomputes); once a
+payment has been initiated - or the invoice is no longer a draft - the whole page is read-only. Invoices are
+created through the API, never here."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils import timezone
+
+from invoices import services
+from invoices.calc import CustomerIn
+from invoices.models import Installment, Invoice, InvoiceStatus, LineItem, PaymentApplication
+from invoices.states import effective_status
+from paytrust.errors import ApplicationError
+from paytrust.money import format_display
+
+DRAFT_EDITABLE = ("description", "customer_name", "customer_email", "customer_phone", "expires_at", "metadata")
+
+
+def _is_editable(invoice: Invoice | None) -> bool:
+    return (
+        invoice is not None
+        and invoice.payment_initiated_at is None
+        and effective_status(invoice, timezone.now()) == InvoiceStatus.DRAFT
+    )
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("invoice")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LineItemInline(_ReadOnlyInline):
+    model = LineItem
+    fields = ("position", "name", "quantity", "unit_price", "tax_rate", "subtotal", "tax")
+    readonly_fields = fields
+
+    @admin.display(description="unit price")
+    def unit_price(self, line: LineItem) -> str:
+        return format_display(line.unit_price_minor, line.invoice.currency)
+
+    @admin.display(description="subtotal")
+    def subtotal(self, line: LineItem) -> str:
+        return format_display(line.subtotal_minor, line.invoice.currency)
+
+    @admin.display(description="tax")
+    def tax(self, line: LineItem) -> str:
+        return format_display(line.tax_minor, line.invoice.currency)
+
+
+class InstallmentInline(_ReadOnlyInline):
+    model = Installment
+    fields = ("number", "amount", "tax_share", "fee_share", "due_date", "paid", "status", "paid_at")
+    readonly_fields = fields
+
+    @admin.display(description="amount")
+    def amount(self, inst: Installment) -> str:
+        return format_display(inst.amount_minor, inst.invoice.currency)
+
+    @admin.display(description="tax share")
+    def tax_share(self, inst: Installment) -> str:
+        return format_display(inst.tax_share_minor, inst.invoice.currency)
+
+    @admin.display(description="fee share")
+    def fee_share(self, inst: Installment) -> str:
+        return format_display(inst.fee_share_minor, inst.invoice.currency)
+
+    @admin.display(description="paid")
+    def paid(self, inst: Installment) -> str:
+        return format_display(inst.amount_paid_minor, inst.invoice.currency)
+
+
+class PaymentApplicationInline(_ReadOnlyInline):
+    model = PaymentApplication
+    verbose_name = "payment applied"
+    verbose_name_plural = "payments applied"
+    fields = ("payment_id", "amount", "applied", "overpaid", "allocations", "paid_at")
+    readonly_fields = fields
+
+    @admin.display(description="amount")
+    def amount(self, row: PaymentApplication) -> str:
+        return format_display(row.amount_minor, row.currency)
+
+    @admin.display(description="applied")
+    def applied(self, row: PaymentApplication) -> str:
+        return format_display(row.applied_minor, row.currency)
+
+    @admin.display(description="overpaid")
+    def overpaid(self, row: PaymentApplication) -> str:
+        return format_display(row.overpaid_minor, row.currency)
+
+
+class InvoiceAdminForm(forms.ModelForm):
+    """Validates a draft edit by running the real service in a savepoint that is rolled back, so the page shows
+    the service's error next to the field instead of saving half a change."""
+
+    class Meta:
+        model = Invoice
+        fields = DRAFT_EDITABLE
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and self.changed_data and not self.errors:
+            try:
+                with transaction.atomic():
+                    _update_through_service(self.instance, cleaned, self.changed_data)
+                    raise _DryRun
+            except _DryRun:
+                pass
+            except ApplicationError as exc:
+                field = exc.param.split(".")[0] if exc.param else None
+                field = {"customer": "customer_email"}.get(field, field)
+                if field in self.fields:
+                    self.add_error(field, exc.message)
+                else:
+                    raise forms.ValidationError(exc.message)
+        return cleaned
+
+
+class _DryRun(Exception):
+    pass
+
+
+def _update_through_service(invoice: Invoice, cleaned: dict, changed: list[str]) -> Invoice:
+    changes: dict = {}
+    if {"customer_name", "customer_email", "customer_phone"} & set(changed):
+        changes["customer"] = CustomerIn(
+            cleaned.get("customer_name", invoice.customer_name),
+            cleaned.get("customer_email", invoice.customer_email),
+            cleaned.get("customer_phone", invoice.customer_phone),
+        )
+    for name in ("description", "expires_at", "metadata"):
+        if name in changed:
+            changes[name] = cleaned.get(name)
+    return services.invoice_update(
+        merchant=invoice.merchant, mode=invoice.mode, invoice_id=invoice.pk, **changes
+    )
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    form = InvoiceAdminForm
+    list_display = (
+        "id",
+        "merchant",
+        "mode",
+        "current_status",
+        "total",
+        "amount_paid",
+        "gateway",
+        "customer_email",
+        "external_id",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = ("status", "currency", "gateway", "mode", ("created_at", admin.DateFieldListFilter), "expires_at")
+    search_fields = ("=id", "=external_id", "customer_email")
+    list_select_related = ("merchant",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    inlines = (LineItemInline, InstallmentInline, PaymentApplicationInline)
+    actions = ("void_selected", "expire_overdue_selected")
+    readonly_fields = (
+        "id",
+        "merchant",
+        "mode",
+        "current_status",
+        "currency",
+        "gateway",
+        "gateway_account",
+        "external_id",
+        "subtotal",
+        "tax_total",
+        "service_fee",
+        "total",
+        "amount_paid",
+        "amount_due",
+        "overpaid",
+        "fee_terms",
+        "lapses_at",
+        "payment_initiated_at",
+        "paid_at",
+        "expired_at",
+        "voided_at",
+        "parent_invoice",
+        "supplementary",
+        "installment_plan",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("id", "merchant", "mode", "current_status", "external_id", "description")}),
+        ("Customer", {"fields": ("customer_name", "customer_email", "customer_phone")}),
+        (
+            "Amounts",
+            {
+                "fields": (
+                    "currency",
+                    "subtotal",
+                    "tax_total",
+                    "service_fee",
+                    "fee_terms",
+                    "total",
+                    "amount_paid",
+                    "amount_due",
+                    "overpaid",
+                )
+            },
+        ),
+        ("Gateway", {"fields": ("gateway", "gateway_account")}),
+        (
+            "Dates",
+            {
+                "fields": (
+                    "expires_at",
+                    "lapses_at",
+                    "payment_initiated_at",
+                    "paid_at",
+                    "expired_at",
+                    "voided_at",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+        ("Links", {"fields": ("parent_invoice", "supplementary", "installment_plan", "metadata")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        if _is_editable(obj):
+            return self.readonly_fields
+        return self.readonly_fields + DRAFT_EDITABLE
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        """Never `obj.save()`: the change goes through the service (validated already by the form)."""
+        if not change or not form.changed_data or not _is_editable(obj):
+            return
+        fresh = Invoice.objects.select_related("merchant").get(pk=obj.pk)
+        _update_through_service(fresh, form.cleaned_data, form.changed_data)
+
+    def save_related(self, request, form, formsets, change):
+        return  # inlines are read-only
+
+    # ---- display helpers ----
+
+    def _money(self, obj: Invoice, minor: int) -> str:
+        return format_display(minor, obj.currency)
+
+    @admin.display(description="status", ordering="status")
+    def current_status(self, obj: Invoice) -> str:
+        return effective_status(obj, timezone.now())
+
+    @admin.display(description="total", ordering="total_minor")
+    def total(self, obj: Invoice) -> str:
+        return self._money(obj, obj.total_minor)
+
+    @admin.display(description="subtotal")
+    def subtotal(self, obj: Invoice) -> str:
+        return self._money(obj, obj.subtotal_minor)
+
+    @admin.display(description="tax total")
+    def tax_total(self, obj: Invoice) -> str:
+        return self._money(obj, obj.tax_total_minor)
+
+    @admin.display(description="service fee")
+    def service_fee(self, obj: Invoice) -> str:
+        return self._money(obj, obj.service_fee_minor)
+
+    @admin.display(description="amount paid")
+    def amount_paid(self, obj: Invoice) -> str:
+        return self._money(obj, obj.amount_paid_minor)
+
+    @admin.display(description="amount due")
+    def amount_due(self, obj: Invoice) -> str:
+        return self._money(obj, obj.amount_due_minor)
+
+    @admin.display(description="overpaid")
+    def overpaid(self, obj: Invoice) -> str:
+        return self._money(obj, obj.overpaid_minor)
+
+    @admin.display(description="fee terms")
+    def fee_terms(self, obj: Invoice) -> str:
+        return f"{obj.fee_percent.normalize():f} × subtotal + {self._money(obj, obj.fee_fixed_minor)}"
+
+    @admin.display(description="supplementary invoices")
+    def supplementary(self, obj: Invoice) -> str:
+        return ", ".join(obj.supplementary_invoices.values_list("id", flat=True)) or "-"
+
+    # ---- actions (the same services as the API) ----
+
+    @admin.action(description="Void selected invoices (draft/pending, no money received)")
+    def void_selected(self, request, queryset):
+        done = 0
+        for invoice in queryset.select_related("merchant"):
+            try:
+                services.invoice_void(merchant=invoice.merchant, mode=invoice.mode, invoice_id=invoice.pk)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{invoice.pk}: {exc.message}", level=messages.ERROR)
+        if done:
+            self.message_user(request, f"Voided {done} invoice(s).", level=messages.SUCCESS)
+
+    @admin.action(description="Expire selected invoices that are past their expiry")
+    def expire_overdue_selected(self, request, queryset):
+        done = sum(1 for pk in queryset.values_list("pk", flat=True) if services.invoice_expire(invoice_id=pk))
+        self.message_user(request, f"Expired {done} invoice(s).", level=messages.SUCCESS)
+
+
+@admin.register(PaymentApplication)
+class PaymentApplicationAdmin(admin.ModelAdmin):
+    list_display = ("payment_id", "invoice", "currency", "amount_minor", "applied_minor", "overpaid_minor", "paid_at")
+    search_fields = ("=payment_id", "=invoice__id")
+    list_filter = ("currency",)
+    readonly_fields = [f.name for f in PaymentApplication._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -10,8 +10,8 @@ Identifiers (docs/adr/0009-iso20022-messages.md):
 - pain.002 MsgId: new for every report (a report is a snapshot taken now).
 
 Payments are read through `invoices.selectors.invoice_payments_map` (the payments app's registered provider,
-the same data as the invoice object's `payments`): each payment's `installment`, `status`, `failure_code` and
-`created_at`. Without a provider (or payments) the statuses come from the installments alone.
+the same data as the invoice object's `payments`, oldest first): each payment's `installment`, `status` and
+`failure_code`. Without a provider (or payments) the statuses come from the installments alone.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from merchants.models import Merchant
 from paytrust.errors import API, ApplicationError
 
 from .builders import build_pain001, build_pain002
-from .statuses import group_status, installment_status_detail
+from .statuses import group_status, installment_status_detail, payment_status_detail
 from .types import (
     PAIN001_V09,
     PAIN002_V10,
@@ -150,23 +150,31 @@ def payment_initiation_for(
 def _payment_states(
     invoice: Invoice, installments: Sequence[Installment]
 ) -> dict[int, list[tuple[str, str | None]]]:
-    """{installment number: [(status, failure_code), ...] oldest first} from the payments provider."""
+    """{installment number: [(status, failure_code), ...] oldest first} from the payments provider.
+
+    The provider (`payments.selectors.payments_for_invoices`) returns the invoice's payment objects oldest first.
+    A status this module does not know is reported as "unknown" (PDNG) and logged, rather than failing the report.
+    """
     payments = invoice_payments_map([invoice]).get(invoice.id, [])
     only = installments[0].number if len(installments) == 1 else None
-    by_number: dict[int, list[tuple[str, str | None, str]]] = {}
+    by_number: dict[int, list[tuple[str, str | None]]] = {}
     for payment in payments:
         if not isinstance(payment, Mapping) or not payment.get("status"):
             continue
-        number = payment.get("installment") or only
-        if number is None:
+        number = payment.get("installment", only)
+        if isinstance(number, bool) or not isinstance(number, int):
             continue
-        created = str(payment.get("created_at") or "")
-        failure = payment.get("failure_code")
-        by_number.setdefault(int(number), []).append((str(payment["status"]), failure or None, created))
-    return {
-        number: [(status, failure) for status, failure, _ in sorted(rows, key=lambda row: row[2])]
-        for number, rows in by_number.items()
-    }
+        status = str(payment["status"])
+        failure = payment.get("failure_code") or None
+        try:
+            payment_status_detail(status, failure)
+        except ValueError:
+            logger.warning(
+                "payment %s has status %r unknown to the pain.002 mapping", payment.get("id"), status
+            )
+            status, failure = "unknown", None
+        by_number.setdefault(number, []).append((status, failure))
+    return by_number
 
 
 def _new_report_id(now: datetime) -> str:

@@ -105,6 +105,15 @@ def test_payment_initiation_is_a_valid_pain001_of_the_invoice(api, creditor, cur
     assert all(u.startswith(f"{invoice['id']} order-1001") for u in ustrd)
 
 
+def test_xml_responses_carry_the_common_api_headers(api, creditor):
+    invoice = create_invoice(api)
+    for what in ("payment-initiation", "payment-status"):
+        response = api.get(f"/v1/invoices/{invoice['id']}/{what}", HTTP_X_REQUEST_ID="req-iso-1")
+        assert response.status_code == 200
+        assert response["X-Request-Id"] == "req-iso-1"
+        assert int(response["X-RateLimit-Limit"]) > 0 and "X-RateLimit-Remaining" in response
+
+
 def test_amount_decimals_follow_the_currency(api, creditor):
     idr = parse(get_xml(api, create_invoice(api, currency="IDR")["id"]))
     usd = parse(get_xml(api, create_invoice(api, currency="USD", external_id="order-2")["id"]))
@@ -318,6 +327,9 @@ def test_payments_decide_the_status_of_unpaid_installments(api, creditor, paymen
             "failure_code": "INSUFFICIENT_BALANCE",
             "created_at": "2026-01-03T00:00:00Z",
         },
+        # A status the mapping does not know yet: reported PDNG (and logged), not a failed report.
+        {"id": "pay_d", "installment": 3, "status": "failed", "created_at": "2026-01-04T00:00:00Z"},
+        {"id": "pay_e", "installment": 3, "status": "teleported", "created_at": "2026-01-05T00:00:00Z"},
     ]
     document = get_xml(api, invoice["id"], "payment-status")
     assert valid(document).valid
@@ -348,3 +360,13 @@ def test_openapi_schema_documents_both_endpoints(api):
         assert "application/xml" in operation["responses"]["200"]["content"]
         assert "404" in operation["responses"] and "400" in operation["responses"]
         assert any(p["name"] == "version" for p in operation["parameters"])
+
+
+def test_payment_of_a_single_installment_invoice_needs_no_installment_number(
+    api, creditor, payments_provider
+):
+    invoice = create_invoice(api)
+    payments_provider[invoice["id"]] = [{"id": "pay_a", "status": "failed", "failure_code": "deny"}]
+    root = parse(get_xml(api, invoice["id"], "payment-status"))
+    assert statuses(root) == ["RJCT"]
+    assert texts(root, "//p:TxInfAndSts/p:StsRsnInf/p:Rsn/p:Cd") == ["AG01"]

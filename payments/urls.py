@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from payments.api import InvoicePaymentCreateApi, PaymentDetailApi, PaymentListApi
+
+urlpatterns = [
+    path("invoices/<str:invoice_id>/payments", InvoicePaymentCreateApi.as_view(), name="invoice-payments"),
+    path("payments", PaymentListApi.as_view(), name="payment-list"),
+    path("payments/<str:payment_id>", PaymentDetailApi.as_view(), name="payment-detail"),
+]

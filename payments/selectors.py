@@ -1,0 +1,82 @@
+"""Reads of payments. Merchant-facing reads are scoped to (merchant, mode): another tenant's payment is a 404."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from django.db.models import QuerySet
+
+from payments.models import GatewayCall, Payment, PaymentStatus
+from paytrust.errors import NotFound, ValidationError
+from paytrust.money import format_amount
+
+
+def _rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def payment_representation(payment: Payment) -> dict:
+    """The API object (also the `data` of payment.* outbound events). Needs no query."""
+    cur = payment.currency
+    return {
+        "id": payment.id,
+        "object": "payment",
+        "mode": payment.mode,
+        "status": payment.status,
+        "invoice": payment.invoice_id,
+        "installment": payment.installment_number,
+        "currency": cur,
+        "amount": format_amount(payment.amount_minor, cur),
+        "amount_received": format_amount(payment.amount_received_minor, cur),
+        "amount_refunded": format_amount(payment.amount_refunded_minor, cur),
+        "gateway": payment.gateway,
+        "gateway_account": payment.gateway_account_id,
+        "gateway_reference": payment.gateway_reference or None,
+        "payment_url": payment.payment_url or None,
+        "expires_at": _rfc3339(payment.expires_at),
+        "paid_at": _rfc3339(payment.succeeded_at),
+        "failure_code": payment.failure_code or None,
+        "failure_message": payment.failure_message or None,
+        "iso20022_status": payment.pain002_status or None,
+        "iso20022_reason": payment.pain002_reason or None,
+        "created_at": _rfc3339(payment.created_at),
+        "updated_at": _rfc3339(payment.updated_at),
+    }
+
+
+def payments_render(payments: Iterable[Payment]) -> list[dict]:
+    return [payment_representation(payment) for payment in payments]
+
+
+def payment_get(*, merchant, mode: str, payment_id: str) -> Payment:
+    payment = Payment.objects.filter(merchant=merchant, mode=mode, pk=payment_id).first()
+    if payment is None:
+        raise NotFound(f"No such payment: {payment_id!r}.", param="id")
+    return payment
+
+
+def payment_list(*, merchant, mode: str, status: str | None = None, invoice: str | None = None) -> QuerySet:
+    qs = Payment.objects.filter(merchant=merchant, mode=mode)
+    if status:
+        if status not in PaymentStatus.values:
+            raise ValidationError(f"status must be one of {', '.join(PaymentStatus.values)}.", param="status")
+        qs = qs.filter(status=status)
+    if invoice:
+        qs = qs.filter(invoice_id=invoice)
+    return qs
+
+
+def payments_for_invoices(invoices: Sequence) -> dict[str, list[dict]]:
+    """The invoices app's payments hook: {invoice id: [payment objects, oldest first]} in ONE query."""
+    result: dict[str, list[dict]] = {invoice.id: [] for invoice in invoices}
+    rows = Payment.objects.filter(invoice_id__in=list(result)).order_by("created_at", "id")
+    for payment in rows:
+        result[payment.invoice_id].append(payment_representation(payment))
+    return result
+
+
+def payment_gateway_calls(*, payment_id: str) -> list[GatewayCall]:
+    return list(GatewayCall.objects.filter(payment_id=payment_id).order_by("started_at", "id"))

@@ -1,0 +1,75 @@
+"""Payments fixtures: merchants created through the service (with their sandbox account), gateway accounts
+pointing at the local fake Xendit / Midtrans servers of tests/fakes (reused from tests/gateways)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateways import services as gateway_services
+from merchants.services import merchant_create
+from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
+    MIDTRANS_CLIENT_KEY,
+    MIDTRANS_SERVER_KEY,
+    XENDIT_CALLBACK_TOKEN,
+    XENDIT_SECRET,
+    _fresh_breakers,
+    fast_timeout,
+    midtrans_fake,
+)
+from tests.fakes.xendit import FakeXendit
+
+
+class FakeXenditHangingCreate(FakeXendit):
+    """The fake Xendit, plus `hang_after_create`: the invoice IS created but the answer never arrives in time
+    (what makes a real create's outcome unknown)."""
+
+    hang_after_create = False
+
+    def _dispatch(self, request):
+        if self.hang_after_create and request.method == "POST" and request.path.startswith("/v2/invoices"):
+            self.route(request)
+            self._release.wait(timeout=30)
+            return None
+        return super()._dispatch(request)
+
+    def create_requests(self) -> list:
+        return [r for r in self.requests if r.method == "POST" and r.path.startswith("/v2/invoices")]
+
+
+@pytest.fixture
+def xendit_fake(settings):
+    with FakeXenditHangingCreate(secret_key=XENDIT_SECRET) as fake:
+        settings.XENDIT_API_BASE = fake.base_url
+        yield fake
+
+
+@pytest.fixture
+def merchant(db):
+    return merchant_create(name="Acme")
+
+
+@pytest.fixture
+def other_merchant(db):
+    return merchant_create(name="Other Co")
+
+
+@pytest.fixture
+def xendit_account(merchant):
+    return gateway_services.gateway_account_create(
+        merchant=merchant,
+        mode="test",
+        gateway="xendit",
+        credentials={"secret_key": XENDIT_SECRET, "callback_token": XENDIT_CALLBACK_TOKEN},
+        currencies=["IDR", "USD"],
+    )
+
+
+@pytest.fixture
+def midtrans_account(merchant):
+    return gateway_services.gateway_account_create(
+        merchant=merchant,
+        mode="test",
+        gateway="midtrans",
+        credentials={"server_key": MIDTRANS_SERVER_KEY, "client_key": MIDTRANS_CLIENT_KEY},
+        currencies=["IDR"],
+    )

@@ -7,6 +7,7 @@ import pytest
 
 from gateways import services as gateway_services
 from merchants.services import merchant_create
+from tests.fakes.xendit import FakeXendit
 from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
     MIDTRANS_CLIENT_KEY,
     MIDTRANS_SERVER_KEY,
@@ -16,7 +17,6 @@ from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
     fast_timeout,
     midtrans_fake,
 )
-from tests.fakes.xendit import FakeXendit
 
 
 class FakeXenditHangingCreate(FakeXendit):

@@ -150,9 +150,7 @@ def test_later_installment_is_refused_409_out_of_order(api, merchant):
 
 
 def test_expired_invoice_is_refused_409(api, merchant):
-    invoice = make_invoice(
-        merchant, expires_in=timedelta(hours=2), now=timezone.now() - timedelta(hours=3)
-    )
+    invoice = make_invoice(merchant, expires_in=timedelta(hours=2), now=timezone.now() - timedelta(hours=3))
 
     response = _initiate(api, invoice.id)
 

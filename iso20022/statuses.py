@@ -17,7 +17,7 @@ The mapping and its reasons are in docs/adr/0009-iso20022-messages.md. In short:
 
 Group and payment-information status (`group_status`): all ACSC -> ACSC; all RJCT -> RJCT; money received for
 some but not all (an ACSC, or a partly paid transaction) -> PART; otherwise all alike -> that code; a mix with
-something accepted (ACSP) -> PART; a mix of PDNG and RJCT only -> PDNG.
+something accepted (ACSP, or ACCP/ACTC/... from other sources) -> PART; a mix of PDNG and RJCT only -> PDNG.
 """
 
 from __future__ import annotations
@@ -174,20 +174,26 @@ def installment_status_detail(
     return detail
 
 
+# Codes meaning "accepted" (some processing stage passed) and "settled" in the ISO external code list.
+ACCEPTED = frozenset({"ACTC", "ACCP", "ACSP", "ACSC", "ACCC", "ACWC", "ACWP"})
+SETTLED = frozenset({"ACSC", "ACCC"})
+
+
 def group_status(codes: Sequence[str], *, money_received: Sequence[bool] | None = None) -> str:
-    """GrpSts / PmtInfSts from the transactions' codes; `money_received[i]` says transaction i got some money."""
+    """GrpSts / PmtInfSts from the transactions' codes; `money_received[i]` says transaction i got some money
+    (default: the settled ones)."""
     if not codes:
         raise ValueError("a group needs at least one transaction")
-    received = list(money_received) if money_received is not None else [code == ACSC for code in codes]
+    received = list(money_received) if money_received is not None else [code in SETTLED for code in codes]
     distinct = set(codes)
-    if distinct == {ACSC}:
-        return ACSC
+    if distinct <= SETTLED:
+        return codes[0] if len(distinct) == 1 else ACSC
     if distinct == {RJCT}:
         return RJCT
-    if any(received) or ACSC in distinct:
+    if any(received) or distinct & SETTLED:
         return PART
     if len(distinct) == 1:
         return codes[0]
-    if ACSP in distinct:
+    if distinct & ACCEPTED:
         return PART
     return PDNG

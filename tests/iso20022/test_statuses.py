@@ -115,6 +115,8 @@ def test_refunded_payment_without_money_on_the_installment_is_not_reported_settl
         ([ACSC, ACSP], [True, False], PART),
         ([ACSP, PDNG], [False, False], PART),  # some accepted, some not yet
         ([PDNG, RJCT], None, PDNG),  # nothing accepted, something still pending
+        (["ACCP", RJCT], None, PART),  # codes from other sources: the published sample's outcome
+        (["ACCC", ACSC], None, ACSC),
     ],
 )
 def test_group_status(codes, received, expected):

@@ -15,8 +15,11 @@ Handler contract: `handler(account: GatewayAccount, headers: dict[str, str], bod
 the delivery exactly like `POST /v1/webhooks/sandbox/{account.id}` with those headers and that raw body: verify
 with `gateway_for_account(account).verify_webhook(headers, body)`, store, deduplicate on the event id, enqueue
 processing, return. Raising means "not delivered": the checkout page says so, and submitting the form again
-re-delivers the SAME event (same id and body, fresh signature timestamp), so dedup keeps it exactly-once.
-It is called after the sandbox's own transaction has committed, never inside it.
+re-delivers the SAME event (same id and body, fresh signature timestamp).
+It is called after the checkout outcome has committed, inside a transaction that holds the checkout session's
+row lock, wrapped in a savepoint: the handler's writes commit together with the session's "delivered" mark (so
+concurrent form submissions deliver exactly once), and a raising handler's writes are rolled back.
+The handler must therefore not do network I/O or rely on running outside a transaction.
 """
 
 from __future__ import annotations

@@ -229,32 +229,42 @@ def sandbox_checkout_submit(*, token: str, nonce: str, action: str, amount: obje
 
 
 def _deliver(session: SandboxCheckoutSession, *, repeated: bool) -> CheckoutOutcome:
-    """Sign and hand the stored webhook to the inbound pipeline (after commit, outside any transaction)."""
-    body = session.webhook_body.encode()
-    try:
-        headers = sandbox_webhooks.sign(_signing_secret(session.account), body)
-        dispatch.send_webhook(session.account, headers, body)
-    except Exception as exc:  # noqa: BLE001 - any handler failure means "not delivered", shown on the page
-        if isinstance(exc, dispatch.WebhookNotDelivered):
-            message = str(exc)[:500]
-        elif isinstance(exc, ApplicationError):
-            message = f"{exc.code}: {exc.message}"[:500]
-        else:
-            message = f"inbound handler failed ({type(exc).__name__})"
-        logger.warning(
-            "sandbox webhook not delivered",
-            extra={"checkout_id": session.pk, "event_id": session.webhook_event_id, "error": message},
-            exc_info=not isinstance(exc, dispatch.WebhookNotDelivered | ApplicationError),
+    """Sign and hand the stored webhook to the inbound pipeline, exactly once.
+
+    Runs in its own transaction holding the session's row lock: concurrent submissions wait here and then see
+    `webhook_delivered_at`. The handler runs inside a savepoint, so what it stores commits together with the
+    "delivered" mark, and a failing handler leaves nothing behind (its writes are rolled back, the error is kept
+    and a later submission retries with the same event).
+    """
+    secret = _signing_secret(session.account)
+    with transaction.atomic():
+        locked = (
+            SandboxCheckoutSession.objects.select_for_update()
+            .select_related("account", "account__merchant")
+            .get(pk=session.pk)
         )
-        SandboxCheckoutSession.objects.filter(pk=session.pk).update(
-            webhook_error=message, updated_at=timezone.now()
-        )
-        session.webhook_error = message
-        return CheckoutOutcome(session=session, delivered=False, delivery_error=message, repeated=repeated)
-    delivered_at = timezone.now()
-    SandboxCheckoutSession.objects.filter(pk=session.pk).update(
-        webhook_delivered_at=delivered_at, webhook_error="", updated_at=delivered_at
-    )
-    session.webhook_delivered_at = delivered_at
-    session.webhook_error = ""
-    return CheckoutOutcome(session=session, delivered=True, repeated=repeated)
+        if locked.webhook_delivered_at is not None:
+            return CheckoutOutcome(session=locked, delivered=True, repeated=True)
+        body = locked.webhook_body.encode()
+        try:
+            with transaction.atomic():
+                dispatch.send_webhook(locked.account, sandbox_webhooks.sign(secret, body), body)
+        except Exception as exc:  # noqa: BLE001 - any handler failure means "not delivered", shown on the page
+            if isinstance(exc, dispatch.WebhookNotDelivered):
+                message = str(exc)[:500]
+            elif isinstance(exc, ApplicationError):
+                message = f"{exc.code}: {exc.message}"[:500]
+            else:
+                message = f"inbound handler failed ({type(exc).__name__})"
+            logger.warning(
+                "sandbox webhook not delivered",
+                extra={"checkout_id": locked.pk, "event_id": locked.webhook_event_id, "error": message},
+                exc_info=not isinstance(exc, dispatch.WebhookNotDelivered | ApplicationError),
+            )
+            locked.webhook_error = message
+            locked.save(update_fields=["webhook_error", "updated_at"])
+            return CheckoutOutcome(session=locked, delivered=False, delivery_error=message, repeated=repeated)
+        locked.webhook_delivered_at = timezone.now()
+        locked.webhook_error = ""
+        locked.save(update_fields=["webhook_delivered_at", "webhook_error", "updated_at"])
+    return CheckoutOutcome(session=locked, delivered=True, repeated=repeated)

@@ -120,6 +120,9 @@ class FakeMidtrans(FakeGatewayServer):
             tx = self.transactions.get(order_id)
             if tx is None:
                 return self._not_found()
+            refunds = tx.setdefault("_refund_keys", [])
+            if body.get("refund_key") in refunds:
+                return Reply(200, {"status_code": "406", "status_message": "Duplicate refund ID"})
             if tx["transaction_status"] not in ("settlement", "partial_refund"):
                 return Reply(
                     200,
@@ -128,9 +131,6 @@ class FakeMidtrans(FakeGatewayServer):
                         "status_message": "Merchant cannot modify the status of the transaction",
                     },
                 )
-            refunds = tx.setdefault("_refund_keys", [])
-            if body.get("refund_key") in refunds:
-                return Reply(200, {"status_code": "406", "status_message": "Duplicate refund ID"})
             amount = body.get("amount")
             gross = int(Decimal(tx["gross_amount"]))
             already = int(Decimal(tx.get("refund_amount", "0")))

@@ -154,20 +154,34 @@ def envelope(
 
 
 def _first_drf_error(detail, path: str = "") -> tuple[str | None, str, str]:
-    """Walk a DRF ValidationError detail to its first leaf: (param path, message, code)."""
+    """Walk a DRF ValidationError detail to its first leaf: (param path, message, code).
+
+    Items without errors (DRF reports `{}` for the valid items of a `many=True` list) are skipped, so the path
+    names the item that failed: `items.1.amount`.
+    """
+    found = _find_leaf(detail, path)
+    if found is None:
+        return path or None, "Invalid value.", "parameter_invalid"
+    return found
+
+
+def _find_leaf(detail, path: str) -> tuple[str | None, str, str] | None:
     if isinstance(detail, dict):
         for key, value in detail.items():
-            if key in ("non_field_errors", "__all__"):
-                sub = path or None
-                param, msg, code = _first_drf_error(value, path)
-                return (param or sub), msg, code
-            return _first_drf_error(value, f"{path}.{key}" if path else str(key))
+            sub = path if key in ("non_field_errors", "__all__") else (f"{path}.{key}" if path else str(key))
+            found = _find_leaf(value, sub)
+            if found is not None:
+                return found
+        return None
     if isinstance(detail, list):
         for index, value in enumerate(detail):
             if isinstance(value, dict | list):
-                return _first_drf_error(value, f"{path}.{index}" if path else str(index))
-            return _first_drf_error(value, path)
-        return path or None, "Invalid value.", "parameter_invalid"
+                found = _find_leaf(value, f"{path}.{index}" if path else str(index))
+            else:
+                found = _find_leaf(value, path)
+            if found is not None:
+                return found
+        return None
     code = getattr(detail, "code", None) or "parameter_invalid"
     return path or None, str(detail), code
 
@@ -209,7 +223,9 @@ def _classify(exc) -> tuple[int, str, str, str, str | None, dict]:
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return 415, INVALID_REQUEST, "unsupported_media_type", "Send the body as application/json.", None, {}
     if isinstance(exc, drf_exceptions.NotAuthenticated):
-        message = "No API key provided. Send it as `Authorization: Bearer <api key>` or `X-API-Key: <api key>`."
+        message = (
+            "No API key provided. Send it as `Authorization: Bearer <api key>` or `X-API-Key: <api key>`."
+        )
         return 401, AUTHENTICATION, "api_key_required", message, None, {}
     if isinstance(exc, drf_exceptions.AuthenticationFailed):
         return 401, AUTHENTICATION, "invalid_api_key", str(exc.detail), None, {}

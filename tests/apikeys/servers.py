@@ -55,7 +55,14 @@ def gunicorn(*, workers: int = 3, env: dict | None = None):
     }
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "paytrust.wsgi:application", "-c", "python:paytrust.gunicorn_conf"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "paytrust.wsgi:application",
+            "-c",
+            "python:paytrust.gunicorn_conf",
+        ],
         cwd=ROOT,
         env=full_env,
         stdout=log,
@@ -70,9 +77,9 @@ def gunicorn(*, workers: int = 3, env: dict | None = None):
                 log.seek(0)
                 pytest.fail(f"gunicorn exited early:\n{log.read().decode()[-3000:]}")
             try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail("gunicorn did not become ready in 60 s")
@@ -113,7 +120,19 @@ def redis_url():
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="paytrust-redis-")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -44,7 +44,12 @@ def test_create_is_audited_with_ip_user_agent_and_request_id(admin_key, client_f
     )
     assert response.status_code == 201
     row = AuditLog.objects.get(action=AuditLog.Action.KEY_CREATED, api_key_id=response.json()["id"])
-    assert (row.actor, row.ip, row.user_agent, row.request_id) == (key.id, "203.0.113.9", "curl/8", "req-create-1")
+    assert (row.actor, row.ip, row.user_agent, row.request_id) == (
+        key.id,
+        "203.0.113.9",
+        "curl/8",
+        "req-create-1",
+    )
 
 
 @pytest.mark.parametrize(
@@ -178,7 +183,9 @@ def test_audit_endpoint_filters_and_paginates(admin_key, api_key, client_for):
 
     about_key = admin.get(f"/v1/api-keys/audit?key={key.id}").json()["data"]
     assert {row["action"] for row in about_key} == {"api_key.created", "auth.failed", "api_key.revoked"}
-    assert [row["created_at"] for row in about_key] == sorted((row["created_at"] for row in about_key), reverse=True)
+    assert [row["created_at"] for row in about_key] == sorted(
+        (row["created_at"] for row in about_key), reverse=True
+    )
 
     page = admin.get("/v1/api-keys/audit?limit=2").json()
     assert len(page["data"]) == 2 and page["has_more"] is True

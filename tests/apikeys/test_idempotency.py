@@ -1,0 +1,274 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import close_old_connections
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apikeys.idempotency import fingerprint, idempotency_purge
+from apikeys.models import ApiKey, IdempotencyRecord
+from tests.factories import MerchantFactory, make_api_key
+from tests.ops import urls as test_urls
+
+
+def _post(client, path, body, key, **extra):
+    return client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key, **extra)
+
+
+@pytest.fixture(autouse=True)
+def _reset_counters():
+    test_urls.calls.update(work=0, crash=0)
+    test_urls.gate.clear()
+    test_urls.entered.clear()
+    yield
+    test_urls.gate.set()  # never leave a blocked request behind
+
+
+# --- on a real endpoint: POST /v1/api-keys ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_same_key_and_body_replays_the_stored_response_without_creating_a_second_key(admin_key, client_for):
+    client = client_for(admin_key[1])
+    body = {"mode": "test", "name": "replayed"}
+    first = _post(client, "/v1/api-keys", body, "create-key-1")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first
+    count = ApiKey.objects.count()
+
+    again = _post(
+        client, "/v1/api-keys", {"name": "replayed", "mode": "test"}, "create-key-1"
+    )  # key order differs
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert ApiKey.objects.count() == count  # no work done again
+    replayed, original = again.json(), first.json()
+    assert replayed["id"] == original["id"]
+    # The plaintext key is never stored, so the replay cannot show it.
+    assert original["secret"].startswith("pt_test_") and replayed["secret"] is None
+    assert {k: v for k, v in replayed.items() if k != "secret"} == {
+        k: v for k, v in original.items() if k != "secret"
+    }
+    record = IdempotencyRecord.objects.get(key="create-key-1")
+    assert original["secret"].encode() not in bytes(record.response_body)
+
+
+@pytest.mark.django_db
+def test_same_key_with_a_different_body_gets_422_idempotency_error(admin_key, client_for):
+    client = client_for(admin_key[1])
+    assert _post(client, "/v1/api-keys", {"mode": "test", "name": "a"}, "k-mismatch").status_code == 201
+    count = ApiKey.objects.count()
+    response = _post(client, "/v1/api-keys", {"mode": "test", "name": "b"}, "k-mismatch")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("idempotency_error", "idempotency_key_reused")
+    assert ApiKey.objects.count() == count
+
+
+@pytest.mark.django_db
+def test_key_longer_than_255_characters_gets_400(admin_key, client_for):
+    client = client_for(admin_key[1])
+    response = _post(client, "/v1/api-keys", {"mode": "test"}, "k" * 256)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "idempotency_key_invalid"
+    assert _post(client, "/v1/api-keys", {"mode": "test"}, "k" * 255).status_code == 201
+
+
+@pytest.mark.django_db
+def test_request_failing_validation_is_not_stored_and_the_key_stays_usable(admin_key, client_for):
+    client = client_for(admin_key[1])
+    bad = _post(client, "/v1/api-keys", {"mode": "sandbox"}, "k-fix-and-retry")
+    assert bad.status_code == 400
+    assert not IdempotencyRecord.objects.filter(key="k-fix-and-retry").exists()
+    good = _post(client, "/v1/api-keys", {"mode": "test"}, "k-fix-and-retry")
+    assert good.status_code == 201 and "Idempotent-Replayed" not in good
+
+
+@pytest.mark.django_db
+def test_keys_are_scoped_to_merchant_and_mode(client_for):
+    first_merchant, second_merchant = MerchantFactory(), MerchantFactory()
+    a = client_for(make_api_key(first_merchant, scopes=["admin"])[1])
+    b = client_for(make_api_key(second_merchant, scopes=["admin"])[1])
+    a_live = client_for(make_api_key(first_merchant, mode="live", scopes=["admin"])[1])
+    body = {"mode": "test", "name": "same"}
+    ids = {_post(c, "/v1/api-keys", body, "shared-key").json()["id"] for c in (a, b, a_live)}
+    assert len(ids) == 3  # three independent requests, none replayed
+
+
+@pytest.mark.django_db
+def test_post_without_the_header_is_not_deduplicated(admin_key, client_for):
+    client = client_for(admin_key[1])
+    first = client.post("/v1/api-keys", {"mode": "test"}, format="json").json()["id"]
+    second = client.post("/v1/api-keys", {"mode": "test"}, format="json").json()["id"]
+    assert first != second and not IdempotencyRecord.objects.exists()
+
+
+# --- generic behaviour of ApiView, on test-only views ------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.ops.urls")
+def test_replay_returns_the_stored_status_and_body_byte_for_byte(api):
+    first = _post(api, "/test/work", {"name": "x"}, "w-1")
+    again = _post(api, "/test/work", {"name": "x"}, "w-1")
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again["Content-Type"] == first["Content-Type"]
+    assert test_urls.calls["work"] == 1
+    assert again["X-Request-Id"] != first["X-Request-Id"]  # the replay is its own request
+    assert "X-RateLimit-Limit" in again
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.ops.urls")
+def test_same_key_on_another_endpoint_is_a_mismatch(api):
+    assert _post(api, "/test/work", {"name": "x"}, "w-2").status_code == 201
+    assert _post(api, "/test/conflict", {"name": "x"}, "w-2").status_code == 422
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.ops.urls")
+def test_a_4xx_after_the_work_is_not_stored_either(api):
+    """A service refusing (409 conflict) rolled back its transaction: the retry runs again."""
+    assert _post(api, "/test/conflict", {}, "w-3").status_code == 409
+    assert _post(api, "/test/conflict", {}, "w-3").status_code == 409
+    assert test_urls.calls["work"] == 2
+    assert not IdempotencyRecord.objects.filter(key="w-3").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.ops.urls")
+def test_a_500_is_stored_and_replayed_so_a_retry_cannot_double_the_work(api):
+    first = _post(api, "/test/crash", {}, "w-4")
+    again = _post(api, "/test/crash", {}, "w-4")
+    assert first.status_code == again.status_code == 500
+    assert again["Idempotent-Replayed"] == "true" and test_urls.calls["crash"] == 1
+    assert again.json()["error"]["type"] == "api_error"
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.ops.urls")
+def test_stale_in_flight_claim_is_taken_over_by_a_retry(api, settings, merchant):
+    """A worker crashed mid-request: its claim stays in_progress. Once older than IDEMPOTENCY_STALE_SECONDS,
+    the next retry takes it over and runs the work."""
+    path = "/test/work"
+    old = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS + 5)
+    IdempotencyRecord.objects.create(
+        merchant=merchant,
+        mode="test",
+        key="w-crashed",
+        fingerprint=fingerprint(method="POST", path=path, body=b'{"name":"x"}'),
+        method="POST",
+        path=path,
+        created_at=old,
+        locked_at=old,
+    )
+    response = _post(api, path, {"name": "x"}, "w-crashed")
+    assert response.status_code == 201 and test_urls.calls["work"] == 1
+    record = IdempotencyRecord.objects.get(key="w-crashed")
+    assert record.status == "completed" and record.response_status == 201
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.ops.urls")
+def test_recent_in_flight_claim_of_a_crashed_worker_still_gets_409(api, merchant):
+    path = "/test/work"
+    now = timezone.now()
+    IdempotencyRecord.objects.create(
+        merchant=merchant,
+        mode="test",
+        key="w-recent",
+        fingerprint=fingerprint(method="POST", path=path, body=b'{"name":"x"}'),
+        method="POST",
+        path=path,
+        created_at=now,
+        locked_at=now,
+    )
+    response = _post(api, path, {"name": "x"}, "w-recent")
+    assert response.status_code == 409 and response.json()["error"]["type"] == "idempotency_error"
+    assert test_urls.calls["work"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.ops.urls")
+def test_repeat_while_the_first_is_still_running_gets_409_then_replays(merchant):
+    """Real concurrency: the first request blocks inside the view (its own thread and DB connection)."""
+    _, plaintext = make_api_key(merchant)
+    results = {}
+
+    def first_request():
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+            results["first"] = _post(client, "/test/slow", {"n": 1}, "slow-1")
+        finally:
+            close_old_connections()
+
+    thread = threading.Thread(target=first_request)
+    thread.start()
+    try:
+        assert test_urls.entered.wait(timeout=30), "the first request never reached the view"
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+        concurrent = _post(client, "/test/slow", {"n": 1}, "slow-1")
+        assert concurrent.status_code == 409
+        error = concurrent.json()["error"]
+        assert (error["type"], error["code"]) == ("idempotency_error", "idempotency_request_in_progress")
+    finally:
+        test_urls.gate.set()
+        thread.join(timeout=30)
+    assert results["first"].status_code == 201
+    replay = _post(client, "/test/slow", {"n": 1}, "slow-1")
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.content == results["first"].content
+    assert test_urls.calls["work"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.ops.urls")
+def test_simultaneous_first_requests_with_one_key_do_the_work_once(merchant):
+    """Eight threads send the same new key at the same instant: the UNIQUE constraint lets one in."""
+    _, plaintext = make_api_key(merchant)
+    barrier = threading.Barrier(8)
+    statuses = []
+
+    def send():
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+            client.get("/v1/merchant")  # warm the key cache so the POSTs race on the claim, not on Argon2
+            barrier.wait()
+            statuses.append(_post(client, "/test/slow", {"n": 2}, "race-1").status_code)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    assert test_urls.entered.wait(timeout=30)
+    # Everybody but the winner is refused while the winner is inside the view.
+    deadline = timezone.now() + timedelta(seconds=30)
+    while len(statuses) < 7 and timezone.now() < deadline:
+        threading.Event().wait(0.05)
+    test_urls.gate.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [201] + [409] * 7
+    assert test_urls.calls["work"] == 1
+
+
+@pytest.mark.django_db
+def test_purge_deletes_records_past_the_retention_only(merchant, settings):
+    now = timezone.now()
+    for key, age in (("old", settings.IDEMPOTENCY_RETENTION_HOURS + 1), ("fresh", 1)):
+        at = now - timedelta(hours=age)
+        IdempotencyRecord.objects.create(
+            merchant=merchant,
+            mode="test",
+            key=key,
+            fingerprint="f",
+            method="POST",
+            path="/",
+            created_at=at,
+            locked_at=at,
+        )
+    assert idempotency_purge() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]

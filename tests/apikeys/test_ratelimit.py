@@ -1,0 +1,152 @@
+import threading
+import time
+
+import pytest
+from django.db import close_old_connections, connection
+from rest_framework.test import APIClient
+
+from apikeys.ratelimit import WINDOW_MS, rate_limit_hit, rate_limit_purge
+from paytrust import metrics
+from tests.factories import MerchantFactory, make_api_key
+
+
+@pytest.fixture(params=["postgresql", "redis"])
+def backend(request, settings):
+    """Run the test against each store."""
+    if request.param == "redis":
+        settings.REDIS_URL = request.getfixturevalue("redis_url")
+    else:
+        settings.REDIS_URL = ""
+    return request.param
+
+
+def _client(plaintext):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+@pytest.mark.django_db
+def test_over_the_limit_gets_429_with_retry_after_and_envelope(backend):
+    merchant = MerchantFactory(rate_limit_per_minute=3)
+    _, plaintext = make_api_key(merchant)
+    client = _client(plaintext)
+    responses = [client.get("/v1/merchant") for _ in range(5)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
+    assert [r["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0", "0"]
+    assert all(r["X-RateLimit-Limit"] == "3" for r in responses)
+    reset = int(responses[0]["X-RateLimit-Reset"])
+    assert time.time() < reset <= time.time() + 61
+    refused = responses[3]
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limited")
+    assert error["request_id"] == refused["X-Request-Id"]
+    assert "Retry-After" not in responses[0]
+
+
+@pytest.mark.django_db
+def test_limit_is_per_key_and_default_comes_from_settings(backend, settings):
+    settings.DEFAULT_RATE_LIMIT_PER_MINUTE = 2
+    merchant = MerchantFactory()  # no override
+    first = _client(make_api_key(merchant)[1])
+    second = _client(make_api_key(merchant)[1])
+    assert [first.get("/v1/merchant").status_code for _ in range(3)] == [200, 200, 429]
+    assert second.get("/v1/merchant").status_code == 200
+    assert second.get("/v1/merchant")["X-RateLimit-Limit"] == "2"
+
+
+@pytest.mark.django_db
+def test_unauthenticated_requests_are_not_counted_against_a_key(backend):
+    merchant = MerchantFactory(rate_limit_per_minute=1)
+    _, plaintext = make_api_key(merchant)
+    assert APIClient().get("/v1/merchant").status_code == 401
+    assert _client(plaintext).get("/v1/merchant").status_code == 200
+
+
+@pytest.mark.django_db
+def test_requests_leave_the_window_after_a_minute_postgresql(settings):
+    settings.REDIS_URL = ""
+    assert [rate_limit_hit(bucket="key_roll", limit=2).allowed for _ in range(3)] == [True, True, False]
+    # Age the oldest hit past the window (the same as the clock moving on by a minute for that hit).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE apikeys_ratelimitwindow SET hits[1] = hits[1] - %s WHERE bucket = 'key_roll'", [WINDOW_MS]
+        )
+    result = rate_limit_hit(bucket="key_roll", limit=2)
+    assert result.allowed and result.used == 2  # the aged hit no longer counts; only one slot was freed
+    assert rate_limit_hit(bucket="key_roll", limit=2).allowed is False
+
+
+def test_requests_leave_the_window_after_a_minute_redis(settings, redis_url):
+    import redis
+
+    settings.REDIS_URL = redis_url
+    bucket = f"key_roll_{time.time_ns()}"
+    assert [rate_limit_hit(bucket=bucket, limit=2).allowed for _ in range(3)] == [True, True, False]
+    store = redis.Redis.from_url(redis_url)
+    oldest_member, score = store.zrange(f"paytrust:rl:{bucket}", 0, 0, withscores=True)[0]
+    store.zadd(f"paytrust:rl:{bucket}", {oldest_member: score - WINDOW_MS})
+    result = rate_limit_hit(bucket=bucket, limit=2)
+    assert result.allowed and result.used == 2
+    assert rate_limit_hit(bucket=bucket, limit=2).allowed is False
+
+
+@pytest.mark.django_db
+def test_purge_deletes_idle_windows_only(settings):
+    settings.REDIS_URL = ""
+    rate_limit_hit(bucket="key_idle", limit=5)
+    rate_limit_hit(bucket="key_busy", limit=5)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE apikeys_ratelimitwindow SET touched_ms = touched_ms - %s WHERE bucket = 'key_idle'",
+            [3 * WINDOW_MS],
+        )
+    assert rate_limit_purge() == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT bucket FROM apikeys_ratelimitwindow")
+        assert [row[0] for row in cursor.fetchall()] == ["key_busy"]
+
+
+@pytest.mark.django_db
+def test_store_failure_fails_open_and_is_counted(settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    merchant = MerchantFactory(rate_limit_per_minute=1)
+    client = _client(make_api_key(merchant)[1])
+    before = metrics.rate_limit_store_errors_total.labels(backend="redis")._value.get()
+    assert [client.get("/v1/merchant").status_code for _ in range(2)] == [200, 200]
+    after = metrics.rate_limit_store_errors_total.labels(backend="redis")._value.get()
+    assert after - before == 2
+
+
+@pytest.mark.django_db
+def test_disabled_rate_limiting_sends_no_headers(settings):
+    settings.RATE_LIMIT_ENABLED = False
+    merchant = MerchantFactory(rate_limit_per_minute=1)
+    client = _client(make_api_key(merchant)[1])
+    responses = [client.get("/v1/merchant") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert "X-RateLimit-Limit" not in responses[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_of_one_key_never_exceed_the_limit(backend):
+    """Real concurrent connections: 24 threads hit the store at once; exactly `limit` are let through."""
+    limit, threads = 10, 24
+    barrier = threading.Barrier(threads)
+    results = []
+    bucket = f"key_concurrent_{time.time_ns()}"
+
+    def hit():
+        try:
+            barrier.wait()
+            results.append(rate_limit_hit(bucket=bucket, limit=limit).allowed)
+        finally:
+            close_old_connections()
+
+    workers = [threading.Thread(target=hit) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert results.count(True) == limit and len(results) == threads

@@ -24,8 +24,11 @@ class FakeXenditHangingCreate(FakeXendit):
     (what makes a real create's outcome unknown)."""
 
     hang_after_create = False
+    create_delay = 0.0  # seconds a create takes (widens race windows in concurrency tests)
 
     def _dispatch(self, request):
+        if self.create_delay and request.method == "POST" and request.path.startswith("/v2/invoices"):
+            self._release.wait(timeout=self.create_delay)
         if self.hang_after_create and request.method == "POST" and request.path.startswith("/v2/invoices"):
             self.route(request)
             self._release.wait(timeout=30)

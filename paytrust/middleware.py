@@ -16,8 +16,8 @@ from paytrust.logs import merchant_var, request_id_var
 
 access_log = logging.getLogger("paytrust.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
-# Error pages of these prefixes stay HTML (the Django admin is a browser UI).
-_HTML_PREFIXES = ("/admin/",)
+# Error pages of these prefixes stay HTML (the Django admin and the sandbox checkout page are browser UIs).
+_HTML_PREFIXES = ("/admin/", "/sandbox/")
 
 
 def _as_envelope(response, request):

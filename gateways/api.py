@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -25,6 +25,7 @@ from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "example": "0.029"}, {"type": "number"}]})
 class DecimalInput(serializers.Field):
     """A decimal string or JSON number, passed through unchanged (money.py parses it in the service)."""
 
@@ -168,6 +169,7 @@ _EXAMPLE = OpenApiExample(
 class GatewayAccountListApi(ApiView):
     @extend_schema(
         summary="List gateway accounts",
+        operation_id="gateway_accounts_list",
         parameters=[
             OpenApiParameter("gateway", OpenApiTypes.STR, enum=[c for c, _ in GatewayName.choices]),
             OpenApiParameter("enabled", OpenApiTypes.BOOL),
@@ -193,6 +195,7 @@ class GatewayAccountListApi(ApiView):
 
     @extend_schema(
         summary="Create a gateway account",
+        operation_id="gateway_accounts_create",
         request=GatewayAccountCreateInput,
         responses={201: GatewayAccountOutput, **error_responses(409)},
         examples=[_EXAMPLE],
@@ -227,6 +230,7 @@ class GatewayAccountDetailApi(ApiView):
 
     @extend_schema(
         summary="Update a gateway account",
+        operation_id="gateway_accounts_update",
         request=GatewayAccountUpdateInput,
         responses={200: GatewayAccountOutput, **error_responses(404, 409)},
     )

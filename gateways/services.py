@@ -207,9 +207,11 @@ def gateway_account_update(
     fees: list[dict] = UNSET,
     metadata: dict = UNSET,
     actor=None,
+    drop_stray_fees: bool = False,
 ) -> GatewayAccount:
     """Partial update. `credentials` MERGES over the stored ones (send only the key you rotate) and the result is
-    validated as a whole; `currencies`, `fees` and `metadata` replace. Gateway and mode never change."""
+    validated as a whole; `currencies`, `fees` and `metadata` replace. Gateway and mode never change.
+    Removing a currency that still has a fee is refused unless `fees` is sent or `drop_stray_fees` is set."""
     from gateways.selectors import gateway_account_credentials
 
     cls = gateway_class(account.gateway)
@@ -237,7 +239,9 @@ def gateway_account_update(
             changed.append("fees")
         else:
             stray = GatewayFee.objects.filter(account=locked).exclude(currency__in=locked.currencies)
-            if stray.exists():
+            if drop_stray_fees:
+                stray.delete()
+            elif stray.exists():
                 raise ValidationError(
                     f"This account has a fee for {stray.first().currency}, which is no longer in currencies; "
                     "send fees too.",

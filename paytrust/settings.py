@@ -155,6 +155,9 @@ XENDIT_API_BASE = env.str("XENDIT_API_BASE", default="")
 MIDTRANS_API_BASE = env.str("MIDTRANS_API_BASE", default="")
 MIDTRANS_SNAP_BASE = env.str("MIDTRANS_SNAP_BASE", default="")
 GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=10.0)
+# Circuit breaker per gateway account (per process): open after N consecutive transient failures, retry after.
+GATEWAY_CIRCUIT_FAILURE_THRESHOLD = env.int("GATEWAY_CIRCUIT_FAILURE_THRESHOLD", default=5)
+GATEWAY_CIRCUIT_RESET_SECONDS = env.float("GATEWAY_CIRCUIT_RESET_SECONDS", default=30.0)
 # Inbound webhook processing retry delays in seconds (1, 5 and 30 minutes after the first failure).
 INBOUND_WEBHOOK_RETRY_DELAYS = env.list("INBOUND_WEBHOOK_RETRY_DELAYS", cast=int, default=[60, 300, 1800])
 # Outbound webhook delivery retry delays in seconds.

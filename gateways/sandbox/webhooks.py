@@ -1,4 +1,4 @@
-"""The sandbox gateway's webhook format and signature (documented in docs/gateways/sandbox-webhooks.md).
+"""The sandbox gateway's webhook format and signature (decision record: docs/adr/0011-sandbox-gateway.md).
 
 Body (UTF-8 JSON, amounts are decimal strings in major units like the PayTrust API):
     {"id": "sbxevt_<32 hex>", "type": "checkout.completed", "action": "pay|pay_partial|overpay|fail|expire",

@@ -261,7 +261,9 @@ class InvoiceAdmin(admin.ModelAdmin):
         _update_through_service(fresh, form.cleaned_data, form.changed_data)
 
     def save_related(self, request, form, formsets, change):
-        return  # inlines are read-only
+        """Inlines are view-only (no fields), so saving their formsets writes nothing; it is still called so the
+        admin's change message can be built."""
+        super().save_related(request, form, formsets, change)
 
     # ---- display helpers ----
 

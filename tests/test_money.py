@@ -23,7 +23,7 @@ def test_minor_to_api_string_and_back_is_exact(code, minor):
 
 @given(
     code=st.sampled_from(ALL_CODES),
-    major=st.integers(min_value=0, max_value=10**12),
+    major=st.integers(min_value=0, max_value=10**11),  # × 10^3 (KWD) stays within MAX_MINOR
     data=st.data(),
 )
 def test_api_string_to_minor_and_back_is_exact(code, major, data):

@@ -56,14 +56,12 @@ BEGIN
         IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
         RETURN NEW;
     END IF;
-    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'invoices_installment' AND
-       NEW.invoice_id IS NOT DISTINCT FROM OLD.invoice_id AND
-       NEW.number IS NOT DISTINCT FROM OLD.number AND
-       NEW.amount_minor IS NOT DISTINCT FROM OLD.amount_minor AND
-       NEW.tax_share_minor IS NOT DISTINCT FROM OLD.tax_share_minor AND
-       NEW.fee_share_minor IS NOT DISTINCT FROM OLD.fee_share_minor AND
-       NEW.due_date IS NOT DISTINCT FROM OLD.due_date THEN
-        RETURN NEW;  -- payment progress (amount_paid_minor, status, paid_at) may change
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'invoices_installment' THEN
+        -- payment progress (amount_paid_minor, status, paid_at) may change; what is owed may not
+        IF (to_jsonb(NEW) - 'amount_paid_minor' - 'status' - 'paid_at')
+           = (to_jsonb(OLD) - 'amount_paid_minor' - 'status' - 'paid_at') THEN
+            RETURN NEW;
+        END IF;
     END IF;
     RAISE EXCEPTION 'invoice_immutable: % of invoice % cannot change after payment initiation',
         TG_TABLE_NAME, target_invoice USING ERRCODE = 'P0001';

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from paytrust import metrics
 from webhooks import signing
 from webhooks.destinations import Destination, DestinationRefused, destination_resolve
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, WebhookEndpoint
@@ -382,6 +383,13 @@ def delivery_attempt(*, delivery_id: str) -> Delivery | None:
         raise RuntimeError("outbound HTTP must not run inside a transaction")
     result = http_send(url=claim.url, mode=claim.mode, headers=claim.headers, body=claim.body)
     delivery = _record(claim, result)
+    if result.succeeded:
+        outcome = "succeeded"
+    elif delivery.status == DeliveryStatus.PENDING:
+        outcome = "retry_scheduled"
+    else:
+        outcome = "failed" if result.status_code != 410 else "gone"
+    metrics.delivery_observed(outcome)
     logger.info(
         "webhook delivery attempt",
         extra={
@@ -463,4 +471,7 @@ def deliveries_sweep(*, now=None) -> int:
             break
     if total:
         logger.warning("webhook sweeper re-deferred deliveries", extra={"count": total})
+    metrics.set_webhook_queue_depth(
+        Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]).count()
+    )
     return total

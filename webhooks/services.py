@@ -42,18 +42,18 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
         enabled_events__overlap=[type, ALL_EVENTS],
     ).only("id")
     now = timezone.now()
-    deliveries = Delivery.objects.bulk_create(
-        [
-            Delivery(event=event, endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at=now)
-            for endpoint in endpoints
-        ]
-    )
+    deliveries = [
+        Delivery(event=event, endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at=now)
+        for endpoint in endpoints
+    ]
     if deliveries:
-        _defer_deliveries(deliveries)
+        # Ids are generated client-side, so the jobs can be deferred first and their ids inserted with the rows.
+        _defer_deliveries(deliveries, save=False)
+        Delivery.objects.bulk_create(deliveries)
     return event
 
 
-def _defer_deliveries(deliveries: list[Delivery], *, schedule_at=None) -> None:
+def _defer_deliveries(deliveries: list[Delivery], *, schedule_at=None, save: bool = True) -> None:
     """Defer one job per delivery on the current connection (same transaction) and remember its job id."""
     from webhooks.tasks import defer_in_transaction, deliver_webhook
 
@@ -62,7 +62,8 @@ def _defer_deliveries(deliveries: list[Delivery], *, schedule_at=None) -> None:
     )
     for delivery, job_id in zip(deliveries, job_ids, strict=True):
         delivery.job_id = job_id
-    Delivery.objects.bulk_update(deliveries, ["job_id"])
+    if save:
+        Delivery.objects.bulk_update(deliveries, ["job_id"])
 
 
 # --- Endpoints --------------------------------------------------------------------------------------------

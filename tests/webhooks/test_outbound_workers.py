@@ -5,14 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
 
-from tests.webhooks.conftest import _run_worker_once
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.services import endpoint_create, event_record
 
@@ -26,7 +24,7 @@ def _test_database_url() -> str:
     return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def _start_worker(log_path: Path) -> subprocess.Popen:
+def _start_worker(log_path: Path, *, concurrency: int = 2, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
@@ -35,15 +33,34 @@ def _start_worker(log_path: Path) -> subprocess.Popen:
         "OUTBOUND_WEBHOOK_LEASE_MARGIN_SECONDS": "1",
         "OUTBOUND_WEBHOOK_SWEEP_CRON": "* * * * * */1",
         "PAYTRUST_ALLOW_DEV_SECRET": "true",
+        **extra_env,
     }
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "manage.py", "procrastinate", "worker", "-q", "outbound_webhooks", "-c", "2"],
+        [
+            sys.executable,
+            "manage.py",
+            "procrastinate",
+            "worker",
+            "-q",
+            "outbound_webhooks",
+            "-c",
+            str(concurrency),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(5)
 
 
 def _wait(predicate, timeout: float) -> bool:
@@ -81,11 +98,7 @@ def test_worker_killed_mid_delivery_still_delivers_after_restart(
         done = _wait(lambda: Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.SUCCEEDED, 90)
         assert done, (tmp_path / "worker2.log").read_text()
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(15)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        _stop(second)
 
     assert webhook_receiver.count() == 2  # at least once: the interrupted request, then the real delivery
     payloads = webhook_receiver.verified_payloads(receiver_endpoint.secret)
@@ -97,9 +110,8 @@ def test_worker_killed_mid_delivery_still_delivers_after_restart(
 
 @pytest.mark.django_db(transaction=True)
 def test_slow_endpoint_does_not_hold_up_other_endpoints(
-    merchant, run_outbound_jobs, webhook_receiver_factory, settings
+    merchant, run_outbound_jobs, webhook_receiver_factory, tmp_path
 ):
-    settings.OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = 1
     slow = webhook_receiver_factory("/slow")
     fast = webhook_receiver_factory("/fast")
     endpoint_create(merchant=merchant, mode="test", url=slow.url, enabled_events=["*"])
@@ -111,19 +123,23 @@ def test_slow_endpoint_does_not_hold_up_other_endpoints(
             for i in range(5)
         ]
 
-    worker = threading.Thread(target=_run_worker_once, kwargs={"concurrency": 3}, daemon=True)
-    worker.start()
+    log = tmp_path / "worker.log"
+    worker = _start_worker(log, concurrency=3, OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT="1")
     try:
-        assert fast.wait_for(5, timeout=60)  # all five reached the fast endpoint...
+        assert fast.wait_for(5, timeout=90), log.read_text()  # all five reached the fast endpoint...
         assert slow.count() == 1  # ...while the slow one holds exactly one request (its in-flight cap)
+        slow.stall_next(0)
+        slow.release()
+        all_done = _wait(
+            lambda: (
+                set(Delivery.objects.filter(event__in=events).values_list("status", flat=True))
+                == {"succeeded"}
+            ),
+            90,
+        )
+        assert all_done, log.read_text()
     finally:
         slow.stall_next(0)
         slow.release()
-        worker.join(60)
-
-    run_outbound_jobs(
-        until=lambda: (
-            set(Delivery.objects.filter(event__in=events).values_list("status", flat=True)) == {"succeeded"}
-        )
-    )
+        _stop(worker)
     assert fast.count() == 5 and slow.count() == 5

@@ -1,0 +1,147 @@
+"""Helpers and fixtures for the inbound gateway webhook tests (import the fixtures into the test module).
+
+Payloads are the recorded ones in ../shared/gateway_samples with the ids/amounts of our payment substituted;
+Midtrans notifications are re-signed with the test server key (the published signatures used Midtrans' keys).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from rest_framework.test import APIClient
+
+from merchants.services import merchant_create
+from payments.models import Payment
+from tests.fakes.samples import midtrans_resign, sample
+from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
+    MIDTRANS_SERVER_KEY,
+    XENDIT_CALLBACK_TOKEN,
+    _fresh_breakers,
+    midtrans_fake,
+)
+from tests.payments.conftest import midtrans_account, xendit_account, xendit_fake  # noqa: F401
+from tests.payments.factories import make_invoice
+from webhooks.models import WebhookEvent
+
+WIB = timezone(timedelta(hours=7))
+
+
+@pytest.fixture
+def merchant(db):
+    """Created through the service, so it has its test-mode sandbox account."""
+    return merchant_create(name="Acme")
+
+
+def iso_ms(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def wib(dt: datetime) -> str:
+    return dt.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# ---- payments -------------------------------------------------------------------------------------------------
+
+
+def initiate(api, invoice_id: str, installment: int | None = None) -> dict:
+    body = {} if installment is None else {"installment": installment}
+    response = api.post(f"/v1/invoices/{invoice_id}/payments", body, format="json")
+    assert response.status_code in (200, 201), response.content
+    return response.json()
+
+
+def new_payment(api, merchant, *, gateway: str, amount: str = "150000", **invoice_kwargs) -> Payment:
+    invoice = make_invoice(merchant, gateway=gateway, amount=amount, **invoice_kwargs)
+    return Payment.objects.get(pk=initiate(api, invoice.id)["id"])
+
+
+# ---- payloads -------------------------------------------------------------------------------------------------
+
+
+def xendit_callback(
+    payment: Payment, *, status: str = "PAID", paid_amount: int | None = None, at=None
+) -> bytes:
+    """The recorded Xendit invoice callback (PAID sample) for our payment; EXPIRED drops the paid_* fields."""
+    at = at or datetime.now(UTC)
+    data = sample("xendit_invoice_paid.json")
+    data.update(
+        id=payment.gateway_reference,
+        external_id=payment.id,
+        amount=payment.amount_minor,
+        currency=payment.currency,
+        status=status,
+        updated=iso_ms(at),
+        created=iso_ms(payment.created_at),
+    )
+    if status in ("PAID", "SETTLED"):
+        data.update(
+            paid_amount=payment.amount_minor if paid_amount is None else paid_amount, paid_at=iso_ms(at)
+        )
+    else:
+        for key in ("paid_amount", "paid_at", "payment_method", "payment_channel", "payment_destination"):
+            data.pop(key, None)
+    return json.dumps(data, default=str).encode()
+
+
+def xendit_headers(token: str = XENDIT_CALLBACK_TOKEN) -> dict:
+    return {"HTTP_X_CALLBACK_TOKEN": token} if token else {}
+
+
+_MIDTRANS_CODES = {
+    "settlement": "200",
+    "capture": "200",
+    "pending": "201",
+    "deny": "202",
+    "cancel": "202",
+    "failure": "202",
+    "expire": "407",
+}
+
+
+def midtrans_notification(
+    payment: Payment,
+    *,
+    transaction_status: str = "settlement",
+    gross_amount: str | None = None,
+    transaction_id: str = "513f1f01-c9da-474c-9fc9-d5c64364b709",
+    at=None,
+    server_key: str = MIDTRANS_SERVER_KEY,
+    **changes,
+) -> bytes:
+    """The recorded Midtrans settlement notification (GoPay) for our payment, re-signed with `server_key`."""
+    at = at or datetime.now(UTC)
+    data = sample("midtrans_settlement.json")
+    data.update(
+        order_id=payment.id,
+        transaction_id=transaction_id,
+        transaction_status=transaction_status,
+        status_code=_MIDTRANS_CODES[transaction_status],
+        gross_amount=gross_amount or f"{payment.amount_minor}.00",
+        transaction_time=wib(at - timedelta(seconds=20)),
+    )
+    if transaction_status == "settlement":
+        data["settlement_time"] = wib(at)
+    else:
+        data.pop("settlement_time", None)
+    if transaction_status in ("deny",):
+        data["fraud_status"] = "deny"
+    data.update(changes)
+    return json.dumps(midtrans_resign(data, server_key=server_key)).encode()
+
+
+def post_webhook(gateway: str, account_id: str, body: bytes, **headers):
+    return APIClient().post(
+        f"/v1/webhooks/{gateway}/{account_id}", data=body, content_type="application/json", **headers
+    )
+
+
+def process_all() -> list[str]:
+    """Process every stored event that is due, in the test's own transaction (what the worker's job does)."""
+    from webhooks.inbound import inbound_event_process
+
+    outcomes = []
+    for pk in WebhookEvent.objects.order_by("created_at").values_list("pk", flat=True):
+        outcomes.append(inbound_event_process(event_id=pk))
+    return outcomes

@@ -1,0 +1,95 @@
+"""`manage.py replay_webhooks` — queue inbound gateway webhooks for processing again (same service as the API
+`POST /v1/webhooks/{id}/replay` and the admin's "Replay selected").
+
+Examples:
+    manage.py replay_webhooks --id whk_…                    # one event (failed or processed)
+    manage.py replay_webhooks --failed --since 2026-11-01   # every failed event since a date
+    manage.py replay_webhooks --failed --gateway xendit --dry-run
+    manage.py replay_webhooks --failed --sync               # process right here, without a worker
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from tqdm import tqdm
+
+from paytrust.errors import ApplicationError
+from webhooks import inbound
+from webhooks.models import InboundStatus, WebhookEvent
+
+
+def _parse_since(value: str) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--since: not an ISO date or datetime: {value!r}")
+        parsed = datetime.combine(day, time.min)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Queue inbound gateway webhooks for processing again (processing is idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--id", action="append", dest="ids", help="this event (whk_…); repeatable")
+        parser.add_argument("--failed", action="store_true", help="only events whose processing failed")
+        parser.add_argument("--since", help="only events received at or after this ISO date/datetime (UTC)")
+        parser.add_argument("--gateway", help="only events of this gateway (xendit, midtrans, sandbox, …)")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="show what would be replayed, change nothing"
+        )
+        parser.add_argument(
+            "--sync", action="store_true", help="also process each replayed event here (no worker needed)"
+        )
+
+    def handle(
+        self, *args, ids=None, failed=False, since=None, gateway=None, dry_run=False, sync=False, **opts
+    ):
+        if not (ids or failed or since or gateway):
+            raise CommandError("Choose what to replay: --id, --failed, --since and/or --gateway.")
+        qs = WebhookEvent.objects.all()
+        if ids:
+            qs = qs.filter(pk__in=ids)
+        if failed:
+            qs = qs.filter(status=InboundStatus.FAILED)
+        if since:
+            qs = qs.filter(created_at__gte=_parse_since(since))
+        if gateway:
+            qs = qs.filter(gateway=gateway)
+        selected = list(qs.order_by("created_at", "id").values_list("pk", flat=True))
+        if ids:
+            missing = sorted(set(ids) - set(selected))
+            for pk in missing:
+                self.stderr.write(f"no such event: {pk}")
+        if dry_run:
+            for pk in selected:
+                self.stdout.write(pk)
+            self.stdout.write(f"{len(selected)} event(s) would be replayed (dry run).")
+            return
+        replayed = skipped = processed = errors = 0
+        for pk in tqdm(selected, desc="replaying", unit="event", disable=not selected, file=self.stderr):
+            try:
+                inbound.inbound_event_replay(event_id=pk)
+            except ApplicationError as exc:
+                skipped += 1
+                self.stderr.write(f"{pk}: skipped ({exc.code})")
+                continue
+            replayed += 1
+            if sync:
+                outcome = inbound.inbound_event_process(event_id=pk)
+                if outcome == "processed":
+                    processed += 1
+                else:
+                    errors += 1
+                    self.stderr.write(f"{pk}: {outcome}")
+        summary = f"replayed {replayed}, skipped {skipped}"
+        if sync:
+            summary += f", processed {processed}, not processed {errors}"
+        self.stdout.write(summary + f" (of {len(selected)} selected)")

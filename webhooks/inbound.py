@@ -53,6 +53,11 @@ PROCESSING_FAULT_HOOK: Callable[[WebhookEvent], None] | None = None
 class PermanentProcessingError(Exception):
     """Retrying cannot help (the notification names no payment of this account, …): fail the event now."""
 
+    def __init__(self, message: str, *, code: str = "processing_refused") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
 
 # ---- receive -------------------------------------------------------------------------------------------------
 
@@ -163,7 +168,7 @@ def _apply(event: WebhookEvent) -> str:
     try:
         notification = adapter.parse_webhook(event.headers, bytes(event.body))
     except WebhookPayloadError as exc:  # parsed fine at receipt: only an adapter change can get here
-        raise PermanentProcessingError(f"stored body no longer parses: {exc.message}")
+        raise PermanentProcessingError(f"stored body no longer parses: {exc.message}", code=exc.code)
     update = GatewayStatusUpdate(
         status=notification.status,
         amount_minor=notification.amount_minor,
@@ -181,10 +186,10 @@ def _apply(event: WebhookEvent) -> str:
             source=f"webhook:{event.pk}",
         )
     except PaymentNotFoundForGateway as exc:
-        raise PermanentProcessingError(exc.message)
+        raise PermanentProcessingError(exc.message, code=exc.code)
     except ApplicationError as exc:
         if exc.code in ("currency_mismatch", "amount_invalid", "payment_application_mismatch"):
-            raise PermanentProcessingError(f"{exc.code}: {exc.message}")
+            raise PermanentProcessingError(exc.message, code=exc.code)
         raise
     event.payment_id = outcome.payment.pk
     return outcome.note
@@ -266,7 +271,7 @@ def _schedule_retry_or_fail(
 
 def _record_failure(claim: _Claim, exc: BaseException, now: datetime) -> str:
     permanent = isinstance(exc, PermanentProcessingError)
-    if isinstance(exc, ApplicationError):
+    if isinstance(exc, ApplicationError | PermanentProcessingError):
         error = f"{exc.code}: {exc.message}"
     else:
         error = f"{type(exc).__name__}: {exc}"

@@ -2,7 +2,7 @@
 
 The inbound side (gateway -> PayTrust, `WebhookEvent` `whk_…`) lives in the same app under its own names.
 The delivery table is the source of truth for outbound delivery; procrastinate jobs are only triggers
-(docs/adr/0010-outbound-webhook-delivery.md).
+(docs/adr/0012-outbound-webhook-delivery.md).
 """
 
 from django.contrib.postgres.fields import ArrayField

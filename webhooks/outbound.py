@@ -4,7 +4,7 @@ The `Delivery` row is the source of truth (status, `next_attempt_at`, lease); pr
 work. A job that finds its delivery not due, already succeeded, or leased to someone else does nothing, so a job
 run twice never sends twice a delivery that has already succeeded. A worker killed mid-request leaves the delivery
 `sending` with an expiring lease; the periodic sweeper puts it back to `pending` and defers a new job
-(at-least-once). See docs/adr/0010-outbound-webhook-delivery.md.
+(at-least-once). See docs/adr/0012-outbound-webhook-delivery.md.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -46,6 +47,8 @@ def _context(session: SandboxCheckoutSession, **extra) -> dict:
         "exponent": money.CURRENCIES[cur].exponent,
         "step": str(money.CURRENCIES[cur].quantum),
         "is_open": session.status == SandboxCheckoutStatus.OPEN,
+        "is_past_expiry": session.status == SandboxCheckoutStatus.OPEN
+        and timezone.now() >= session.expires_at,
         "outcome": OUTCOME_TEXT.get(session.action, ""),
         "redirect_url": _safe_url(
             session.success_redirect_url

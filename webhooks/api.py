@@ -11,35 +11,14 @@ from rest_framework.response import Response
 
 from paytrust.api import ApiView, tenant
 from paytrust.pagination import paginate
+from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
 from webhooks import selectors, services
 from webhooks.models import ALL_EVENTS, DeliveryStatus, EventType
 
-# --- shared error responses for the schema -----------------------------------------------------------------
-
-ErrorEnvelope = inline_serializer(
-    name="Error",
-    fields={
-        "error": inline_serializer(
-            name="ErrorBody",
-            fields={
-                "type": serializers.CharField(),
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "param": serializers.CharField(allow_null=True),
-                "request_id": serializers.CharField(),
-            },
-        )
-    },
-)
-READ_ERRORS = {401: ErrorEnvelope, 404: ErrorEnvelope}
-WRITE_ERRORS = {
-    400: ErrorEnvelope,
-    401: ErrorEnvelope,
-    404: ErrorEnvelope,
-    409: ErrorEnvelope,
-    422: ErrorEnvelope,
-}
+# Common errors (400, 401, 429, 500, idempotency 409/422) are added by paytrust.schema.ApiAutoSchema.
+READ_ERRORS = error_responses(404)
+WRITE_ERRORS = error_responses(404, 422)
 
 EVENT_TYPE_CHOICES = [*EventType.values, ALL_EVENTS]
 
@@ -105,7 +84,10 @@ class EndpointOutput(serializers.Serializer):
 
 
 class EndpointWithSecretOutput(EndpointOutput):
-    secret = serializers.CharField(help_text="The whsec_ signing secret. Shown only in this response.")
+    secret = serializers.CharField(
+        allow_null=True,
+        help_text="The whsec_ signing secret, shown in this response only (null in an idempotent replay).",
+    )
 
 
 class EventOutput(serializers.Serializer):
@@ -178,6 +160,8 @@ def render_event(event) -> dict:
 
 
 class WebhookEndpointListApi(ApiView):
+    idempotency_secret_fields = ("secret",)  # an idempotent replay returns secret: null, it is never stored
+
     @extend_schema(
         summary="List webhook endpoints",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
@@ -252,6 +236,8 @@ class WebhookEndpointDetailApi(ApiView):
 
 
 class WebhookEndpointRotateSecretApi(ApiView):
+    idempotency_secret_fields = ("secret",)
+
     @extend_schema(
         summary="Rotate a webhook endpoint's signing secret",
         description=(
@@ -283,7 +269,6 @@ class WebhookEndpointDeliveriesApi(ApiView):
         responses={
             200: _list_envelope("WebhookDeliveryList", DeliveryOutput),
             **READ_ERRORS,
-            400: ErrorEnvelope,
         },
         tags=["webhook endpoints"],
     )
@@ -305,7 +290,7 @@ class EventListApi(ApiView):
             OpenApiParameter("limit", int),
             OpenApiParameter("cursor", str),
         ],
-        responses={200: _list_envelope("EventList", EventOutput), **READ_ERRORS, 400: ErrorEnvelope},
+        responses={200: _list_envelope("EventList", EventOutput), **READ_ERRORS},
         tags=["events"],
     )
     def get(self, request):

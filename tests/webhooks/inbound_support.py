@@ -145,3 +145,42 @@ def process_all() -> list[str]:
     for pk in WebhookEvent.objects.order_by("created_at").values_list("pk", flat=True):
         outcomes.append(inbound_event_process(event_id=pk))
     return outcomes
+
+
+# ---- a real (in-process) procrastinate worker -------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_jobs(transactional_db):
+    """Empty procrastinate's tables (they are not flushed between transaction=True tests)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers CASCADE"
+        )
+
+
+def run_inbound_worker(until=None, timeout: float = 60.0) -> None:
+    """Run procrastinate's worker in this process on the inbound queue until no job is ready (and `until()`
+    holds). Needs a transaction=True test: the worker uses its own connections."""
+    import time as _time
+
+    from paytrust.jobs import app
+    from webhooks.tasks import INBOUND_QUEUE
+
+    deadline = _time.monotonic() + timeout
+    while True:
+        with app.replace_connector(app.connector.get_worker_connector()):
+            app.run_worker(
+                queues=[INBOUND_QUEUE],
+                wait=False,
+                concurrency=1,
+                install_signal_handlers=False,
+                listen_notify=False,
+            )
+        if until is None or until():
+            return
+        if _time.monotonic() > deadline:
+            raise AssertionError("the inbound worker did not reach the expected state in time")
+        _time.sleep(0.2)

@@ -1,6 +1,9 @@
 """POST /v1/webhooks/{gateway}/{account}: verify first, store raw, dedup, queue; then processing maps recorded
 Xendit / Midtrans payloads onto the payment and invoice state machines."""
 
+# Fixtures are imported from tests.webhooks.inbound_support (tests/webhooks/conftest.py is the outbound side's).
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import json
@@ -37,7 +40,9 @@ def _jobs(task_name: str = "webhooks.process_inbound_event") -> int:
 
 
 def _event_types(merchant) -> list[str]:
-    return list(Event.objects.filter(merchant=merchant).order_by("created_at", "id").values_list("type", flat=True))
+    return list(
+        Event.objects.filter(merchant=merchant).order_by("created_at", "id").values_list("type", flat=True)
+    )
 
 
 # ---- Xendit ---------------------------------------------------------------------------------------------------
@@ -82,7 +87,9 @@ def test_xendit_paid_is_stored_raw_acked_and_processing_pays_the_invoice(
     assert _event_types(merchant).index("payment.succeeded") < _event_types(merchant).index("invoice.paid")
 
 
-def test_xendit_expired_expires_the_payment_and_leaves_the_invoice_open(api, merchant, xendit_account, xendit_fake):
+def test_xendit_expired_expires_the_payment_and_leaves_the_invoice_open(
+    api, merchant, xendit_account, xendit_fake
+):
     payment = new_payment(api, merchant, gateway="xendit")
 
     post_webhook("xendit", xendit_account.id, xendit_callback(payment, status="EXPIRED"), **xendit_headers())
@@ -113,7 +120,9 @@ def test_late_expired_after_paid_changes_nothing(api, merchant, xendit_account, 
     assert late.status == "processed" and "not allowed" in late.outcome
 
 
-def test_expired_arriving_before_paid_then_paid_still_collects_the_money(api, merchant, xendit_account, xendit_fake):
+def test_expired_arriving_before_paid_then_paid_still_collects_the_money(
+    api, merchant, xendit_account, xendit_fake
+):
     payment = new_payment(api, merchant, gateway="xendit")
     post_webhook("xendit", xendit_account.id, xendit_callback(payment, status="EXPIRED"), **xendit_headers())
     post_webhook("xendit", xendit_account.id, xendit_callback(payment, status="PAID"), **xendit_headers())
@@ -180,7 +189,9 @@ def test_midtrans_expire_expires_the_payment(api, merchant, midtrans_account, mi
     assert Invoice.objects.get(pk=payment.invoice_id).status == "pending"
 
 
-@pytest.mark.parametrize(("transaction_status", "code", "reason"), [("deny", "fraud_deny", "NARR"), ("failure", "failure", "NARR")])
+@pytest.mark.parametrize(
+    ("transaction_status", "code", "reason"), [("deny", "fraud_deny", "NARR"), ("failure", "failure", "NARR")]
+)
 def test_midtrans_deny_or_failure_fails_the_payment_but_leaves_the_invoice_open(
     api, merchant, midtrans_account, midtrans_fake, transaction_status, code, reason
 ):
@@ -200,7 +211,9 @@ def test_midtrans_deny_or_failure_fails_the_payment_but_leaves_the_invoice_open(
 
 def test_midtrans_capture_then_settlement_is_one_state_change(api, merchant, midtrans_account, midtrans_fake):
     payment = new_payment(api, merchant, gateway="midtrans")
-    post_webhook("midtrans", midtrans_account.id, midtrans_notification(payment, transaction_status="capture"))
+    post_webhook(
+        "midtrans", midtrans_account.id, midtrans_notification(payment, transaction_status="capture")
+    )
     post_webhook("midtrans", midtrans_account.id, midtrans_notification(payment))
 
     process_all()
@@ -213,7 +226,9 @@ def test_midtrans_capture_then_settlement_is_one_state_change(api, merchant, mid
 # ---- refusals: 401 / 400 / 404, never a 500, nothing stored ----------------------------------------------------
 
 
-def test_forged_or_missing_xendit_token_is_401_and_nothing_is_stored(api, merchant, xendit_account, xendit_fake):
+def test_forged_or_missing_xendit_token_is_401_and_nothing_is_stored(
+    api, merchant, xendit_account, xendit_fake
+):
     payment = new_payment(api, merchant, gateway="xendit")
     body = xendit_callback(payment)
 
@@ -253,7 +268,9 @@ def test_forged_sandbox_signature_is_401(api, merchant):
     body = b'{"id":"sbxevt_x"}'
     headers = sandbox_webhooks.sign("sbxsec_not_the_secret", body)
 
-    response = post_webhook("sandbox", account.id, body, HTTP_X_SANDBOX_SIGNATURE=headers["X-Sandbox-Signature"])
+    response = post_webhook(
+        "sandbox", account.id, body, HTTP_X_SANDBOX_SIGNATURE=headers["X-Sandbox-Signature"]
+    )
 
     assert response.status_code == 401
     assert not WebhookEvent.objects.exists()
@@ -282,10 +299,15 @@ def test_unknown_account_or_gateway_mismatch_is_404(merchant, xendit_account, mi
     assert post_webhook("paypal", xendit_account.id, body).status_code == 404
 
 
-def test_inbound_endpoint_needs_no_api_key_and_ignores_one(merchant, xendit_account, api_key, xendit_fake, api):
+def test_inbound_endpoint_needs_no_api_key_and_ignores_one(
+    merchant, xendit_account, api_key, xendit_fake, api
+):
     payment = new_payment(api, merchant, gateway="xendit")
     response = post_webhook(
-        "xendit", xendit_account.id, xendit_callback(payment), HTTP_AUTHORIZATION="Bearer nonsense",
+        "xendit",
+        xendit_account.id,
+        xendit_callback(payment),
+        HTTP_AUTHORIZATION="Bearer nonsense",
         **xendit_headers(),
     )
     assert response.status_code == 200

@@ -237,3 +237,23 @@ def test_schema_documents_the_outbound_routes(api):
     ):
         assert path in paths
     assert "400" in paths["/v1/webhook-endpoints"]["post"]["responses"]
+
+
+def test_idempotent_replay_of_create_does_not_store_or_return_the_secret(api):
+    first = api.post(
+        "/v1/webhook-endpoints",
+        {"url": "http://localhost:8123/hook", "enabled_events": ["*"]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="create-hook-1",
+    )
+    again = api.post(
+        "/v1/webhook-endpoints",
+        {"url": "http://localhost:8123/hook", "enabled_events": ["*"]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="create-hook-1",
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.json()["secret"].startswith("whsec_")
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.json()["secret"] is None
+    assert WebhookEndpoint.objects.count() == 1

@@ -76,20 +76,6 @@ class AuditLog(models.Model):
         ]
 
 
-class RateLimitWindow(models.Model):
-    """Sliding log of the accepted requests of one API key in the current rolling window (PostgreSQL backend).
-
-    One row per key; `hits` holds epoch milliseconds of the accepted requests of the last window, so its length
-    never exceeds the key's limit. Written by one `INSERT … ON CONFLICT DO UPDATE` per request (see
-    apikeys/ratelimit.py). The table is UNLOGGED (migration 0002): losing it in a crash only resets the windows.
-    """
-
-    bucket = models.CharField(primary_key=True, max_length=64)
-    hits = ArrayField(models.BigIntegerField(), default=list)
-    allowed = models.BooleanField(default=True)
-    touched_ms = models.BigIntegerField(db_index=True)
-
-
 class IdempotencyRecord(models.Model):
     """One `Idempotency-Key` of one merchant and mode: claimed before the work runs, completed with the response.
 

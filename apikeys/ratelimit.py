@@ -5,8 +5,11 @@ were accepted in (t - window, t]; only accepted requests are logged, so the log 
 entries. Time comes from the store (PostgreSQL's or Redis's clock), so instances with skewed clocks agree.
 
 Backends, one round trip per request each:
-- PostgreSQL (default): one `INSERT … ON CONFLICT DO UPDATE` on an UNLOGGED table. The conflicting row is locked
-  by the statement, so concurrent requests of one key are serialised by PostgreSQL and see each other's hits.
+- PostgreSQL (default): one call of the function `paytrust_rate_limit_hit` (migration apikeys/0003). It takes a
+  per-key advisory lock (so concurrent requests of one key, from any process or instance, are serialised),
+  counts the key's hits in the window through an index and inserts one row per accepted request into an
+  UNLOGGED table; a periodic job deletes rows that left the window. Only inserts and bulk deletes: no hot row
+  rewritten on every request. Cost grows with the hits in the window (at most the limit).
 - Redis (when settings.REDIS_URL is set): one Lua script on a sorted set (atomic in Redis).
 
 If the store fails, the request is let through (fail open) and the failure is logged and counted: an outage of
@@ -60,32 +63,14 @@ class RateLimitResult:
         return headers
 
 
-# Every accepted hit is logged; `allowed` records whether THIS statement's request was accepted. The pruned log
-# is computed from the row as locked by ON CONFLICT, i.e. after every concurrent request of the key committed.
-_PG_HIT = """
-INSERT INTO apikeys_ratelimitwindow AS w (bucket, hits, allowed, touched_ms)
-VALUES (%(bucket)s, ARRAY[(extract(epoch FROM clock_timestamp()) * 1000)::bigint], %(limit)s > 0,
-        (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
-ON CONFLICT (bucket) DO UPDATE SET
-    hits = CASE
-        WHEN (SELECT count(*) FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s) < %(limit)s
-        THEN ARRAY(SELECT h FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s)
-             || excluded.touched_ms
-        ELSE ARRAY(SELECT h FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s)
-    END,
-    allowed = (SELECT count(*) FROM unnest(w.hits) h WHERE h > excluded.touched_ms - %(window)s) < %(limit)s,
-    touched_ms = excluded.touched_ms
-RETURNING w.allowed, cardinality(w.hits), (SELECT min(h) FROM unnest(w.hits) h), w.touched_ms
-"""
-
-
 def _pg_hit(bucket: str, limit: int) -> RateLimitResult:
+    # paytrust_rate_limit_hit (migration apikeys/0003): advisory lock per key, count the key's hits of the
+    # window through the (bucket, ts_ms) index, insert this hit when under the limit. One round trip.
     with connection.cursor() as cursor:
-        cursor.execute(_PG_HIT, {"bucket": bucket, "limit": limit, "window": WINDOW_MS})
+        cursor.execute("SELECT * FROM paytrust_rate_limit_hit(%s, %s, %s)", [bucket, limit, WINDOW_MS])
         allowed, used, oldest, now_ms = cursor.fetchone()
-    oldest = oldest if oldest is not None else now_ms
     return RateLimitResult(
-        allowed=allowed, limit=limit, used=used or 0, reset_ms=oldest + WINDOW_MS, now_ms=now_ms
+        allowed=allowed, limit=limit, used=used, reset_ms=(oldest or now_ms) + WINDOW_MS, now_ms=now_ms
     )
 
 
@@ -168,11 +153,11 @@ def rate_limit_hit(*, bucket: str, limit: int) -> RateLimitResult | None:
 
 
 def rate_limit_purge() -> int:
-    """Delete PostgreSQL windows idle for more than two windows (Redis keys expire by themselves)."""
+    """Delete PostgreSQL hits that left the window (Redis entries expire by themselves)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "DELETE FROM apikeys_ratelimitwindow "
-            "WHERE touched_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - %s",
-            [2 * WINDOW_MS],
+            "DELETE FROM apikeys_ratelimithit "
+            "WHERE ts_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - %s",
+            [WINDOW_MS],
         )
         return cursor.rowcount

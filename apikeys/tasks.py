@@ -38,10 +38,10 @@ def purge_idempotency_records(timestamp: int) -> None:
         close_old_connections()
 
 
-@app.periodic(cron="*/5 * * * *", periodic_id="apikeys.purge_rate_limit_windows")
+@app.periodic(cron="* * * * *", periodic_id="apikeys.purge_rate_limit_windows")
 @app.task(name="apikeys.purge_rate_limit_windows", queue=HOUSEKEEPING_QUEUE)
 def purge_rate_limit_windows(timestamp: int) -> None:
-    """Every 5 minutes: delete rate-limit windows of keys idle for two minutes (PostgreSQL backend)."""
+    """Every minute: delete rate-limit hits that left the window (PostgreSQL backend)."""
     from apikeys.ratelimit import rate_limit_purge
 
     close_old_connections()

@@ -65,6 +65,7 @@ class FakeGatewayServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # one write per response (headers + body): no Nagle/delayed-ACK stalls
 
             def log_message(self, *args):  # keep test output clean
                 pass
@@ -104,6 +105,7 @@ class FakeGatewayServer:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                self.wfile.flush()
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

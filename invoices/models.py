@@ -2,7 +2,7 @@
 
 Amounts are integer minor units (`*_minor`, BIGINT) of the invoice's currency. Every invoice has at least one
 Installment row: an invoice without an installment plan has exactly one, covering the whole total (see
-docs/adr/0002-invoices-one-installment-row.md). Writes go through `invoices.services` only.
+docs/adr/0023-installments-and-payment-application.md). Writes go through `invoices.services` only.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Invoice(TimeStampedModel):
 
     expires_at = models.DateTimeField()
     # When the invoice lapses if money is still due: expires_at, except for installment plans that have received
-    # money, which stay open until the end of the last installment's due date (ADR 0003).
+    # money, which stay open until the end of the last installment's due date (docs/adr/0021).
     lapses_at = models.DateTimeField()
     payment_initiated_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)

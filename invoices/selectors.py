@@ -1,7 +1,7 @@
 """Reads of invoices. Every merchant-facing read is scoped to (merchant, mode): another tenant's invoice is a 404.
 
 Expiry on read is computed, not written: an open invoice whose lapse time has passed reads (and filters) as
-`expired`; the expiry job writes the transition and emits `invoice.expired` (ADR invoices-03).
+`expired`; the expiry job writes the transition and emits `invoice.expired` (docs/adr/0021).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
       └──────────┴─────────────────► void        (no money received)
 
 Nothing moves backwards and `paid`, `expired`, `void` are final: a late "expired" or "failed" gateway event never
-undoes `paid`, and money arriving for a closed invoice is recorded as unapplied overpayment (ADR invoices-03).
+undoes `paid`, and money arriving for a closed invoice is recorded as unapplied overpayment (docs/adr/0021).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def check_installment_transition(current: str, target: str) -> None:
 
 def is_overdue(invoice: Invoice, at: datetime) -> bool:
     """Money still expected and the lapse time has passed: the invoice is expired for every reader and writer,
-    whether or not the expiry job has written the transition yet (ADR invoices-03)."""
+    whether or not the expiry job has written the transition yet (docs/adr/0021)."""
     return invoice.status in OPEN_STATUSES and invoice.lapses_at <= at
 
 

@@ -1,4 +1,4 @@
-"""Defence in depth for invoice immutability (ADR invoices-02): once `payment_initiated_at` is set, PostgreSQL
+"""Defence in depth for invoice immutability (docs/adr/0022): once `payment_initiated_at` is set, PostgreSQL
 itself refuses changes to what is charged - even from code that bypasses `invoices.services` (a raw
 `Invoice.objects.update(...)`, a shell session, a future bug). The services check first and answer 409
 `invoice_immutable`; these triggers only fire when something went around them.

@@ -7,12 +7,23 @@ Everything is read-only here except through actions that call webhooks.services 
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from apikeys.models import AuditLog
 from apikeys.services import Actor, audit_record
+from paytrust.errors import ApplicationError
 from webhooks import services
-from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from webhooks.models import (
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookEventAttempt,
+)
 
 
 def _audit(request, action: str, **details) -> None:
@@ -159,3 +170,72 @@ class OutboundDeliveryAdmin(ReadOnlyAdmin):
             f"{queued} delivery(ies) queued"
             + (f", {skipped} skipped (in flight, or endpoint disabled/deleted)." if skipped else "."),
         )
+
+
+# --- Inbound gateway webhooks (webhooks/inbound.py) ---------------------------------------------------------
+
+
+class WebhookEventAttemptInline(admin.TabularInline):
+    model = WebhookEventAttempt
+    fields = ["number", "started_at", "finished_at", "succeeded", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookEvent)
+class InboundWebhookEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "gateway",
+        "merchant",
+        "mode",
+        "notification_status",
+        "payment_reference",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
+    list_filter = [
+        "status",
+        "gateway",
+        "mode",
+        "notification_status",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["id", "gateway_event_id", "payment_reference", "gateway_reference", "merchant__id"]
+    list_select_related = ["merchant"]
+    date_hierarchy = "created_at"
+    exclude = ["body", "headers"]
+    readonly_fields = ["raw_body", "headers_redacted"]
+    inlines = [WebhookEventAttemptInline]
+    actions = ["replay_selected"]
+
+    @admin.display(description="raw body")
+    def raw_body(self, obj):
+        return format_html(
+            "<pre style='white-space: pre-wrap'>{}</pre>", bytes(obj.body).decode("utf-8", "replace")
+        )
+
+    @admin.display(description="headers (secrets redacted)")
+    def headers_redacted(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
+
+    @admin.action(description="Replay selected (queue processing again)")
+    def replay_selected(self, request, queryset):
+        from webhooks.inbound import inbound_event_replay
+
+        replayed, skipped = [], []
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                inbound_event_replay(event_id=pk)
+                replayed.append(pk)
+            except ApplicationError:
+                skipped.append(pk)
+        _audit(request, "webhooks.inbound_replay", events=replayed)
+        messages.success(request, f"{len(replayed)} event(s) queued for processing; {len(skipped)} skipped.")

@@ -51,3 +51,36 @@ def sweep_deliveries(timestamp: int) -> None:
         deliveries_sweep()
     finally:
         close_old_connections()
+
+
+# --- Inbound gateway webhooks (webhooks/inbound.py) ---------------------------------------------------------
+
+INBOUND_QUEUE = "inbound_webhooks"
+
+
+@app.task(name="webhooks.process_inbound_event", queue=INBOUND_QUEUE)
+def process_inbound_event(*, event_id: str) -> None:
+    """One processing attempt of an inbound gateway webhook, if due (idempotent; the row says what to do)."""
+    from webhooks.inbound import inbound_event_process
+
+    close_old_connections()
+    try:
+        inbound_event_process(event_id=event_id)
+    finally:
+        close_old_connections()
+
+
+@app.periodic(
+    cron=getattr(settings, "INBOUND_WEBHOOK_SWEEP_CRON", "* * * * *"),
+    periodic_id="webhooks.sweep_inbound_events",
+)
+@app.task(name="webhooks.sweep_inbound_events", queue=INBOUND_QUEUE)
+def sweep_inbound_events(timestamp: int) -> None:
+    """Every minute: re-queue inbound events due without a live job, and reclaim those whose worker died."""
+    from webhooks.inbound import inbound_events_sweep
+
+    close_old_connections()
+    try:
+        inbound_events_sweep()
+    finally:
+        close_old_connections()

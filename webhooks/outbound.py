@@ -381,7 +381,11 @@ def delivery_attempt(*, delivery_id: str) -> Delivery | None:
         return None
     if connection.in_atomic_block:  # pragma: no cover - guarded by design
         raise RuntimeError("outbound HTTP must not run inside a transaction")
-    result = http_send(url=claim.url, mode=claim.mode, headers=claim.headers, body=claim.body)
+    try:
+        result = http_send(url=claim.url, mode=claim.mode, headers=claim.headers, body=claim.body)
+    except Exception as exc:  # noqa: BLE001 - record it as a failed attempt rather than leave the lease hanging
+        logger.exception("webhook delivery attempt crashed", extra={"delivery": claim.delivery_id})
+        result = AttemptResult(succeeded=False, error=f"internal error: {type(exc).__name__}")
     delivery = _record(claim, result)
     if result.succeeded:
         outcome = "succeeded"

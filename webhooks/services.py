@@ -33,6 +33,8 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
         raise ValueError(f"unknown event type {type!r}")
     if mode not in ("test", "live"):
         raise ValueError(f"unknown mode {mode!r}")
+    if not isinstance(data, dict):
+        raise ValueError("event data must be the object snapshot (a dict)")
     event = Event.objects.create(merchant=merchant, mode=mode, type=type, data=data)
     endpoints = WebhookEndpoint.objects.filter(
         merchant=merchant,

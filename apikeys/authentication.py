@@ -21,6 +21,7 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from apikeys.models import ApiKey, AuditLog
+from apikeys.selectors import api_key_for_auth
 from apikeys.services import HASHER, Actor, audit_record, split_key
 from merchants.models import Merchant
 from paytrust import metrics
@@ -126,7 +127,7 @@ def authenticate_key(request, plaintext: str) -> Principal:
     prefix = split_key(plaintext)
     if prefix is None:
         _fail(request, "malformed")
-    key = ApiKey.objects.select_related("merchant").filter(prefix=prefix).first()
+    key = api_key_for_auth(prefix=prefix)
     if key is None:
         _fail(request, "unknown_key")
     now = timezone.now()

@@ -14,7 +14,7 @@ with its database read), and one rate-limit hit per store.
 
 The load generator is wrk when present (installed with apt-get when missing and running as root), else a
 Python keep-alive client (threads). Results are printed as a Markdown table and written to bench/results/.
-Database: $DATABASE_URL, else scripts/devdb.py finds one (database `paytrust_bench`).
+Database: $DATABASE_URL, else scripts/devdb.py finds one (database `paytrust_bench_auth`).
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def main() -> None:
     env.setdefault("FIELD_ENCRYPTION_KEYS", "rLNTU-eyDlvYDc4o1gMLqW9B6Wv4ST1ZnWrcs5oudIY=")
     if not env.get("DATABASE_URL"):
         lines = subprocess.run(
-            [PY, "scripts/devdb.py", "paytrust_bench"], cwd=ROOT, capture_output=True, text=True, check=True
+            [PY, "scripts/devdb.py", "paytrust_bench_auth"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout
         env["DATABASE_URL"] = re.search(r"DATABASE_URL='([^']+)'", lines).group(1)
     wrk = ensure_wrk(args.tool)

@@ -81,7 +81,9 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, target: str, data: dict, workers: int, threads: int, log_dir: Path) -> None:
+    def __init__(
+        self, target: str, data: dict, workers: int, threads: int, worker_class: str, log_dir: Path
+    ) -> None:
         self.port = free_port()
         env = dict(os.environ)
         env.update(
@@ -95,6 +97,8 @@ class Server:
                 "PAYTRUST_ALLOW_DEV_SECRET": env.get("PAYTRUST_ALLOW_DEV_SECRET", "true"),
             }
         )
+        if worker_class != "gthread":  # GUNICORN_CMD_ARGS overrides paytrust/gunicorn_conf.py
+            env["GUNICORN_CMD_ARGS"] = f"--worker-class {worker_class}"
         if target == "baseline":
             env["DJANGO_SETTINGS_MODULE"] = "invoice_baseline_settings"
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), str(ROOT), env.get("PYTHONPATH")]))
@@ -226,7 +230,7 @@ def run_python(url: str, key: str, seconds: int, connections: int) -> dict:
 
 
 def measure(target: str, data: dict, args, log_dir: Path) -> dict:
-    server = Server(target, data, args.workers, args.threads, log_dir)
+    server = Server(target, data, args.workers, args.threads, args.worker_class, log_dir)
     try:
         server.wait_ready()
         run = run_wrk if shutil.which("wrk") and not args.python else run_python
@@ -234,7 +238,16 @@ def measure(target: str, data: dict, args, log_dir: Path) -> dict:
         result = run(server.url, data["key"], DURATIONS[args.mode], args.connections)
     finally:
         server.stop()
-    result.update({"target": target, "mode": args.mode, "workers": args.workers, "threads": args.threads})
+    result.update(
+        {
+            "target": target,
+            "mode": args.mode,
+            "workers": args.workers,
+            "threads": args.threads,
+            "worker_class": args.worker_class,
+            "load_average": os.getloadavg(),
+        }
+    )
     return result
 
 
@@ -259,14 +272,15 @@ def main() -> None:
     results = [measure(target, data, args, log_dir) for target in targets]
 
     print(f"\ninvoice creation, {args.connections} concurrent clients, {DURATIONS[args.mode]} s ({args.mode}), "
-          f"gunicorn {args.workers} workers × {args.threads} threads, {os.cpu_count()} CPUs; logs in {log_dir}")  # fmt: skip
+          f"gunicorn {args.worker_class} {args.workers} workers × {args.threads} threads, {os.cpu_count()} CPUs; "
+          f"logs in {log_dir}")  # fmt: skip
     print(
         f"{'target':<9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}  requests"
     )
     for r in results:
         print(
             f"{r['target']:<9} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-            f"{r['max_ms']:>8.1f} {r['errors']:>7}  {r['requests']}"
+            f"{r['max_ms']:>8.1f} {r['errors']:>7} {r['requests']:>9}  {r['load_average'][0]:.1f}"
         )
     print(f"generator: {results[0]['generator']}")
     for r in results:

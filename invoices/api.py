@@ -22,6 +22,7 @@ from paytrust.api import ApiView, tenant
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
 from paytrust.pagination import paginate
+from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
 
 # ---- input (shape only) --------------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class InstallmentOutput(serializers.Serializer):
     due_date = serializers.DateField()
     amount_paid = serializers.CharField()
     amount_due = serializers.CharField()
-    status = serializers.ChoiceField(choices=["unpaid", "partially_paid", "paid"])
+    status = serializers.CharField(help_text="`unpaid`, `partially_paid` or `paid`.")
     paid_at = serializers.DateTimeField(allow_null=True)
 
 
@@ -150,8 +151,11 @@ class CustomerOutput(serializers.Serializer):
 class InvoiceOutput(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
-    mode = serializers.ChoiceField(choices=["test", "live"])
-    status = serializers.ChoiceField(choices=InvoiceStatus.choices)
+    mode = serializers.CharField(help_text="`test` or `live` (the calling key's).")
+    status = serializers.CharField(
+        help_text="`draft`, `pending`, `partially_paid`, `paid`, `expired` (also when `expires_at` has passed "
+        "with money due) or `void`."
+    )
     currency = serializers.CharField()
     gateway = serializers.CharField()
     gateway_account = serializers.CharField()
@@ -178,21 +182,6 @@ class InvoiceOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-ErrorOutput = inline_serializer(
-    name="InvoiceError",
-    fields={
-        "error": inline_serializer(
-            name="InvoiceErrorBody",
-            fields={
-                "type": serializers.CharField(),
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "param": serializers.CharField(allow_null=True),
-                "request_id": serializers.CharField(),
-            },
-        )
-    },
-)
 InvoiceListOutput = inline_serializer(
     name="InvoiceList",
     fields={
@@ -220,8 +209,9 @@ OverpaymentOutput = inline_serializer(
         ),
     },
 )
-_ERRORS = {400: ErrorOutput, 401: ErrorOutput, 404: ErrorOutput}
-_WRITE_ERRORS = {**_ERRORS, 409: ErrorOutput}
+# 400/401/429/500 (+409/422/413/415 on writes) are added by paytrust.schema.ApiAutoSchema.
+_ERRORS = error_responses(404)
+_WRITE_ERRORS = error_responses(404, 409)
 
 
 # ---- query parameters ----------------------------------------------------------------------------------------

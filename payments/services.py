@@ -3,7 +3,7 @@ that applies a gateway's word about a payment (webhooks and reconciliation both 
 
 Lock order everywhere: payment row, then invoice row (inside `invoice_apply_payment`). Initiation holds the invoice
 lock and never WAITS for a payment lock (it uses NOWAIT and answers 409 payment_in_progress), so the two orders
-cannot deadlock. See docs/adr/payments-01-initiation-and-reconciliation.md.
+cannot deadlock. See docs/adr/0030-payment-initiation-and-reconciliation.md.
 """
 
 from __future__ import annotations

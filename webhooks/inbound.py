@@ -14,7 +14,7 @@ mismatch) fails it at once. Failed events are replayed from the API, the admin o
 
 The WebhookEvent row is the source of truth; jobs are triggers. `inbound_events_sweep` (every minute) re-queues
 events that are due without a job (a job lost with its worker, or never run) and reclaims `processing` rows whose
-worker died (lease expired), counting that as a failed attempt. See docs/adr/payments-02-inbound-webhooks.md.
+worker died (lease expired), counting that as a failed attempt. See docs/adr/0031-inbound-gateway-webhooks.md.
 """
 
 from __future__ import annotations

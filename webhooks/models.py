@@ -185,7 +185,7 @@ class InboundStatus(models.TextChoices):
 class WebhookEvent(TimeStampedModel):
     """One inbound gateway notification, stored verbatim (raw body, redacted headers) before it is acknowledged.
 
-    The row is the source of truth for processing (docs/adr/payments-02-inbound-webhooks.md): jobs are only
+    The row is the source of truth for processing (docs/adr/0031-inbound-gateway-webhooks.md): jobs are only
     triggers, a lost or duplicate job is harmless. (account, gateway event id) is unique: a redelivery is a no-op.
     """
 

@@ -331,3 +331,15 @@ def test_notification_for_a_payment_this_account_does_not_know_is_stored_then_fa
     assert Payment.objects.get(pk=payment.pk).status == "pending"
     listed = api.get("/v1/webhooks/failed").json()["data"]
     assert [e["id"] for e in listed] == [event.id]
+
+
+def test_ack_path_is_a_handful_of_queries(api, merchant, xendit_account, xendit_fake, django_assert_max_num_queries):
+    payment = new_payment(api, merchant, gateway="xendit")
+    body = xendit_callback(payment)
+
+    # account lookup, savepoint, INSERT … ON CONFLICT DO NOTHING RETURNING, defer job, release savepoint
+    with django_assert_max_num_queries(5) as captured:
+        response = post_webhook("xendit", xendit_account.id, body, **xendit_headers())
+
+    assert response.status_code == 200
+    assert any("ON CONFLICT" in q["sql"] for q in captured.captured_queries)

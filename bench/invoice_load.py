@@ -263,6 +263,12 @@ def main() -> None:
     parser.add_argument(
         "--python", action="store_true", help="use the Python load generator even if wrk exists"
     )
+    parser.add_argument(
+        "--worker-class",
+        choices=["gthread", "sync"],
+        default="gthread",
+        help="gthread = the production config (keep-alive); sync = one request per worker, fair accept queue",
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
 

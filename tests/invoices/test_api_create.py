@@ -360,3 +360,51 @@ def test_another_merchants_gateway_account_gets_400(api):
 def test_not_json_body_gets_400_envelope(api):
     response = api.post("/v1/invoices", "{not json", content_type="application/json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+
+
+def test_idempotent_replay_of_a_creation_returns_the_same_invoice_and_creates_one(api):
+    first = api.post("/v1/invoices", body(), format="json", HTTP_IDEMPOTENCY_KEY="create-1")
+    second = api.post("/v1/invoices", body(), format="json", HTTP_IDEMPOTENCY_KEY="create-1")
+    assert first.status_code == second.status_code == 201
+    assert second.json()["id"] == first.json()["id"]
+    assert second["Idempotent-Replayed"] == "true"
+    assert Invoice.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creations_with_one_external_id_create_exactly_one(merchant):
+    import threading
+
+    from django.db import connection
+
+    from invoices.calc import LineItemIn
+    from invoices.services import invoice_create
+    from paytrust.errors import Conflict
+
+    barrier = threading.Barrier(5)
+    outcomes = []
+
+    def worker():
+        try:
+            barrier.wait(timeout=10)
+            invoice_create(
+                merchant=merchant,
+                mode="test",
+                currency="IDR",
+                line_items=[LineItemIn("A", 1, "1000")],
+                external_id="race-1",
+            )
+            outcomes.append("created")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["created"] + ["external_id_duplicate"] * 4
+    assert Invoice.objects.filter(external_id="race-1").count() == 1
+    assert LineItem.objects.count() == 1 and Installment.objects.count() == 1

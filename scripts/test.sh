@@ -8,6 +8,17 @@ cleanup() { if [ "${PAYTRUST_PRIVATE_PG_STARTED:-0}" = 1 ]; then python scripts/
 trap cleanup EXIT
 export PAYTRUST_ALLOW_DEV_SECRET=true
 export FIELD_ENCRYPTION_KEYS="${FIELD_ENCRYPTION_KEYS:-rLNTU-eyDlvYDc4o1gMLqW9B6Wv4ST1ZnWrcs5oudIY=}"
+# The Redis rate-limit tests use a Redis on 127.0.0.1:6379 or start `redis-server` on a free port: install it
+# when neither is there (root + apt-get, like devdb.py does for PostgreSQL); otherwise those tests are skipped.
+if ! command -v redis-server >/dev/null 2>&1 && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing redis-server for the Redis rate-limit tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q redis-server >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q redis-server >/dev/null 2>&1; } \
+            || echo "   could not install redis-server: the Redis tests will be skipped"
+    fi
+fi
 echo "== ruff check"
 ruff check .
 echo "== makemigrations --check"

@@ -27,7 +27,9 @@ class PaymentOutput(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(default="payment")
     mode = serializers.CharField()
-    status = serializers.ChoiceField(choices=PaymentStatus.values)
+    status = serializers.CharField(
+        help_text="One of: " + ", ".join(f"`{v}`" for v in PaymentStatus.values) + "."
+    )
     invoice = serializers.CharField()
     installment = serializers.IntegerField()
     currency = serializers.CharField()

@@ -48,7 +48,7 @@ class InboundEventOutput(serializers.Serializer):
     )
     payment_reference = serializers.CharField(allow_null=True, help_text="The payment id the gateway named.")
     notification_status = serializers.CharField()
-    status = serializers.ChoiceField(choices=["received", "processing", "processed", "failed"])
+    status = serializers.CharField(help_text="`received`, `processing`, `processed` or `failed`.")
     attempts = serializers.IntegerField()
     next_attempt_at = serializers.DateTimeField(allow_null=True)
     last_error = serializers.CharField(allow_null=True)

@@ -333,7 +333,9 @@ def test_notification_for_a_payment_this_account_does_not_know_is_stored_then_fa
     assert [e["id"] for e in listed] == [event.id]
 
 
-def test_ack_path_is_a_handful_of_queries(api, merchant, xendit_account, xendit_fake, django_assert_max_num_queries):
+def test_ack_path_is_a_handful_of_queries(
+    api, merchant, xendit_account, xendit_fake, django_assert_max_num_queries
+):
     payment = new_payment(api, merchant, gateway="xendit")
     body = xendit_callback(payment)
 

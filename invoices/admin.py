@@ -17,7 +17,14 @@ from invoices.states import effective_status
 from paytrust.errors import ApplicationError
 from paytrust.money import format_display
 
-DRAFT_EDITABLE = ("description", "customer_name", "customer_email", "customer_phone", "expires_at", "metadata")
+DRAFT_EDITABLE = (
+    "description",
+    "customer_name",
+    "customer_email",
+    "customer_phone",
+    "expires_at",
+    "metadata",
+)
 
 
 def _is_editable(invoice: Invoice | None) -> bool:
@@ -169,7 +176,14 @@ class InvoiceAdmin(admin.ModelAdmin):
         "created_at",
         "expires_at",
     )
-    list_filter = ("status", "currency", "gateway", "mode", ("created_at", admin.DateFieldListFilter), "expires_at")
+    list_filter = (
+        "status",
+        "currency",
+        "gateway",
+        "mode",
+        ("created_at", admin.DateFieldListFilter),
+        "expires_at",
+    )
     search_fields = ("=id", "=external_id", "customer_email")
     list_select_related = ("merchant",)
     date_hierarchy = "created_at"
@@ -326,13 +340,23 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Expire selected invoices that are past their expiry")
     def expire_overdue_selected(self, request, queryset):
-        done = sum(1 for pk in queryset.values_list("pk", flat=True) if services.invoice_expire(invoice_id=pk))
+        done = sum(
+            1 for pk in queryset.values_list("pk", flat=True) if services.invoice_expire(invoice_id=pk)
+        )
         self.message_user(request, f"Expired {done} invoice(s).", level=messages.SUCCESS)
 
 
 @admin.register(PaymentApplication)
 class PaymentApplicationAdmin(admin.ModelAdmin):
-    list_display = ("payment_id", "invoice", "currency", "amount_minor", "applied_minor", "overpaid_minor", "paid_at")
+    list_display = (
+        "payment_id",
+        "invoice",
+        "currency",
+        "amount_minor",
+        "applied_minor",
+        "overpaid_minor",
+        "paid_at",
+    )
     search_fields = ("=payment_id", "=invoice__id")
     list_filter = ("currency",)
     readonly_fields = [f.name for f in PaymentApplication._meta.fields]

@@ -67,7 +67,7 @@ def test_creating_a_key_in_the_admin_shows_the_plaintext_once_and_audits_the_use
     row = AuditLog.objects.get(action=AuditLog.Action.KEY_CREATED, api_key=key)
     assert row.actor == "user:alice"
     # The change page never shows the secret again.
-    assert plaintext not in staff.get(f"/admin/apikeys/apikey/{key.id}/change/").content.decode()
+    assert plaintext not in staff.get(f"/admin/apikeys/apikey/{quote(key.id)}/change/").content.decode()
 
 
 def test_revoke_action_calls_the_service(staff, api_key):
@@ -126,7 +126,7 @@ def test_merchant_admin_creates_through_the_service_and_audits_changes(staff):
     assert created.actor == "user:alice"
 
     response = staff.post(
-        f"/admin/merchants/merchant/{merchant.id}/change/",
+        f"/admin/merchants/merchant/{quote(merchant.id)}/change/",
         {
             "name": "Toko Admin",
             "is_active": "on",

@@ -1,6 +1,7 @@
 """Admin for gateway accounts: writes go through the services (encrypted credentials, validated fees)."""
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 
 from gateways.models import GatewayAccount, GatewayFee
@@ -47,7 +48,7 @@ def test_admin_add_encrypts_credentials_and_saves_fees(staff, merchant):
     fee = GatewayFee.objects.get(account=account)
     assert (fee.currency, str(fee.percent), fee.fixed_minor) == ("USD", "0.0290", 30)
 
-    page = staff.get(f"/admin/gateways/gatewayaccount/{account.pk}/change/")
+    page = staff.get(f"/admin/gateways/gatewayaccount/{quote(account.pk)}/change/")
     assert page.status_code == 200
     html = page.content.decode()
     assert XENDIT_SECRET not in html and XENDIT_CALLBACK_TOKEN not in html
@@ -81,7 +82,7 @@ def test_admin_change_keeps_credentials_when_left_empty_and_replaces_fees(staff,
             "fees-0-fixed": "2500",
         },
     )
-    response = staff.post(f"/admin/gateways/gatewayaccount/{account.pk}/change/", data)
+    response = staff.post(f"/admin/gateways/gatewayaccount/{quote(account.pk)}/change/", data)
     assert response.status_code == 302, response.content.decode()[:3000]
     account.refresh_from_db()
     assert account.currencies == ["IDR"]

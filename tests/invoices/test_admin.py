@@ -4,6 +4,7 @@ after payment initiation, actions calling the services."""
 import re
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from invoices.calc import InstallmentsIn
 from invoices.models import Invoice
@@ -16,7 +17,7 @@ LIST = "/admin/invoices/invoice/"
 
 
 def change_url(invoice):
-    return f"{LIST}{invoice.pk}/change/"
+    return f"{LIST}{quote(invoice.pk)}/change/"
 
 
 def form_data(client, invoice, **fields):

@@ -4,6 +4,7 @@ and the payments inline on the invoice admin."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -27,14 +28,16 @@ def test_payment_admin_shows_gateway_calls_without_secrets(api, merchant, xendit
     payment_id = api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json").json()["id"]
 
     listing = staff.get("/admin/payments/payment/", {"status__exact": "pending", "gateway": "xendit"})
-    page = staff.get(f"/admin/payments/payment/{payment_id}/change/")
+    page = staff.get(f"/admin/payments/payment/{quote(payment_id)}/change/")
 
     assert listing.status_code == 200 and payment_id in listing.content.decode()
     assert page.status_code == 200
     html = page.content.decode()
     assert "create_payment" in html and "invoice_url" in html
     assert XENDIT_SECRET not in html
-    assert staff.post(f"/admin/payments/payment/{payment_id}/change/", {}).status_code == 403  # read-only
+    assert (
+        staff.post(f"/admin/payments/payment/{quote(payment_id)}/change/", {}).status_code == 403
+    )  # read-only
 
 
 def test_reconcile_action_asks_the_gateway(api, merchant, xendit_account, xendit_fake, staff):
@@ -56,7 +59,7 @@ def test_invoice_admin_lists_its_payments(api, merchant, staff):
     invoice = make_invoice(merchant)
     payment_id = api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json").json()["id"]
 
-    page = staff.get(f"/admin/invoices/invoice/{invoice.id}/change/")
+    page = staff.get(f"/admin/invoices/invoice/{quote(invoice.id)}/change/")
 
     assert page.status_code == 200
     assert payment_id in page.content.decode()

@@ -10,6 +10,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
@@ -247,7 +248,7 @@ def test_admin_lists_inbound_events_and_replays_selected(api, merchant, xendit_a
     listing = client.get("/admin/webhooks/webhookevent/", {"status__exact": "failed", "gateway": "xendit"})
     assert listing.status_code == 200
     assert event.pk in listing.content.decode()
-    detail = client.get(f"/admin/webhooks/webhookevent/{event.pk}/change/")
+    detail = client.get(f"/admin/webhooks/webhookevent/{quote(event.pk)}/change/")
     assert detail.status_code == 200 and "[redacted]" in detail.content.decode()
 
     response = client.post(

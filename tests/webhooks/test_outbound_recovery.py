@@ -4,6 +4,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import transaction
@@ -124,9 +125,9 @@ def test_admin_lists_deliveries_with_filters_and_redelivers(admin_client, mercha
     content = page.content.decode()
     assert failed.id in content and content.count("whd_") >= 1
     assert Delivery.objects.exclude(pk=failed.pk).get().id not in content
-    assert admin_client.get(f"/admin/webhooks/delivery/{failed.id}/change/").status_code == 200
+    assert admin_client.get(f"/admin/webhooks/delivery/{quote(failed.id)}/change/").status_code == 200
     assert admin_client.get("/admin/webhooks/event/").status_code == 200
-    endpoint_page = admin_client.get(f"/admin/webhooks/webhookendpoint/{endpoint.id}/change/")
+    endpoint_page = admin_client.get(f"/admin/webhooks/webhookendpoint/{quote(endpoint.id)}/change/")
     assert (
         endpoint_page.status_code == 200 and endpoint.secret_encrypted not in endpoint_page.content.decode()
     )

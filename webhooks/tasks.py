@@ -8,24 +8,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import close_old_connections
-from procrastinate.contrib.django.django_connector import DjangoConnector
-from procrastinate.manager import JobManager
 
-from paytrust.jobs import app
+from paytrust.jobs import app, defer_in_transaction
+
+__all__ = ["defer_in_transaction"]  # re-exported: webhooks.services/outbound/inbound import it from here
 
 OUTBOUND_QUEUE = "outbound_webhooks"
-
-# `manage.py procrastinate worker` swaps the app's connector for a psycopg pool of its own, so inside a worker
-# `task.defer()` would NOT run on Django's connection, i.e. outside the caller's transaction. Deferring through
-# a job manager bound to the Django connector keeps the job in the same transaction in web processes and workers.
-_django_jobs = JobManager(DjangoConnector())
-
-
-def defer_in_transaction(task, *task_kwargs: dict, schedule_at=None) -> list[int]:
-    """Defer jobs of `task` on Django's connection (the caller's transaction); returns the job ids."""
-    deferrer = task.configure(schedule_at=schedule_at) if schedule_at else task.configure()
-    jobs = _django_jobs.batch_defer_jobs([deferrer.make_new_job(**kwargs) for kwargs in task_kwargs])
-    return [job.id for job in jobs]
 
 
 @app.task(name="webhooks.deliver_webhook", queue=OUTBOUND_QUEUE)

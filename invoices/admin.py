@@ -97,7 +97,7 @@ class PaymentApplicationInline(_ReadOnlyInline):
     model = PaymentApplication
     verbose_name = "payment applied"
     verbose_name_plural = "payments applied"
-    fields = ("payment_id", "amount", "applied", "overpaid", "allocations", "paid_at")
+    fields = ("payment_id", "amount", "applied", "overpaid", "tax", "fee", "allocations", "paid_at")
     readonly_fields = fields
 
     @admin.display(description="amount")
@@ -111,6 +111,14 @@ class PaymentApplicationInline(_ReadOnlyInline):
     @admin.display(description="overpaid")
     def overpaid(self, row: PaymentApplication) -> str:
         return format_display(row.overpaid_minor, row.currency)
+
+    @admin.display(description="tax carried")
+    def tax(self, row: PaymentApplication) -> str:
+        return format_display(row.tax_minor, row.currency)
+
+    @admin.display(description="fee carried")
+    def fee(self, row: PaymentApplication) -> str:
+        return format_display(row.fee_minor, row.currency)
 
 
 class InvoiceAdminForm(forms.ModelForm):
@@ -355,10 +363,13 @@ class PaymentApplicationAdmin(admin.ModelAdmin):
         "amount_minor",
         "applied_minor",
         "overpaid_minor",
+        "tax_minor",
+        "fee_minor",
+        "gateway",
         "paid_at",
     )
     search_fields = ("=payment_id", "=invoice__id")
-    list_filter = ("currency",)
+    list_filter = ("currency", "mode", "gateway")
     readonly_fields = [f.name for f in PaymentApplication._meta.fields]
 
     def has_add_permission(self, request) -> bool:

@@ -280,3 +280,125 @@ def compute_installments(
         )
         for index in range(plan.count)
     ]
+
+
+# ---- what one payment carries (reporting facts, SPEC §10) ----
+
+
+@dataclass(frozen=True)
+class RateBase:
+    """The invoice's lines at one tax rate: Σ line subtotals and Σ line taxes."""
+
+    tax_rate: Decimal
+    subtotal_minor: int
+    tax_minor: int
+
+
+@dataclass(frozen=True)
+class InstallmentShares:
+    number: int
+    amount_minor: int
+    tax_share_minor: int
+    fee_share_minor: int
+
+
+@dataclass(frozen=True)
+class RateCarried:
+    tax_rate: Decimal
+    taxable_minor: int
+    tax_minor: int
+
+
+@dataclass(frozen=True)
+class Carried:
+    """The tax, service fee and taxable base (the rest of the applied money) one payment carries, and the split
+    of its taxable base and tax across the invoice's tax rates (rows where both are zero are left out)."""
+
+    tax_minor: int
+    fee_minor: int
+    taxable_minor: int
+    by_rate: tuple[RateCarried, ...]
+
+
+def rate_bases(lines: Sequence[tuple[Decimal, int, int]]) -> list[RateBase]:
+    """(tax_rate, subtotal, tax) per line -> one RateBase per distinct rate, lowest rate first."""
+    grouped: dict[Decimal, list[int]] = {}
+    for rate, subtotal, tax in lines:
+        sums = grouped.setdefault(Decimal(rate), [0, 0])
+        sums[0] += subtotal
+        sums[1] += tax
+    return [RateBase(rate, sums[0], sums[1]) for rate, sums in sorted(grouped.items())]
+
+
+def _piece_share(share: int, amount: int, earlier_takes: Sequence[int], take: int) -> int:
+    """What a piece `take` of an installment carries of one of its shares (tax or fee): the proportional floor,
+    except the piece that completes the installment, which takes what earlier pieces left."""
+    if sum(earlier_takes) + take == amount:
+        return share - sum(share * earlier // amount for earlier in earlier_takes)
+    return share * take // amount
+
+
+def carried_by_payment(
+    *,
+    installments: Sequence[InstallmentShares],
+    rates: Sequence[RateBase],
+    earlier_allocations: Sequence[Sequence[dict]],
+    allocations: Sequence[dict],
+    earlier_tax_minor: int,
+    earlier_taxable_minor: int,
+) -> Carried:
+    """The figures a payment carries (SPEC §5, §10), from its allocation per installment.
+
+    Per piece allocated to an installment: a piece that completes the installment carries what remains of the
+    installment's tax and fee shares after the earlier pieces; any other piece floor(share × piece / amount).
+    Overpaid money carries nothing. The taxable base is the rest: applied − tax − fee. So, once an invoice is
+    fully paid, its payments' tax add up to its tax_total, their fees to its service_fee and their taxable bases
+    to its subtotal, exactly.
+
+    Per rate, cumulatively over the invoice's payments in order: after this payment the invoice's carried tax c
+    is split over the rates by `proportional_shares(c, line taxes per rate)` (floor, the last rate takes the
+    rest), and this payment's part is the difference from the split before it (the same for the taxable base
+    with the line subtotals per rate). A payment's rows therefore add up exactly to its tax / taxable base, and a
+    fully paid invoice's rows per rate equal its line taxes and subtotals at that rate. (The split is not
+    monotone: a rate may get -1 minor unit on a payment when the floors of the others step up together.)
+
+    `earlier_allocations`: the allocation lists of the invoice's payments applied before this one.
+    """
+    by_number = {inst.number: inst for inst in installments}
+    earlier_takes: dict[int, list[int]] = {}
+    for allocation_list in earlier_allocations:
+        for piece in allocation_list:
+            earlier_takes.setdefault(piece["number"], []).append(piece["amount"])
+    tax = fee = applied = 0
+    for piece in allocations:
+        inst = by_number[piece["number"]]
+        before = earlier_takes.get(inst.number, [])
+        take = piece["amount"]
+        tax += _piece_share(inst.tax_share_minor, inst.amount_minor, before, take)
+        fee += _piece_share(inst.fee_share_minor, inst.amount_minor, before, take)
+        applied += take
+        earlier_takes.setdefault(inst.number, []).append(take)
+    taxable = applied - tax - fee
+
+    def split(before: int, after: int, weights: list[int]) -> list[int]:
+        if not weights:
+            return []
+        return [
+            a - b
+            for a, b in zip(
+                money.proportional_shares(after, weights),
+                money.proportional_shares(before, weights),
+                strict=True,
+            )
+        ]
+
+    tax_parts = split(earlier_tax_minor, earlier_tax_minor + tax, [r.tax_minor for r in rates])
+    taxable_parts = split(
+        earlier_taxable_minor, earlier_taxable_minor + taxable, [r.subtotal_minor for r in rates]
+    )
+    by_rate = tuple(
+        RateCarried(rate.tax_rate, taxable_part, tax_part)
+        for rate, taxable_part, tax_part in zip(rates, taxable_parts, tax_parts, strict=True)
+        if taxable_part or tax_part
+    )
+    return Carried(tax_minor=tax, fee_minor=fee, taxable_minor=taxable, by_rate=by_rate)

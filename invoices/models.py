@@ -255,14 +255,31 @@ class Installment(models.Model):
 
 class PaymentApplication(models.Model):
     """How one successful payment was applied to an invoice. One row per payment id (the idempotency key of
-    `invoice_apply_payment`): the amount, its allocation per installment and the part above the amount due."""
+    `invoice_apply_payment`): the amount, its allocation per installment and the part above the amount due.
+
+    It is also the reporting fact of the payment (SPEC §10), written in the same transaction: merchant, mode,
+    gateway and currency (denormalised from the invoice), `paid_at` (the payment's success time), the gross
+    `amount_minor`, and what the payment carries of the invoice's tax and service fee (`tax_minor`, `fee_minor`:
+    an installment's shares, proportional floors for partial pieces, the completing piece taking the rest;
+    overpaid money carries none) with the rest of the applied money as `taxable_minor`
+    (applied = taxable + tax + fee). `invoices.calc.carried_by_payment` has the rules; PaymentApplicationTax the
+    split per tax rate."""
 
     payment_id = models.CharField(max_length=ID_MAX_LENGTH, unique=True)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payment_applications")
+    # The report index leads with merchant, so the FK needs no index of its own.
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    gateway = models.CharField(max_length=20)
     currency = models.CharField(max_length=3)
     amount_minor = models.BigIntegerField()
     applied_minor = models.BigIntegerField()
     overpaid_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField(default=0)
+    fee_minor = models.BigIntegerField(default=0)
+    taxable_minor = models.BigIntegerField(default=0)
     target_installment = models.PositiveSmallIntegerField(null=True, blank=True)
     # [{"number": 2, "amount": 5000}, ...] in allocation order; amounts in minor units.
     allocations = models.JSONField(default=list)
@@ -271,17 +288,81 @@ class PaymentApplication(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["invoice", "created_at"], name="payment_application_invoice")]
+        indexes = [
+            models.Index(fields=["invoice", "created_at"], name="payment_application_invoice"),
+            # The financial report (reporting.selectors): one tenant's payments in a time range, aggregated
+            # per currency and gateway from the index alone (index-only scan).
+            models.Index(
+                fields=["merchant", "mode", "paid_at"],
+                include=["currency", "gateway", "amount_minor", "tax_minor", "fee_minor"],
+                name="payment_application_report",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(amount_minor__gt=0, applied_minor__gte=0, overpaid_minor__gte=0),
+                condition=Q(
+                    amount_minor__gt=0,
+                    applied_minor__gte=0,
+                    overpaid_minor__gte=0,
+                    tax_minor__gte=0,
+                    fee_minor__gte=0,
+                ),
                 name="payment_application_amounts_valid",
             ),
             models.CheckConstraint(
                 condition=Q(amount_minor=F("applied_minor") + F("overpaid_minor")),
                 name="payment_application_adds_up",
             ),
+            models.CheckConstraint(
+                condition=Q(applied_minor=F("taxable_minor") + F("tax_minor") + F("fee_minor")),
+                name="payment_application_shares_add_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(mode__in=[m.value for m in Mode]), name="payment_application_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__in=list(CURRENCIES)), name="payment_application_currency_known"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.payment_id} -> {self.invoice_id}"
+
+
+class PaymentApplicationTax(models.Model):
+    """The part of one payment's taxable base and tax at one of its invoice's tax rates (reporting fact, SPEC §10).
+    A payment's rows add up exactly to its `taxable_minor` and `tax_minor`. The tenant, currency, gateway and time
+    are repeated from the application so the per-rate report is one index-only scan, without a join."""
+
+    application = models.ForeignKey(PaymentApplication, on_delete=models.CASCADE, related_name="tax_rates")
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    gateway = models.CharField(max_length=20)
+    currency = models.CharField(max_length=3)
+    paid_at = models.DateTimeField()
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=4)
+    taxable_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["application", "tax_rate"]
+        indexes = [
+            models.Index(
+                fields=["merchant", "mode", "paid_at"],
+                include=["currency", "gateway", "tax_rate", "taxable_minor", "tax_minor"],
+                name="payment_application_tax_report",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "tax_rate"], name="payment_application_tax_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(tax_rate__gte=0, tax_rate__lte=1), name="payment_application_tax_rate_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application_id} @ {self.tax_rate}"

@@ -32,6 +32,7 @@ from invoices.models import (
     InvoiceStatus,
     LineItem,
     PaymentApplication,
+    PaymentApplicationTax,
 )
 from invoices.render import installment_representation
 from invoices.selectors import invoice_render, with_relations
@@ -727,6 +728,30 @@ def _allocation_order(installments: list[Installment], target: int) -> list[Inst
     return installments[index:] + installments[:index]
 
 
+def _carried_by(invoice: Invoice, installments: list[Installment], allocations: list[dict]) -> calc.Carried:
+    """What a payment allocated as `allocations` carries of the invoice's tax, fee and taxable base (reporting
+    facts; rules in `calc.carried_by_payment`). Read under the invoice lock: earlier applications are stable."""
+    if not allocations:
+        return calc.Carried(tax_minor=0, fee_minor=0, taxable_minor=0, by_rate=())
+    earlier = list(
+        PaymentApplication.objects.filter(invoice=invoice).values_list(
+            "allocations", "tax_minor", "taxable_minor"
+        )
+    )
+    lines = LineItem.objects.filter(invoice=invoice).values_list("tax_rate", "subtotal_minor", "tax_minor")
+    return calc.carried_by_payment(
+        installments=[
+            calc.InstallmentShares(inst.number, inst.amount_minor, inst.tax_share_minor, inst.fee_share_minor)
+            for inst in installments
+        ],
+        rates=calc.rate_bases(list(lines)),
+        earlier_allocations=[row[0] for row in earlier],
+        allocations=allocations,
+        earlier_tax_minor=sum(row[1] for row in earlier),
+        earlier_taxable_minor=sum(row[2] for row in earlier),
+    )
+
+
 def invoice_apply_payment(
     *,
     invoice_id: str,
@@ -743,7 +768,9 @@ def invoice_apply_payment(
     above the invoice's amount due is recorded as overpayment. Installments move unpaid -> partially_paid ->
     paid (`installment.paid` per installment completed); the invoice moves pending -> partially_paid -> paid
     (`invoice.partially_paid`, `invoice.paid`). One PaymentApplication row records payment_id, amount, the
-    allocation per installment and the overpaid part.
+    allocation per installment and the overpaid part, and - the reporting facts - the merchant, mode, gateway,
+    the tax / service fee / taxable base the payment carries and their split per tax rate
+    (PaymentApplicationTax rows; rules in `invoices.calc.carried_by_payment`).
 
     - The same payment_id again returns the stored result (`replayed=True`) and changes nothing; with a different
       invoice, amount or currency it gives 409 `payment_application_mismatch`.
@@ -847,18 +874,39 @@ def invoice_apply_payment(
                 "updated_at",
             ]
         )
+        carried = _carried_by(invoice, installments, allocations)
         try:
             with transaction.atomic():
                 application = PaymentApplication.objects.create(
                     payment_id=payment_id,
                     invoice=invoice,
+                    merchant_id=invoice.merchant_id,
+                    mode=invoice.mode,
+                    gateway=invoice.gateway,
                     currency=currency,
                     amount_minor=amount_minor,
                     applied_minor=applied,
                     overpaid_minor=overpaid,
+                    tax_minor=carried.tax_minor,
+                    fee_minor=carried.fee_minor,
+                    taxable_minor=carried.taxable_minor,
                     target_installment=installment_number,
                     allocations=allocations,
                     paid_at=paid_at,
+                )
+                PaymentApplicationTax.objects.bulk_create(
+                    PaymentApplicationTax(
+                        application=application,
+                        merchant_id=invoice.merchant_id,
+                        mode=invoice.mode,
+                        gateway=invoice.gateway,
+                        currency=currency,
+                        paid_at=paid_at,
+                        tax_rate=row.tax_rate,
+                        taxable_minor=row.taxable_minor,
+                        tax_minor=row.tax_minor,
+                    )
+                    for row in carried.by_rate
                 )
         except IntegrityError:
             # Same payment id applied concurrently to another invoice (this invoice's lock serialises the rest).

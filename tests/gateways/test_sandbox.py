@@ -148,7 +148,7 @@ def test_each_action_delivers_one_correctly_signed_webhook(
     result, token = checkout
     response = submit(token, action, amount)
     assert response.status_code == 200, response.content
-    assert b"The merchant has been notified" in response.content
+    assert b"PayTrust has received the signed gateway notification" in response.content
     assert len(inbound.deliveries) == 1
     account_id, headers, body, note = inbound.deliveries[0]
     assert account_id == sandbox_account.pk
@@ -250,7 +250,7 @@ def test_undelivered_webhook_is_redelivered_with_the_same_event_on_resubmit(monk
     assert session.status == "succeeded" and session.webhook_delivered_at is None and session.webhook_error
 
     second = submit(token, "pay")
-    assert b"The merchant has been notified" in second.content
+    assert b"PayTrust has received the signed gateway notification" in second.content
     assert len(handler.deliveries) == 1
     assert handler.deliveries[0][2].decode() == session.webhook_body  # same body, same event id
 

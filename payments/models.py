@@ -80,6 +80,14 @@ class Payment(TimeStampedModel):
             ),
             # Reports: succeeded payments by time.
             models.Index(fields=["succeeded_at"], name="payment_succeeded_at"),
+            # The financial report's refunds (reporting.selectors): refunded payments of a tenant by success time,
+            # summed from the index alone. Partial: only payments with a refund are in it.
+            models.Index(
+                fields=["merchant", "mode", "succeeded_at"],
+                include=["currency", "gateway", "amount_refunded_minor"],
+                condition=Q(amount_refunded_minor__gt=0),
+                name="payment_refunds_report",
+            ),
         ]
         constraints = [
             # Never two open payments (two live gateway charges) for one installment.

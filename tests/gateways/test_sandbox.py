@@ -245,7 +245,7 @@ def test_undelivered_webhook_is_redelivered_with_the_same_event_on_resubmit(monk
     _, token = checkout
     first = submit(token, "pay")
     assert first.status_code == 200
-    assert b"was not delivered" in first.content
+    assert b"did not reach PayTrust" in first.content
     session = SandboxCheckoutSession.objects.get(token=token)
     assert session.status == "succeeded" and session.webhook_delivered_at is None and session.webhook_error
 

@@ -15,7 +15,7 @@ PAYMENTS_QUEUE = "payments"
 
 
 @app.periodic(
-    cron=getattr(settings, "PAYMENT_RECONCILE_CRON", "* * * * *"), periodic_id="payments.reconcile_payments"
+    cron=settings.PAYMENT_RECONCILE_CRON, periodic_id="payments.reconcile_payments"
 )
 @app.task(name="payments.reconcile_payments", queue=PAYMENTS_QUEUE)
 def reconcile_payments(timestamp: int) -> None:

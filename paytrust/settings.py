@@ -138,6 +138,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyStatusEnum": ["active", "revoked", "expired"],
+        "DeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+    },
 }
 
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=300)
@@ -182,6 +186,10 @@ OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool(
 )
 # How often workers sweep for deliveries whose job was lost (cron; a 6th field is seconds).
 OUTBOUND_WEBHOOK_SWEEP_CRON = env.str("OUTBOUND_WEBHOOK_SWEEP_CRON", default="* * * * *")
+
+# Cron schedules of the periodic jobs (procrastinate): payment reconciliation and the inbound-webhook sweeper.
+PAYMENT_RECONCILE_CRON = env.str("PAYMENT_RECONCILE_CRON", default="* * * * *")
+INBOUND_WEBHOOK_SWEEP_CRON = env.str("INBOUND_WEBHOOK_SWEEP_CRON", default="* * * * *")
 
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)

@@ -164,6 +164,7 @@ class WebhookEndpointListApi(ApiView):
 
     @extend_schema(
         summary="List webhook endpoints",
+        operation_id="v1_webhook_endpoints_list",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
         responses={200: _list_envelope("WebhookEndpointList", EndpointOutput), **READ_ERRORS},
         tags=["webhook endpoints"],
@@ -285,6 +286,7 @@ class WebhookEndpointDeliveriesApi(ApiView):
 class EventListApi(ApiView):
     @extend_schema(
         summary="List events",
+        operation_id="v1_events_list",
         parameters=[
             OpenApiParameter("type", str, enum=EventType.values),
             OpenApiParameter("limit", int),

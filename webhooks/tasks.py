@@ -59,7 +59,7 @@ def process_inbound_event(*, event_id: str) -> None:
 
 
 @app.periodic(
-    cron=getattr(settings, "INBOUND_WEBHOOK_SWEEP_CRON", "* * * * *"),
+    cron=settings.INBOUND_WEBHOOK_SWEEP_CRON,
     periodic_id="webhooks.sweep_inbound_events",
 )
 @app.task(name="webhooks.sweep_inbound_events", queue=INBOUND_QUEUE)

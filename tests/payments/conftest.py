@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gateways import services as gateway_services
 from merchants.services import merchant_create
 from tests.fakes.xendit import FakeXendit
 from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
@@ -15,7 +14,9 @@ from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
     XENDIT_SECRET,
     _fresh_breakers,
     fast_timeout,
+    midtrans_account,
     midtrans_fake,
+    xendit_account,
 )
 
 
@@ -54,25 +55,3 @@ def merchant(db):
 @pytest.fixture
 def other_merchant(db):
     return merchant_create(name="Other Co")
-
-
-@pytest.fixture
-def xendit_account(merchant):
-    return gateway_services.gateway_account_create(
-        merchant=merchant,
-        mode="test",
-        gateway="xendit",
-        credentials={"secret_key": XENDIT_SECRET, "callback_token": XENDIT_CALLBACK_TOKEN},
-        currencies=["IDR", "USD"],
-    )
-
-
-@pytest.fixture
-def midtrans_account(merchant):
-    return gateway_services.gateway_account_create(
-        merchant=merchant,
-        mode="test",
-        gateway="midtrans",
-        credentials={"server_key": MIDTRANS_SERVER_KEY, "client_key": MIDTRANS_CLIENT_KEY},
-        currencies=["IDR"],
-    )

@@ -190,6 +190,10 @@ OUTBOUND_WEBHOOK_SWEEP_CRON = env.str("OUTBOUND_WEBHOOK_SWEEP_CRON", default="* 
 # Cron schedules of the periodic jobs (procrastinate): payment reconciliation and the inbound-webhook sweeper.
 PAYMENT_RECONCILE_CRON = env.str("PAYMENT_RECONCILE_CRON", default="* * * * *")
 INBOUND_WEBHOOK_SWEEP_CRON = env.str("INBOUND_WEBHOOK_SWEEP_CRON", default="* * * * *")
+# A worker that has not finished processing an inbound event after this long is presumed dead (its claim expires
+# and the sweeper hands the event to another worker); events due this long without a job are re-queued.
+INBOUND_WEBHOOK_LEASE_SECONDS = env.int("INBOUND_WEBHOOK_LEASE_SECONDS", default=120)
+INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS = env.int("INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS", default=60)
 
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)

@@ -40,10 +40,18 @@ from webhooks.models import InboundStatus, WebhookEvent, WebhookEventAttempt
 
 logger = logging.getLogger("paytrust.webhooks.inbound")
 
-# A claimed event whose worker has not finished after this long is considered lost (the worker died).
-PROCESSING_LEASE = timedelta(seconds=120)
-# An event due this long without being processed gets a new job from the sweeper.
-SWEEP_GRACE = timedelta(seconds=60)
+# A claimed event whose worker has not finished after this long is considered lost (the worker died):
+# settings.INBOUND_WEBHOOK_LEASE_SECONDS. An event due for longer than settings.INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS
+# without being processed gets a new job from the sweeper.
+
+
+def _processing_lease() -> timedelta:
+    return timedelta(seconds=settings.INBOUND_WEBHOOK_LEASE_SECONDS)
+
+
+def _sweep_grace() -> timedelta:
+    return timedelta(seconds=settings.INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS)
+
 
 # Test hook: called with the event at the start of each processing attempt; raising makes the attempt fail.
 # (Fault-injection tests set it; production never does.)
@@ -227,7 +235,7 @@ def _claim(event_id: str, now: datetime) -> _Claim | str:
         attempt = WebhookEventAttempt.objects.create(event=event, number=number + 1, started_at=now)
         event.status = InboundStatus.PROCESSING
         event.attempts += 1
-        event.lease_expires_at = now + PROCESSING_LEASE
+        event.lease_expires_at = now + _processing_lease()
         event.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
     return _Claim(event_id=event.pk, attempt_id=attempt.pk, attempts=event.attempts)
 
@@ -339,7 +347,7 @@ def inbound_events_sweep(*, now: datetime | None = None, batch: int = 500) -> in
     """Re-queue events due for processing that have no live job: `received` and due for longer than the grace
     with no job queued within the grace, and `processing` whose lease expired (worker died). Returns the count."""
     now = now or timezone.now()
-    cutoff = now - SWEEP_GRACE
+    cutoff = now - _sweep_grace()
     with transaction.atomic():
         events = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)

@@ -167,7 +167,7 @@ def test_worker_killed_mid_processing_is_recovered_by_the_sweeper(
     assert inbound.inbound_event_process(event_id=event.pk) == "in_progress"  # its lease still runs
     jobs_before = _inbound_jobs(event.pk)
 
-    later = timezone.now() + inbound.PROCESSING_LEASE + timedelta(seconds=1)
+    later = timezone.now() + inbound._processing_lease() + timedelta(seconds=1)
     assert inbound.inbound_events_sweep(now=later) == 1
     assert _inbound_jobs(event.pk) == jobs_before + 1
     WebhookEvent.objects.filter(pk=event.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))

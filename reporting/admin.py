@@ -1,1 +1,203 @@
-from django.contrib import admin  # noqa: F401
+"""The finance staff's report page: /admin/reporting/financial/ (SPEC §10).
+
+The same selector and the same rendering as the API (`reporting.selectors.financial_report`,
+`reporting.render`), with filters (period, merchant - or all merchants -, mode, currency, gateway), a CSV download
+and a chart of the amount collected per day per currency (inline SVG, rendered here). Reporting has no model: the
+page is added to the default admin site's URLs and to its index (app "Reporting"). Staff with the
+`invoices.view_invoice` permission may see it (superusers always).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from gateways.models import GatewayName
+from merchants.models import Merchant
+from paytrust.errors import ValidationError
+from paytrust.models import Mode
+from paytrust.money import CURRENCIES, format_display, format_rate
+from reporting.chart import daily_bar_chart, period_days
+from reporting.render import report_csv, report_csv_filename
+from reporting.selectors import daily_collected, financial_report, report_default_period, report_period_check
+
+PERMISSION = "invoices.view_invoice"
+URL_NAME = "reporting_financial"
+
+
+def can_view_reports(user) -> bool:
+    return bool(user and user.is_active and user.is_staff and user.has_perm(PERMISSION))
+
+
+class ReportFilterForm(forms.Form):
+    start = forms.DateField(label="From (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    to = forms.DateField(label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    merchant = forms.ModelChoiceField(
+        queryset=Merchant.objects.order_by("name"), required=False, empty_label="All merchants"
+    )
+    mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.LIVE)
+    currency = forms.ChoiceField(
+        choices=[("", "All currencies")] + [(c, c) for c in CURRENCIES], required=False
+    )
+    gateway = forms.ChoiceField(choices=[("", "All gateways")] + list(GatewayName.choices), required=False)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        start, end = self.period()
+        try:
+            report_period_check(start=start, end=end)
+        except ValidationError as exc:
+            self.add_error("to", exc.message)
+        return data
+
+    def period(self) -> tuple[datetime, datetime]:
+        """[start date 00:00 UTC, the day after `to` 00:00 UTC)."""
+        first, last = self.cleaned_data["start"], self.cleaned_data["to"]
+        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+        return start, end
+
+
+def _default_filters(now: datetime) -> dict:
+    start, end = report_default_period(now)
+    return {
+        "start": start.date().isoformat(),
+        "to": (end - timedelta(days=1)).date().isoformat(),
+        "mode": "live",
+    }
+
+
+def _display_rows(report) -> list[dict]:
+    def figures(line, currency: str) -> dict:
+        return {
+            "payments_count": line.payments_count,
+            "gross_collected": format_display(line.gross_minor, currency),
+            "tax_collected": format_display(line.tax_minor, currency),
+            "service_fees": format_display(line.fee_minor, currency),
+            "refunds": format_display(line.refunds_minor, currency),
+            "net_to_merchant": format_display(line.net_minor, currency),
+        }
+
+    return [
+        {
+            "currency": cur.currency,
+            **figures(cur.figures, cur.currency),
+            "by_gateway": [
+                {"gateway": gw.gateway, **figures(gw.figures, cur.currency)} for gw in cur.by_gateway
+            ],
+            "by_tax_rate": [
+                {
+                    "tax_rate": format_rate(rate.tax_rate),
+                    "taxable": format_display(rate.taxable_minor, cur.currency),
+                    "tax_collected": format_display(rate.tax_minor, cur.currency),
+                }
+                for rate in cur.by_tax_rate
+            ],
+        }
+        for cur in report.currencies
+    ]
+
+
+def financial_report_view(request):
+    if not can_view_reports(request.user):
+        raise PermissionDenied
+    query = {key: value for key, value in request.GET.dict().items() if value}
+    wants_csv = query.pop("format", "") == "csv"
+    if "start" not in query and "to" not in query:
+        query = {**_default_filters(timezone.now()), **query}
+    form = ReportFilterForm(query)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Financial report",
+        "form": form,
+        "currencies": [],
+        "charts": [],
+    }
+    if form.is_valid():
+        start, end = form.period()
+        scope = {
+            "merchant": form.cleaned_data["merchant"],
+            "mode": form.cleaned_data["mode"],
+            "start": start,
+            "end": end,
+            "currency": form.cleaned_data["currency"] or None,
+            "gateway": form.cleaned_data["gateway"] or None,
+        }
+        report = financial_report(**scope)
+        if wants_csv:
+            response = HttpResponse(report_csv(report), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{report_csv_filename(report)}"'
+            return response
+        days: list[date] = period_days(start.date(), (end - timedelta(days=1)).date())
+        context.update(
+            {
+                "report": report,
+                "currencies": _display_rows(report),
+                "charts": [
+                    {
+                        "currency": currency,
+                        # built by reporting.chart from escaped values only
+                        "svg": mark_safe(daily_bar_chart(currency=currency, days=days, values=dict(points))),  # noqa: S308
+                    }
+                    for currency, points in daily_collected(**scope).items()
+                ],
+                "csv_url": f"{request.path}?{urlencode({**query, 'format': 'csv'})}",
+            }
+        )
+    return TemplateResponse(request, "reporting/financial_report.html", context)
+
+
+# ---- wiring into the default admin site (reporting has no model, so no ModelAdmin) ----
+
+
+def _with_report_url(get_urls):
+    def wrapped():
+        return [
+            path("reporting/financial/", admin.site.admin_view(financial_report_view), name=URL_NAME),
+            *get_urls(),
+        ]
+
+    return wrapped
+
+
+def _with_report_in_index(get_app_list):
+    def wrapped(request, app_label=None):
+        apps = get_app_list(request, app_label)
+        if app_label in (None, "reporting") and can_view_reports(request.user):
+            url = reverse(f"admin:{URL_NAME}", current_app=admin.site.name)
+            apps.append(
+                {
+                    "name": "Reporting",
+                    "app_label": "reporting",
+                    "app_url": url,
+                    "has_module_perms": True,
+                    "models": [
+                        {
+                            "name": "Financial report",
+                            "object_name": "FinancialReport",
+                            "perms": {"add": False, "change": False, "delete": False, "view": True},
+                            "admin_url": url,
+                            "add_url": None,
+                            "view_only": True,
+                        }
+                    ],
+                }
+            )
+        return apps
+
+    return wrapped
+
+
+admin.site.get_urls = _with_report_url(admin.site.get_urls)
+admin.site.get_app_list = _with_report_in_index(admin.site.get_app_list)

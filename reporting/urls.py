@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from reporting.api import FinancialReportApi
+
+urlpatterns = [
+    path("reports/financial", FinancialReportApi.as_view(), name="reports-financial"),
+]

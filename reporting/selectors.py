@@ -1,0 +1,241 @@
+"""The financial report (SPEC §10): read-only aggregation in SQL over the facts the owners write.
+
+Facts:
+- `invoices.PaymentApplication`: one row per succeeded payment, written by `invoice_apply_payment` in the
+  payment's transaction: merchant, mode, gateway, currency, `paid_at` (the payment's success time), the gross
+  `amount_minor` (what the customer paid, overpayment included) and the `tax_minor` / `fee_minor` it carries.
+- `invoices.PaymentApplicationTax`: the same payment's taxable base and tax per tax rate (they add up exactly to
+  the application's `taxable_minor` / `tax_minor`).
+- `payments.Payment.amount_refunded_minor`: refunds recorded on a payment (SPEC §13).
+
+Rules (docs/adr/0040-financial-report.md):
+- A payment is in the period when it succeeded in [start, end).
+- Refunds are those recorded, as of now, on the payments of the period (whenever the refund happened): the
+  figures of a past period fall when one of its payments is refunded later.
+- net to merchant = gross − service fees − refunds.
+- Every figure is per currency. Figures of different currencies are never added: the only sums done outside SQL
+  are of gateway lines of one currency into that currency's line.
+
+Each aggregate is one GROUP BY over an index whose INCLUDE columns hold every summed column, so PostgreSQL answers
+with an index-only scan of the tenant's slice of the period (see bench/report_bench.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+
+from invoices.models import PaymentApplication, PaymentApplicationTax
+from merchants.models import Merchant
+from payments.models import Payment
+from paytrust.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One line of the report, in minor units of one currency."""
+
+    payments_count: int = 0
+    gross_minor: int = 0
+    tax_minor: int = 0
+    fee_minor: int = 0
+    refunds_minor: int = 0
+
+    @property
+    def net_minor(self) -> int:
+        return self.gross_minor - self.fee_minor - self.refunds_minor
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(
+            payments_count=self.payments_count + other.payments_count,
+            gross_minor=self.gross_minor + other.gross_minor,
+            tax_minor=self.tax_minor + other.tax_minor,
+            fee_minor=self.fee_minor + other.fee_minor,
+            refunds_minor=self.refunds_minor + other.refunds_minor,
+        )
+
+
+@dataclass(frozen=True)
+class GatewayLine:
+    gateway: str
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class TaxRateLine:
+    tax_rate: Decimal
+    taxable_minor: int
+    tax_minor: int
+
+
+@dataclass(frozen=True)
+class CurrencyReport:
+    currency: str
+    figures: Figures
+    by_gateway: list[GatewayLine] = field(default_factory=list)
+    by_tax_rate: list[TaxRateLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FinancialReport:
+    start: datetime
+    end: datetime
+    currencies: list[CurrencyReport]
+
+
+def report_period_check(*, start: datetime, end: datetime) -> None:
+    """400 unless start < end and the span is at most settings.REPORT_MAX_DAYS days (`param` "end")."""
+    if end <= start:
+        raise ValidationError("end must be after start.", code="parameter_invalid", param="end")
+    if end - start > timedelta(days=settings.REPORT_MAX_DAYS):
+        raise ValidationError(
+            f"The period may span at most {settings.REPORT_MAX_DAYS} days.",
+            code="report_period_too_long",
+            param="end",
+        )
+
+
+def report_default_period(now: datetime) -> tuple[datetime, datetime]:
+    """The current calendar month in UTC: [1st of the month, 1st of the next month)."""
+    now = now.astimezone(UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _filters(
+    *,
+    merchant: Merchant | None,
+    mode: str,
+    start: datetime,
+    end: datetime,
+    currency: str | None,
+    gateway: str | None,
+    time_field: str,
+) -> dict:
+    filters: dict = {"mode": mode, f"{time_field}__gte": start, f"{time_field}__lt": end}
+    if merchant is not None:
+        filters["merchant"] = merchant
+    if currency:
+        filters["currency"] = currency
+    if gateway:
+        filters["gateway"] = gateway
+    return filters
+
+
+def financial_report(
+    *,
+    merchant: Merchant | None,
+    mode: str,
+    start: datetime,
+    end: datetime,
+    currency: str | None = None,
+    gateway: str | None = None,
+) -> FinancialReport:
+    """The report for payments that succeeded in [start, end) in `mode`, for one merchant (None: every merchant,
+    for finance staff), optionally one currency / gateway. Currencies (by code), gateways (by name) and tax rates
+    (lowest first) are in a stable order; only currencies with payments in the period appear.
+    Three queries; the caller validates the period (`report_period_check`)."""
+    scope = {
+        "merchant": merchant,
+        "mode": mode,
+        "start": start,
+        "end": end,
+        "currency": currency,
+        "gateway": gateway,
+    }
+
+    lines: dict[tuple[str, str], Figures] = {}
+    collected = (
+        PaymentApplication.objects.filter(**_filters(**scope, time_field="paid_at"))
+        .order_by()
+        .values("currency", "gateway")
+        .annotate(
+            payments_count=Count("*"),
+            gross=Sum("amount_minor"),
+            tax=Sum("tax_minor"),
+            fee=Sum("fee_minor"),
+        )
+    )
+    for row in collected:
+        lines[(row["currency"], row["gateway"])] = Figures(
+            payments_count=row["payments_count"],
+            gross_minor=int(row["gross"]),
+            tax_minor=int(row["tax"]),
+            fee_minor=int(row["fee"]),
+        )
+
+    refunded = (
+        Payment.objects.filter(**_filters(**scope, time_field="succeeded_at"), amount_refunded_minor__gt=0)
+        .order_by()
+        .values("currency", "gateway")
+        .annotate(refunds=Sum("amount_refunded_minor"))
+    )
+    for row in refunded:
+        key = (row["currency"], row["gateway"])
+        lines[key] = lines.get(key, Figures()) + Figures(refunds_minor=int(row["refunds"]))
+
+    rates: dict[str, list[TaxRateLine]] = defaultdict(list)
+    by_rate = (
+        PaymentApplicationTax.objects.filter(**_filters(**scope, time_field="paid_at"))
+        .order_by()
+        .values("currency", "tax_rate")
+        .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
+    )
+    for row in sorted(by_rate, key=lambda r: (r["currency"], r["tax_rate"])):
+        rates[row["currency"]].append(TaxRateLine(row["tax_rate"], int(row["taxable"]), int(row["tax"])))
+
+    by_currency: dict[str, list[GatewayLine]] = defaultdict(list)
+    for (code, gateway_name), figures in sorted(lines.items()):
+        by_currency[code].append(GatewayLine(gateway_name, figures))
+    currencies = []
+    for code, gateway_lines in sorted(by_currency.items()):
+        total = Figures()
+        for line in gateway_lines:  # one currency only
+            total = total + line.figures
+        currencies.append(
+            CurrencyReport(
+                currency=code, figures=total, by_gateway=gateway_lines, by_tax_rate=rates.get(code, [])
+            )
+        )
+    return FinancialReport(start=start, end=end, currencies=currencies)
+
+
+def daily_collected(
+    *,
+    merchant: Merchant | None,
+    mode: str,
+    start: datetime,
+    end: datetime,
+    currency: str | None = None,
+    gateway: str | None = None,
+) -> dict[str, list[tuple[date, int]]]:
+    """Gross collected per UTC day, per currency: {currency: [(day, gross_minor), ...]} (days with payments only,
+    in order). For the admin report's chart."""
+    rows = (
+        PaymentApplication.objects.filter(
+            **_filters(
+                merchant=merchant,
+                mode=mode,
+                start=start,
+                end=end,
+                currency=currency,
+                gateway=gateway,
+                time_field="paid_at",
+            )
+        )
+        .annotate(day=TruncDate("paid_at", tzinfo=UTC))
+        .order_by()
+        .values("currency", "day")
+        .annotate(gross=Sum("amount_minor"))
+    )
+    series: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r["currency"], r["day"])):
+        series[row["currency"]].append((row["day"], int(row["gross"])))
+    return dict(series)

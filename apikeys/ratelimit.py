@@ -5,11 +5,13 @@ were accepted in (t - window, t]; only accepted requests are logged, so the log 
 entries. Time comes from the store (PostgreSQL's or Redis's clock), so instances with skewed clocks agree.
 
 Backends, one round trip per request each:
-- PostgreSQL (default): one call of the function `paytrust_rate_limit_hit` (migration apikeys/0003). It takes a
-  per-key advisory lock (so concurrent requests of one key, from any process or instance, are serialised),
-  counts the key's hits in the window through an index and inserts one row per accepted request into an
-  UNLOGGED table; a periodic job deletes rows that left the window. Only inserts and bulk deletes: no hot row
-  rewritten on every request. Cost grows with the hits in the window (at most the limit).
+- PostgreSQL (default): one call of the function `paytrust_rate_limit_hit` (migrations apikeys/0003, 0004). It
+  takes a per-key advisory lock (so concurrent requests of one key, from any process or instance, are
+  serialised) and inserts one row per accepted request into an UNLOGGED table, numbered by a per-key sequence;
+  a periodic job deletes rows that left the window. Only inserts and oldest-first bulk deletes (no hot row
+  rewritten on every request), so the hits in the window are numbered without gaps and their count is
+  `newest number - oldest number in the window + 1`: two index probes, O(log n) however many hits the window
+  holds, still exact.
 - Redis (when settings.REDIS_URL is set): one Lua script on a sorted set (atomic in Redis).
 
 If the store fails, the request is let through (fail open) and the failure is logged and counted: an outage of
@@ -64,8 +66,9 @@ class RateLimitResult:
 
 
 def _pg_hit(bucket: str, limit: int) -> RateLimitResult:
-    # paytrust_rate_limit_hit (migration apikeys/0003): advisory lock per key, count the key's hits of the
-    # window through the (bucket, ts_ms) index, insert this hit when under the limit. One round trip.
+    # paytrust_rate_limit_hit (migrations apikeys/0003, 0004): advisory lock per key, count the key's hits of
+    # the window from their numbers (two probes of the (bucket, ts_ms, seq) index), insert this hit when under the
+    # limit. One round trip.
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM paytrust_rate_limit_hit(%s, %s, %s)", [bucket, limit, WINDOW_MS])
         allowed, used, oldest, now_ms = cursor.fetchone()

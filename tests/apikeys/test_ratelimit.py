@@ -151,3 +151,123 @@ def test_concurrent_requests_of_one_key_never_exceed_the_limit(backend):
     for worker in workers:
         worker.join()
     assert results.count(True) == limit and len(results) == threads
+
+
+# --- PostgreSQL store: the count is newest number - oldest number in the window + 1 (migration apikeys/0004) ---
+
+
+def _pg_window(bucket: str) -> list[tuple[int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ts_ms, seq FROM apikeys_ratelimithit WHERE bucket = %s ORDER BY ts_ms, seq", [bucket]
+        )
+        return cursor.fetchall()
+
+
+def _age_oldest(bucket: str, count: int) -> None:
+    """Move the `count` oldest hits of `bucket` out of the window (as if a minute had passed for them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE apikeys_ratelimithit SET ts_ms = ts_ms - %s WHERE ctid IN (SELECT ctid FROM "
+            "apikeys_ratelimithit WHERE bucket = %s ORDER BY ts_ms, seq LIMIT %s)",
+            [WINDOW_MS + 1, bucket, count],
+        )
+
+
+def _brute_force_used(bucket: str) -> int:
+    """The sliding log's definition: hits of the bucket in (now - window, now], counted one by one."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM apikeys_ratelimithit WHERE bucket = %s "
+            "AND ts_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint - %s",
+            [bucket, WINDOW_MS],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_pg_exactly_the_freed_slots_are_reusable_at_the_boundary(settings):
+    settings.REDIS_URL = ""
+    bucket, limit = "key_boundary", 5
+    assert [rate_limit_hit(bucket=bucket, limit=limit).allowed for _ in range(limit)] == [True] * limit
+    refused = rate_limit_hit(bucket=bucket, limit=limit)
+    assert (refused.allowed, refused.used, refused.remaining) == (False, limit, 0)
+    _age_oldest(bucket, 2)  # two hits leave the window: exactly two more requests may pass, not three
+    results = [rate_limit_hit(bucket=bucket, limit=limit) for _ in range(3)]
+    assert [r.allowed for r in results] == [True, True, False]
+    assert [r.used for r in results] == [4, 5, 5]
+    # The accepted hits are numbered without gaps and the refused ones are not logged.
+    assert [seq for _, seq in _pg_window(bucket)] == list(range(1, limit + 3))
+
+
+@pytest.mark.django_db
+def test_pg_count_matches_the_hits_in_the_window_after_a_purge(settings):
+    settings.REDIS_URL = ""
+    bucket = "key_purged"
+    for _ in range(7):
+        rate_limit_hit(bucket=bucket, limit=100)
+    _age_oldest(bucket, 4)
+    rate_limit_purge()  # deletes the 4 oldest: the numbers left are 5..7
+    assert [seq for _, seq in _pg_window(bucket)] == [5, 6, 7]
+    result = rate_limit_hit(bucket=bucket, limit=100)
+    assert result.allowed and result.used == 4 == _brute_force_used(bucket)
+    oldest_ts = _pg_window(bucket)[0][0]
+    assert result.reset_ms == oldest_ts + WINDOW_MS  # X-RateLimit-Reset: when the oldest counted hit leaves
+
+
+@pytest.mark.django_db
+def test_pg_a_key_whose_hits_all_left_the_window_starts_afresh(settings):
+    settings.REDIS_URL = ""
+    bucket = "key_fresh"
+    assert [rate_limit_hit(bucket=bucket, limit=2).allowed for _ in range(3)] == [True, True, False]
+    _age_oldest(bucket, 2)
+    assert [rate_limit_hit(bucket=bucket, limit=2).used for _ in range(2)] == [1, 2]
+    rate_limit_purge()
+    assert [seq for _, seq in _pg_window(bucket)] == [3, 4]
+    _age_oldest(bucket, 2)
+    rate_limit_purge()
+    assert _pg_window(bucket) == []
+    first = rate_limit_hit(bucket=bucket, limit=2)
+    assert first.allowed and first.used == 1 and _pg_window(bucket)[0][1] == 1
+
+
+@pytest.mark.django_db
+def test_pg_large_window_is_counted_exactly(settings):
+    """Thousands of hits in the window (a high limit): the count is still exact, at and beyond the limit."""
+    settings.REDIS_URL = ""
+    bucket, limit = "key_large", 3000
+    with connection.cursor() as cursor:
+        cursor.execute(  # limit - 1 hits, one function call each, without 2999 round trips
+            f"DO $$ BEGIN FOR i IN 1..{limit - 1} LOOP "
+            f"PERFORM paytrust_rate_limit_hit('{bucket}', {limit}, {WINDOW_MS}); END LOOP; END $$"
+        )
+    assert _brute_force_used(bucket) == limit - 1
+    last = rate_limit_hit(bucket=bucket, limit=limit)
+    assert (last.allowed, last.used) == (True, limit)
+    assert _brute_force_used(bucket) == limit
+    assert rate_limit_hit(bucket=bucket, limit=limit).allowed is False
+    _age_oldest(bucket, 1000)
+    result = rate_limit_hit(bucket=bucket, limit=limit)
+    assert (result.allowed, result.used) == (True, limit - 999)
+    assert _brute_force_used(bucket) == limit - 999
+
+
+@pytest.mark.django_db
+def test_pg_a_clock_step_back_never_undercounts(settings):
+    """If the database clock steps back, a new hit is logged no earlier than the newest one, so numbers and times
+    keep one order and every hit in the window is still counted."""
+    settings.REDIS_URL = ""
+    bucket = "key_clock"
+    for _ in range(3):
+        rate_limit_hit(bucket=bucket, limit=10)
+    with connection.cursor() as cursor:  # the newest hit looks 5 s in the future: the clock went back 5 s
+        cursor.execute(
+            "UPDATE apikeys_ratelimithit SET ts_ms = ts_ms + 5000 WHERE bucket = %s AND seq = 3", [bucket]
+        )
+    result = rate_limit_hit(bucket=bucket, limit=10)
+    assert result.allowed and result.used == 4 == _brute_force_used(bucket)
+    window = _pg_window(bucket)
+    assert [seq for _, seq in window] == [1, 2, 3, 4]
+    assert window[3][0] >= window[2][0]
+    _age_oldest(bucket, 1)
+    assert rate_limit_hit(bucket=bucket, limit=10).used == 4 == _brute_force_used(bucket)

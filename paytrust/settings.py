@@ -180,9 +180,11 @@ OUTBOUND_WEBHOOK_MAX_PAYLOAD_BYTES = env.int("OUTBOUND_WEBHOOK_MAX_PAYLOAD_BYTES
 OUTBOUND_WEBHOOK_RESPONSE_EXCERPT_BYTES = env.int("OUTBOUND_WEBHOOK_RESPONSE_EXCERPT_BYTES", default=1024)
 # After a secret rotation the previous secret keeps signing (a second v1 signature) for this long.
 OUTBOUND_WEBHOOK_SECRET_ROTATION_HOURS = env.float("OUTBOUND_WEBHOOK_SECRET_ROTATION_HOURS", default=24.0)
-# Test-mode endpoints may use http://localhost / 127.0.0.1 / ::1. Turn off on shared production hosts.
+# Test-mode endpoints may use http://localhost / 127.0.0.1 / ::1 (exactly those host names) when this is on.
+# Off by default: on a shared server it would let any merchant's test key POST to the server's own local services.
+# `make run` and `make test` turn it on for local development.
 OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool(
-    "OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE", default=True
+    "OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE", default=False
 )
 # How often workers sweep for deliveries whose job was lost (cron; a 6th field is seconds).
 OUTBOUND_WEBHOOK_SWEEP_CRON = env.str("OUTBOUND_WEBHOOK_SWEEP_CRON", default="* * * * *")

@@ -90,6 +90,9 @@ while IFS= read -r line; do
     fi
 done < "$SECRETS_FILE"
 
+# Local development: test-mode webhook endpoints may point at http://localhost receivers.
+export OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE="${OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE:-true}"
+
 # --- metrics across gunicorn workers: one fresh directory per run ------------------------------------------
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$ROOT/.data/prometheus-$PORT}"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"

@@ -8,6 +8,8 @@ cleanup() { if [ "${PAYTRUST_PRIVATE_PG_STARTED:-0}" = 1 ]; then python scripts/
 trap cleanup EXIT
 export PAYTRUST_ALLOW_DEV_SECRET=true
 export FIELD_ENCRYPTION_KEYS="${FIELD_ENCRYPTION_KEYS:-rLNTU-eyDlvYDc4o1gMLqW9B6Wv4ST1ZnWrcs5oudIY=}"
+# Local receivers (http://localhost) for test-mode webhook endpoints: on for development and tests only.
+export OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE="${OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE:-true}"
 # The Redis rate-limit tests use a Redis on 127.0.0.1:6379 or start `redis-server` on a free port: install it
 # when neither is there (root + apt-get, like devdb.py does for PostgreSQL); otherwise those tests are skipped.
 if ! command -v redis-server >/dev/null 2>&1 && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then

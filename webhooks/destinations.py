@@ -2,9 +2,10 @@
 
 - live mode: `https://` only; every address the host resolves to must be a public unicast address
   (no private, loopback, link-local, multicast, reserved, shared/CGNAT or unspecified address).
-- test mode: the same, except that `http://` and loopback addresses are allowed for `localhost`, `127.0.0.1`
-  and `::1` (settings.OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE, default on) so a developer can point an
-  endpoint at a local receiver.
+- test mode: the same, except that `http://` and loopback addresses are allowed when the URL's host is literally
+  `localhost`, `127.0.0.1` or `::1` (settings.OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE, off by default, on in
+  `make run`/`make test`) so a developer can point an endpoint at a local receiver. Any other name or address
+  that resolves to loopback (127.1.2.3, a DNS name pointing at 127.0.0.1) is refused in every mode.
 At delivery time the request is sent to the resolved and checked IP (Host header and TLS SNI/certificate check
 keep the URL's hostname), so a DNS answer that changes between the check and the connect cannot redirect it.
 """
@@ -45,12 +46,15 @@ def _loopback_allowed(mode: str) -> bool:
     return mode == "test" and settings.OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE
 
 
-def address_allowed(address: str, *, mode: str) -> bool:
+def address_allowed(address: str, *, mode: str, host: str | None = None) -> bool:
+    """May a webhook be sent to `address`? Loopback only for the literal local host names in test mode."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
+        ip = ip.sixtofour  # 2002::/16 wraps an IPv4 address: judge the wrapped one
     if ip.is_loopback:
-        return _loopback_allowed(mode)
+        return host in LOOPBACK_HOSTS and _loopback_allowed(mode)
     refused = ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
     if isinstance(ip, ipaddress.IPv6Address):
         refused = refused or ip.is_site_local
@@ -102,7 +106,7 @@ def destination_resolve(url: str, *, mode: str) -> Destination:
     """Parse, resolve and check `url`; every resolved address must be allowed. Raises DestinationRefused."""
     scheme, host, port, path = _parse(url, mode=mode)
     addresses = _resolve(host, port)
-    refused = [a for a in addresses if not address_allowed(a, mode=mode)]
+    refused = [a for a in addresses if not address_allowed(a, mode=mode, host=host)]
     if refused or not addresses:
         raise DestinationRefused(
             "url resolves to an address that may not receive webhooks (private, loopback, link-local, "

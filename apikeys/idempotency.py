@@ -57,7 +57,7 @@ def fingerprint(*, method: str, path: str, body: bytes) -> str:
     try:
         parsed = json.loads(body, parse_float=Decimal) if body else None
         canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":"), default=str).encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         canonical = body
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), canonical):

@@ -221,11 +221,15 @@ def _query_datetime(params, name: str) -> datetime | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
-    value = parse_datetime(raw.replace(" ", "+"))
+    message = f"{name} must be an RFC 3339 date-time or a date."
+    try:  # a well-formed but impossible date (2024-02-30) raises ValueError
+        value = parse_datetime(raw.replace(" ", "+"))
+        day = parse_date(raw) if value is None else None
+    except ValueError:
+        raise ValidationError(message, param=name)
     if value is None:
-        day = parse_date(raw)
         if day is None:
-            raise ValidationError(f"{name} must be an RFC 3339 date-time or a date.", param=name)
+            raise ValidationError(message, param=name)
         value = datetime.combine(day, time.min)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)

@@ -11,7 +11,15 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
 from paytrust import metrics
-from paytrust.errors import API, AUTHENTICATION, PERMISSION, RATE_LIMIT, ApplicationError, error_response
+from paytrust.errors import (
+    API,
+    AUTHENTICATION,
+    PERMISSION,
+    RATE_LIMIT,
+    ApplicationError,
+    ValidationError,
+    error_response,
+)
 from paytrust.logs import merchant_var, request_id_var
 
 access_log = logging.getLogger("paytrust.access")
@@ -63,6 +71,12 @@ class RequestContextMiddleware:
                 length = 0
             if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
                 response = error_response(RequestDataTooBig())
+            elif "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+                # No id, filter or cursor can contain NUL, and PostgreSQL refuses it in text: a 400 here instead
+                # of a database error later (and nothing reaches the audit log or the ORM).
+                response = error_response(
+                    ValidationError("The URL must not contain the NUL character.", code="invalid_characters")
+                )
             else:
                 response = _as_envelope(self.get_response(request), request)
             response["X-Request-Id"] = request_id

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q, QuerySet
 
@@ -30,6 +31,10 @@ def parse_limit(raw: str | None) -> int:
     return limit
 
 
+# Every object id is a prefixed base62 string; a cursor naming anything else was not made by us.
+_CURSOR_PK = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
 def encode_cursor(created_at: datetime, pk: str) -> str:
     raw = f"{created_at.isoformat()}|{pk}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -40,9 +45,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_raw, pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
         created_at = datetime.fromisoformat(created_raw)
-        if created_at.tzinfo is None or not pk:
+        if created_at.tzinfo is None or not _CURSOR_PK.fullmatch(pk):
             raise ValueError
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        created_at = created_at.astimezone(UTC)  # an offset that pushes it past year 9999 raises OverflowError
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationError("cursor is invalid.", code="cursor_invalid", param="cursor")
     return created_at, pk
 

@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.utils import timezone
+
 from invoices.models import MAX_INSTALLMENTS, MAX_LINE_ITEMS, MIN_INSTALLMENTS
 from paytrust import money
 from paytrust.errors import ValidationError
+
+# Installment due dates may lie at most this far ahead (an unbounded date such as 9999-12-31 overflows the
+# plan's lapse time, and no instalment plan runs for decades).
+MAX_DUE_DATE_DAYS = 5 * 365
 
 DEFAULT_INSTALLMENT_INTERVAL = timedelta(days=30)
 LINE_NAME_MAX = 255
@@ -207,6 +213,14 @@ def parse_installment_plan(spec: InstallmentsIn | None, currency: str) -> Instal
             if spec.due_dates[index] <= spec.due_dates[index - 1]:
                 raise ValidationError(
                     "installments.due_dates must be strictly increasing.",
+                    code="installments_invalid",
+                    param=f"installments.due_dates.{index}",
+                )
+        latest = timezone.now().date() + timedelta(days=MAX_DUE_DATE_DAYS)
+        for index, due in enumerate(spec.due_dates):
+            if due > latest:
+                raise ValidationError(
+                    f"installments.due_dates must lie within {MAX_DUE_DATE_DAYS // 365} years from today.",
                     code="installments_invalid",
                     param=f"installments.due_dates.{index}",
                 )

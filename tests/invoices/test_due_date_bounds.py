@@ -4,12 +4,6 @@ import pytest
 from django.utils import timezone
 
 from invoices.models import Invoice
-from tests.factories import GatewayAccountFactory
-
-
-@pytest.fixture
-def sandbox(merchant):
-    return GatewayAccountFactory(merchant=merchant)
 
 
 def _body(due_dates):
@@ -21,7 +15,7 @@ def _body(due_dates):
 
 
 @pytest.mark.django_db
-def test_a_due_date_decades_ahead_is_refused(api, sandbox):
+def test_a_due_date_decades_ahead_is_refused(api):
     today = timezone.now().date()
     response = api.post("/v1/invoices", _body([str(today + timedelta(days=2)), "9999-12-31"]), format="json")
     assert response.status_code == 400, response.content
@@ -30,7 +24,7 @@ def test_a_due_date_decades_ahead_is_refused(api, sandbox):
 
 
 @pytest.mark.django_db
-def test_a_plan_running_a_few_years_is_accepted(api, sandbox):
+def test_a_plan_running_a_few_years_is_accepted(api):
     today = timezone.now().date()
     dates = [str(today + timedelta(days=2)), str(today + timedelta(days=4 * 365))]
     response = api.post("/v1/invoices", _body(dates), format="json")

@@ -3,10 +3,12 @@ CSV download, the per-day chart, and who may see it."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from lxml import etree
 
 from tests.factories import make_api_key
 from tests.reporting.helpers import END, START, URL, q
@@ -63,6 +65,10 @@ def test_page_chart_has_one_svg_per_currency_with_a_bar_per_day(staff, merchant,
     assert f"<title>{(START + timedelta(days=1)).date().isoformat()}: IDR 446,599</title>" in html
     assert f"<title>{START.date().isoformat()}: IDR 56,500</title>" in html
     assert f"<title>{(START + timedelta(days=5)).date().isoformat()}: IDR 0</title>" in html
+    for svg in re.findall(
+        r'<svg xmlns="http://www.w3.org/2000/svg" class="daily-chart".*?</svg>', html, re.S
+    ):
+        assert etree.fromstring(svg.encode()).tag == "{http://www.w3.org/2000/svg}svg"  # well-formed
     assert "<script" not in html.split('id="content-main"')[1]
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
 

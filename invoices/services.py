@@ -11,17 +11,18 @@ Contracts for the payments work (all keyword-only; see each docstring):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from psycopg import errors as pg_errors
 
-from gateways.selectors import gateway_account_resolve, gateway_fee_for
+from gateways.selectors import gateway_account_resolve, gateway_account_with_fee, gateway_fee_for
 from invoices import calc
 from invoices.calc import CustomerIn, InstallmentPlan, InstallmentsIn, LineItemIn
 from invoices.models import (
@@ -41,6 +42,7 @@ from merchants.models import Merchant
 from paytrust import money
 from paytrust.errors import Conflict, NotFound, Unprocessable, ValidationError
 from paytrust.models import Mode
+from paytrust.sql import insert_for, mark_saved, row_values
 from webhooks import services as webhook_services
 
 logger = logging.getLogger("paytrust.invoices")
@@ -173,12 +175,18 @@ def _validate_description(description: str | None) -> str:
     return description
 
 
-def _resolve_account(*, merchant: Merchant, mode: str, gateway: str | None, currency: str):
+def _gateway_ref(mode: str, gateway: str | None) -> str:
     if gateway is None:
         if mode != Mode.TEST:
             raise ValidationError("gateway is required.", code="parameter_missing", param="gateway")
-        gateway = "sandbox"  # every merchant has a test-mode sandbox account
-    return gateway_account_resolve(merchant=merchant, mode=mode, ref=gateway, currency=currency)
+        return "sandbox"  # every merchant has a test-mode sandbox account
+    return gateway
+
+
+def _resolve_account(*, merchant: Merchant, mode: str, gateway: str | None, currency: str):
+    return gateway_account_resolve(
+        merchant=merchant, mode=mode, ref=_gateway_ref(mode, gateway), currency=currency
+    )
 
 
 @dataclass(frozen=True)
@@ -198,9 +206,11 @@ def _compute(
     line_items: Sequence[LineItemIn],
     plan: InstallmentPlan | None,
     expires_at: datetime,
+    fee: tuple | None = None,
 ) -> _Computed:
+    """`fee`: (percent, fixed minor units) when the caller already read it with the account."""
     lines = calc.parse_line_items(line_items, currency)
-    fee_percent, fee_fixed = gateway_fee_for(account=account, currency=currency)
+    fee_percent, fee_fixed = fee or gateway_fee_for(account=account, currency=currency)
     totals = calc.compute_totals(lines, fee_percent=fee_percent, fee_fixed_minor=fee_fixed)
     if totals.total_minor <= 0:
         raise ValidationError(
@@ -221,36 +231,84 @@ def _lapse_time(expires_at: datetime, installments: Sequence[Installment], *, re
     return max(expires_at, end_of_last_due)
 
 
+def _child_rows(invoice: Invoice, computed: _Computed) -> tuple[list[LineItem], list[Installment]]:
+    lines = [
+        LineItem(
+            invoice=invoice,
+            position=line.position,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price_minor=line.unit_price_minor,
+            tax_rate=line.tax_rate,
+            subtotal_minor=line.subtotal_minor,
+            tax_minor=line.tax_minor,
+        )
+        for line in computed.lines
+    ]
+    installments = [
+        Installment(
+            invoice=invoice,
+            number=inst.number,
+            amount_minor=inst.amount_minor,
+            tax_share_minor=inst.tax_share_minor,
+            fee_share_minor=inst.fee_share_minor,
+            due_date=inst.due_date,
+        )
+        for inst in computed.installments
+    ]
+    return lines, installments
+
+
 def _write_children(invoice: Invoice, computed: _Computed) -> None:
-    lines = LineItem.objects.bulk_create(
-        [
-            LineItem(
-                invoice=invoice,
-                position=line.position,
-                name=line.name,
-                quantity=line.quantity,
-                unit_price_minor=line.unit_price_minor,
-                tax_rate=line.tax_rate,
-                subtotal_minor=line.subtotal_minor,
-                tax_minor=line.tax_minor,
-            )
-            for line in computed.lines
-        ]
-    )
-    installments = Installment.objects.bulk_create(
-        [
-            Installment(
-                invoice=invoice,
-                number=inst.number,
-                amount_minor=inst.amount_minor,
-                tax_share_minor=inst.tax_share_minor,
-                fee_share_minor=inst.fee_share_minor,
-                due_date=inst.due_date,
-            )
-            for inst in computed.installments
-        ]
-    )
+    lines, installments = _child_rows(invoice, computed)
+    lines = LineItem.objects.bulk_create(lines)
+    installments = Installment.objects.bulk_create(installments)
     _cache_related(invoice, line_items=lines, installments=installments)
+
+
+def _insert_new_invoice(invoice: Invoice, computed: _Computed) -> None:
+    """INSERT a new invoice, its line items and installments in ONE statement (the same rows as
+    `invoice.save(force_insert=True)` + `_write_children`; no per-call ORM compilation, one round trip)."""
+    lines, installments = _child_rows(invoice, computed)
+    params = row_values(insert_for(Invoice), invoice)
+    for line in lines:
+        params += row_values(insert_for(LineItem), line)
+    for installment in installments:
+        params += row_values(insert_for(Installment), installment)
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_new_invoice_sql(len(lines), len(installments)), params)
+        ids = {(kind, key): pk for kind, key, pk in cursor.fetchall()}
+    for obj in (invoice, *lines, *installments):
+        mark_saved(obj)
+    for line in lines:
+        line.pk = ids[(0, line.position)]
+    for installment in installments:
+        installment.pk = ids[(1, installment.number)]
+    _cache_related(invoice, line_items=lines, installments=installments)
+
+
+@functools.cache
+def _insert_new_invoice_sql(line_count: int, installment_count: int) -> str:
+    """WITH i AS (INSERT invoice), l AS (INSERT lines RETURNING id, position), n AS (INSERT installments RETURNING
+    id, number) SELECT (0, position, id) … UNION ALL (1, number, id) …: data-modifying CTEs all run, and the
+    children's foreign keys to the invoice are checked at commit (deferred). Built from model metadata
+    (paytrust.sql): only quoted identifiers are interpolated, values are bound parameters."""
+    invoice, line, installment = insert_for(Invoice), insert_for(LineItem), insert_for(Installment)
+    quote = connection.ops.quote_name
+    ctes = [f"new_invoice AS (INSERT INTO {invoice.table} {invoice.columns} VALUES {invoice.row})"]  # noqa: S608
+    selects = []
+    for kind, name, insert, key, count in (
+        (0, "new_lines", line, "position", line_count),
+        (1, "new_installments", installment, "number", installment_count),
+    ):
+        if count:
+            rows = ", ".join([insert.row] * count)
+            ctes.append(
+                f"{name} AS (INSERT INTO {insert.table} {insert.columns} VALUES {rows} "  # noqa: S608
+                f"RETURNING {quote(key)}, {quote('id')})"
+            )
+            selects.append(f"SELECT {kind}, {quote(key)}::integer, {quote('id')} FROM {name}")  # noqa: S608
+    return f"WITH {', '.join(ctes)} " + (" UNION ALL ".join(selects) or "SELECT NULL, NULL, NULL WHERE false")
 
 
 def _apply_totals(invoice: Invoice, computed: _Computed) -> None:
@@ -296,14 +354,22 @@ def invoice_create(
     """
     now = now or timezone.now()
     cur = money.get_currency(currency)
-    account = _resolve_account(merchant=merchant, mode=mode, gateway=gateway, currency=cur.code)
+    resolved = gateway_account_with_fee(
+        merchant=merchant, mode=mode, ref=_gateway_ref(mode, gateway), currency=cur.code
+    )
+    account = resolved.account
     external_id = _validate_external_id(external_id)
     description = _validate_description(description)
     customer = _validate_customer(customer)
     expires_at = _validate_expiry(expires_at, now)
     plan = calc.parse_installment_plan(installments, cur.code)
     computed = _compute(
-        account=account, currency=cur.code, line_items=line_items, plan=plan, expires_at=expires_at
+        account=account,
+        currency=cur.code,
+        line_items=line_items,
+        plan=plan,
+        expires_at=expires_at,
+        fee=(resolved.fee_percent, resolved.fee_fixed_minor),
     )
 
     invoice = Invoice(
@@ -326,8 +392,7 @@ def invoice_create(
     _apply_totals(invoice, computed)
     try:
         with transaction.atomic():
-            invoice.save(force_insert=True)
-            _write_children(invoice, computed)
+            _insert_new_invoice(invoice, computed)
             _cache_related(invoice, supplementary_invoices=[])
             _emit(invoice, "invoice.created", data=invoice_render(invoice, payments=[]))
     except IntegrityError as exc:

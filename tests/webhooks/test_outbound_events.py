@@ -54,3 +54,27 @@ def test_rolled_back_state_change_leaves_no_event_delivery_or_job(merchant):
     assert not Event.objects.exists()
     assert not Delivery.objects.exists()
     assert ProcrastinateJob.objects.count() == jobs_before
+
+
+def test_event_row_and_its_endpoints_are_written_and_read_in_one_statement(
+    merchant, django_assert_num_queries
+):
+    """event_record's pre-built INSERT … + endpoint SELECT (paytrust.sql): the stored row is what the ORM would
+    store (DjangoJSONEncoder for the data, timestamps set) and soft-deleted endpoints receive nothing."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    kept = WebhookEndpointFactory(merchant=merchant, enabled_events=["invoice.created"])
+    WebhookEndpointFactory(merchant=merchant, deleted_at=datetime(2026, 1, 1, tzinfo=UTC))
+    data = {**INVOICE, "at": datetime(2026, 5, 1, 12, 0, tzinfo=UTC), "rate": Decimal("0.11")}
+    with transaction.atomic():
+        event = event_record(merchant=merchant, mode="test", type="invoice.created", data=data)
+    stored = Event.objects.get(pk=event.pk)
+    assert stored.data == {**INVOICE, "at": "2026-05-01T12:00:00Z", "rate": "0.11"}
+    assert (stored.merchant_id, stored.mode, stored.type) == (merchant.id, "test", "invoice.created")
+    assert stored.created_at == event.created_at and stored.updated_at is not None
+    assert not event._state.adding
+    assert [d.endpoint_id for d in Delivery.objects.filter(event=event)] == [kept.id]
+    kept.delete()
+    with django_assert_num_queries(1), transaction.atomic(savepoint=False):
+        event_record(merchant=merchant, mode="test", type="invoice.created", data=INVOICE)

@@ -1,0 +1,95 @@
+"""invoice_create writes the invoice, its line items and installments with ONE pre-built statement
+(invoices.services._insert_new_invoice): the stored rows must be exactly what the returned objects say, as the
+ORM's save()/bulk_create() would have stored them."""
+
+from datetime import date
+
+import pytest
+from django.db import transaction
+
+from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
+from invoices.models import Installment, Invoice, LineItem
+from invoices.services import invoice_create
+from tests.invoices.factories import account_with_fee
+
+pytestmark = pytest.mark.django_db
+
+FIELDS_SKIPPED = {
+    "merchant",
+    "gateway_account",
+    "parent_invoice",
+    "invoice",
+}  # compared by their *_id columns
+
+
+def _columns(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def _create(merchant, **overrides):
+    kwargs = {
+        "merchant": merchant,
+        "mode": "test",
+        "currency": "IDR",
+        "gateway": "xendit",
+        "external_id": "rows-1",
+        "description": "Order 1",
+        "customer": CustomerIn("Budi", "budi@example.com", "+62811"),
+        "line_items": [
+            LineItemIn("Widget", 2, "150000", "0.11"),
+            LineItemIn("Gadget", 1, "99999", "0"),
+            LineItemIn("Shipping", 1, "25000", "0.11"),
+        ],
+        "installments": InstallmentsIn(count=3, amounts=None, due_dates=None),
+        "metadata": {"order": "1"},
+    }
+    kwargs.update(overrides)
+    return invoice_create(**kwargs)
+
+
+def test_stored_rows_are_the_returned_objects(merchant):
+    account_with_fee(merchant, gateway="xendit", currency="IDR", percent="0.029", fixed_minor=2000)
+    invoice = _create(merchant)
+    stored = Invoice.objects.get(pk=invoice.pk)
+    assert _columns(stored) == _columns(invoice)
+    assert stored.fee_percent == invoice.fee_percent and str(stored.fee_percent) == "0.0290"
+    assert stored.metadata == {"order": "1"} and stored.installment_plan == invoice.installment_plan
+    assert stored.created_at is not None and stored.updated_at >= stored.created_at
+    lines = list(invoice.line_items.all())
+    assert [_columns(x) for x in LineItem.objects.filter(invoice=stored).order_by("position")] == [
+        _columns(x) for x in lines
+    ]
+    assert [x.position for x in lines] == [0, 1, 2] and all(x.pk for x in lines)
+    installments = list(invoice.installments.all())
+    assert [_columns(x) for x in Installment.objects.filter(invoice=stored).order_by("number")] == [
+        _columns(x) for x in installments
+    ]
+    assert [x.number for x in installments] == [1, 2, 3]
+    assert sum(x.amount_minor for x in installments) == stored.total_minor
+    assert all(x.status == "unpaid" and x.amount_paid_minor == 0 for x in installments)
+    assert isinstance(installments[0].due_date, date)
+    for obj in (invoice, *lines, *installments):
+        assert obj._state.adding is False and obj._state.db == "default"
+
+
+def test_one_statement_for_the_rows_plus_lookups_and_event(merchant, django_assert_num_queries):
+    account_with_fee(merchant, gateway="xendit", currency="IDR", percent="0.029", fixed_minor=2000)
+    # gateway account + fee (1), invoice + line items + installments (1), event + endpoints (1); the
+    # transaction is a savepoint inside the test's transaction (2).
+    with django_assert_num_queries(5):
+        _create(merchant)
+
+
+def test_single_installment_invoice_and_a_failed_insert_leave_nothing(merchant):
+    invoice = _create(
+        merchant, gateway=None, installments=None, external_id=None, line_items=[LineItemIn("A", 1, "5", "0")]
+    )
+    assert [(x.number, x.amount_minor) for x in invoice.installments.all()] == [(1, 5)]
+    assert Installment.objects.filter(invoice=invoice).count() == 1
+    _create(merchant, gateway=None, external_id="dup")
+    before = (Invoice.objects.count(), LineItem.objects.count(), Installment.objects.count())
+    with transaction.atomic():  # a duplicate external_id fails the one statement: no child row is left behind
+        with pytest.raises(Exception) as raised:
+            _create(merchant, gateway=None, external_id="dup")
+    assert getattr(raised.value, "code", None) == "external_id_duplicate"
+    assert (Invoice.objects.count(), LineItem.objects.count(), Installment.objects.count()) == before

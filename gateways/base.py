@@ -12,6 +12,10 @@ Calling rules (see docs/adr/0010-gateway-contract.md):
   have created the payment at the gateway (timeout, 5xx, unreadable answer): leave the payment `unknown` and ask
   `get_status(payment_id=...)` later. `code="gateway_unavailable"` = the circuit breaker is open (nothing sent).
 - `GatewayPaymentNotFound` (a GatewayError, not retryable) = the gateway has no payment for that id/reference.
+- `notifications_are_authoritative` (class attribute): True when a verified webhook's status and amount may be
+  applied as they are (the authentication covers them). False (Midtrans: the signature covers only order_id,
+  status_code and gross_amount) = a notification is a trigger: the inbound pipeline asks `get_status` and applies
+  the gateway's answer instead.
 """
 
 from __future__ import annotations
@@ -187,6 +191,9 @@ class Gateway(ABC):
     # Credential fields the merchant must supply (all strings). Sandbox: none (it generates its own secret).
     credential_fields: ClassVar[tuple[str, ...]] = ()
     allowed_modes: ClassVar[frozenset[str]] = frozenset({"test", "live"})
+    # May a verified webhook's status/amount be applied as is? False: the inbound pipeline confirms it with
+    # get_status (outside any transaction) and applies the gateway's answer. See docs/adr/0010-gateway-contract.md.
+    notifications_are_authoritative: ClassVar[bool] = True
 
     def __init__(self, *, account: GatewayAccount, credentials: Mapping[str, str]) -> None:
         self.account = account

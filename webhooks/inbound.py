@@ -8,6 +8,10 @@ copies at once — inserts nothing and queues nothing: the unique index decides.
 Process (a worker): claim the row (status `processing` + lease, attempt logged, committed), then in one
 transaction re-read it locked, re-parse the stored raw body and hand the notification to
 `payments.services.payment_apply_gateway_status` (the same path as reconciliation), mark it `processed`.
+For a gateway whose notifications are not authoritative (`Gateway.notifications_are_authoritative` False:
+Midtrans signs only order_id/status_code/gross_amount), the notification is a trigger: before that transaction
+the gateway's `get_status` is asked (HTTP, outside any transaction) and ITS status/amount/time are applied; a
+failed status call fails the attempt, which is retried like any other failure.
 A failure is logged on the attempt and retried after settings.INBOUND_WEBHOOK_RETRY_DELAYS (60, 300, 1800 s),
 then the event is `failed`; a permanent error (the notification names no payment of this account, currency
 mismatch) fails it at once. Failed events are replayed from the API, the admin or `manage.py replay_webhooks`.
@@ -148,9 +152,8 @@ def sandbox_inbound_handler(account: GatewayAccount, headers: dict[str, str], bo
 # ---- process -------------------------------------------------------------------------------------------------
 
 
-def _failure_code(notification: gw.WebhookNotification) -> str:
-    raw = notification.raw or {}
-    if notification.status not in (gw.PaymentStatus.FAILED, gw.PaymentStatus.EXPIRED):
+def _failure_code(status: gw.PaymentStatus, raw: Mapping) -> str:
+    if status not in (gw.PaymentStatus.FAILED, gw.PaymentStatus.EXPIRED):
         return ""
     if str(raw.get("fraud_status") or "").lower() == "deny":
         return "fraud_deny"
@@ -161,8 +164,7 @@ def _failure_code(notification: gw.WebhookNotification) -> str:
     return ""
 
 
-def _failure_message(notification: gw.WebhookNotification) -> str:
-    raw = notification.raw or {}
+def _failure_message(raw: Mapping) -> str:
     for key in ("failure_message", "status_message", "channel_response_message"):
         value = raw.get(key)
         if isinstance(value, str) and value:
@@ -170,22 +172,80 @@ def _failure_message(notification: gw.WebhookNotification) -> str:
     return ""
 
 
-def _apply(event: WebhookEvent) -> str:
-    """Apply a claimed, locked event to its payment. Returns the outcome note."""
-    adapter = gateway_for_account(event.gateway_account)
+def _parse(adapter: gw.Gateway, event: WebhookEvent) -> gw.WebhookNotification:
     try:
-        notification = adapter.parse_webhook(event.headers, bytes(event.body))
+        return adapter.parse_webhook(event.headers, bytes(event.body))
     except WebhookPayloadError as exc:  # parsed fine at receipt: only an adapter change can get here
         raise PermanentProcessingError(f"stored body no longer parses: {exc.message}", code=exc.code)
-    update = GatewayStatusUpdate(
+
+
+def _gateway_truth(event_id: str) -> gw.PaymentStatusResult | None:
+    """For a gateway whose notifications are not authoritative: the gateway's own status of the payment the stored
+    notification names (`get_status`, HTTP: call it outside any transaction). None when the notification may be
+    applied as is. A GatewayError propagates: the attempt fails and is retried."""
+    event = WebhookEvent.objects.select_related("gateway_account").get(pk=event_id)
+    adapter = gateway_for_account(event.gateway_account)
+    if adapter.notifications_are_authoritative:
+        return None
+    notification = _parse(adapter, event)
+    return adapter.get_status(
+        payment_id=notification.payment_id, gateway_reference=notification.gateway_reference or None
+    )
+
+
+def _update_from_notification(notification: gw.WebhookNotification) -> GatewayStatusUpdate:
+    raw = notification.raw or {}
+    return GatewayStatusUpdate(
         status=notification.status,
         amount_minor=notification.amount_minor,
         currency=notification.currency,
         occurred_at=notification.occurred_at,
         gateway_reference=notification.gateway_reference,
-        failure_code=_failure_code(notification),
-        failure_message=_failure_message(notification),
+        failure_code=_failure_code(notification.status, raw),
+        failure_message=_failure_message(raw),
     )
+
+
+def _update_from_truth(
+    notification: gw.WebhookNotification, truth: gw.PaymentStatusResult
+) -> GatewayStatusUpdate:
+    """The gateway's answer replaces everything the notification claimed (status, amount, currency, time)."""
+    if truth.payment_id and truth.payment_id != notification.payment_id:
+        raise PermanentProcessingError(
+            f"the gateway's status answer is for {truth.payment_id!r}, not {notification.payment_id!r}",
+            code="gateway_status_mismatch",
+        )
+    raw = truth.raw or {}
+    return GatewayStatusUpdate(
+        status=truth.status,
+        amount_minor=truth.amount_minor,
+        currency=truth.currency,
+        occurred_at=truth.paid_at,  # None (= now) unless paid: the notification's times are unsigned
+        gateway_reference=truth.gateway_reference or notification.gateway_reference,
+        failure_code=_failure_code(truth.status, raw),
+        failure_message=_failure_message(raw),
+    )
+
+
+def _apply(event: WebhookEvent, truth: gw.PaymentStatusResult | None = None) -> str:
+    """Apply a claimed, locked event to its payment (with `truth`, the gateway's status answer, when the gateway's
+    notifications are not authoritative). Returns the outcome note."""
+    adapter = gateway_for_account(event.gateway_account)
+    notification = _parse(adapter, event)
+    if truth is None and not adapter.notifications_are_authoritative:
+        raise PermanentProcessingError(  # programming error: inbound_event_process always asks first
+            "a non-authoritative notification cannot be applied without the gateway's status",
+            code="gateway_status_required",
+        )
+    if truth is None:
+        update = _update_from_notification(notification)
+    else:
+        update = _update_from_truth(notification, truth)
+        if truth.status != notification.status:
+            logger.warning(
+                "inbound webhook: the gateway's status differs from the notification's",
+                extra={"event": event.pk, "notified": str(notification.status), "gateway": str(truth.status)},
+            )
     try:
         outcome = payment_apply_gateway_status(
             payment_id=notification.payment_id,
@@ -200,7 +260,9 @@ def _apply(event: WebhookEvent) -> str:
             raise PermanentProcessingError(exc.message, code=exc.code)
         raise
     event.payment_id = outcome.payment.pk
-    return outcome.note
+    if truth is None:
+        return outcome.note
+    return f"{outcome.note} (gateway status {truth.status}; notification said {notification.status})"
 
 
 @dataclass(frozen=True)
@@ -302,6 +364,7 @@ def inbound_event_process(*, event_id: str) -> str:
     if not isinstance(claim, _Claim):
         return claim
     try:
+        truth = _gateway_truth(claim.event_id)  # HTTP for non-authoritative gateways: before the transaction
         with transaction.atomic():
             event = (
                 WebhookEvent.objects.select_for_update(of=("self",))
@@ -312,7 +375,7 @@ def inbound_event_process(*, event_id: str) -> str:
                 return "lost_claim"
             if PROCESSING_FAULT_HOOK is not None:
                 PROCESSING_FAULT_HOOK(event)
-            note = _apply(event)
+            note = _apply(event, truth)
             now = timezone.now()
             event.status = InboundStatus.PROCESSED
             event.processed_at = now

@@ -7,6 +7,8 @@
 - Test-mode accounts talk to the Midtrans sandbox, live-mode accounts to production (see client.py).
 - A Snap create retried with the same order_id is refused by Midtrans ("order_id already used"): after a timeout,
   ask get_status(payment_id=…) (404 until the customer starts paying) rather than creating again.
+- Notifications are not authoritative (`notifications_are_authoritative = False`): the inbound pipeline applies
+  get_status's answer, never the notification's transaction_status.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class MidtransGateway(Gateway):
     name = "midtrans"
     supported_currencies = frozenset({"IDR"})
     credential_fields = ("server_key", "client_key")
+    # The signature leaves transaction_status/fraud_status/transaction_id/times unsigned: notifications only
+    # trigger a status query (webhooks.py docstring).
+    notifications_are_authoritative = False
 
     def __init__(self, *, account, credentials: Mapping[str, str]) -> None:
         super().__init__(account=account, credentials=credentials)

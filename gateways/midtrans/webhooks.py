@@ -11,8 +11,24 @@ Status mapping (transaction_status, case-insensitive; fraud_status may be absent
 A card payment notifies `capture` and later `settlement`: both map to succeeded and are distinct events, so the
 consumer must treat an already-succeeded payment as a no-op.
 
+Signed status_code vs transaction_status: the signature covers order_id, status_code and gross_amount ONLY, so
+`transaction_status`, `fraud_status`, `transaction_id` and the times could be rewritten on a genuine notification.
+`parse_notification` therefore requires `transaction_status` (+ fraud_status) to agree with the signed
+`status_code` (a mismatch is a 400 `webhook_status_mismatch`, nothing stored):
+  settlement / capture (fraud accept or absent), refund, partial_refund, chargeback, partial_chargeback -> "200"
+  pending -> "201";  capture/settlement + fraud challenge -> "201";  authorize -> "200" or "201"
+  deny, failure, capture/settlement + fraud deny -> "202";  cancel -> "202" (notification) or "200" (API answer)
+  expire -> "407";  any other transaction_status -> unknown, never applied, not checked
+Sources: MDOCS reference/code-2xx (200 = success incl. authorize/capture/settlement/cancel; 201 = pending /
+challenge; 202 = denied), reference/code-4xx (407 = expired transaction), reference/cancel-transaction-card (cancel
+notification "202", cancel response "200"), reference/refund-transactions-card + recorded samples (refund /
+partial_refund "200"). "200" is still shared by several statuses (a signed cancel/refund could be relabelled as
+settlement), so the notification is NOT authoritative: `MidtransGateway.notifications_are_authoritative` is False
+and the inbound pipeline applies `get_status` (the official clients' `notification()` does the same).
+
 Event id (Midtrans sends none): transaction_id:transaction_status:(settlement_time or transaction_time), plus the
-cumulative refund_amount for refund statuses (two partial refunds share every other field).
+cumulative refund_amount for refund statuses (two partial refunds share every other field). These fields are
+unsigned: they only deduplicate deliveries, each of which merely triggers a status query.
 """
 
 from __future__ import annotations
@@ -66,6 +82,50 @@ def map_status(transaction_status: object, fraud_status: object = None) -> Payme
     return _SIMPLE.get(status, PaymentStatus.UNKNOWN)
 
 
+# The signed status_code each transaction_status comes with (see the module docstring for the sources).
+_SIGNED_CODES: dict[str, frozenset[str]] = {
+    "settlement": frozenset({"200"}),
+    "capture": frozenset({"200"}),
+    "refund": frozenset({"200"}),
+    "partial_refund": frozenset({"200"}),
+    "chargeback": frozenset({"200"}),
+    "partial_chargeback": frozenset({"200"}),
+    "pending": frozenset({"201"}),
+    "authorize": frozenset({"200", "201"}),
+    "deny": frozenset({"202"}),
+    "failure": frozenset({"202"}),
+    "cancel": frozenset({"200", "202"}),
+    "expire": frozenset({"407"}),
+}
+_FRAUD_CODES = {"challenge": frozenset({"201"}), "deny": frozenset({"202"})}
+
+
+def signed_codes_for(transaction_status: object, fraud_status: object = None) -> frozenset[str] | None:
+    """The status_code values Midtrans signs with this transaction_status (+ fraud_status); None = unknown status
+    (mapped to UNKNOWN, which is never applied)."""
+    status = str(transaction_status or "").strip().lower()
+    if status in _SUCCESS_STATES:
+        fraud = str(fraud_status or "").strip().lower()
+        if fraud in _FRAUD_CODES:
+            return _FRAUD_CODES[fraud]
+    return _SIGNED_CODES.get(status)
+
+
+def check_status_code(data: Mapping[str, object]) -> None:
+    """Refuse a notification whose (unsigned) transaction_status/fraud_status contradicts its signed status_code."""
+    allowed = signed_codes_for(data.get("transaction_status"), data.get("fraud_status"))
+    if allowed is None:
+        return
+    code = (field_text(data.get("status_code")) or "").strip()
+    if code not in allowed:
+        raise WebhookPayloadError(
+            f"The Midtrans notification's transaction_status {str(data.get('transaction_status'))[:40]!r} "
+            f"does not match its signed status_code {code[:10]!r}.",
+            code="webhook_status_mismatch",
+            param="status_code",
+        )
+
+
 def signature_for(*, order_id: str, status_code: str, gross_amount: str, server_key: str) -> str:
     return hashlib.sha512(f"{order_id}{status_code}{gross_amount}{server_key}".encode()).hexdigest()
 
@@ -84,7 +144,10 @@ def parse_time(value: object, *, error: type[Exception], field: str) -> datetime
             raise error(f"{field} is not a Midtrans timestamp.")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=WIB)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):  # "0001-01-01 00:00:00" WIB is before year 1 in UTC
+        raise error(f"{field} is out of range.")
 
 
 def _load(raw_body: bytes) -> dict:
@@ -133,6 +196,7 @@ def parse_notification(raw_body: bytes) -> WebhookNotification:
     gross = field_text(data.get("gross_amount"))
     if gross is None:
         raise WebhookPayloadError("The Midtrans notification lacks 'gross_amount'.")
+    check_status_code(data)
     transaction_status = data["transaction_status"].strip().lower()
     status = map_status(transaction_status, data.get("fraud_status"))
     currency = str(data.get("currency") or "IDR").upper()

@@ -3,13 +3,15 @@
 - Basic auth: server key as user, empty password; otherwise 401 with the recorded Snap error body.
 - POST /snap/v1/transactions: transaction_details.order_id and an INTEGER gross_amount; answers 201 with the
   recorded {token, redirect_url} shape; a reused order_id is refused (400) unless the Idempotency-Key repeats.
-- GET /v2/{order_id}/status: 404 until the customer paid (`settle`), then the recorded status shape adjusted.
+- GET /v2/{order_id}/status: 404 until the customer starts paying (`customer_starts`), then the recorded status
+  shape adjusted to the transaction's current state (`set_status`: settlement, expire, deny, …).
 - POST /v2/{order_id}/expire (pending -> expire, status_code 407; settled -> body status_code 412),
   POST /v2/{order_id}/refund (settlement -> refund / partial_refund; refund_key reused -> 406).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import uuid
@@ -24,6 +26,22 @@ WIB = timezone(timedelta(hours=7))
 
 def _wib_now() -> str:
     return datetime.now(UTC).astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# The status_code Midtrans reports with each transaction_status (MDOCS reference/code-2xx, code-4xx,
+# cancel-transaction-card; recorded samples).
+STATUS_CODES = {
+    "settlement": "200",
+    "capture": "200",
+    "refund": "200",
+    "partial_refund": "200",
+    "authorize": "200",
+    "pending": "201",
+    "deny": "202",
+    "cancel": "202",
+    "failure": "202",
+    "expire": "407",
+}
 
 
 class FakeMidtrans(FakeGatewayServer):
@@ -174,7 +192,7 @@ class FakeMidtrans(FakeGatewayServer):
             transaction_id=str(uuid.uuid4()),
             gross_amount=f"{snap['body']['transaction_details']['gross_amount']}.00",
             transaction_status=status,
-            status_code="201" if status == "pending" else "200",
+            status_code=STATUS_CODES.get(status, "200"),
             transaction_time=_wib_now(),
             payment_type="bank_transfer",
             approval_code=secrets.token_hex(4),
@@ -186,3 +204,37 @@ class FakeMidtrans(FakeGatewayServer):
         with self._state_lock:
             self.transactions[order_id] = tx
         return tx
+
+    def set_status(self, order_id: str, transaction_status: str, *, fraud_status: str | None = None) -> dict:
+        """Midtrans' state of the transaction moves to `transaction_status` (created first if the customer had not
+        started): what GET /status answers from now on. Returns the transaction."""
+        if order_id not in self.transactions:
+            self.customer_starts(order_id)
+        with self._state_lock:
+            tx = self.transactions[order_id]
+            tx.update(
+                transaction_status=transaction_status,
+                status_code=STATUS_CODES.get(transaction_status, "200"),
+                status_message="Success, transaction is found",
+            )
+            if transaction_status in ("settlement", "capture"):
+                tx.setdefault("settlement_time", _wib_now())
+            if fraud_status is None:
+                tx.pop("fraud_status", None)
+            else:
+                tx["fraud_status"] = fraud_status
+                if fraud_status == "challenge":
+                    tx["status_code"] = "201"
+                elif fraud_status == "deny":
+                    tx["status_code"] = "202"
+            self._sign(tx)
+            return dict(tx)
+
+    def notification(self, order_id: str, **changes) -> bytes:
+        """The HTTP notification Midtrans sends for the transaction's current state (signed with the server key);
+        `changes` are applied AFTER signing (a tampered delivery)."""
+        with self._state_lock:
+            tx = {k: v for k, v in self.transactions[order_id].items() if not k.startswith("_")}
+        tx["status_message"] = "midtrans payment notification"
+        tx.update(changes)
+        return json.dumps(tx, default=str).encode()

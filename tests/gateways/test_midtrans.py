@@ -214,12 +214,18 @@ def test_settlement_time_is_converted_from_jakarta_time_to_utc(midtrans):
     [
         ({"transaction_status": "deny", "status_code": "202"}, PaymentStatus.FAILED),
         ({"transaction_status": "cancel"}, PaymentStatus.FAILED),
-        ({"transaction_status": "failure"}, PaymentStatus.FAILED),
+        ({"transaction_status": "failure", "status_code": "202"}, PaymentStatus.FAILED),
         ({"transaction_status": "expire", "status_code": "407"}, PaymentStatus.EXPIRED),
         ({"transaction_status": "pending", "status_code": "201"}, PaymentStatus.PENDING),
         ({"transaction_status": "PENDING", "status_code": "201"}, PaymentStatus.PENDING),
-        ({"transaction_status": "capture", "fraud_status": "challenge"}, PaymentStatus.PENDING),
-        ({"transaction_status": "capture", "fraud_status": "deny"}, PaymentStatus.FAILED),
+        (
+            {"transaction_status": "capture", "fraud_status": "challenge", "status_code": "201"},
+            PaymentStatus.PENDING,
+        ),
+        (
+            {"transaction_status": "capture", "fraud_status": "deny", "status_code": "202"},
+            PaymentStatus.FAILED,
+        ),
         ({"transaction_status": "SETTLEMENT"}, PaymentStatus.SUCCEEDED),
         (
             {"transaction_status": "partial_refund", "refund_amount": "4000.00"},

@@ -168,6 +168,7 @@ def test_duplicate_delivery_returns_200_and_changes_nothing(api, merchant, xendi
 
 def test_midtrans_settlement_pays(api, merchant, midtrans_account, midtrans_fake):
     payment = new_payment(api, merchant, gateway="midtrans", amount="154600")
+    midtrans_fake.set_status(payment.id, "settlement")  # what the status query (the truth) answers
 
     response = post_webhook("midtrans", midtrans_account.id, midtrans_notification(payment))
     process_all()
@@ -180,6 +181,7 @@ def test_midtrans_settlement_pays(api, merchant, midtrans_account, midtrans_fake
 
 def test_midtrans_expire_expires_the_payment(api, merchant, midtrans_account, midtrans_fake):
     payment = new_payment(api, merchant, gateway="midtrans")
+    midtrans_fake.set_status(payment.id, "expire")
 
     post_webhook("midtrans", midtrans_account.id, midtrans_notification(payment, transaction_status="expire"))
     process_all()
@@ -196,6 +198,9 @@ def test_midtrans_deny_or_failure_fails_the_payment_but_leaves_the_invoice_open(
     api, merchant, midtrans_account, midtrans_fake, transaction_status, code, reason
 ):
     payment = new_payment(api, merchant, gateway="midtrans")
+    midtrans_fake.set_status(
+        payment.id, transaction_status, fraud_status="deny" if transaction_status == "deny" else None
+    )
 
     post_webhook(
         "midtrans", midtrans_account.id, midtrans_notification(payment, transaction_status=transaction_status)
@@ -211,6 +216,7 @@ def test_midtrans_deny_or_failure_fails_the_payment_but_leaves_the_invoice_open(
 
 def test_midtrans_capture_then_settlement_is_one_state_change(api, merchant, midtrans_account, midtrans_fake):
     payment = new_payment(api, merchant, gateway="midtrans")
+    midtrans_fake.set_status(payment.id, "settlement")
     post_webhook(
         "midtrans", midtrans_account.id, midtrans_notification(payment, transaction_status="capture")
     )

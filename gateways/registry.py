@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from gateways.models import GatewayAccount
 
 _GATEWAYS: dict[str, type[Gateway]] = {}
+_loaded = False
 
 
 def register(cls: type[Gateway]) -> type[Gateway]:
@@ -20,12 +21,16 @@ def register(cls: type[Gateway]) -> type[Gateway]:
 
 
 def _load() -> None:
-    if _GATEWAYS:
+    # A flag, not "is the dict empty": importing one adapter module first registers that one class only.
+    global _loaded
+    if _loaded:
         return
     # Imported lazily (they import Django models); each module registers its class.
     import gateways.midtrans.gateway  # noqa: F401
     import gateways.sandbox.gateway  # noqa: F401
     import gateways.xendit.gateway  # noqa: F401
+
+    _loaded = True
 
 
 def gateway_names() -> list[str]:

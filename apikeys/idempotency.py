@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from apikeys.models import IdempotencyRecord
 from paytrust.errors import IdempotencyError, ValidationError
+from paytrust.sql import prepared_cursor, stable_params
 
 logger = logging.getLogger("paytrust.idempotency")
 
@@ -84,7 +85,7 @@ def idempotency_begin(
     fp = fingerprint(method=method, path=path, body=body)
     for _ in range(5):
         now = timezone.now()
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:  # parsed and planned once per connection
             cursor.execute(_CLAIM_SQL, [merchant_id, mode, key, fp, method, path[:500], now, now])
             row = cursor.fetchone()
         if row is not None:
@@ -132,14 +133,20 @@ def should_store(status: int) -> bool:
     return not 400 <= status < 500
 
 
+_COMPLETE_SQL = """
+UPDATE apikeys_idempotencyrecord
+SET status = 'completed', response_status = %s::integer, response_headers = %s, response_body = %s,
+    completed_at = %s
+WHERE id = %s::bigint
+"""
+
+
 def idempotency_complete(*, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> None:
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
-        status=IdempotencyRecord.Status.COMPLETED,
-        response_status=status,
-        response_headers=headers,
-        response_body=body,
-        completed_at=timezone.now(),
-    )
+    """Store the response (one pre-built, prepared UPDATE: this runs after every POST)."""
+    headers_field = IdempotencyRecord._meta.get_field("response_headers")
+    params = [status, headers_field.get_db_prep_save(headers, connection), bytes(body), timezone.now()]
+    with prepared_cursor() as cursor:
+        cursor.execute(_COMPLETE_SQL, stable_params([*params, claim.record_id]))
 
 
 def idempotency_release(*, claim: Claim) -> None:

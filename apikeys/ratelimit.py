@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
+from paytrust.sql import prepared_cursor, stable_params
+
 logger = logging.getLogger("paytrust.ratelimit")
 
 WINDOW_MS = 60_000
@@ -69,8 +71,11 @@ def _pg_hit(bucket: str, limit: int) -> RateLimitResult:
     # paytrust_rate_limit_hit (migrations apikeys/0003, 0004): advisory lock per key, count the key's hits of
     # the window from their numbers (two probes of the (bucket, ts_ms, seq) index), insert this hit when under the
     # limit. One round trip.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM paytrust_rate_limit_hit(%s, %s, %s)", [bucket, limit, WINDOW_MS])
+    with prepared_cursor() as cursor:  # parsed once per connection
+        cursor.execute(
+            "SELECT * FROM paytrust_rate_limit_hit(%s, %s::integer, %s::bigint)",
+            stable_params([bucket, limit, WINDOW_MS]),
+        )
         allowed, used, oldest, now_ms = cursor.fetchone()
     return RateLimitResult(
         allowed=allowed, limit=limit, used=used, reset_ms=(oldest or now_ms) + WINDOW_MS, now_ms=now_ms

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from apikeys.models import ApiKey, AuditLog
 from paytrust.errors import NotFound
 from paytrust.models import Mode
+from paytrust.sql import prepared_cursor
 
 
 def _visible_modes(caller_mode: str) -> list[str]:
@@ -99,7 +100,7 @@ def api_key_for_auth(*, prefix: str) -> ApiKey | None:
     from merchants.models import Merchant
 
     sql, key_fields, merchant_fields = _auth_query()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # parsed and planned once per connection
         cursor.execute(sql, [prefix])
         row = cursor.fetchone()
     if row is None:

@@ -14,7 +14,7 @@ from gateways.models import GatewayAccount, GatewayFee
 from merchants.models import Merchant
 from paytrust import crypto
 from paytrust.errors import NotFound, ValidationError
-from paytrust.sql import instance_from_row
+from paytrust.sql import instance_from_row, prepared_cursor
 
 
 def gateway_account_resolve(
@@ -67,7 +67,7 @@ def gateway_account_with_fee(
     if not isinstance(ref, str) or not ref:
         raise ValidationError("gateway is required.", code="parameter_missing", param=param)
     sql, fields = _account_fee_query(by_id=ref.startswith("gwa_"))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [currency, merchant.pk, mode, ref])
         row = cursor.fetchone()
     if row is None:

@@ -42,7 +42,7 @@ from merchants.models import Merchant
 from paytrust import money
 from paytrust.errors import Conflict, NotFound, Unprocessable, ValidationError
 from paytrust.models import Mode
-from paytrust.sql import insert_for, mark_saved, row_values
+from paytrust.sql import column_arrays, insert_for, mark_saved, prepared_cursor, row_values
 from webhooks import services as webhook_services
 
 logger = logging.getLogger("paytrust.invoices")
@@ -270,13 +270,13 @@ def _insert_new_invoice(invoice: Invoice, computed: _Computed) -> None:
     """INSERT a new invoice, its line items and installments in ONE statement (the same rows as
     `invoice.save(force_insert=True)` + `_write_children`; no per-call ORM compilation, one round trip)."""
     lines, installments = _child_rows(invoice, computed)
-    params = row_values(insert_for(Invoice), invoice)
-    for line in lines:
-        params += row_values(insert_for(LineItem), line)
-    for installment in installments:
-        params += row_values(insert_for(Installment), installment)
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_new_invoice_sql(len(lines), len(installments)), params)
+    params = [
+        *row_values(insert_for(Invoice), invoice),
+        *column_arrays(insert_for(LineItem), lines),
+        *column_arrays(insert_for(Installment), installments),
+    ]
+    with prepared_cursor() as cursor:
+        cursor.execute(_insert_new_invoice_sql(), params)
         ids = {(kind, key): pk for kind, key, pk in cursor.fetchall()}
     for obj in (invoice, *lines, *installments):
         mark_saved(obj)
@@ -288,27 +288,27 @@ def _insert_new_invoice(invoice: Invoice, computed: _Computed) -> None:
 
 
 @functools.cache
-def _insert_new_invoice_sql(line_count: int, installment_count: int) -> str:
-    """WITH i AS (INSERT invoice), l AS (INSERT lines RETURNING id, position), n AS (INSERT installments RETURNING
-    id, number) SELECT (0, position, id) … UNION ALL (1, number, id) …: data-modifying CTEs all run, and the
-    children's foreign keys to the invoice are checked at commit (deferred). Built from model metadata
-    (paytrust.sql): only quoted identifiers are interpolated, values are bound parameters."""
-    invoice, line, installment = insert_for(Invoice), insert_for(LineItem), insert_for(Installment)
+def _insert_new_invoice_sql() -> str:
+    """WITH i AS (INSERT invoice VALUES (…)), l AS (INSERT lines SELECT * FROM unnest(arrays) RETURNING position,
+    id), n AS (INSERT installments … RETURNING number, id) SELECT 0, position, id … UNION ALL SELECT 1, number, id
+    …: data-modifying CTEs all run, and the children's foreign keys to the invoice are checked at commit
+    (deferred). One text whatever the number of lines/installments (one prepared statement, parameters within
+    psycopg's query cache limits). Built from model metadata (paytrust.sql): only quoted identifiers are
+    interpolated, values are bound parameters."""
+    invoice = insert_for(Invoice)
     quote = connection.ops.quote_name
     ctes = [f"new_invoice AS (INSERT INTO {invoice.table} {invoice.columns} VALUES {invoice.row})"]  # noqa: S608
     selects = []
-    for kind, name, insert, key, count in (
-        (0, "new_lines", line, "position", line_count),
-        (1, "new_installments", installment, "number", installment_count),
+    for kind, name, insert, key in (
+        (0, "new_lines", insert_for(LineItem), "position"),
+        (1, "new_installments", insert_for(Installment), "number"),
     ):
-        if count:
-            rows = ", ".join([insert.row] * count)
-            ctes.append(
-                f"{name} AS (INSERT INTO {insert.table} {insert.columns} VALUES {rows} "  # noqa: S608
-                f"RETURNING {quote(key)}, {quote('id')})"
-            )
-            selects.append(f"SELECT {kind}, {quote(key)}::integer, {quote('id')} FROM {name}")  # noqa: S608
-    return f"WITH {', '.join(ctes)} " + (" UNION ALL ".join(selects) or "SELECT NULL, NULL, NULL WHERE false")
+        ctes.append(
+            f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.unnest} "  # noqa: S608
+            f"RETURNING {quote(key)}, {quote('id')})"
+        )
+        selects.append(f"SELECT {kind}, {quote(key)}::integer, {quote('id')} FROM {name}")  # noqa: S608
+    return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(selects)
 
 
 def _apply_totals(invoice: Invoice, computed: _Computed) -> None:

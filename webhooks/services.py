@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from paytrust.errors import NotFound, Unprocessable, ValidationError
-from paytrust.sql import insert_for, mark_saved, row_values
+from paytrust.sql import insert_for, mark_saved, prepared_cursor, row_values
 from webhooks import signing
 from webhooks.destinations import endpoint_url_validate
 from webhooks.models import ALL_EVENTS, Delivery, DeliveryStatus, Event, EventType, WebhookEndpoint
@@ -38,7 +38,7 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
     if not isinstance(data, dict):
         raise ValueError("event data must be the object snapshot (a dict)")
     event = Event(merchant=merchant, mode=mode, type=type, data=data)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         # One round trip: the event row and the ids of the endpoints that receive it.
         cursor.execute(_event_insert_sql(), [*row_values(insert_for(Event), event), merchant.pk, mode, type])
         endpoint_ids = [row[0] for row in cursor.fetchall()]

@@ -93,3 +93,14 @@ def test_single_installment_invoice_and_a_failed_insert_leave_nothing(merchant):
             _create(merchant, gateway=None, external_id="dup")
     assert getattr(raised.value, "code", None) == "external_id_duplicate"
     assert (Invoice.objects.count(), LineItem.objects.count(), Installment.objects.count()) == before
+
+
+def test_a_hundred_lines_and_twelve_custom_installments_are_stored_as_returned(merchant):
+    lines = [LineItemIn(f"Item {i}", i + 1, str(1000 + i), "0.11" if i % 2 else "0") for i in range(100)]
+    invoice = _create(merchant, gateway=None, line_items=lines, installments=InstallmentsIn(count=12))
+    stored_lines = list(LineItem.objects.filter(invoice=invoice).order_by("position"))
+    assert [_columns(x) for x in stored_lines] == [_columns(x) for x in invoice.line_items.all()]
+    assert [x.position for x in stored_lines] == list(range(100))
+    stored = list(Installment.objects.filter(invoice=invoice).order_by("number"))
+    assert [_columns(x) for x in stored] == [_columns(x) for x in invoice.installments.all()]
+    assert len(stored) == 12 and sum(x.amount_minor for x in stored) == invoice.total_minor

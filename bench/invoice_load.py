@@ -258,7 +258,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(DURATIONS), default="quick")
     parser.add_argument("--target", choices=["prod", "baseline", "both"], default="both")
     parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "4")))
+    # Defaults = paytrust/gunicorn_conf.py's (2 workers x 4 threads: one worker per core on the 2-core VM).
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "4")))
     parser.add_argument(
         "--python", action="store_true", help="use the Python load generator even if wrk exists"

@@ -87,6 +87,10 @@ if DB_POOL:
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
+# The hottest statements (auth, rate limit, idempotency, invoice creation, events) run as server-side prepared
+# statements (paytrust/sql.py). Turn off behind a pooler that cannot keep them (PgBouncer in transaction mode
+# before 1.21 / without max_prepared_statements): they then bind client-side like the ORM.
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

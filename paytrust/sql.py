@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
 from django.db.backends.postgresql.psycopg_any import register_tzloader
@@ -93,6 +94,8 @@ def prepared_cursor():
     casts); the ORM's SQL is written for client-side binding. psycopg forgets its prepared statements after a
     ROLLBACK (it cannot know what was dropped), so they are prepared again on that connection."""
     conn = connections[DEFAULT_DB_ALIAS]
+    if not settings.DB_PREPARED_STATEMENTS:
+        return conn.cursor()  # client-side binding, like the ORM; the statements here work either way
     conn.ensure_connection()
     raw = conn.connection
     if raw.prepare_threshold is None:

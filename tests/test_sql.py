@@ -58,3 +58,33 @@ def test_stable_params_binds_every_int_as_int8_and_leaves_the_rest():
     values = stable_params([1, 2**40, True, None, "7", 1.5])
     assert [type(v).__name__ for v in values] == ["Int8", "Int8", "bool", "NoneType", "str", "float"]
     assert values[:2] == [1, 2**40]
+
+
+def test_with_prepared_statements_off_the_hot_path_binds_client_side(settings, client_for):
+    """DB_PREPARED_STATEMENTS=false (behind a pooler that cannot keep prepared statements): the same statements run
+    with client-side binding, and nothing is prepared on the connection."""
+    from invoices.models import Installment, Invoice, LineItem
+    from merchants.services import merchant_create
+    from tests.factories import make_api_key
+
+    settings.DB_PREPARED_STATEMENTS = False
+    settings.REDIS_URL = ""
+    merchant = merchant_create(name="Client-side")
+    _, plaintext = make_api_key(merchant)
+    api = client_for(plaintext)
+    body = {
+        "currency": "IDR",
+        "line_items": [
+            {"name": "Widget", "quantity": 2, "unit_price": "150000", "tax_rate": "0.11"},
+            {"name": "Gadget", "quantity": 1, "unit_price": "99999", "tax_rate": "0"},
+        ],
+        "installments": {"count": 3},
+    }
+    for n in range(PREPARE_THRESHOLD + 1):
+        response = api.post("/v1/invoices", body, format="json", HTTP_IDEMPOTENCY_KEY=f"client-side-{n}")
+        assert response.status_code == 201, response.json()
+    assert response.json()["total"] == "432999"  # 300000 + 99999 + 33000 tax; sandbox: no fee
+    invoice = Invoice.objects.get(pk=response.json()["id"])
+    assert LineItem.objects.filter(invoice=invoice).count() == 2
+    assert Installment.objects.filter(invoice=invoice).count() == 3
+    assert _prepared_statements() == []

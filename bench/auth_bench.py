@@ -267,7 +267,11 @@ def main() -> None:
     env.setdefault("FIELD_ENCRYPTION_KEYS", "rLNTU-eyDlvYDc4o1gMLqW9B6Wv4ST1ZnWrcs5oudIY=")
     if not env.get("DATABASE_URL"):
         lines = subprocess.run(
-            [PY, "scripts/devdb.py", "paytrust_bench_auth"], cwd=ROOT, capture_output=True, text=True, check=True
+            [PY, "scripts/devdb.py", "paytrust_bench_auth"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         env["DATABASE_URL"] = re.search(r"DATABASE_URL='([^']+)'", lines).group(1)
     wrk = ensure_wrk(args.tool)

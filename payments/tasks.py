@@ -14,9 +14,7 @@ logger = logging.getLogger("paytrust.payments")
 PAYMENTS_QUEUE = "payments"
 
 
-@app.periodic(
-    cron=settings.PAYMENT_RECONCILE_CRON, periodic_id="payments.reconcile_payments"
-)
+@app.periodic(cron=settings.PAYMENT_RECONCILE_CRON, periodic_id="payments.reconcile_payments")
 @app.task(name="payments.reconcile_payments", queue=PAYMENTS_QUEUE)
 def reconcile_payments(timestamp: int) -> None:
     """Every minute: ask the gateways about `unknown` payments, `initiating` ones older than a minute and

@@ -47,7 +47,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at = datetime.fromisoformat(created_raw)
         if created_at.tzinfo is None or not _CURSOR_PK.fullmatch(pk):
             raise ValueError
-        created_at = created_at.astimezone(UTC)  # an offset that pushes it past year 9999 raises OverflowError
+        # An offset that pushes it past year 9999 raises OverflowError.
+        created_at = created_at.astimezone(UTC)
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationError("cursor is invalid.", code="cursor_invalid", param="cursor")
     return created_at, pk

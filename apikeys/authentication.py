@@ -4,6 +4,12 @@ Each request reads the key row by its non-secret prefix (one indexed query, join
 expired or rotated-away key is refused on the very next request. The Argon2id verification is paid once per key
 and process: afterwards a constant-time compare of an HMAC-SHA256 digest, kept in memory for a short time, bound
 to the stored hash (a rotated or re-hashed key never matches a stale entry).
+
+Argon2id is expensive on purpose (~300 ms of CPU and 64 MiB here), and key prefixes are not secret: without a
+bound, anyone who knows one could make every request cost a full verification. So verifications (cache misses)
+are counted per client address over a rolling minute (`API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE`, default 30, on
+the rate limiter's store); past that, a request that would need one gets 429 `too_many_verifications` without
+it. A client whose key is already verified in the worker is never held up: the cached check comes first.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from apikeys.models import ApiKey, AuditLog
+from apikeys.ratelimit import rate_limit_hit
 from apikeys.selectors import api_key_for_auth
 from apikeys.services import HASHER, Actor, audit_record, split_key
 from merchants.models import Merchant
 from paytrust import metrics
-from paytrust.errors import AuthenticationError
+from paytrust.errors import ApplicationError, AuthenticationError, RateLimited
 from paytrust.logs import merchant_var
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -105,7 +112,13 @@ def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _fail(request, reason: str, key: ApiKey | None = None, message: str = "Invalid API key provided."):
+def _fail(
+    request,
+    reason: str,
+    key: ApiKey | None = None,
+    message: str = "Invalid API key provided.",
+    error: ApplicationError | None = None,
+):
     metrics.auth_failed(reason)
     audit_record(
         action=AuditLog.Action.AUTH_FAILED,
@@ -120,7 +133,28 @@ def _fail(request, reason: str, key: ApiKey | None = None, message: str = "Inval
         reason=reason,
         path=request.path[:200],
     )
-    raise AuthenticationError(message)
+    raise error or AuthenticationError(message)
+
+
+def _verification_allowed(request, key: ApiKey) -> None:
+    """Count one Argon2id verification against the client address's budget; over it -> 429, audited."""
+    limit = settings.API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE
+    ip = client_ip(request)
+    if not limit or ip is None:
+        return
+    result = rate_limit_hit(bucket=f"verify:{ip}", limit=limit)
+    if result is not None and not result.allowed:
+        _fail(
+            request,
+            "too_many_verifications",
+            key,
+            error=RateLimited(
+                f"Too many API keys to verify from this address: at most {limit} per rolling minute. "
+                f"Retry after {result.retry_after_seconds} seconds.",
+                code="too_many_verifications",
+                headers={"Retry-After": str(result.retry_after_seconds)},
+            ),
+        )
 
 
 def authenticate_key(request, plaintext: str) -> Principal:
@@ -139,6 +173,7 @@ def authenticate_key(request, plaintext: str) -> Principal:
         _fail(request, "merchant_inactive", key, "This merchant account is disabled.")
     digest = verified_cache.digest(plaintext)
     if not verified_cache.hit(key, digest):
+        _verification_allowed(request, key)
         try:
             HASHER.verify(key.secret_hash, plaintext)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

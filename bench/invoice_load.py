@@ -11,7 +11,8 @@ wrk (`apt-get install -y wrk`, script bench/invoice_create.lua) if installed, el
 
 Modes: quick = 20 s, full = 300 s (plus a 5 s warm-up that is not measured: it also pays each worker's one-off
 Argon2id key verification). Reports requests/s, p50/p95/p99/max latency and errors; `--json` writes them to a file.
-The database named by DATABASE_URL is migrated and gets a bench merchant (rate limit raised so the limiter runs
+Each target runs on a new database `<DATABASE_URL's name>_<target>` (dropped and created by the script, then
+migrated; `--same-db` uses DATABASE_URL's itself) holding a bench merchant (rate limit raised so the limiter runs
 but never refuses), an API key and a `xendit` test account with a 2.9 % + 2000 IDR fee.
 """
 
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +74,32 @@ def setup_data() -> dict:
 
     connections.close_all()
     return {"merchant": merchant.id, "account": account.id, "key": plaintext}
+
+
+def fresh_database(target: str) -> tuple[str, dict]:
+    """A new, empty database `<DATABASE_URL's name>_<target>` (dropped first if it exists), migrated and given the
+    bench data (in a child process: this one's Django is bound to one database). Every target starts from the
+    same state: the inserted rows grow the tables and their indexes past PostgreSQL's buffers within minutes, so
+    a target run after another on the same database would pay for the other's rows."""
+    import psycopg
+    from psycopg import sql
+
+    base = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    name = f"{base.path.lstrip('/')}_{target}"
+    maintenance = urllib.parse.urlunsplit(base._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urllib.parse.urlunsplit(base._replace(path=f"/{name}"))
+    out = subprocess.run(
+        [PYTHON, __file__, "--setup-only"],
+        env={**os.environ, "DATABASE_URL": url},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return url, json.loads(out.strip().splitlines()[-1])
 
 
 def free_port() -> int:
@@ -271,12 +299,26 @@ def main() -> None:
         help="gthread = the production config (keep-alive); sync = one request per worker, fair accept queue",
     )
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument(
+        "--same-db",
+        action="store_true",
+        help="run every target on DATABASE_URL itself (default: each on a new database, see fresh_database)",
+    )
+    parser.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    data = setup_data()
+    if args.setup_only:  # child of fresh_database(): migrate, create the bench data, print it
+        print(json.dumps(setup_data()))
+        return
     log_dir = Path(tempfile.mkdtemp(prefix="invoice-bench-"))
     targets = ["baseline", "prod"] if args.target == "both" else [args.target]
-    results = [measure(target, data, args, log_dir) for target in targets]
+    results = []
+    for target in targets:
+        if args.same_db:
+            data = setup_data()
+        else:
+            os.environ["DATABASE_URL"], data = fresh_database(target)
+        results.append(measure(target, data, args, log_dir))
 
     print(f"\ninvoice creation, {args.connections} concurrent clients, {DURATIONS[args.mode]} s ({args.mode}), "
           f"gunicorn {args.worker_class} {args.workers} workers × {args.threads} threads, {os.cpu_count()} CPUs; "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -621,8 +621,22 @@ def _recompute_draft(invoice: Invoice, changes: dict, *, now: datetime) -> None:
 # ---- void / expire -------------------------------------------------------------------------------------------
 
 
+# ---- payments hook: a voided invoice closes its open gateway payments -----------------------------------------
+# The payments app owns payment rows. It registers at start-up (AppConfig.ready) a function that
+# `invoice_void` calls inside its transaction, so the invoice's open payments stop taking money
+# (payments.services.payments_close_for_invoice).
+InvoiceVoidedHook = Callable[[Invoice, datetime], object]
+_invoice_voided_hook: InvoiceVoidedHook | None = None
+
+
+def register_invoice_voided_hook(hook: InvoiceVoidedHook | None) -> None:
+    global _invoice_voided_hook
+    _invoice_voided_hook = hook
+
+
 def invoice_void(*, merchant: Merchant, mode: str, invoice_id: str, now: datetime | None = None) -> Invoice:
-    """draft/pending -> void (no money received). Anything else gives 409; records `invoice.voided`."""
+    """draft/pending -> void (no money received). Anything else gives 409; records `invoice.voided`. Its open
+    gateway payments are closed in the same transaction (see `register_invoice_voided_hook`)."""
     now = now or timezone.now()
     with transaction.atomic():
         invoice = _lock(invoice_id, merchant=merchant, mode=mode)
@@ -641,6 +655,8 @@ def invoice_void(*, merchant: Merchant, mode: str, invoice_id: str, now: datetim
         invoice.save(update_fields=["status", "voided_at", "updated_at"])
         for event in events:
             _emit(invoice, event)
+        if _invoice_voided_hook is not None:
+            _invoice_voided_hook(invoice, now)
     return with_relations(Invoice.objects.filter(pk=invoice.pk)).get()
 
 

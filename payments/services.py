@@ -39,6 +39,7 @@ from paytrust.errors import (
     Unprocessable,
     ValidationError,
 )
+from paytrust.jobs import defer_in_transaction
 from webhooks import services as webhook_services
 
 logger = logging.getLogger("paytrust.payments")
@@ -250,7 +251,8 @@ def _phase3_record(
             payment.gateway_reference = result.gateway_reference
             payment.payment_url = result.payment_url
             if result.expires_at is not None:
-                payment.expires_at = result.expires_at
+                # The earlier deadline wins: ours may have been brought forward meanwhile (invoice voided).
+                payment.expires_at = min(filter(None, (payment.expires_at, result.expires_at)))
             _set_status(payment, PaymentStatus.PENDING)
         elif gw.outcome_unknown(error):
             payment.failure_code = error.code
@@ -456,6 +458,27 @@ class ReconcileSummary:
 
 def _backoff(attempts: int) -> timedelta:
     return min(RECONCILE_BACKOFF_BASE * (2 ** min(attempts, 10)), RECONCILE_BACKOFF_MAX)
+
+
+def payments_close_for_invoice(invoice, now: datetime) -> list[str]:
+    """The invoice was voided (called inside that transaction): its open payments must stop taking money.
+
+    Each is made due for expiry now, and a `payments.reconcile_payment` job is deferred in the same transaction:
+    it asks the gateway, expires a payment still open there (Xendit `expire!`, Midtrans `expire`, the sandbox's
+    session) and applies the answer. A customer who paid just before keeps their payment: it is applied as usual
+    and shows as overpayment of the void invoice. If the job fails, the periodic reconciliation finds the payment
+    (pending past its expiry). Returns the ids of the payments closed."""
+    from payments.tasks import reconcile_payment
+
+    ids = list(
+        Payment.objects.filter(invoice_id=invoice.id, status__in=OPEN_STATUSES).values_list("pk", flat=True)
+    )
+    if ids:
+        Payment.objects.filter(pk__in=ids).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).update(
+            expires_at=now, updated_at=now
+        )
+        defer_in_transaction(reconcile_payment, *({"payment_id": pk} for pk in ids))
+    return ids
 
 
 def payments_to_reconcile(*, now: datetime | None = None, limit: int = 500) -> list[str]:

@@ -28,3 +28,16 @@ def reconcile_payments(timestamp: int) -> None:
             logger.info("payments reconciled", extra=vars(summary))
     finally:
         close_old_connections()
+
+
+@app.task(name="payments.reconcile_payment", queue=PAYMENTS_QUEUE)
+def reconcile_payment(payment_id: str) -> None:
+    """Ask the gateway about one payment now and apply its answer (payments.services.payment_reconcile); deferred
+    when its invoice is voided. If it fails, the periodic `reconcile_payments` finds the payment later."""
+    from payments.services import payment_reconcile
+
+    close_old_connections()
+    try:
+        payment_reconcile(payment_id=payment_id)
+    finally:
+        close_old_connections()

@@ -149,6 +149,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=300)
+# Argon2id verifications (API-key cache misses) per client address and rolling minute; 0 = unlimited.
+API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE = env.int("API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE", default=30)
 DEFAULT_RATE_LIMIT_PER_MINUTE = env.int("DEFAULT_RATE_LIMIT_PER_MINUTE", default=1000)
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 REDIS_URL = env.str("REDIS_URL", default="")

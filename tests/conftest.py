@@ -1,12 +1,20 @@
+import os
+
 import pytest
 from rest_framework.test import APIClient
 
 from apikeys.authentication import verified_cache
 from tests.factories import MerchantFactory, make_api_key
 
+# Every test starts with an empty key cache, so the whole suite verifies hundreds of keys a minute from 127.0.0.1:
+# the per-address verification budget is off here (servers started by tests inherit the environment) and switched
+# on by the tests of it (tests/apikeys/test_verification_budget.py).
+os.environ["API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE"] = "0"
+
 
 @pytest.fixture(autouse=True)
-def _clear_key_cache():
+def _clear_key_cache(settings):
+    settings.API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE = 0
     verified_cache.clear()
     yield
     verified_cache.clear()

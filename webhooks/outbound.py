@@ -9,13 +9,14 @@ run twice never sends twice a delivery that has already succeeded. A worker kill
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -92,6 +93,37 @@ class AttemptResult:
     latency_ms: int | None = None
     error: str = ""
     response_excerpt: str = ""
+    retry_after_seconds: float | None = None  # the receiver's Retry-After (429/503), if it sent a valid one
+
+
+RETRY_JITTER = (
+    0.2  # each scheduled delay is spread over ±20 % so retries after an outage do not arrive together
+)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds from now (RFC 9110: delay-seconds or an HTTP-date); None if absent or invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or timezone.now())).total_seconds())
+
+
+def retry_delay_seconds(scheduled: float, retry_after: float | None) -> float:
+    """The wait before the next attempt: the schedule's delay with jitter, or longer if the receiver asked (its
+    Retry-After, capped at the schedule's longest delay so one answer cannot park a delivery for days)."""
+    delay = scheduled * random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)  # noqa: S311 - jitter, not a secret
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max(settings.OUTBOUND_WEBHOOK_RETRY_DELAYS)))
+    return delay
 
 
 def _pool_for(destination: Destination, timeout):
@@ -160,6 +192,7 @@ def http_send(*, url: str, mode: str, headers: dict[str, str], body: bytes) -> A
             raw = b""
         latency_ms = int((time.monotonic() - started) * 1000)
         status = response.status
+        retry_after_header = response.headers.get("Retry-After")
         response.close()
     except urllib3.exceptions.TimeoutError:
         return AttemptResult(
@@ -176,6 +209,7 @@ def http_send(*, url: str, mode: str, headers: dict[str, str], body: bytes) -> A
     finally:
         pool.close()
     excerpt = raw.decode("utf-8", errors="replace")
+    retry_after = parse_retry_after(retry_after_header) if status in (429, 503) else None
     if 200 <= status < 300:
         return AttemptResult(
             succeeded=True, status_code=status, latency_ms=latency_ms, response_excerpt=excerpt
@@ -185,7 +219,12 @@ def http_send(*, url: str, mode: str, headers: dict[str, str], body: bytes) -> A
     else:
         error = f"HTTP {status}"
     return AttemptResult(
-        succeeded=False, status_code=status, latency_ms=latency_ms, error=error, response_excerpt=excerpt
+        succeeded=False,
+        status_code=status,
+        latency_ms=latency_ms,
+        error=error,
+        response_excerpt=excerpt,
+        retry_after_seconds=retry_after,
     )
 
 
@@ -350,7 +389,8 @@ def _record(claim: Claim, result: AttemptResult) -> Delivery:
                 delivery.next_attempt_at = None
             elif delivery.cycle_attempts <= len(delays):
                 delivery.status = DeliveryStatus.PENDING
-                delivery.next_attempt_at = now + timedelta(seconds=delays[delivery.cycle_attempts - 1])
+                delay = retry_delay_seconds(delays[delivery.cycle_attempts - 1], result.retry_after_seconds)
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
                 _defer(delivery, schedule_at=delivery.next_attempt_at)
                 fields.append("job_id")
             else:

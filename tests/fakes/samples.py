@@ -8,11 +8,9 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-SAMPLES_DIR = Path(
-    os.environ.get(
-        "PAYTRUST_GATEWAY_SAMPLES", Path(__file__).resolve().parents[3] / "shared" / "gateway_samples"
-    )
-)
+from tests.shared import SHARED_DIR
+
+SAMPLES_DIR = Path(os.environ.get("PAYTRUST_GATEWAY_SAMPLES") or SHARED_DIR / "gateway_samples")
 
 
 def sample_bytes(name: str) -> bytes:

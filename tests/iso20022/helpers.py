@@ -21,10 +21,11 @@ from iso20022.types import (
 )
 from iso20022.validation import validate
 from paytrust.money import split_equal
+from tests.shared import SHARED_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 # The official copies (provenance in SOURCES.md there): tests never validate against the app's own copies.
-SHARED_ISO = REPO.parent / "shared" / "iso20022"
+SHARED_ISO = SHARED_DIR / "iso20022"
 SAMPLES = SHARED_ISO / "samples"
 
 INVOICE_ID = "inv_0123456789ABCDEFGHIJabcd"

@@ -48,6 +48,7 @@ class WebhookReceiver:
     statuses: list[int] = field(default_factory=list)
     default_status: int = 200
     response_body: bytes = b'{"ok":true}'
+    response_headers: dict[str, str] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _stall_budget: int = 0
@@ -111,6 +112,8 @@ def _handler_for(receiver: WebhookReceiver):
                 if 300 <= status < 400:
                     self.send_header("Location", "http://127.0.0.1:9/elsewhere")
                 self.send_header("Content-Type", "application/json")
+                for name, value in receiver.response_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

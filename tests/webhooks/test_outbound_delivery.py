@@ -1,13 +1,16 @@
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from tests.shared import SHARED_DIR
 from webhooks import signing
 from webhooks.models import Delivery, DeliveryStatus
+from webhooks.outbound import delivery_attempt, parse_retry_after, retry_delay_seconds
 from webhooks.services import event_record
 
 INVOICE = {"id": "inv_123", "object": "invoice", "status": "paid", "amount_due": "150000", "currency": "IDR"}
@@ -61,7 +64,7 @@ def test_signature_with_an_old_timestamp_is_refused_by_the_library():
 
 
 def test_signature_matches_the_standard_webhooks_test_vector():
-    with open("/work/shared/gateway_samples/standard_webhooks_test_vector.json") as fh:
+    with open(SHARED_DIR / "gateway_samples" / "standard_webhooks_test_vector.json") as fh:
         vector = json.load(fh)
     signature = signing.sign(
         secret=vector["secret"],
@@ -321,3 +324,55 @@ def test_host_that_now_resolves_to_a_private_address_is_not_contacted(
     attempt = delivery.attempts.get()
     assert attempt.status_code is None and attempt.error.startswith("destination refused")
     assert delivery.status == DeliveryStatus.PENDING  # retried later, re-checked again then
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected_seconds"),
+    [
+        (503, "120", 120),  # the receiver asks for longer than the schedule's 5 s: it gets it
+        (429, "Sun, 06 Nov 2094 08:49:37 GMT", 600),  # an HTTP-date, capped at the schedule's longest delay
+        (503, "soon", 5),  # not a valid Retry-After: the schedule
+        (500, "120", 5),  # only 429 and 503 carry a meaningful Retry-After
+    ],
+)
+def test_retry_after_of_the_receiver_is_honoured(
+    merchant, webhook_receiver, receiver_endpoint, settings, status, retry_after, expected_seconds
+):
+    settings.OUTBOUND_WEBHOOK_RETRY_DELAYS = [5, 60, 600]
+    webhook_receiver.default_status = status
+    webhook_receiver.response_headers = {"Retry-After": retry_after}
+    event = _record(merchant)
+    delivery = Delivery.objects.get(event=event)
+
+    before = timezone.now()
+    delivery = delivery_attempt(delivery_id=delivery.id)
+
+    assert delivery.status == DeliveryStatus.PENDING and delivery.last_status_code == status
+    waited = (delivery.next_attempt_at - before).total_seconds()
+    if expected_seconds == 5:  # the schedule, with its jitter
+        assert 5 * 0.8 - 1 <= waited <= 5 * 1.2 + 1
+    else:
+        assert expected_seconds - 1 <= waited <= expected_seconds + 1
+
+
+def test_parse_retry_after():
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("30", now=now) == 30
+    assert parse_retry_after(" 0 ", now=now) == 0
+    assert parse_retry_after("Sun, 22 Nov 2026 12:01:30 GMT", now=now) == 90
+    assert parse_retry_after("Sun, 22 Nov 2026 11:00:00 GMT", now=now) == 0  # in the past: now
+    for bad in (None, "", "-5", "1.5", "tomorrow", "Sun, 22 Nov 2026 12:01:30"):
+        assert parse_retry_after(bad, now=now) is None, bad
+
+
+def test_scheduled_delays_are_spread_by_the_jitter(settings):
+    settings.OUTBOUND_WEBHOOK_RETRY_DELAYS = [300, 3600]
+    delays = [retry_delay_seconds(300, None) for _ in range(2000)]
+    assert 240 <= min(delays) < 255 and 345 < max(delays) <= 360  # ±20 %, the whole range used
+    assert len({round(d) for d in delays}) > 50
+    assert retry_delay_seconds(300, 1000) == 1000  # the receiver asked for longer
+    assert 240 <= retry_delay_seconds(300, 10) <= 360  # ... or shorter: the schedule stands
+    assert retry_delay_seconds(300, 10**9) == 3600  # capped at the longest delay
+    assert retry_delay_seconds(0, None) == 0
+    assert timedelta(seconds=retry_delay_seconds(5, None)) <= timedelta(seconds=6)

@@ -87,7 +87,10 @@ class IdempotencyRecord(models.Model):
         IN_PROGRESS = "in_progress"
         COMPLETED = "completed"
 
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.CASCADE, related_name="+")
+    # Indexed by the (merchant, mode, key) unique constraint: no separate index (each POST inserts a row).
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     mode = models.CharField(max_length=4, choices=Mode.choices)
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and canonical body")

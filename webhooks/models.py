@@ -70,7 +70,10 @@ class Event(TimeStampedModel):
     id = models.CharField(
         primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("evt"), editable=False
     )
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="events")
+    # Indexed by evt_tenant_created_idx (merchant first): no separate index, which every event insert would pay.
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     mode = models.CharField(max_length=4, choices=Mode.choices)
     type = models.CharField(max_length=64, choices=EventType.choices)
     # Snapshot of the object as it was when the event happened.

@@ -96,9 +96,8 @@ class AttemptResult:
     retry_after_seconds: float | None = None  # the receiver's Retry-After (429/503), if it sent a valid one
 
 
-RETRY_JITTER = (
-    0.2  # each scheduled delay is spread over ±20 % so retries after an outage do not arrive together
-)
+# Each scheduled delay is spread over ±20 %, so retries after an endpoint's outage do not all arrive together.
+RETRY_JITTER = 0.2
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -106,7 +105,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -362,7 +362,7 @@ def test_parse_retry_after():
     assert parse_retry_after(" 0 ", now=now) == 0
     assert parse_retry_after("Sun, 22 Nov 2026 12:01:30 GMT", now=now) == 90
     assert parse_retry_after("Sun, 22 Nov 2026 11:00:00 GMT", now=now) == 0  # in the past: now
-    for bad in (None, "", "-5", "1.5", "tomorrow", "Sun, 22 Nov 2026 12:01:30"):
+    for bad in (None, "", "-5", "1.5", "²", "tomorrow", "Sun, 22 Nov 2026 12:01:30"):
         assert parse_retry_after(bad, now=now) is None, bad
 
 

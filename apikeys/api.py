@@ -6,10 +6,7 @@ another with `merchant`). A test-mode admin key sees and manages test-mode keys 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -31,6 +28,7 @@ from paytrust.api import ApiView
 from paytrust.errors import ValidationError
 from paytrust.models import Mode
 from paytrust.pagination import paginate
+from paytrust.params import query_datetime
 from paytrust.schema import error_responses
 from paytrust.serializers import StrictSerializer
 
@@ -236,22 +234,6 @@ class ApiKeyRotateApi(ApiView):
         return Response(render_key(new, plaintext))
 
 
-def _parse_instant(raw: str | None, param: str) -> datetime | None:
-    """RFC 3339 date-time (a missing offset means UTC) or a plain date (its midnight UTC)."""
-    if not raw:
-        return None
-    try:
-        value = parse_datetime(raw)
-        if value is None:
-            day = parse_date(raw)
-            value = datetime(day.year, day.month, day.day) if day else None
-    except ValueError:
-        value = None
-    if value is None:
-        raise ValidationError(f"{param} must be an RFC 3339 date-time or a date (YYYY-MM-DD).", param=param)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 class AuditLogApi(ApiView):
     permission_classes = [IsAdminKey]
 
@@ -277,8 +259,8 @@ class AuditLogApi(ApiView):
             )
         rows = audit_log_list(
             merchant_id=_target_merchant_id(request, params.get("merchant")),
-            start=_parse_instant(params.get("start"), "start"),
-            end=_parse_instant(params.get("end"), "end"),
+            start=query_datetime(params.get("start"), "start"),
+            end=query_datetime(params.get("end"), "end"),
             key_id=params.get("key") or None,
             action=action,
         )

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from apikeys.models import ApiKey, AuditLog
 from paytrust.errors import NotFound
 from paytrust.models import Mode
-from paytrust.sql import prepared_cursor
+from paytrust.sql import instance_from_row, prepared_cursor
 
 
 def _visible_modes(caller_mode: str) -> list[str]:
@@ -84,19 +84,8 @@ def _auth_query() -> tuple[str, list, list]:
     return _AUTH_QUERY
 
 
-def _instance(model, fields, values, connection):
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        for converter in field.get_db_converters(connection):
-            value = converter(value, field, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
-
-
 def api_key_for_auth(*, prefix: str) -> ApiKey | None:
     """The key with this lookup prefix and its merchant (loaded), in one indexed query; None if unknown."""
-    from django.db import connection
-
     from merchants.models import Merchant
 
     sql, key_fields, merchant_fields = _auth_query()
@@ -106,6 +95,6 @@ def api_key_for_auth(*, prefix: str) -> ApiKey | None:
     if row is None:
         return None
     split = len(key_fields)
-    key = _instance(ApiKey, key_fields, row[:split], connection)
-    key.merchant = _instance(Merchant, merchant_fields, row[split:], connection)
+    key = instance_from_row(ApiKey, key_fields, row[:split])
+    key.merchant = instance_from_row(Merchant, merchant_fields, row[split:])
     return key

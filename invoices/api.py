@@ -6,10 +6,8 @@ Business rules (amount precision per currency, expiry bounds, installment sums, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
 from decimal import Decimal
 
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -22,6 +20,7 @@ from paytrust.api import ApiView, tenant
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
 from paytrust.pagination import paginate
+from paytrust.params import query_datetime
 from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
 
@@ -217,25 +216,6 @@ _WRITE_ERRORS = error_responses(404, 409)
 # ---- query parameters ----------------------------------------------------------------------------------------
 
 
-def _query_datetime(params, name: str) -> datetime | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return None
-    message = f"{name} must be an RFC 3339 date-time or a date."
-    try:  # a well-formed but impossible date (2024-02-30) raises ValueError
-        value = parse_datetime(raw.replace(" ", "+"))
-        day = parse_date(raw) if value is None else None
-    except ValueError:
-        raise ValidationError(message, param=name)
-    if value is None:
-        if day is None:
-            raise ValidationError(message, param=name)
-        value = datetime.combine(day, time.min)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
-
-
 def _filters(params) -> selectors.InvoiceFilters:
     status = params.get("status") or None
     if status is not None and status not in InvoiceStatus.values:
@@ -247,8 +227,8 @@ def _filters(params) -> selectors.InvoiceFilters:
         status=status,
         currency=currency,
         gateway=params.get("gateway") or None,
-        created_gte=_query_datetime(params, "created_gte"),
-        created_lt=_query_datetime(params, "created_lt"),
+        created_gte=query_datetime(params.get("created_gte"), "created_gte"),
+        created_lt=query_datetime(params.get("created_lt"), "created_lt"),
         external_id=params.get("external_id") or None,
     )
 

@@ -3,11 +3,10 @@ with `?format=csv`, as CSV. Errors are always the JSON envelope."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.http import HttpResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -19,6 +18,7 @@ from gateways.models import GatewayName
 from paytrust.api import ApiView, tenant
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
+from paytrust.params import query_datetime
 from reporting.render import CSV_COLUMNS, report_csv, report_csv_filename, report_representation
 from reporting.selectors import financial_report, report_default_period, report_period_check
 
@@ -38,25 +38,6 @@ class _JsonErrors(BaseContentNegotiation):
         return JSONRenderer(), JSONRenderer.media_type
 
 
-def parse_instant(raw: str, param: str) -> datetime:
-    """RFC 3339 date-time (no offset means UTC) or a date YYYY-MM-DD (its midnight UTC). 400 with `param`."""
-    value = None
-    try:
-        value = parse_datetime(raw)
-        if value is None:
-            day = parse_date(raw)
-            value = datetime(day.year, day.month, day.day) if day else None
-    except ValueError:
-        value = None
-    if value is None:
-        raise ValidationError(
-            f"{param} must be an RFC 3339 date-time or a date (YYYY-MM-DD).",
-            code="parameter_invalid",
-            param=param,
-        )
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def parse_period(raw_start: str | None, raw_end: str | None, *, now: datetime) -> tuple[datetime, datetime]:
     """Both given: parsed and checked. Neither: the current UTC calendar month. Only one: 400 for the other."""
     if not raw_start and not raw_end:
@@ -68,7 +49,7 @@ def parse_period(raw_start: str | None, raw_end: str | None, *, now: datetime) -
                 code="parameter_missing",
                 param=param,
             )
-    start, end = parse_instant(raw_start, "start"), parse_instant(raw_end, "end")
+    start, end = query_datetime(raw_start, "start"), query_datetime(raw_end, "end")
     report_period_check(start=start, end=end)
     return start, end
 

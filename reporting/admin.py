@@ -25,9 +25,9 @@ from gateways.models import GatewayName
 from merchants.models import Merchant
 from paytrust.errors import ValidationError
 from paytrust.models import Mode
-from paytrust.money import CURRENCIES, format_display, format_rate
+from paytrust.money import CURRENCIES, format_display
 from reporting.chart import daily_bar_chart, period_days
-from reporting.render import report_csv, report_csv_filename
+from reporting.render import currency_lines, report_csv, report_csv_filename
 from reporting.selectors import daily_collected, financial_report, report_default_period, report_period_check
 
 PERMISSION = "invoices.view_invoice"
@@ -78,37 +78,6 @@ def _default_filters(now: datetime) -> dict:
     }
 
 
-def _display_rows(report) -> list[dict]:
-    def figures(line, currency: str) -> dict:
-        return {
-            "payments_count": line.payments_count,
-            "gross_collected": format_display(line.gross_minor, currency),
-            "tax_collected": format_display(line.tax_minor, currency),
-            "service_fees": format_display(line.fee_minor, currency),
-            "refunds": format_display(line.refunds_minor, currency),
-            "net_to_merchant": format_display(line.net_minor, currency),
-        }
-
-    return [
-        {
-            "currency": cur.currency,
-            **figures(cur.figures, cur.currency),
-            "by_gateway": [
-                {"gateway": gw.gateway, **figures(gw.figures, cur.currency)} for gw in cur.by_gateway
-            ],
-            "by_tax_rate": [
-                {
-                    "tax_rate": format_rate(rate.tax_rate),
-                    "taxable": format_display(rate.taxable_minor, cur.currency),
-                    "tax_collected": format_display(rate.tax_minor, cur.currency),
-                }
-                for rate in cur.by_tax_rate
-            ],
-        }
-        for cur in report.currencies
-    ]
-
-
 def financial_report_view(request):
     if not can_view_reports(request.user):
         raise PermissionDenied
@@ -143,7 +112,7 @@ def financial_report_view(request):
         context.update(
             {
                 "report": report,
-                "currencies": _display_rows(report),
+                "currencies": currency_lines(report, format_display),
                 "charts": [
                     {
                         "currency": currency,

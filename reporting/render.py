@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from paytrust.money import format_amount, format_rate
 from reporting.selectors import Figures, FinancialReport
+
+AmountFormat = Callable[[int, str], str]  # (minor units, currency) -> text
 
 CSV_COLUMNS = (
     "start",
@@ -42,40 +45,43 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _figures(figures: Figures, currency: str) -> dict:
+def _figures(figures: Figures, currency: str, amount: AmountFormat) -> dict:
     return {
         "payments_count": figures.payments_count,
-        "gross_collected": format_amount(figures.gross_minor, currency),
-        "tax_collected": format_amount(figures.tax_minor, currency),
-        "service_fees": format_amount(figures.fee_minor, currency),
-        "net_to_merchant": format_amount(figures.net_minor, currency),
-        "refunds": format_amount(figures.refunds_minor, currency),
+        "gross_collected": amount(figures.gross_minor, currency),
+        "tax_collected": amount(figures.tax_minor, currency),
+        "service_fees": amount(figures.fee_minor, currency),
+        "net_to_merchant": amount(figures.net_minor, currency),
+        "refunds": amount(figures.refunds_minor, currency),
     }
+
+
+def currency_lines(report: FinancialReport, amount: AmountFormat = format_amount) -> list[dict]:
+    """The report's per-currency figures, amounts formatted by `amount` (the API's decimal strings by default;
+    the admin page passes `format_display`)."""
+    return [
+        {
+            "currency": line.currency,
+            **_figures(line.figures, line.currency, amount),
+            "by_gateway": [
+                {"gateway": gw.gateway, **_figures(gw.figures, line.currency, amount)}
+                for gw in line.by_gateway
+            ],
+            "by_tax_rate": [
+                {
+                    "tax_rate": format_rate(rate.tax_rate),
+                    "taxable": amount(rate.taxable_minor, line.currency),
+                    "tax_collected": amount(rate.tax_minor, line.currency),
+                }
+                for rate in line.by_tax_rate
+            ],
+        }
+        for line in report.currencies
+    ]
 
 
 def report_representation(report: FinancialReport) -> dict:
-    return {
-        "start": rfc3339(report.start),
-        "end": rfc3339(report.end),
-        "currencies": [
-            {
-                "currency": line.currency,
-                **_figures(line.figures, line.currency),
-                "by_gateway": [
-                    {"gateway": gw.gateway, **_figures(gw.figures, line.currency)} for gw in line.by_gateway
-                ],
-                "by_tax_rate": [
-                    {
-                        "tax_rate": format_rate(rate.tax_rate),
-                        "taxable": format_amount(rate.taxable_minor, line.currency),
-                        "tax_collected": format_amount(rate.tax_minor, line.currency),
-                    }
-                    for rate in line.by_tax_rate
-                ],
-            }
-            for line in report.currencies
-        ],
-    }
+    return {"start": rfc3339(report.start), "end": rfc3339(report.end), "currencies": currency_lines(report)}
 
 
 def report_csv_rows(report: FinancialReport) -> list[dict]:

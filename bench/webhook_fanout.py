@@ -100,8 +100,8 @@ def main() -> int:
     from standardwebhooks.webhooks import Webhook
 
     from merchants.models import Merchant
-    from webhooks.models import Delivery, DeliveryStatus
-    from webhooks.services import endpoint_create, event_record
+    from webhooks.outbound.models import Delivery, DeliveryStatus
+    from webhooks.outbound.services import endpoint_create, event_record
 
     call_command("migrate", verbosity=0)
     receivers = [Receiver() for _ in range(args.endpoints)]

@@ -108,7 +108,7 @@ def main() -> int:
     from merchants.services import merchant_create
     from payments.models import Payment
     from payments.services import payment_initiate
-    from webhooks.models import WebhookEvent
+    from webhooks.inbound.models import InboundNotification
 
     call_command("migrate", verbosity=0)
     merchant = merchant_create(name=f"bench ingest {time.time():.0f}")
@@ -230,14 +230,18 @@ def main() -> int:
         ids = [payment.id for payment in payments]
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
-            left = WebhookEvent.objects.filter(payment_reference__in=ids).exclude(status="processed").count()
+            left = (
+                InboundNotification.objects.filter(payment_reference__in=ids)
+                .exclude(status="processed")
+                .count()
+            )
             if left == 0:
                 break
             time.sleep(0.5)
         drained = time.monotonic() - send_started
 
         events = list(
-            WebhookEvent.objects.filter(payment_reference__in=ids).values_list(
+            InboundNotification.objects.filter(payment_reference__in=ids).values_list(
                 "created_at", "processed_at", "attempts", "status"
             )
         )
@@ -246,7 +250,7 @@ def main() -> int:
         succeeded = Payment.objects.filter(pk__in=ids, status="succeeded").count()
         paid = Invoice.objects.filter(pk__in=[p.invoice_id for p in payments], status="paid").count()
         dup_groups = (
-            WebhookEvent.objects.filter(payment_reference__in=ids)
+            InboundNotification.objects.filter(payment_reference__in=ids)
             .values("payment_reference")
             .annotate(n=Count("id"))
             .filter(Q(n__gt=1))

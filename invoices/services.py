@@ -43,7 +43,7 @@ from paytrust import money
 from paytrust.errors import Conflict, NotFound, Unprocessable, ValidationError
 from paytrust.models import Mode
 from paytrust.sql import column_arrays, insert_for, mark_saved, prepared_cursor, row_values
-from webhooks import services as webhook_services
+from webhooks.outbound import services as webhook_services
 
 logger = logging.getLogger("paytrust.invoices")
 

@@ -74,12 +74,12 @@ class GatewayCallInline(ReadOnlyInline):
 def _inbound_inline():
     """Inline of the inbound webhook events that named the payment (defined by the webhooks app)."""
     try:
-        from webhooks.models import WebhookEvent
+        from webhooks.inbound.models import InboundNotification
     except ImportError:  # pragma: no cover - the inbound model not migrated yet
         return None
 
     class WebhookEventInline(ReadOnlyInline):
-        model = WebhookEvent
+        model = InboundNotification
         fk_name = "payment"
         fields = [
             "id",

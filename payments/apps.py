@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 def _sandbox_inbound_handler(account, headers, body):
     """The sandbox checkout's webhooks go through the same inbound pipeline as a real gateway's HTTP delivery."""
-    from webhooks.inbound import sandbox_inbound_handler
+    from webhooks.inbound.services import sandbox_inbound_handler
 
     return sandbox_inbound_handler(account, headers, body)
 

@@ -40,7 +40,7 @@ from paytrust.errors import (
     ValidationError,
 )
 from paytrust.jobs import defer_in_transaction
-from webhooks import services as webhook_services
+from webhooks.outbound import services as webhook_services
 
 logger = logging.getLogger("paytrust.payments")
 

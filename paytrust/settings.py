@@ -37,9 +37,10 @@ INSTALLED_APPS = [
     "merchants",
     "apikeys",
     "gateways",
+    "webhooks.outbound",
     "invoices",
     "payments",
-    "webhooks",
+    "webhooks.inbound",
     "reporting",
 ]
 
@@ -144,7 +145,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ApiKeyStatusEnum": ["active", "revoked", "expired"],
-        "DeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+        "DeliveryStatusEnum": "webhooks.outbound.models.DeliveryStatus",
     },
 }
 

@@ -6,7 +6,7 @@ builds the column list and a row placeholder once per model from its metadata; `
 each value through the same field methods the ORM uses (`pre_save` fills auto_now/auto_now_add, and
 `get_db_prep_save` adapts JSON, decimals, arrays), so a field added to a model is written without touching this
 code. Callers combine the pieces into one statement (several INSERTs as data-modifying CTEs, see
-`invoices.services` and `webhooks.services.event_record`). Only identifiers from model metadata are interpolated
+`invoices.services` and `webhooks.outbound.services.event_record`). Only identifiers from model metadata are interpolated
 into SQL; every value is a bound parameter.
 
 Not supported (refused when the statement is built, so a test fails rather than a row being written wrongly):

@@ -15,7 +15,8 @@ api_v1 = [
     path("", include("gateways.urls")),
     path("", include("invoices.urls")),
     path("", include("payments.urls")),
-    path("", include("webhooks.urls")),
+    path("", include("webhooks.outbound.urls")),
+    path("", include("webhooks.inbound.urls")),
     path("", include("reporting.urls")),
     path("", include("iso20022.urls")),
 ]

@@ -25,7 +25,9 @@ def test_accepted_forms(raw, expected):
     assert query_datetime(raw, "start") == expected
 
 
-@pytest.mark.parametrize("raw", ["yesterday", "2026-13-01", "2024-02-30", "2026-01-01T25:00:00Z", "1700000000"])
+@pytest.mark.parametrize(
+    "raw", ["yesterday", "2026-13-01", "2024-02-30", "2026-01-01T25:00:00Z", "1700000000"]
+)
 def test_bad_values_are_400_with_the_param(raw):
     with pytest.raises(ValidationError) as caught:
         query_datetime(raw, "created_gte")

@@ -7,7 +7,7 @@ The sandbox does not POST over the network (it would call itself). `send_webhook
     class WebhooksConfig(AppConfig):
         def ready(self):
             from gateways.sandbox import dispatch
-            from webhooks.services import inbound_webhook_receive
+            from webhooks.outbound.services import inbound_webhook_receive
             dispatch.INBOUND_HANDLER = lambda account, headers, body: inbound_webhook_receive(
                 gateway="sandbox", account_id=account.pk, headers=headers, raw_body=body)
 

@@ -3,7 +3,7 @@ from argon2 import PasswordHasher
 from argon2.low_level import Type
 
 from merchants.services import merchant_create
-from webhooks import services as webhook_services
+from webhooks.outbound import services as webhook_services
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def other_merchant(db):
 def events(monkeypatch):
     """Outbound events recorded by the invoices services, in order: [(type, data), ...].
 
-    Wraps (does not replace) `webhooks.services.event_record`, so the real implementation still runs."""
+    Wraps (does not replace) `webhooks.outbound.services.event_record`, so the real implementation still runs."""
     recorded: list[tuple[str, dict]] = []
     real = webhook_services.event_record
 

@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from paytrust.jobs import app
-from webhooks.services import endpoint_create
-from webhooks.tasks import OUTBOUND_QUEUE
+from webhooks.outbound.services import endpoint_create
+from webhooks.outbound.tasks import OUTBOUND_QUEUE
 
 
 @dataclass

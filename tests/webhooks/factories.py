@@ -3,8 +3,8 @@
 import factory
 
 from tests.factories import MerchantFactory
-from webhooks import signing
-from webhooks.models import WebhookEndpoint
+from webhooks.outbound import signing
+from webhooks.outbound.models import WebhookEndpoint
 
 
 class WebhookEndpointFactory(factory.django.DjangoModelFactory):

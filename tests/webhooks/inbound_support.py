@@ -23,7 +23,7 @@ from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
 )
 from tests.payments.conftest import midtrans_account, xendit_account, xendit_fake  # noqa: F401
 from tests.payments.factories import make_invoice
-from webhooks.models import WebhookEvent
+from webhooks.inbound.models import InboundNotification
 
 WIB = timezone(timedelta(hours=7))
 
@@ -139,10 +139,10 @@ def post_webhook(gateway: str, account_id: str, body: bytes, **headers):
 
 def process_all() -> list[str]:
     """Process every stored event that is due, in the test's own transaction (what the worker's job does)."""
-    from webhooks.inbound import inbound_event_process
+    from webhooks.inbound.services import inbound_event_process
 
     outcomes = []
-    for pk in WebhookEvent.objects.order_by("created_at").values_list("pk", flat=True):
+    for pk in InboundNotification.objects.order_by("created_at").values_list("pk", flat=True):
         outcomes.append(inbound_event_process(event_id=pk))
     return outcomes
 
@@ -167,7 +167,7 @@ def run_inbound_worker(until=None, timeout: float = 60.0) -> None:
     import time as _time
 
     from paytrust.jobs import app
-    from webhooks.tasks import INBOUND_QUEUE
+    from webhooks.inbound.tasks import INBOUND_QUEUE
 
     deadline = _time.monotonic() + timeout
     while True:

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from webhooks.destinations import DestinationRefused, address_allowed, destination_resolve
+from webhooks.outbound.destinations import DestinationRefused, address_allowed, destination_resolve
 
 
 @pytest.fixture

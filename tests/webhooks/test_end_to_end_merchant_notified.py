@@ -17,7 +17,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from gateways.models import SandboxCheckoutSession
 from tests.payments.factories import make_invoice
 from tests.webhooks.inbound_support import clean_jobs, initiate, merchant, run_inbound_worker  # noqa: F401
-from webhooks.models import Delivery, WebhookEvent
+from webhooks.inbound.models import InboundNotification
+from webhooks.outbound.models import Delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +39,7 @@ def test_sandbox_payment_delivers_a_verifiable_invoice_paid_event(
     payment = initiate(api, invoice.id)
 
     _pay_on_checkout_page(payment)
-    run_inbound_worker(until=lambda: not WebhookEvent.objects.exclude(status="processed").exists())
+    run_inbound_worker(until=lambda: not InboundNotification.objects.exclude(status="processed").exists())
     assert api.get(f"/v1/invoices/{invoice.id}").json()["status"] == "paid"
 
     def paid_delivered() -> bool:

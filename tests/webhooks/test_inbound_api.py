@@ -28,7 +28,8 @@ from tests.webhooks.inbound_support import (  # noqa: F401 - fixtures
     xendit_fake,
     xendit_headers,
 )
-from webhooks.models import Event, WebhookEvent
+from webhooks.inbound.models import InboundNotification
+from webhooks.outbound.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,7 @@ def test_xendit_paid_is_stored_raw_acked_and_processing_pays_the_invoice(
     assert response.status_code == 200, response.content
     ack = response.json()
     assert ack["received"] is True and ack["duplicate"] is False
-    event = WebhookEvent.objects.get()
+    event = InboundNotification.objects.get()
     assert event.id == ack["id"] and event.id.startswith("whk_")
     assert bytes(event.body) == body
     assert event.headers["x-callback-token"] == "[redacted]"
@@ -116,7 +117,7 @@ def test_late_expired_after_paid_changes_nothing(api, merchant, xendit_account, 
     assert payment.status == "succeeded"
     assert Invoice.objects.get(pk=payment.invoice_id).status == "paid"
     assert _event_types(merchant) == events_before
-    late = WebhookEvent.objects.get(notification_status="expired")
+    late = InboundNotification.objects.get(notification_status="expired")
     assert late.status == "processed" and "not allowed" in late.outcome
 
 
@@ -159,7 +160,7 @@ def test_duplicate_delivery_returns_200_and_changes_nothing(api, merchant, xendi
 
     assert second.status_code == 200
     assert second.json() == {"received": True, "id": None, "duplicate": True}
-    assert WebhookEvent.objects.get().id == first.json()["id"]
+    assert InboundNotification.objects.get().id == first.json()["id"]
     assert _jobs() == jobs
 
 
@@ -224,7 +225,7 @@ def test_midtrans_capture_then_settlement_is_one_state_change(api, merchant, mid
 
     process_all()
 
-    assert WebhookEvent.objects.filter(status="processed").count() == 2
+    assert InboundNotification.objects.filter(status="processed").count() == 2
     assert _event_types(merchant).count("payment.succeeded") == 1
     assert Invoice.objects.get(pk=payment.invoice_id).amount_paid_minor == payment.amount_minor
 
@@ -244,7 +245,7 @@ def test_forged_or_missing_xendit_token_is_401_and_nothing_is_stored(
     assert (forged.status_code, missing.status_code) == (401, 401)
     assert forged.json()["error"]["type"] == "authentication_error"
     assert missing.json()["error"]["code"] == "webhook_signature_missing"
-    assert not WebhookEvent.objects.exists()
+    assert not InboundNotification.objects.exists()
 
 
 def test_forged_midtrans_signature_is_401(api, merchant, midtrans_account, midtrans_fake):
@@ -255,7 +256,7 @@ def test_forged_midtrans_signature_is_401(api, merchant, midtrans_account, midtr
 
     assert post_webhook("midtrans", midtrans_account.id, forged).status_code == 401
     assert post_webhook("midtrans", midtrans_account.id, json.dumps(tampered).encode()).status_code == 401
-    assert not WebhookEvent.objects.exists()
+    assert not InboundNotification.objects.exists()
 
 
 def test_the_published_midtrans_sample_with_its_original_signature_is_refused(merchant, midtrans_account):
@@ -279,7 +280,7 @@ def test_forged_sandbox_signature_is_401(api, merchant):
     )
 
     assert response.status_code == 401
-    assert not WebhookEvent.objects.exists()
+    assert not InboundNotification.objects.exists()
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"id": "x"}', b"\xff\xfe"])
@@ -288,7 +289,7 @@ def test_malformed_xendit_body_with_valid_token_is_400(merchant, xendit_account,
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "webhook_payload_invalid"
-    assert not WebhookEvent.objects.exists()
+    assert not InboundNotification.objects.exists()
 
 
 def test_malformed_midtrans_json_is_400(merchant, midtrans_account):
@@ -332,7 +333,7 @@ def test_notification_for_a_payment_this_account_does_not_know_is_stored_then_fa
 
     assert response.status_code == 200  # acknowledged: a 4xx would only make Xendit retry it six times
     assert outcome == ["failed"]  # permanent: no retries
-    event = WebhookEvent.objects.get()
+    event = InboundNotification.objects.get()
     assert event.status == "failed" and "payment_unknown_to_paytrust" in event.last_error
     assert Payment.objects.get(pk=payment.pk).status == "pending"
     listed = api.get("/v1/webhooks/failed").json()["data"]

@@ -23,8 +23,9 @@ from tests.webhooks.inbound_support import (  # noqa: F401 - fixtures
     xendit_fake,
     xendit_headers,
 )
-from webhooks.inbound import inbound_event_process
-from webhooks.models import Event, WebhookEvent
+from webhooks.inbound.models import InboundNotification
+from webhooks.inbound.services import inbound_event_process
+from webhooks.outbound.models import Event
 
 N = 20
 
@@ -73,7 +74,7 @@ def test_twenty_simultaneous_deliveries_store_one_event_and_make_one_state_chang
     assert [r.status_code for r in responses] == [200] * N
     acks = [r.json() for r in responses]
     assert sum(1 for ack in acks if not ack["duplicate"]) == 1
-    event = WebhookEvent.objects.get()
+    event = InboundNotification.objects.get()
     assert _jobs_for(event.id) == 1
 
     # Several workers picking the same event at once (a duplicate job, a sweeper re-queue): one state change.

@@ -12,7 +12,7 @@ from django.test import Client
 from gateways.models import SandboxCheckoutSession
 from tests.payments.factories import make_invoice
 from tests.webhooks.inbound_support import clean_jobs, initiate, merchant, run_inbound_worker  # noqa: F401
-from webhooks.models import WebhookEvent
+from webhooks.inbound.models import InboundNotification
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +32,7 @@ def _checkout(payment: dict, action: str, amount: str | None = None) -> None:
 
 
 def _processed_all() -> bool:
-    return not WebhookEvent.objects.exclude(status="processed").exists()
+    return not InboundNotification.objects.exclude(status="processed").exists()
 
 
 def test_sandbox_payment_pays_the_invoice_through_the_inbound_pipeline(api, merchant, clean_jobs):
@@ -40,7 +40,7 @@ def test_sandbox_payment_pays_the_invoice_through_the_inbound_pipeline(api, merc
     payment = initiate(api, invoice.id)
 
     _checkout(payment, "pay")
-    event = WebhookEvent.objects.get()
+    event = InboundNotification.objects.get()
     assert event.gateway == "sandbox" and event.status == "received"
     run_inbound_worker(until=_processed_all)
 

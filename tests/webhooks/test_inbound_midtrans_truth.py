@@ -37,7 +37,8 @@ from tests.webhooks.inbound_support import (  # noqa: F401 - fixtures
     xendit_fake,
     xendit_headers,
 )
-from webhooks.models import Event, WebhookEvent, WebhookEventAttempt
+from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
+from webhooks.outbound.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,7 @@ def test_pending_notification_relabelled_as_settlement_is_refused_and_nothing_is
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "webhook_status_mismatch"
     assert response.json()["error"]["param"] == "status_code"
-    assert not WebhookEvent.objects.exists()
+    assert not InboundNotification.objects.exists()
     _assert_not_paid(payment)
     # The genuine notification itself is still accepted.
     assert post_webhook("midtrans", midtrans_account.id, genuine).status_code == 200
@@ -110,7 +111,7 @@ def test_non_success_notifications_cannot_become_a_success(
     response = post_webhook("midtrans", midtrans_account.id, _relabelled_as_settlement(genuine, **relabel))
 
     assert response.status_code == 400
-    assert not WebhookEvent.objects.exists()
+    assert not InboundNotification.objects.exists()
     _assert_not_paid(payment)
 
 
@@ -125,7 +126,7 @@ def test_out_of_range_midtrans_time_is_a_400_not_a_500(api, merchant, midtrans_a
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "webhook_payload_invalid"
-    assert not WebhookEvent.objects.exists()
+    assert not InboundNotification.objects.exists()
 
 
 # ---- layer 2: processing applies the gateway's status, not the notification's ----------------------------------
@@ -146,7 +147,7 @@ def test_signed_200_notification_relabelled_as_settlement_is_processed_against_t
     assert response.status_code == 200  # stored: it is a well-formed, signed trigger
     assert outcomes == ["processed"]
     assert _status_queries(midtrans_fake, payment) == 1
-    event = WebhookEvent.objects.get()
+    event = InboundNotification.objects.get()
     assert event.notification_status == "succeeded"  # what the notification claimed (display only)
     assert "gateway status pending" in event.outcome
     assert "notification said succeeded" in event.outcome
@@ -207,24 +208,28 @@ def test_failed_status_query_fails_the_attempt_and_the_retry_applies_the_truth(
 
     first = process_all()
 
-    event = WebhookEvent.objects.get()
+    event = InboundNotification.objects.get()
     assert first == ["retry_scheduled"]
     assert (event.status, event.attempts) == ("received", 1)
     assert event.next_attempt_at > timezone.now()
-    attempt = WebhookEventAttempt.objects.get(event=event)
+    attempt = InboundNotificationAttempt.objects.get(notification=event)
     assert attempt.succeeded is False
     assert attempt.error.startswith(("gateway_server_error", "gateway_bad_response"))
     payment.refresh_from_db()
     assert payment.status == "pending"
 
     midtrans_fake.behaviour = "normal"
-    WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    InboundNotification.objects.filter(pk=event.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
     second = process_all()
 
     assert second == ["processed"]
     payment.refresh_from_db()
     assert payment.status == "succeeded"
-    assert list(WebhookEventAttempt.objects.filter(event=event).values_list("succeeded", flat=True)) == [
+    assert list(
+        InboundNotificationAttempt.objects.filter(notification=event).values_list("succeeded", flat=True)
+    ) == [
         False,
         True,
     ]
@@ -239,7 +244,7 @@ def test_status_query_for_an_order_midtrans_does_not_have_is_retried_not_applied
     outcomes = process_all()
 
     assert outcomes == ["retry_scheduled"]
-    assert WebhookEventAttempt.objects.get().error.startswith("gateway_payment_not_found")
+    assert InboundNotificationAttempt.objects.get().error.startswith("gateway_payment_not_found")
     _assert_not_paid(payment)
 
 

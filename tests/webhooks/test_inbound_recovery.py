@@ -32,8 +32,9 @@ from tests.webhooks.inbound_support import (  # noqa: F401 - fixtures
     xendit_fake,
     xendit_headers,
 )
-from webhooks import inbound
-from webhooks.models import Event, WebhookEvent, WebhookEventAttempt
+from webhooks.inbound import services as inbound
+from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
+from webhooks.outbound.models import Event
 
 
 class InjectedFault(Exception):
@@ -59,11 +60,11 @@ def fault(monkeypatch):
     return hook
 
 
-def _deliver(api, merchant, account) -> tuple[Payment, WebhookEvent]:
+def _deliver(api, merchant, account) -> tuple[Payment, InboundNotification]:
     payment = new_payment(api, merchant, gateway="xendit")
     response = post_webhook("xendit", account.id, xendit_callback(payment), **xendit_headers())
     assert response.status_code == 200
-    return payment, WebhookEvent.objects.get(pk=response.json()["id"])
+    return payment, InboundNotification.objects.get(pk=response.json()["id"])
 
 
 def _inbound_jobs(event_id: str, status: str | None = None) -> int:
@@ -88,9 +89,9 @@ def test_processing_fails_twice_then_succeeds_on_the_third_attempt(
     fault.remaining = 2
     payment, event = _deliver(api, merchant, xendit_account)
 
-    run_inbound_worker(until=lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed")
+    run_inbound_worker(until=lambda: InboundNotification.objects.get(pk=event.pk).status == "processed")
 
-    attempts = list(WebhookEventAttempt.objects.filter(event=event).order_by("number"))
+    attempts = list(InboundNotificationAttempt.objects.filter(notification=event).order_by("number"))
     assert [(a.number, a.succeeded) for a in attempts] == [(1, False), (2, False), (3, True)]
     assert all("injected fault" in a.error for a in attempts[:2])
     assert all(a.finished_at is not None for a in attempts)
@@ -107,11 +108,11 @@ def test_always_failing_event_ends_failed_is_listed_and_replay_command_processes
     fault.remaining = -1
     payment, event = _deliver(api, merchant, xendit_account)
 
-    run_inbound_worker(until=lambda: WebhookEvent.objects.get(pk=event.pk).status == "failed")
+    run_inbound_worker(until=lambda: InboundNotification.objects.get(pk=event.pk).status == "failed")
 
     event.refresh_from_db()
     assert event.attempts == 4  # the first try and three retries
-    assert WebhookEventAttempt.objects.filter(event=event, succeeded=False).count() == 4
+    assert InboundNotificationAttempt.objects.filter(notification=event, succeeded=False).count() == 4
     assert "injected fault" in event.last_error
     assert Payment.objects.get(pk=payment.pk).status == "pending"
     # The merchant sees it in its failed list; another merchant does not; an admin key sees every merchant's.
@@ -127,11 +128,11 @@ def test_always_failing_event_ends_failed_is_listed_and_replay_command_processes
     out = StringIO()
     call_command("replay_webhooks", "--id", event.id, stdout=out, stderr=StringIO())
     assert "replayed 1" in out.getvalue()
-    run_inbound_worker(until=lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed")
+    run_inbound_worker(until=lambda: InboundNotification.objects.get(pk=event.pk).status == "processed")
 
     assert Payment.objects.get(pk=payment.pk).status == "succeeded"
     assert Invoice.objects.get(pk=payment.invoice_id).status == "paid"
-    assert WebhookEventAttempt.objects.filter(event=event).count() == 5
+    assert InboundNotificationAttempt.objects.filter(notification=event).count() == 5
     assert api.get("/v1/webhooks/failed").json()["data"] == []
 
 
@@ -141,18 +142,27 @@ def test_retries_follow_the_configured_schedule_then_fail(api, merchant, xendit_
     _, event = _deliver(api, merchant, xendit_account)
     delays = []
     for _ in range(4):
-        WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+        InboundNotification.objects.filter(pk=event.pk).update(
+            next_attempt_at=timezone.now() - timedelta(seconds=1)
+        )
         outcome = inbound.inbound_event_process(event_id=event.pk)
         event.refresh_from_db()
         if event.next_attempt_at:
-            started = WebhookEventAttempt.objects.filter(event=event).order_by("-number").first().finished_at
+            started = (
+                InboundNotificationAttempt.objects.filter(notification=event)
+                .order_by("-number")
+                .first()
+                .finished_at
+            )
             delays.append(round((event.next_attempt_at - started).total_seconds()))
 
     assert delays == [60, 300, 1800]  # settings.INBOUND_WEBHOOK_RETRY_DELAYS
     assert outcome == "failed" and event.status == "failed"
     # Not due yet means nothing happens (a duplicate or early job is a no-op).
     inbound.inbound_event_replay(event_id=event.pk)
-    WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    InboundNotification.objects.filter(pk=event.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
     assert inbound.inbound_event_process(event_id=event.pk) == "not_due"
 
 
@@ -170,10 +180,12 @@ def test_worker_killed_mid_processing_is_recovered_by_the_sweeper(
     later = timezone.now() + inbound._processing_lease() + timedelta(seconds=1)
     assert inbound.inbound_events_sweep(now=later) == 1
     assert _inbound_jobs(event.pk) == jobs_before + 1
-    WebhookEvent.objects.filter(pk=event.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    InboundNotification.objects.filter(pk=event.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert inbound.inbound_event_process(event_id=event.pk) == "processed"
 
-    attempts = list(WebhookEventAttempt.objects.filter(event=event).order_by("number"))
+    attempts = list(InboundNotificationAttempt.objects.filter(notification=event).order_by("number"))
     assert [(a.number, a.succeeded) for a in attempts] == [(1, False), (2, True)]
     assert "interrupted" in attempts[0].error
     assert Payment.objects.get(pk=payment.pk).status == "succeeded"
@@ -217,12 +229,12 @@ def test_replay_api_requeues_a_processed_event_without_a_second_state_change(
 def test_replay_command_dry_run_and_filters(api, merchant, xendit_account, xendit_fake, fault):
     fault.remaining = -1
     _, event = _deliver(api, merchant, xendit_account)
-    WebhookEvent.objects.filter(pk=event.pk).update(status="failed")
+    InboundNotification.objects.filter(pk=event.pk).update(status="failed")
 
     out = StringIO()
     call_command("replay_webhooks", "--failed", "--gateway", "xendit", "--dry-run", stdout=out)
     assert event.pk in out.getvalue() and "1 event(s) would be replayed" in out.getvalue()
-    assert WebhookEvent.objects.get(pk=event.pk).status == "failed"
+    assert InboundNotification.objects.get(pk=event.pk).status == "failed"
 
     out = StringIO()
     call_command("replay_webhooks", "--failed", "--gateway", "midtrans", stdout=out, stderr=StringIO())
@@ -234,26 +246,28 @@ def test_replay_command_dry_run_and_filters(api, merchant, xendit_account, xendi
         "replay_webhooks", "--failed", "--since", "2020-01-01", "--sync", stdout=out, stderr=StringIO()
     )
     assert "replayed 1, skipped 0, processed 1" in out.getvalue()
-    assert WebhookEvent.objects.get(pk=event.pk).status == "processed"
+    assert InboundNotification.objects.get(pk=event.pk).status == "processed"
 
 
 @pytest.mark.django_db
 def test_admin_lists_inbound_events_and_replays_selected(api, merchant, xendit_account, xendit_fake):
     _, event = _deliver(api, merchant, xendit_account)
-    WebhookEvent.objects.filter(pk=event.pk).update(status="failed", last_error="boom")
+    InboundNotification.objects.filter(pk=event.pk).update(status="failed", last_error="boom")
     user = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-123456789")
     client = Client()
     client.force_login(user)
 
-    listing = client.get("/admin/webhooks/webhookevent/", {"status__exact": "failed", "gateway": "xendit"})
+    listing = client.get(
+        "/admin/inbound/inboundnotification/", {"status__exact": "failed", "gateway": "xendit"}
+    )
     assert listing.status_code == 200
     assert event.pk in listing.content.decode()
-    detail = client.get(f"/admin/webhooks/webhookevent/{quote(event.pk)}/change/")
+    detail = client.get(f"/admin/inbound/inboundnotification/{quote(event.pk)}/change/")
     assert detail.status_code == 200 and "[redacted]" in detail.content.decode()
 
     response = client.post(
-        "/admin/webhooks/webhookevent/", {"action": "replay_selected", "_selected_action": [event.pk]}
+        "/admin/inbound/inboundnotification/", {"action": "replay_selected", "_selected_action": [event.pk]}
     )
     assert response.status_code == 302
-    assert WebhookEvent.objects.get(pk=event.pk).status == "received"
+    assert InboundNotification.objects.get(pk=event.pk).status == "received"
     assert inbound.inbound_event_process(event_id=event.pk) == "processed"

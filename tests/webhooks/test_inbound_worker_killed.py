@@ -27,7 +27,7 @@ from invoices.models import PaymentApplication
 from payments.models import Payment
 from tests.payments.factories import make_invoice
 from tests.webhooks.inbound_support import clean_jobs, initiate, merchant  # noqa: F401
-from webhooks.models import WebhookEvent, WebhookEventAttempt
+from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,13 +82,13 @@ def test_worker_killed_mid_processing_loses_nothing_and_applies_once(api, mercha
     session = SandboxCheckoutSession.objects.get(payment_id=payment["id"])
     path = "/" + payment["payment_url"].split("://", 1)[1].split("/", 1)[1]
     assert Client().post(path, {"nonce": session.form_nonce, "action": "pay"}).status_code == 200
-    event = WebhookEvent.objects.get()
+    event = InboundNotification.objects.get()
 
     blocker = psycopg.connect(_test_database_url())
     blocker.execute("SELECT id FROM invoices_invoice WHERE id = %s FOR UPDATE", (invoice.id,))
     worker = _start_worker(tmp_path / "worker1.log")
     try:
-        _wait(lambda: WebhookEvent.objects.get(pk=event.pk).status == "processing", 60, "the claim")
+        _wait(lambda: InboundNotification.objects.get(pk=event.pk).status == "processing", 60, "the claim")
         _wait(_blocked_on_lock, 30, "the worker to block inside its processing transaction")
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
@@ -98,7 +98,7 @@ def test_worker_killed_mid_processing_loses_nothing_and_applies_once(api, mercha
         blocker.rollback()
         blocker.close()
 
-    killed = WebhookEvent.objects.get(pk=event.pk)
+    killed = InboundNotification.objects.get(pk=event.pk)
     assert killed.status == "processing"  # claimed, never finished: the kill lost the work in flight...
     assert Payment.objects.get(pk=payment["id"]).status == "pending"  # ...and nothing half-applied
     assert not PaymentApplication.objects.filter(payment_id=payment["id"]).exists()
@@ -106,7 +106,7 @@ def test_worker_killed_mid_processing_loses_nothing_and_applies_once(api, mercha
     worker = _start_worker(tmp_path / "worker2.log")
     try:
         _wait(
-            lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed",
+            lambda: InboundNotification.objects.get(pk=event.pk).status == "processed",
             90,
             "the event to be processed",
         )
@@ -118,6 +118,6 @@ def test_worker_killed_mid_processing_loses_nothing_and_applies_once(api, mercha
     assert PaymentApplication.objects.filter(payment_id=payment["id"]).count() == 1
     body = api.get(f"/v1/invoices/{invoice.id}").json()
     assert (body["status"], body["amount_paid"]) == ("paid", "150000")
-    attempts = list(WebhookEventAttempt.objects.filter(event_id=event.pk).order_by("number"))
+    attempts = list(InboundNotificationAttempt.objects.filter(notification_id=event.pk).order_by("number"))
     assert len(attempts) >= 2 and not attempts[0].succeeded and attempts[-1].succeeded
     assert "interrupted" in attempts[0].error

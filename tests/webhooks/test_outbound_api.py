@@ -5,8 +5,8 @@ from django.db import transaction
 
 from tests.factories import MerchantFactory, make_api_key
 from tests.webhooks.factories import WebhookEndpointFactory
-from webhooks.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
-from webhooks.services import event_record
+from webhooks.outbound.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
+from webhooks.outbound.services import event_record
 
 INVOICE = {"id": "inv_1", "object": "invoice", "status": "paid"}
 

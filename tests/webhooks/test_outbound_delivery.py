@@ -8,10 +8,10 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.shared import SHARED_DIR
-from webhooks import signing
-from webhooks.models import Delivery, DeliveryStatus
-from webhooks.outbound import delivery_attempt, parse_retry_after, retry_delay_seconds
-from webhooks.services import event_record
+from webhooks.outbound import signing
+from webhooks.outbound.delivery import delivery_attempt, parse_retry_after, retry_delay_seconds
+from webhooks.outbound.models import Delivery, DeliveryStatus
+from webhooks.outbound.services import event_record
 
 INVOICE = {"id": "inv_123", "object": "invoice", "status": "paid", "amount_due": "150000", "currency": "IDR"}
 
@@ -167,7 +167,7 @@ def test_response_excerpt_latency_and_status_are_recorded_capped(
 def test_job_run_again_after_success_sends_nothing(
     merchant, webhook_receiver, receiver_endpoint, run_outbound_jobs
 ):
-    from webhooks.outbound import delivery_attempt
+    from webhooks.outbound.delivery import delivery_attempt
 
     event = _record(merchant)
     run_outbound_jobs(until=lambda: _status(event) == ["succeeded"])
@@ -185,7 +185,7 @@ def test_duplicate_jobs_running_at_once_send_one_request(merchant, webhook_recei
 
     from django.db import close_old_connections
 
-    from webhooks.outbound import delivery_attempt
+    from webhooks.outbound.delivery import delivery_attempt
 
     event = _record(merchant)
     delivery = Delivery.objects.get(event=event)
@@ -218,7 +218,7 @@ def test_duplicate_jobs_running_at_once_send_one_request(merchant, webhook_recei
 def test_rotated_secret_signs_with_both_secrets_during_the_window(
     merchant, webhook_receiver, receiver_endpoint, run_outbound_jobs
 ):
-    from webhooks.services import endpoint_rotate_secret
+    from webhooks.outbound.services import endpoint_rotate_secret
 
     old_secret = receiver_endpoint.secret
     _, new_secret = endpoint_rotate_secret(endpoint=receiver_endpoint.endpoint)
@@ -235,7 +235,7 @@ def test_rotated_secret_signs_with_both_secrets_during_the_window(
 def test_rotation_without_grace_stops_the_old_secret_at_once(
     merchant, webhook_receiver, receiver_endpoint, run_outbound_jobs
 ):
-    from webhooks.services import endpoint_rotate_secret
+    from webhooks.outbound.services import endpoint_rotate_secret
 
     _, new_secret = endpoint_rotate_secret(endpoint=receiver_endpoint.endpoint, grace_seconds=0)
     event = _record(merchant)
@@ -251,7 +251,7 @@ def test_rotation_without_grace_stops_the_old_secret_at_once(
 def test_events_are_only_sent_to_endpoints_subscribed_to_their_type(
     merchant, run_outbound_jobs, webhook_receiver
 ):
-    from webhooks.services import endpoint_create
+    from webhooks.outbound.services import endpoint_create
 
     paid = webhook_receiver
     paid_endpoint, paid_secret = endpoint_create(
@@ -265,7 +265,7 @@ def test_events_are_only_sent_to_endpoints_subscribed_to_their_type(
 
 
 def test_oversized_payload_is_sent_thin(merchant, settings):
-    from webhooks.outbound import event_body
+    from webhooks.outbound.delivery import event_body
 
     settings.OUTBOUND_WEBHOOK_MAX_PAYLOAD_BYTES = 1024
     big = {**INVOICE, "description": "x" * 5000}
@@ -279,8 +279,8 @@ def test_oversized_payload_is_sent_thin(merchant, settings):
 
 
 def test_deleted_endpoint_gets_nothing_more(merchant, receiver_endpoint):
-    from webhooks.outbound import delivery_attempt
-    from webhooks.services import endpoint_delete
+    from webhooks.outbound.delivery import delivery_attempt
+    from webhooks.outbound.services import endpoint_delete
 
     event = _record(merchant)
     endpoint_delete(endpoint=receiver_endpoint.endpoint)
@@ -297,8 +297,8 @@ def test_host_that_now_resolves_to_a_private_address_is_not_contacted(
     """DNS rebinding: the URL was public at registration; at delivery time it resolves to loopback."""
     import socket
 
-    from webhooks import destinations
-    from webhooks.services import endpoint_create
+    from webhooks.outbound import destinations
+    from webhooks.outbound.services import endpoint_create
 
     answers = {"hooks.merchant.example": "93.184.215.14"}
 
@@ -316,7 +316,7 @@ def test_host_that_now_resolves_to_a_private_address_is_not_contacted(
     answers["hooks.merchant.example"] = "127.0.0.1"  # the DNS answer changes
     with transaction.atomic():
         event = event_record(merchant=merchant, mode="live", type="invoice.paid", data=INVOICE)
-    from webhooks.outbound import delivery_attempt
+    from webhooks.outbound.delivery import delivery_attempt
 
     delivery = delivery_attempt(delivery_id=Delivery.objects.get(event=event).id)
 

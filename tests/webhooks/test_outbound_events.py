@@ -3,8 +3,8 @@ from django.db import transaction
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from tests.webhooks.factories import WebhookEndpointFactory
-from webhooks.models import Delivery, Event
-from webhooks.services import event_record
+from webhooks.outbound.models import Delivery, Event
+from webhooks.outbound.services import event_record
 
 INVOICE = {"id": "inv_123", "object": "invoice", "status": "paid", "amount_due": "150000", "currency": "IDR"}
 

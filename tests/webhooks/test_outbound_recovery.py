@@ -14,9 +14,9 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from apikeys.models import AuditLog
 from tests.webhooks.factories import WebhookEndpointFactory
-from webhooks.models import Delivery, DeliveryStatus
-from webhooks.outbound import deliveries_sweep
-from webhooks.services import event_record
+from webhooks.outbound.delivery import deliveries_sweep
+from webhooks.outbound.models import Delivery, DeliveryStatus
+from webhooks.outbound.services import event_record
 
 INVOICE = {"id": "inv_9", "object": "invoice", "status": "paid"}
 
@@ -58,7 +58,7 @@ def test_command_filters_and_dry_run_changes_nothing(merchant):
     new = _record(merchant)
     Delivery.objects.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
     Delivery.objects.filter(event=old).update(created_at=timezone.now() - timedelta(days=3))
-    from webhooks.models import Event
+    from webhooks.outbound.models import Event
 
     Event.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
 

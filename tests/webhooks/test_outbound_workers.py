@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.db import connection, transaction
 
-from webhooks.models import Delivery, DeliveryStatus
-from webhooks.services import endpoint_create, event_record
+from webhooks.outbound.models import Delivery, DeliveryStatus
+from webhooks.outbound.services import endpoint_create, event_record
 
 ROOT = Path(__file__).resolve().parents[2]
 INVOICE = {"id": "inv_k", "object": "invoice", "status": "paid"}

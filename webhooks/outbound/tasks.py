@@ -11,7 +11,9 @@ from django.db import close_old_connections
 
 from paytrust.jobs import app, defer_in_transaction
 
-__all__ = ["defer_in_transaction"]  # re-exported: webhooks.services/outbound/inbound import it from here
+__all__ = [
+    "defer_in_transaction"
+]  # re-exported: webhooks.outbound.services/outbound/inbound import it from here
 
 OUTBOUND_QUEUE = "outbound_webhooks"
 
@@ -19,7 +21,7 @@ OUTBOUND_QUEUE = "outbound_webhooks"
 @app.task(name="webhooks.deliver_webhook", queue=OUTBOUND_QUEUE)
 def deliver_webhook(*, delivery_id: str) -> None:
     """Make one attempt of an outbound delivery if it is due (idempotent)."""
-    from webhooks.outbound import delivery_attempt
+    from webhooks.outbound.delivery import delivery_attempt
 
     close_old_connections()
     try:
@@ -32,43 +34,10 @@ def deliver_webhook(*, delivery_id: str) -> None:
 @app.task(name="webhooks.sweep_deliveries", queue=OUTBOUND_QUEUE)
 def sweep_deliveries(timestamp: int) -> None:
     """Every minute (OUTBOUND_WEBHOOK_SWEEP_CRON): re-defer deliveries that are due without a live job, or stuck `sending` past their lease."""
-    from webhooks.outbound import deliveries_sweep
+    from webhooks.outbound.delivery import deliveries_sweep
 
     close_old_connections()
     try:
         deliveries_sweep()
-    finally:
-        close_old_connections()
-
-
-# --- Inbound gateway webhooks (webhooks/inbound.py) ---------------------------------------------------------
-
-INBOUND_QUEUE = "inbound_webhooks"
-
-
-@app.task(name="webhooks.process_inbound_event", queue=INBOUND_QUEUE)
-def process_inbound_event(*, event_id: str) -> None:
-    """One processing attempt of an inbound gateway webhook, if due (idempotent; the row says what to do)."""
-    from webhooks.inbound import inbound_event_process
-
-    close_old_connections()
-    try:
-        inbound_event_process(event_id=event_id)
-    finally:
-        close_old_connections()
-
-
-@app.periodic(
-    cron=settings.INBOUND_WEBHOOK_SWEEP_CRON,
-    periodic_id="webhooks.sweep_inbound_events",
-)
-@app.task(name="webhooks.sweep_inbound_events", queue=INBOUND_QUEUE)
-def sweep_inbound_events(timestamp: int) -> None:
-    """Every minute: re-queue inbound events due without a live job, and reclaim those whose worker died."""
-    from webhooks.inbound import inbound_events_sweep
-
-    close_old_connections()
-    try:
-        inbound_events_sweep()
     finally:
         close_old_connections()

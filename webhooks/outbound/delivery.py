@@ -25,11 +25,11 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from paytrust import metrics
-from webhooks import signing
-from webhooks.destinations import Destination, DestinationRefused, destination_resolve
-from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, WebhookEndpoint
+from webhooks.outbound import signing
+from webhooks.outbound.destinations import Destination, DestinationRefused, destination_resolve
+from webhooks.outbound.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, WebhookEndpoint
 
-logger = logging.getLogger("paytrust.webhooks.outbound")
+logger = logging.getLogger("paytrust.webhooks.outbound.delivery")
 
 USER_AGENT = "PayTrust-Webhooks/1.0"
 ERROR_MAX = 500
@@ -236,7 +236,7 @@ def _lease_seconds() -> float:
 
 def _defer(delivery: Delivery, *, schedule_at=None) -> None:
     """Defer a job for `delivery` in the current transaction and remember its id (caller saves)."""
-    from webhooks.tasks import defer_in_transaction, deliver_webhook
+    from webhooks.outbound.tasks import defer_in_transaction, deliver_webhook
 
     (delivery.job_id,) = defer_in_transaction(
         deliver_webhook, {"delivery_id": delivery.id}, schedule_at=schedule_at

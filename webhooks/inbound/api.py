@@ -19,8 +19,8 @@ from rest_framework.views import APIView
 from paytrust.api import ApiView
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
-from webhooks import inbound
-from webhooks.inbound_selectors import (
+from webhooks.inbound import services as inbound
+from webhooks.inbound.selectors import (
     inbound_event_representation,
     inbound_events_failed,
     inbound_events_render,

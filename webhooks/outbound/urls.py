@@ -1,8 +1,8 @@
 """Outbound: /v1/webhook-endpoints… and /v1/events…  (inbound owns /v1/webhooks/…)."""
 
-from django.urls import path, re_path
+from django.urls import path
 
-from webhooks.api import (
+from webhooks.outbound.api import (
     EventDetailApi,
     EventListApi,
     EventRedeliverApi,
@@ -11,7 +11,6 @@ from webhooks.api import (
     WebhookEndpointListApi,
     WebhookEndpointRotateSecretApi,
 )
-from webhooks.inbound_api import FailedWebhooksApi, InboundWebhookApi, ReplayWebhookApi
 
 urlpatterns: list = [
     path("webhook-endpoints", WebhookEndpointListApi.as_view(), name="webhook-endpoint-list"),
@@ -33,18 +32,4 @@ urlpatterns: list = [
     path("events", EventListApi.as_view(), name="event-list"),
     path("events/<str:event_id>", EventDetailApi.as_view(), name="event-detail"),
     path("events/<str:event_id>/redeliver", EventRedeliverApi.as_view(), name="event-redeliver"),
-]
-
-# Inbound gateway webhooks (webhooks/inbound_api.py). The replay route only matches whk_ ids, so it never
-# shadows /webhooks/{gateway}/{gateway_account_id}.
-urlpatterns += [
-    path("webhooks/failed", FailedWebhooksApi.as_view(), name="inbound-webhook-failed"),
-    re_path(
-        r"^webhooks/(?P<event_id>whk_[0-9A-Za-z]+)/replay$",
-        ReplayWebhookApi.as_view(),
-        name="inbound-webhook-replay",
-    ),
-    path(
-        "webhooks/<str:gateway>/<str:account_id>", InboundWebhookApi.as_view(), name="inbound-webhook-receive"
-    ),
 ]

@@ -16,7 +16,7 @@ A failure is logged on the attempt and retried after settings.INBOUND_WEBHOOK_RE
 then the event is `failed`; a permanent error (the notification names no payment of this account, currency
 mismatch) fails it at once. Failed events are replayed from the API, the admin or `manage.py replay_webhooks`.
 
-The WebhookEvent row is the source of truth; jobs are triggers. `inbound_events_sweep` (every minute) re-queues
+The InboundNotification row is the source of truth; jobs are triggers. `inbound_events_sweep` (every minute) re-queues
 events that are due without a job (a job lost with its worker, or never run) and reclaims `processing` rows whose
 worker died (lease expired), counting that as a failed attempt. See docs/adr/0031-inbound-gateway-webhooks.md.
 """
@@ -40,9 +40,9 @@ from gateways.selectors import gateway_account_for_webhook
 from payments.redaction import redact_headers
 from payments.services import GatewayStatusUpdate, PaymentNotFoundForGateway, payment_apply_gateway_status
 from paytrust.errors import ApplicationError, Conflict, NotFound, WebhookPayloadError
-from webhooks.models import InboundStatus, WebhookEvent, WebhookEventAttempt
+from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt, InboundStatus
 
-logger = logging.getLogger("paytrust.webhooks.inbound")
+logger = logging.getLogger("paytrust.webhooks.inbound.services")
 
 # A claimed event whose worker has not finished after this long is considered lost (the worker died):
 # settings.INBOUND_WEBHOOK_LEASE_SECONDS. An event due for longer than settings.INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS
@@ -59,7 +59,7 @@ def _sweep_grace() -> timedelta:
 
 # Test hook: called with the event at the start of each processing attempt; raising makes the attempt fail.
 # (Fault-injection tests set it; production never does.)
-PROCESSING_FAULT_HOOK: Callable[[WebhookEvent], None] | None = None
+PROCESSING_FAULT_HOOK: Callable[[InboundNotification], None] | None = None
 
 
 class PermanentProcessingError(Exception):
@@ -81,9 +81,9 @@ class ReceiveResult:
     account: GatewayAccount
 
 
-def _insert_event(event: WebhookEvent) -> str | None:
+def _insert_event(event: InboundNotification) -> str | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when (account, event id) exists."""
-    meta = WebhookEvent._meta
+    meta = InboundNotification._meta
     fields = [f for f in meta.concrete_fields]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
@@ -100,7 +100,7 @@ def _insert_event(event: WebhookEvent) -> str | None:
 
 def _defer(event_ids: list[str], *, schedule_at: datetime | None = None) -> None:
     """Queue processing jobs on Django's connection: they commit or roll back with the caller's transaction."""
-    from webhooks.tasks import defer_in_transaction, process_inbound_event
+    from webhooks.inbound.tasks import defer_in_transaction, process_inbound_event
 
     defer_in_transaction(
         process_inbound_event, *({"event_id": pk} for pk in event_ids), schedule_at=schedule_at
@@ -117,7 +117,7 @@ def inbound_webhook_receive(
     adapter.verify_webhook(headers, raw_body)
     notification = adapter.parse_webhook(headers, raw_body)
     now = timezone.now()
-    event = WebhookEvent(
+    event = InboundNotification(
         gateway_account=account,
         merchant_id=account.merchant_id,
         mode=account.mode,
@@ -172,7 +172,7 @@ def _failure_message(raw: Mapping) -> str:
     return ""
 
 
-def _parse(adapter: gw.Gateway, event: WebhookEvent) -> gw.WebhookNotification:
+def _parse(adapter: gw.Gateway, event: InboundNotification) -> gw.WebhookNotification:
     try:
         return adapter.parse_webhook(event.headers, bytes(event.body))
     except WebhookPayloadError as exc:  # parsed fine at receipt: only an adapter change can get here
@@ -183,7 +183,7 @@ def _gateway_truth(event_id: str) -> gw.PaymentStatusResult | None:
     """For a gateway whose notifications are not authoritative: the gateway's own status of the payment the stored
     notification names (`get_status`, HTTP: call it outside any transaction). None when the notification may be
     applied as is. A GatewayError propagates: the attempt fails and is retried."""
-    event = WebhookEvent.objects.select_related("gateway_account").get(pk=event_id)
+    event = InboundNotification.objects.select_related("gateway_account").get(pk=event_id)
     adapter = gateway_for_account(event.gateway_account)
     if adapter.notifications_are_authoritative:
         return None
@@ -227,7 +227,7 @@ def _update_from_truth(
     )
 
 
-def _apply(event: WebhookEvent, truth: gw.PaymentStatusResult | None = None) -> str:
+def _apply(event: InboundNotification, truth: gw.PaymentStatusResult | None = None) -> str:
     """Apply a claimed, locked event to its payment (with `truth`, the gateway's status answer, when the gateway's
     notifications are not authoritative). Returns the outcome note."""
     adapter = gateway_for_account(event.gateway_account)
@@ -274,7 +274,7 @@ class _Claim:
 
 def _claim(event_id: str, now: datetime) -> _Claim | str:
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
+        event = InboundNotification.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
         if event is None:
             return "locked_or_missing"
         if event.status in (InboundStatus.PROCESSED, InboundStatus.FAILED):
@@ -290,11 +290,13 @@ def _claim(event_id: str, now: datetime) -> _Claim | str:
             if event.next_attempt_at > now:
                 return "rescheduled"
         number = (
-            WebhookEventAttempt.objects.filter(event=event)
+            InboundNotificationAttempt.objects.filter(notification=event)
             .order_by("-number")
             .values_list("number", flat=True)
         ).first() or 0
-        attempt = WebhookEventAttempt.objects.create(event=event, number=number + 1, started_at=now)
+        attempt = InboundNotificationAttempt.objects.create(
+            notification=event, number=number + 1, started_at=now
+        )
         event.status = InboundStatus.PROCESSING
         event.attempts += 1
         event.lease_expires_at = now + _processing_lease()
@@ -302,14 +304,14 @@ def _claim(event_id: str, now: datetime) -> _Claim | str:
     return _Claim(event_id=event.pk, attempt_id=attempt.pk, attempts=event.attempts)
 
 
-def _close_attempt_interrupted(event: WebhookEvent, now: datetime) -> None:
-    WebhookEventAttempt.objects.filter(event=event, finished_at__isnull=True).update(
+def _close_attempt_interrupted(event: InboundNotification, now: datetime) -> None:
+    InboundNotificationAttempt.objects.filter(notification=event, finished_at__isnull=True).update(
         finished_at=now, succeeded=False, error="interrupted: the worker stopped before finishing"
     )
 
 
 def _schedule_retry_or_fail(
-    event: WebhookEvent, now: datetime, error: str, *, permanent: bool = False
+    event: InboundNotification, now: datetime, error: str, *, permanent: bool = False
 ) -> bool:
     """Under the event's lock: back to `received` with the next retry time (and its job), or `failed`.
     Returns True when a retry was scheduled."""
@@ -346,8 +348,8 @@ def _record_failure(claim: _Claim, exc: BaseException, now: datetime) -> str:
     else:
         error = f"{type(exc).__name__}: {exc}"
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().get(pk=claim.event_id)
-        WebhookEventAttempt.objects.filter(pk=claim.attempt_id).update(
+        event = InboundNotification.objects.select_for_update().get(pk=claim.event_id)
+        InboundNotificationAttempt.objects.filter(pk=claim.attempt_id).update(
             finished_at=now, succeeded=False, error=error[:1000]
         )
         if event.status != InboundStatus.PROCESSING or event.attempts != claim.attempts:
@@ -367,7 +369,7 @@ def inbound_event_process(*, event_id: str) -> str:
         truth = _gateway_truth(claim.event_id)  # HTTP for non-authoritative gateways: before the transaction
         with transaction.atomic():
             event = (
-                WebhookEvent.objects.select_for_update(of=("self",))
+                InboundNotification.objects.select_for_update(of=("self",))
                 .select_related("gateway_account")
                 .get(pk=claim.event_id)
             )
@@ -395,7 +397,9 @@ def inbound_event_process(*, event_id: str) -> str:
                     "updated_at",
                 ]
             )
-            WebhookEventAttempt.objects.filter(pk=claim.attempt_id).update(finished_at=now, succeeded=True)
+            InboundNotificationAttempt.objects.filter(pk=claim.attempt_id).update(
+                finished_at=now, succeeded=True
+            )
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the attempt and retried or failed
         if not isinstance(exc, PermanentProcessingError | ApplicationError):
             logger.exception("inbound webhook processing failed", extra={"event": claim.event_id})
@@ -413,7 +417,7 @@ def inbound_events_sweep(*, now: datetime | None = None, batch: int = 500) -> in
     cutoff = now - _sweep_grace()
     with transaction.atomic():
         events = list(
-            WebhookEvent.objects.select_for_update(skip_locked=True)
+            InboundNotification.objects.select_for_update(skip_locked=True)
             .filter(
                 Q(status=InboundStatus.RECEIVED, next_attempt_at__lte=cutoff)
                 & (Q(deferred_at__isnull=True) | Q(deferred_at__lte=cutoff))
@@ -423,7 +427,9 @@ def inbound_events_sweep(*, now: datetime | None = None, batch: int = 500) -> in
         )
         ids = [event.pk for event in events]
         if ids:
-            WebhookEvent.objects.filter(pk__in=ids, status=InboundStatus.RECEIVED).update(deferred_at=now)
+            InboundNotification.objects.filter(pk__in=ids, status=InboundStatus.RECEIVED).update(
+                deferred_at=now
+            )
             _defer(ids)
     if ids:
         logger.info("inbound webhooks re-queued by the sweeper", extra={"count": len(ids)})
@@ -433,13 +439,13 @@ def inbound_events_sweep(*, now: datetime | None = None, batch: int = 500) -> in
 # ---- replay --------------------------------------------------------------------------------------------------
 
 
-def inbound_event_replay(*, event_id: str, merchant=None, mode: str | None = None) -> WebhookEvent:
+def inbound_event_replay(*, event_id: str, merchant=None, mode: str | None = None) -> InboundNotification:
     """Queue an event for processing again (failed or processed: processing is idempotent, a processed event
     replays as a no-op on the payment). Scoped to `merchant`/`mode` when given (another tenant's event is a 404).
     409 `webhook_processing` while a worker holds it."""
     now = timezone.now()
     with transaction.atomic():
-        qs = WebhookEvent.objects.select_for_update(nowait=False).filter(pk=event_id)
+        qs = InboundNotification.objects.select_for_update(nowait=False).filter(pk=event_id)
         if merchant is not None:
             qs = qs.filter(merchant=merchant, mode=mode)
         event = qs.first()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from django.db.models import Prefetch, QuerySet
 
-from webhooks.models import InboundStatus, WebhookEvent, WebhookEventAttempt
+from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt, InboundStatus
 
 
 def _rfc3339(value: datetime | None) -> str | None:
@@ -16,14 +16,14 @@ def _rfc3339(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _attempts(event: WebhookEvent) -> list[WebhookEventAttempt]:
+def _attempts(event: InboundNotification) -> list[InboundNotificationAttempt]:
     cache = getattr(event, "_prefetched_objects_cache", {})
     if "attempt_log" in cache:
         return list(event.attempt_log.all())
-    return list(WebhookEventAttempt.objects.filter(event=event).order_by("number"))
+    return list(InboundNotificationAttempt.objects.filter(notification=event).order_by("number"))
 
 
-def inbound_event_representation(event: WebhookEvent) -> dict:
+def inbound_event_representation(event: InboundNotification) -> dict:
     return {
         "id": event.id,
         "object": "inbound_webhook_event",
@@ -56,17 +56,17 @@ def inbound_event_representation(event: WebhookEvent) -> dict:
     }
 
 
-def inbound_events_render(events: Iterable[WebhookEvent]) -> list[dict]:
+def inbound_events_render(events: Iterable[InboundNotification]) -> list[dict]:
     return [inbound_event_representation(event) for event in events]
 
 
 def inbound_events_failed(*, merchant=None, mode: str | None = None, gateway: str | None = None) -> QuerySet:
     """Failed events, newest first; all merchants when `merchant` is None (admin)."""
-    qs = WebhookEvent.objects.filter(status=InboundStatus.FAILED).defer("body", "headers")
+    qs = InboundNotification.objects.filter(status=InboundStatus.FAILED).defer("body", "headers")
     if merchant is not None:
         qs = qs.filter(merchant=merchant, mode=mode)
     if gateway:
         qs = qs.filter(gateway=gateway)
     return qs.prefetch_related(
-        Prefetch("attempt_log", queryset=WebhookEventAttempt.objects.order_by("number"))
+        Prefetch("attempt_log", queryset=InboundNotificationAttempt.objects.order_by("number"))
     )

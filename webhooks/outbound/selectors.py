@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from paytrust.errors import NotFound, ValidationError
-from webhooks.models import Delivery, DeliveryAttempt, Event, EventType, WebhookEndpoint
+from webhooks.outbound.models import Delivery, DeliveryAttempt, Event, EventType, WebhookEndpoint
 
 ATTEMPTS_SHOWN = 20
 
@@ -54,7 +54,7 @@ def event_deliveries(*, event: Event) -> list[Delivery]:
 def endpoint_deliveries(*, endpoint: WebhookEndpoint, status: str | None = None) -> QuerySet[Delivery]:
     qs = Delivery.objects.filter(endpoint=endpoint).select_related("event")
     if status:
-        from webhooks.models import DeliveryStatus
+        from webhooks.outbound.models import DeliveryStatus
 
         if status not in DeliveryStatus.values:
             raise ValidationError(f"Unknown delivery status {status!r}.", param="status")

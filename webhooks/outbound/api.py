@@ -13,8 +13,8 @@ from paytrust.api import ApiView, tenant
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
-from webhooks import selectors, services
-from webhooks.models import ALL_EVENTS, DeliveryStatus, EventType
+from webhooks.outbound import selectors, services
+from webhooks.outbound.models import ALL_EVENTS, DeliveryStatus, EventType
 
 # Common errors (400, 401, 429, 500, idempotency 409/422) are added by paytrust.schema.ApiAutoSchema.
 READ_ERRORS = error_responses(404)

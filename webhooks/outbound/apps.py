@@ -1,9 +1,13 @@
 from django.apps import AppConfig
 
 
-class WebhooksConfig(AppConfig):
+class OutboundWebhooksConfig(AppConfig):
+    """The outbox: merchant webhook endpoints, events, deliveries. Label `webhooks` keeps its tables and history."""
+
     default_auto_field = "django.db.models.BigAutoField"
-    name = "webhooks"
+    name = "webhooks.outbound"
+    label = "webhooks"
+    verbose_name = "Outbound merchant events"
 
     def ready(self) -> None:
         from paytrust.crypto import register_encrypted_field

@@ -14,11 +14,11 @@ from django.utils import timezone
 
 from paytrust.errors import NotFound, Unprocessable, ValidationError
 from paytrust.sql import insert_for, mark_saved, prepared_cursor, row_values
-from webhooks import signing
-from webhooks.destinations import endpoint_url_validate
-from webhooks.models import ALL_EVENTS, Delivery, DeliveryStatus, Event, EventType, WebhookEndpoint
+from webhooks.outbound import signing
+from webhooks.outbound.destinations import endpoint_url_validate
+from webhooks.outbound.models import ALL_EVENTS, Delivery, DeliveryStatus, Event, EventType, WebhookEndpoint
 
-logger = logging.getLogger("paytrust.webhooks.outbound")
+logger = logging.getLogger("paytrust.webhooks.outbound.delivery")
 
 EVENT_TYPES = frozenset(EventType.values)
 
@@ -78,7 +78,7 @@ def _event_insert_sql() -> str:
 
 def _defer_deliveries(deliveries: list[Delivery], *, schedule_at=None, save: bool = True) -> None:
     """Defer one job per delivery on the current connection (same transaction) and remember its job id."""
-    from webhooks.tasks import defer_in_transaction, deliver_webhook
+    from webhooks.outbound.tasks import defer_in_transaction, deliver_webhook
 
     job_ids = defer_in_transaction(
         deliver_webhook, *({"delivery_id": d.id} for d in deliveries), schedule_at=schedule_at

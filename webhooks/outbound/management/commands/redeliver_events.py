@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
-from webhooks import services
-from webhooks.models import Delivery, DeliveryStatus, Event
+from webhooks.outbound import services
+from webhooks.outbound.models import Delivery, DeliveryStatus, Event
 
 CHUNK = 200
 
@@ -86,7 +86,7 @@ class Command(BaseCommand):
         if event is None:
             raise CommandError(f"No such event: {event_id}")
         if dry_run:
-            from webhooks.models import ALL_EVENTS, WebhookEndpoint
+            from webhooks.outbound.models import ALL_EVENTS, WebhookEndpoint
 
             n = WebhookEndpoint.objects.filter(
                 merchant_id=event.merchant_id,

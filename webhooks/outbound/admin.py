@@ -1,49 +1,16 @@
 """Django admin for outbound webhooks: endpoints, events, deliveries with their attempts.
 
-Everything is read-only here except through actions that call webhooks.services (the same code as the API and
+Everything is read-only here except through actions that call webhooks.outbound.services (the same code as the API and
 `manage.py redeliver_events`); each action is audited as `user:<username>`. Secrets are never displayed.
-(The inbound side registers its own admin classes in this module under its own names.)
 """
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin, messages
-from django.utils.html import format_html
 
-from apikeys.models import AuditLog
-from apikeys.services import Actor, audit_record
-from paytrust.errors import ApplicationError
-from webhooks import services
-from webhooks.models import (
-    Delivery,
-    DeliveryAttempt,
-    Event,
-    WebhookEndpoint,
-    WebhookEvent,
-    WebhookEventAttempt,
-)
-
-
-def _audit(request, action: str, **details) -> None:
-    actor = Actor(
-        label=f"user:{request.user.get_username()}",
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-    )
-    audit_record(action=AuditLog.Action.ADMIN_ACTION, actor=actor, action_name=action, **details)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from apikeys.admin_base import ReadOnlyAdmin, admin_audit
+from webhooks.outbound import services
+from webhooks.outbound.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
 
 @admin.register(WebhookEndpoint)
@@ -68,7 +35,9 @@ class OutboundWebhookEndpointAdmin(ReadOnlyAdmin):
         for endpoint in queryset.filter(deleted_at__isnull=True):
             services.endpoint_update(endpoint=endpoint, enabled=enabled)
             ids.append(endpoint.id)
-        _audit(request, "webhooks.endpoint_enable" if enabled else "webhooks.endpoint_disable", endpoints=ids)
+        admin_audit(
+            request, "webhooks.endpoint_enable" if enabled else "webhooks.endpoint_disable", endpoints=ids
+        )
         messages.success(request, f"{len(ids)} endpoint(s) {'enabled' if enabled else 'disabled'}.")
 
 
@@ -105,7 +74,7 @@ class OutboundEventAdmin(ReadOnlyAdmin):
     @admin.action(description="Redeliver selected events to every matching endpoint")
     def redeliver_events(self, request, queryset):
         queued = sum(services.event_redeliver(event=event) for event in queryset)
-        _audit(request, "webhooks.event_redeliver", events=list(queryset.values_list("id", flat=True)))
+        admin_audit(request, "webhooks.event_redeliver", events=list(queryset.values_list("id", flat=True)))
         messages.success(request, f"{queued} delivery(ies) queued.")
 
 
@@ -125,7 +94,7 @@ class EventTypeFilter(admin.SimpleListFilter):
     parameter_name = "event_type"
 
     def lookups(self, request, model_admin):
-        from webhooks.models import EventType
+        from webhooks.outbound.models import EventType
 
         return EventType.choices
 
@@ -161,7 +130,7 @@ class OutboundDeliveryAdmin(ReadOnlyAdmin):
     def redeliver(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         queued = services.deliveries_requeue(delivery_ids=ids)
-        _audit(
+        admin_audit(
             request, "webhooks.delivery_redeliver", deliveries=ids[:1000], selected=len(ids), queued=queued
         )
         skipped = len(ids) - queued
@@ -173,69 +142,3 @@ class OutboundDeliveryAdmin(ReadOnlyAdmin):
 
 
 # --- Inbound gateway webhooks (webhooks/inbound.py) ---------------------------------------------------------
-
-
-class WebhookEventAttemptInline(admin.TabularInline):
-    model = WebhookEventAttempt
-    fields = ["number", "started_at", "finished_at", "succeeded", "error"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(WebhookEvent)
-class InboundWebhookEventAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "created_at",
-        "gateway",
-        "merchant",
-        "mode",
-        "notification_status",
-        "payment_reference",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "last_error",
-    ]
-    list_filter = [
-        "status",
-        "gateway",
-        "mode",
-        "notification_status",
-        ("created_at", admin.DateFieldListFilter),
-    ]
-    search_fields = ["id", "gateway_event_id", "payment_reference", "gateway_reference", "merchant__id"]
-    list_select_related = ["merchant"]
-    date_hierarchy = "created_at"
-    exclude = ["body", "headers"]
-    readonly_fields = ["raw_body", "headers_redacted"]
-    inlines = [WebhookEventAttemptInline]
-    actions = ["replay_selected"]
-
-    @admin.display(description="raw body")
-    def raw_body(self, obj):
-        return format_html(
-            "<pre style='white-space: pre-wrap'>{}</pre>", bytes(obj.body).decode("utf-8", "replace")
-        )
-
-    @admin.display(description="headers (secrets redacted)")
-    def headers_redacted(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
-
-    @admin.action(description="Replay selected (queue processing again)")
-    def replay_selected(self, request, queryset):
-        from webhooks.inbound import inbound_event_replay
-
-        replayed, skipped = [], []
-        for pk in queryset.values_list("pk", flat=True):
-            try:
-                inbound_event_replay(event_id=pk)
-                replayed.append(pk)
-            except ApplicationError:
-                skipped.append(pk)
-        _audit(request, "webhooks.inbound_replay", events=replayed)
-        messages.success(request, f"{len(replayed)} event(s) queued for processing; {len(skipped)} skipped.")

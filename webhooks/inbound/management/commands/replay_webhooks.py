@@ -18,8 +18,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
 from paytrust.errors import ApplicationError
-from webhooks import inbound
-from webhooks.models import InboundStatus, WebhookEvent
+from webhooks.inbound import services as inbound
+from webhooks.inbound.models import InboundNotification, InboundStatus
 
 
 def _parse_since(value: str) -> datetime:
@@ -54,7 +54,7 @@ class Command(BaseCommand):
     ):
         if not (ids or failed or since or gateway):
             raise CommandError("Choose what to replay: --id, --failed, --since and/or --gateway.")
-        qs = WebhookEvent.objects.all()
+        qs = InboundNotification.objects.all()
         if ids:
             qs = qs.filter(pk__in=ids)
         if failed:

@@ -1,0 +1,80 @@
+"""Django admin for inbound gateway notifications: read-only, with the replay action (audited), which calls
+webhooks.inbound.services like the API and `manage.py replay_webhooks`. Secrets in headers are redacted at receipt.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from apikeys.admin_base import ReadOnlyAdmin, admin_audit
+from paytrust.errors import ApplicationError
+from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
+
+
+class InboundNotificationAttemptInline(admin.TabularInline):
+    model = InboundNotificationAttempt
+    fields = ["number", "started_at", "finished_at", "succeeded", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(InboundNotification)
+class InboundNotificationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "gateway",
+        "merchant",
+        "mode",
+        "notification_status",
+        "payment_reference",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
+    list_filter = [
+        "status",
+        "gateway",
+        "mode",
+        "notification_status",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["id", "gateway_event_id", "payment_reference", "gateway_reference", "merchant__id"]
+    list_select_related = ["merchant"]
+    date_hierarchy = "created_at"
+    exclude = ["body", "headers"]
+    readonly_fields = ["raw_body", "headers_redacted"]
+    inlines = [InboundNotificationAttemptInline]
+    actions = ["replay_selected"]
+
+    @admin.display(description="raw body")
+    def raw_body(self, obj):
+        return format_html(
+            "<pre style='white-space: pre-wrap'>{}</pre>", bytes(obj.body).decode("utf-8", "replace")
+        )
+
+    @admin.display(description="headers (secrets redacted)")
+    def headers_redacted(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
+
+    @admin.action(description="Replay selected (queue processing again)")
+    def replay_selected(self, request, queryset):
+        from webhooks.inbound.services import inbound_event_replay
+
+        replayed, skipped = [], []
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                inbound_event_replay(event_id=pk)
+                replayed.append(pk)
+            except ApplicationError:
+                skipped.append(pk)
+        admin_audit(request, "webhooks.inbound_replay", events=replayed)
+        messages.success(request, f"{len(replayed)} event(s) queued for processing; {len(skipped)} skipped.")

@@ -23,8 +23,8 @@ from apikeys.services import (
     api_key_revoke,
     api_key_rotate,
 )
+from apikeys.viewsets import ApiView
 from merchants.selectors import merchant_get
-from paytrust.api import ApiView
 from paytrust.errors import ValidationError
 from paytrust.models import Mode
 from paytrust.pagination import paginate

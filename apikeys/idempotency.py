@@ -1,4 +1,4 @@
-"""Idempotency-Key handling for POST requests (used by `paytrust.api.ApiView`).
+"""Idempotency-Key handling for POST requests (used by `apikeys.viewsets.ApiView`).
 
 Insert-first, never check-then-insert: a request claims its key by INSERTing an `in_progress` row; the UNIQUE
 constraint on (merchant, mode, key) makes exactly one concurrent request win. A loser reads the winner's row:

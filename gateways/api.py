@@ -15,10 +15,10 @@ from rest_framework.response import Response
 
 from apikeys.authentication import client_ip
 from apikeys.services import Actor
+from apikeys.viewsets import ApiView, tenant
 from gateways import selectors, services
 from gateways.models import GatewayAccount, GatewayName
 from paytrust import money
-from paytrust.api import ApiView, tenant
 from paytrust.errors import ValidationError
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses

@@ -13,10 +13,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from apikeys.viewsets import ApiView, tenant
 from invoices import selectors, services
 from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
 from invoices.models import InvoiceStatus
-from paytrust.api import ApiView, tenant
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
 from paytrust.pagination import paginate

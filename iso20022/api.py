@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
-from paytrust.api import ApiView, tenant
+from apikeys.viewsets import ApiView, tenant
 from paytrust.errors import ValidationError
 from paytrust.schema import error_responses
 

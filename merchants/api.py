@@ -2,8 +2,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from apikeys.viewsets import ApiView
 from merchants.selectors import merchant_rate_limit
-from paytrust.api import ApiView
 
 
 class MerchantOutput(serializers.Serializer):

@@ -6,9 +6,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from apikeys.viewsets import ApiView, tenant
 from payments import selectors, services
 from payments.models import PaymentStatus
-from paytrust.api import ApiView, tenant
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
 from paytrust.serializers import StrictSerializer

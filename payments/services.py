@@ -27,7 +27,6 @@ from invoices.selectors import invoice_get
 from invoices.services import invoice_apply_payment, invoice_mark_payment_initiated
 from iso20022.statuses import payment_status_to_pain002
 from payments.models import OPEN_STATUSES, GatewayCall, GatewayCallOperation, Payment, PaymentStatus
-from payments.redaction import redact
 from payments.selectors import payment_representation
 from payments.states import STATUS_EVENTS, can_transition
 from paytrust.errors import (
@@ -40,6 +39,7 @@ from paytrust.errors import (
     ValidationError,
 )
 from paytrust.jobs import defer_in_transaction
+from paytrust.redaction import redact
 from webhooks.outbound import services as webhook_services
 
 logger = logging.getLogger("paytrust.payments")

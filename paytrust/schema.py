@@ -2,7 +2,7 @@
 
 - `ErrorEnvelope`: the reusable schema component of the error body (component name `ErrorEnvelope`).
 - `error_responses(400, 404, ...)`: `{status: OpenApiResponse(ErrorEnvelope, description)}` for `@extend_schema`.
-- `ApiAutoSchema`: the schema class of `paytrust.api.ApiView`. It adds to every operation the errors every API
+- `ApiAutoSchema`: the schema class of `apikeys.viewsets.ApiView`. It adds to every operation the errors every API
   view can return (400, 401, 429, 500; 409/422 idempotency errors on POST), the `Idempotency-Key` request header
   on POST, and the `X-Request-Id` / `X-RateLimit-*` / `Retry-After` / `Idempotent-Replayed` response headers —
   so a view's `@extend_schema` lists only its success body and its own errors (404, 409, 422, …).

@@ -30,6 +30,6 @@ urlpatterns = [
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics_view, name="metrics"),
     re_path(r"^static/(?P<path>.+)$", ops.static, name="static"),
-    path("sandbox/", include("gateways.sandbox_urls")),
+    path("sandbox/", include("webhooks.inbound.sandbox_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -14,8 +14,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from apikeys.viewsets import ApiView, tenant
 from gateways.models import GatewayName
-from paytrust.api import ApiView, tenant
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
 from paytrust.params import query_datetime

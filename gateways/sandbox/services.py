@@ -1,14 +1,19 @@
 """The sandbox gateway's own state: checkout sessions (one per payment), the checkout actions, refunds.
 
 These play the remote gateway. PayTrust's payments learn outcomes only through the signed webhook the checkout
-action sends (gateways.sandbox.dispatch), exactly as with Xendit or Midtrans.
+action sends, exactly as with Xendit or Midtrans. The sandbox does not POST over the network (it would call
+itself): the caller of `sandbox_checkout_submit` — the checkout page in webhooks/inbound/sandbox_checkout.py, the
+layer that owns both sides — passes the inbound pipeline's receive function as `receiver`, and the signed
+delivery is handed to it in process.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,7 +25,6 @@ from gateways.models import (
     SandboxCheckoutStatus,
     SandboxRefund,
 )
-from gateways.sandbox import dispatch
 from gateways.sandbox import webhooks as sandbox_webhooks
 from paytrust import money
 from paytrust.errors import (
@@ -36,6 +40,13 @@ logger = logging.getLogger("paytrust.gateways.sandbox")
 
 ACTIONS = ("pay", "pay_partial", "overpay", "fail", "expire")
 _PAYING = {"pay", "pay_partial", "overpay"}
+
+# receiver(account, headers, raw body): takes the signed delivery exactly like `POST /v1/webhooks/sandbox/{account}`
+# with those headers and that body (verify, store, deduplicate on the event id, enqueue processing). Raising means
+# "not delivered": the page says so, and submitting again re-delivers the SAME event (same id and body, fresh
+# signature timestamp). It runs inside a savepoint of the transaction that holds the checkout session's row lock,
+# so what it stores commits together with the "delivered" mark; it must not do network I/O.
+WebhookReceiver = Callable[[GatewayAccount, dict[str, str], bytes], Any]
 
 
 def new_token() -> str:
@@ -157,8 +168,10 @@ def _signing_secret(account: GatewayAccount) -> str:
     return gateway_for_account(account).credentials.get("signing_secret", "")
 
 
-def sandbox_checkout_submit(*, token: str, nonce: str, action: str, amount: object = None) -> CheckoutOutcome:
-    """A checkout-page action: close the session, then deliver the signed webhook to the inbound pipeline.
+def sandbox_checkout_submit(
+    *, token: str, nonce: str, action: str, amount: object = None, receiver: WebhookReceiver
+) -> CheckoutOutcome:
+    """A checkout-page action: close the session, then deliver the signed webhook to `receiver`.
 
     A submission on an already-closed session re-delivers the stored webhook if it was not delivered yet
     (same event id and body), and otherwise just reports the outcome.
@@ -225,10 +238,12 @@ def sandbox_checkout_submit(*, token: str, nonce: str, action: str, amount: obje
                     "updated_at",
                 ]
             )
-    return _deliver(session, repeated=repeated)
+    return _deliver(session, repeated=repeated, receiver=receiver)
 
 
-def _deliver(session: SandboxCheckoutSession, *, repeated: bool) -> CheckoutOutcome:
+def _deliver(
+    session: SandboxCheckoutSession, *, repeated: bool, receiver: WebhookReceiver
+) -> CheckoutOutcome:
     """Sign and hand the stored webhook to the inbound pipeline, exactly once.
 
     Runs in its own transaction holding the session's row lock: concurrent submissions wait here and then see
@@ -248,18 +263,16 @@ def _deliver(session: SandboxCheckoutSession, *, repeated: bool) -> CheckoutOutc
         body = locked.webhook_body.encode()
         try:
             with transaction.atomic():
-                dispatch.send_webhook(locked.account, sandbox_webhooks.sign(secret, body), body)
+                receiver(locked.account, dict(sandbox_webhooks.sign(secret, body)), body)
         except Exception as exc:  # noqa: BLE001 - any handler failure means "not delivered", shown on the page
-            if isinstance(exc, dispatch.WebhookNotDelivered):
-                message = str(exc)[:500]
-            elif isinstance(exc, ApplicationError):
+            if isinstance(exc, ApplicationError):
                 message = f"{exc.code}: {exc.message}"[:500]
             else:
                 message = f"inbound handler failed ({type(exc).__name__})"
             logger.warning(
                 "sandbox webhook not delivered",
                 extra={"checkout_id": locked.pk, "event_id": locked.webhook_event_id, "error": message},
-                exc_info=not isinstance(exc, dispatch.WebhookNotDelivered | ApplicationError),
+                exc_info=not isinstance(exc, ApplicationError),
             )
             locked.webhook_error = message
             locked.save(update_fields=["webhook_error", "updated_at"])

@@ -10,7 +10,7 @@ from django.urls import include, path
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from paytrust.api import ApiView
+from apikeys.viewsets import ApiView
 from paytrust.errors import Conflict
 from paytrust.serializers import MetadataField, StrictSerializer
 

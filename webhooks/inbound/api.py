@@ -16,7 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from paytrust.api import ApiView
+from apikeys.viewsets import ApiView
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
 from webhooks.inbound import services as inbound

@@ -37,9 +37,9 @@ from gateways import base as gw
 from gateways.models import GatewayAccount
 from gateways.registry import gateway_for_account
 from gateways.selectors import gateway_account_for_webhook
-from payments.redaction import redact_headers
 from payments.services import GatewayStatusUpdate, PaymentNotFoundForGateway, payment_apply_gateway_status
 from paytrust.errors import ApplicationError, Conflict, NotFound, WebhookPayloadError
+from paytrust.redaction import redact_headers
 from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt, InboundStatus
 
 logger = logging.getLogger("paytrust.webhooks.inbound.services")
@@ -142,8 +142,10 @@ def inbound_webhook_receive(
     return ReceiveResult(event_id=inserted, duplicate=inserted is None, account=account)
 
 
-def sandbox_inbound_handler(account: GatewayAccount, headers: dict[str, str], body: bytes) -> ReceiveResult:
-    """gateways.sandbox.dispatch.INBOUND_HANDLER: the sandbox checkout's webhook, exactly like an HTTP delivery."""
+def sandbox_notification_receive(
+    account: GatewayAccount, headers: dict[str, str], body: bytes
+) -> ReceiveResult:
+    """The sandbox checkout's notification (webhooks/inbound/sandbox_checkout.py), exactly like an HTTP delivery."""
     return inbound_webhook_receive(
         gateway=account.gateway, account_id=account.pk, headers=headers, raw_body=body
     )

@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from paytrust.api import ApiView, tenant
+from apikeys.viewsets import ApiView, tenant
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer

@@ -1,5 +1,9 @@
 """The sandbox's hosted checkout page: GET shows the payment, POST performs one action (HTML, no API key).
 
+It lives in the inbound layer because it joins both sides explicitly: the sandbox gateway closes its checkout
+session (gateways.sandbox.services) and hands the signed notification to `sandbox_notification_receive`, the same
+pipeline a real gateway's HTTP delivery goes through.
+
 CSRF: the view is csrf_exempt and uses a token-bound form nonce instead of Django's cookie-based token. CSRF
 defends ambient credentials (session cookies); this page has none: the unguessable 256-bit token in the URL IS
 the credential, and the customer (or a test) may have no Django session at all. Each session also has a random
@@ -21,6 +25,7 @@ from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus
 from gateways.sandbox import services
 from paytrust import money
 from paytrust.errors import ApplicationError
+from webhooks.inbound.services import sandbox_notification_receive
 
 OUTCOME_TEXT = {
     "pay": "Paid in full",
@@ -84,6 +89,7 @@ def checkout(request, token: str) -> HttpResponse:
             nonce=request.POST.get("nonce", ""),
             action=request.POST.get("action", ""),
             amount=request.POST.get("amount"),
+            receiver=sandbox_notification_receive,
         )
     except ApplicationError as exc:
         if exc.status_code == 404:

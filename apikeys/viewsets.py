@@ -1,5 +1,6 @@
-"""Base class for every authenticated API view.
+"""Base classes for every authenticated API view: `ApiViewSet` (one per resource, on a DRF router) and `ApiView`.
 
+They live in apikeys (not in paytrust/, which imports no app) because the plumbing is API keys' business.
 `ApiView` is where the cross-cutting API behaviour hangs, so every app's views get it by subclassing:
 - authentication and permissions (DRF settings: API key, `IsMerchant` by default; set
   `permission_classes = [IsAdminKey]` for admin endpoints);
@@ -12,6 +13,8 @@
 - the OpenAPI schema class (paytrust/schema.py) that documents the common errors and headers.
 
 Views stay thin: parse with an input serializer, call ONE service, render with an output serializer.
+`ApiViewSet` is the same plumbing for a DRF `ViewSet`: one per resource, registered on a router in the app's
+urls.py, verbs such as void or replay as `@action`s.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import logging
 
 from rest_framework.views import APIView
+from rest_framework.viewsets import ViewSetMixin
 
 from apikeys import idempotency
 from apikeys.authentication import Principal
@@ -37,7 +41,7 @@ class _Replay(Exception):  # noqa: N818 - control flow, not an error
 
 
 class ApiView(APIView):
-    """Authenticated merchant API view. Unknown JSON fields are rejected by `paytrust.serializers.StrictSerializer`."""
+    """Authenticated merchant API view: API-key authentication, rate limit, Idempotency-Key, error envelope."""
 
     schema = ApiAutoSchema()
     # Top-level response fields that are secrets: nulled in the stored copy used for idempotent replays.
@@ -121,6 +125,10 @@ class ApiView(APIView):
             )
         except Exception:  # the response is sent anyway; the claim goes stale and may be taken over later
             logger.exception("idempotency: could not store the response", extra={"record": claim.record_id})
+
+
+class ApiViewSet(ViewSetMixin, ApiView):
+    """A resource's API as one viewset (DRF router + `@action`), with all of `ApiView`'s plumbing."""
 
 
 def tenant(request) -> dict:

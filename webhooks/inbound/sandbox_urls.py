@@ -2,6 +2,6 @@
 
 from django.urls import path
 
-from gateways.sandbox.views import checkout
+from webhooks.inbound.sandbox_checkout import checkout
 
 urlpatterns: list = [path("checkout/<str:token>", checkout, name="sandbox-checkout")]

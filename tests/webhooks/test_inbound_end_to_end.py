@@ -1,5 +1,5 @@
 """End to end in test mode: API initiation -> sandbox checkout page action -> signed webhook through the inbound
-pipeline (the sandbox's INBOUND_HANDLER) -> job run by a real in-process procrastinate worker -> invoice state."""
+pipeline (webhooks.inbound.sandbox_checkout -> sandbox_notification_receive) -> job run by a real in-process procrastinate worker -> invoice state."""
 
 # Fixtures are imported from tests.webhooks.inbound_support (tests/webhooks/conftest.py is the outbound side's).
 # ruff: noqa: F811

@@ -49,7 +49,7 @@ __all__ = [
     "GatewayError",
     "GatewayPaymentNotFound",
     "GatewayTimeout",
-    "PaymentStatus",
+    "GatewayOutcome",
     "PaymentStatusResult",
     "RefundRequest",
     "RefundResult",
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-class PaymentStatus(StrEnum):
+class GatewayOutcome(StrEnum):
     """A payment's status as the gateway reports it, in OUR vocabulary (values = payments' Payment statuses)."""
 
     PENDING = "pending"  # created / waiting for the customer (also: card authorized, fraud challenge)
@@ -133,7 +133,7 @@ class CreatePaymentResult:
         str  # the gateway's id for this payment (Xendit invoice id, Midtrans order id, ckt_ id)
     )
     payment_url: str  # where to send the customer
-    status: PaymentStatus  # normally PENDING
+    status: GatewayOutcome  # normally PENDING
     expires_at: datetime | None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -141,7 +141,7 @@ class CreatePaymentResult:
 @dataclass(frozen=True)
 class PaymentStatusResult:
     gateway_reference: str
-    status: PaymentStatus
+    status: GatewayOutcome
     amount_minor: int  # amount collected when SUCCEEDED/…REFUNDED; otherwise the amount the gateway shows
     currency: str
     paid_at: datetime | None
@@ -156,7 +156,7 @@ class WebhookNotification:
     )
     gateway_reference: str
     payment_id: str  # our pay_ id, from the gateway's external_id / order_id (may be foreign: not ours)
-    status: PaymentStatus
+    status: GatewayOutcome
     amount_minor: int  # collected amount when SUCCEEDED; otherwise the transaction amount as reported
     currency: str
     occurred_at: datetime  # aware UTC: when the gateway says the status changed

@@ -58,10 +58,10 @@ RECONCILE_BACKOFF_MAX = timedelta(hours=1)
 # Gateway status (contract vocabulary) -> our payment status. Refund statuses are the refunds work's (SPEC §13);
 # UNKNOWN never moves a payment.
 _TARGETS: dict[str, str] = {
-    gw.PaymentStatus.PENDING: PaymentStatus.PENDING,
-    gw.PaymentStatus.SUCCEEDED: PaymentStatus.SUCCEEDED,
-    gw.PaymentStatus.FAILED: PaymentStatus.FAILED,
-    gw.PaymentStatus.EXPIRED: PaymentStatus.EXPIRED,
+    gw.GatewayOutcome.PENDING: PaymentStatus.PENDING,
+    gw.GatewayOutcome.SUCCEEDED: PaymentStatus.SUCCEEDED,
+    gw.GatewayOutcome.FAILED: PaymentStatus.FAILED,
+    gw.GatewayOutcome.EXPIRED: PaymentStatus.EXPIRED,
 }
 _SUCCESS_FAMILY = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 
@@ -501,11 +501,11 @@ def payments_to_reconcile(*, now: datetime | None = None, limit: int = 500) -> l
     return due
 
 
-def _status_update_from(result: gw.PaymentStatusResult, *, fallback_currency: str) -> GatewayStatusUpdate:
+def _status_update_from(result: gw.GatewayOutcomeResult, *, fallback_currency: str) -> GatewayStatusUpdate:
     raw = result.raw or {}
     url = raw.get("invoice_url") or raw.get("redirect_url") or ""
     failure = ""
-    if result.status == gw.PaymentStatus.FAILED:
+    if result.status == gw.GatewayOutcome.FAILED:
         failure = str(
             raw.get("failure_code") or raw.get("transaction_status") or raw.get("status") or "failed"
         )
@@ -568,7 +568,7 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
     past_expiry = payment.expires_at is not None and payment.expires_at <= now
     if (
         result is not None
-        and result.status == gw.PaymentStatus.PENDING
+        and result.status == gw.GatewayOutcome.PENDING
         and payment.status == PaymentStatus.PENDING
         and past_expiry
     ):
@@ -581,14 +581,14 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
         if payment.status == PaymentStatus.PENDING and not past_expiry:
             return None
         status = (
-            gw.PaymentStatus.EXPIRED if payment.status == PaymentStatus.PENDING else gw.PaymentStatus.FAILED
+            gw.GatewayOutcome.EXPIRED if payment.status == PaymentStatus.PENDING else gw.GatewayOutcome.FAILED
         )
         update = GatewayStatusUpdate(
             status=status,
             amount_minor=payment.amount_minor,
             currency=payment.currency,
             occurred_at=now,
-            failure_code="gateway_payment_not_found" if status == gw.PaymentStatus.FAILED else "expired",
+            failure_code="gateway_payment_not_found" if status == gw.GatewayOutcome.FAILED else "expired",
             failure_message=error.message,
         )
     elif error is not None:

@@ -24,8 +24,8 @@ from gateways.base import (
     CreatePaymentRequest,
     CreatePaymentResult,
     Gateway,
+    GatewayOutcome,
     GatewayPaymentNotFound,
-    PaymentStatus,
     PaymentStatusResult,
     RefundRequest,
     RefundResult,
@@ -122,7 +122,7 @@ class MidtransGateway(Gateway):
         return CreatePaymentResult(
             gateway_reference=request.payment_id,
             payment_url=redirect_url,
-            status=PaymentStatus.PENDING,
+            status=GatewayOutcome.PENDING,
             expires_at=expires_at,
             raw=data,
         )
@@ -171,7 +171,7 @@ class MidtransGateway(Gateway):
         gross = webhooks.field_text(data.get("gross_amount"))
         amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=_bad_response)
         paid_at = None
-        if status == PaymentStatus.SUCCEEDED:
+        if status == GatewayOutcome.SUCCEEDED:
             paid_at = webhooks.parse_time(
                 data.get("settlement_time") or data.get("transaction_time"),
                 error=_bad_response,

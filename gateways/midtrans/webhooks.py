@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from gateways.base import (
-    PaymentStatus,
+    GatewayOutcome,
     WebhookAuthError,
     WebhookNotification,
     WebhookPayloadError,
@@ -54,32 +54,32 @@ WIB = timezone(timedelta(hours=7), "WIB")
 
 _SUCCESS_STATES = {"capture", "settlement"}
 _SIMPLE = {
-    "pending": PaymentStatus.PENDING,
-    "authorize": PaymentStatus.PENDING,
-    "deny": PaymentStatus.FAILED,
-    "cancel": PaymentStatus.FAILED,
-    "failure": PaymentStatus.FAILED,
-    "expire": PaymentStatus.EXPIRED,
-    "refund": PaymentStatus.REFUNDED,
-    "chargeback": PaymentStatus.REFUNDED,
-    "partial_refund": PaymentStatus.PARTIALLY_REFUNDED,
-    "partial_chargeback": PaymentStatus.PARTIALLY_REFUNDED,
+    "pending": GatewayOutcome.PENDING,
+    "authorize": GatewayOutcome.PENDING,
+    "deny": GatewayOutcome.FAILED,
+    "cancel": GatewayOutcome.FAILED,
+    "failure": GatewayOutcome.FAILED,
+    "expire": GatewayOutcome.EXPIRED,
+    "refund": GatewayOutcome.REFUNDED,
+    "chargeback": GatewayOutcome.REFUNDED,
+    "partial_refund": GatewayOutcome.PARTIALLY_REFUNDED,
+    "partial_chargeback": GatewayOutcome.PARTIALLY_REFUNDED,
 }
 _REFUND_STATES = {"refund", "chargeback", "partial_refund", "partial_chargeback"}
 
 
-def map_status(transaction_status: object, fraud_status: object = None) -> PaymentStatus:
+def map_status(transaction_status: object, fraud_status: object = None) -> GatewayOutcome:
     status = str(transaction_status or "").strip().lower()
     fraud = str(fraud_status or "").strip().lower()
     if status in _SUCCESS_STATES:
         if fraud in ("", "accept"):
-            return PaymentStatus.SUCCEEDED
+            return GatewayOutcome.SUCCEEDED
         if fraud == "challenge":
-            return PaymentStatus.PENDING
+            return GatewayOutcome.PENDING
         if fraud == "deny":
-            return PaymentStatus.FAILED
-        return PaymentStatus.UNKNOWN
-    return _SIMPLE.get(status, PaymentStatus.UNKNOWN)
+            return GatewayOutcome.FAILED
+        return GatewayOutcome.UNKNOWN
+    return _SIMPLE.get(status, GatewayOutcome.UNKNOWN)
 
 
 # The signed status_code each transaction_status comes with (see the module docstring for the sources).

@@ -12,7 +12,7 @@ from gateways.base import (
     CreatePaymentRequest,
     CreatePaymentResult,
     Gateway,
-    PaymentStatus,
+    GatewayOutcome,
     PaymentStatusResult,
     RefundRequest,
     RefundResult,
@@ -52,7 +52,7 @@ class SandboxGateway(Gateway):
         return CreatePaymentResult(
             gateway_reference=session.pk,
             payment_url=checkout_url(session.token),
-            status=PaymentStatus.PENDING,
+            status=GatewayOutcome.PENDING,
             expires_at=session.expires_at,
             raw={"checkout_id": session.pk, "status": session.status},
         )
@@ -88,19 +88,19 @@ class SandboxGateway(Gateway):
 
 def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:
     status = {
-        SandboxCheckoutStatus.SUCCEEDED: PaymentStatus.SUCCEEDED,
-        SandboxCheckoutStatus.FAILED: PaymentStatus.FAILED,
-        SandboxCheckoutStatus.EXPIRED: PaymentStatus.EXPIRED,
-    }.get(session.status, PaymentStatus.PENDING)
-    if status == PaymentStatus.PENDING and timezone.now() >= session.expires_at:
-        status = PaymentStatus.EXPIRED  # an open session past its expiry can no longer be paid
-    if status == PaymentStatus.SUCCEEDED and session.amount_refunded_minor:
+        SandboxCheckoutStatus.SUCCEEDED: GatewayOutcome.SUCCEEDED,
+        SandboxCheckoutStatus.FAILED: GatewayOutcome.FAILED,
+        SandboxCheckoutStatus.EXPIRED: GatewayOutcome.EXPIRED,
+    }.get(session.status, GatewayOutcome.PENDING)
+    if status == GatewayOutcome.PENDING and timezone.now() >= session.expires_at:
+        status = GatewayOutcome.EXPIRED  # an open session past its expiry can no longer be paid
+    if status == GatewayOutcome.SUCCEEDED and session.amount_refunded_minor:
         status = (
-            PaymentStatus.REFUNDED
+            GatewayOutcome.REFUNDED
             if session.amount_refunded_minor >= session.amount_paid_minor
-            else PaymentStatus.PARTIALLY_REFUNDED
+            else GatewayOutcome.PARTIALLY_REFUNDED
         )
-    paid = status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED)
+    paid = status in (GatewayOutcome.SUCCEEDED, GatewayOutcome.REFUNDED, GatewayOutcome.PARTIALLY_REFUNDED)
     return PaymentStatusResult(
         gateway_reference=session.pk,
         status=status,

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from gateways.base import (
-    PaymentStatus,
+    GatewayOutcome,
     WebhookAuthError,
     WebhookNotification,
     WebhookPayloadError,
@@ -35,10 +35,10 @@ SIGNATURE_HEADER = "X-Sandbox-Signature"
 TOLERANCE_SECONDS = 300
 EVENT_TYPE = "checkout.completed"
 _STATUSES = {
-    "succeeded": PaymentStatus.SUCCEEDED,
-    "failed": PaymentStatus.FAILED,
-    "expired": PaymentStatus.EXPIRED,
-    "pending": PaymentStatus.PENDING,
+    "succeeded": GatewayOutcome.SUCCEEDED,
+    "failed": GatewayOutcome.FAILED,
+    "expired": GatewayOutcome.EXPIRED,
+    "pending": GatewayOutcome.PENDING,
 }
 
 
@@ -141,7 +141,7 @@ def parse(raw_body: bytes) -> WebhookNotification:
         raise WebhookPayloadError(f"Unknown sandbox status {data['status']!r}.", param="status")
     status = _STATUSES[data["status"]]
     currency = data["currency"]
-    amount_key = "amount" if status == PaymentStatus.SUCCEEDED else "requested_amount"
+    amount_key = "amount" if status == GatewayOutcome.SUCCEEDED else "requested_amount"
     amount_minor = gateway_amount_to_minor(
         data[amount_key], currency, param=amount_key, error=WebhookPayloadError
     )

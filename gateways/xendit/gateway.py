@@ -11,8 +11,8 @@ from gateways.base import (
     CreatePaymentRequest,
     CreatePaymentResult,
     Gateway,
+    GatewayOutcome,
     GatewayPaymentNotFound,
-    PaymentStatus,
     PaymentStatusResult,
     WebhookNotification,
     gateway_amount_to_minor,
@@ -119,7 +119,7 @@ class XenditGateway(Gateway):
             raise _bad_response("Xendit's invoice lacks id or currency.")
         status = webhooks.map_status(data.get("status"))
         amount_field = (
-            "paid_amount" if status == PaymentStatus.SUCCEEDED and "paid_amount" in data else "amount"
+            "paid_amount" if status == GatewayOutcome.SUCCEEDED and "paid_amount" in data else "amount"
         )
         if amount_field not in data:
             raise _bad_response("Xendit's invoice lacks amount.")
@@ -146,7 +146,7 @@ class XenditGateway(Gateway):
 
 def _pick_invoice(invoices: list[dict]) -> dict:
     """Several invoices for one external id (a create retried without idempotency): a paid one wins, else newest."""
-    paid = [inv for inv in invoices if webhooks.map_status(inv.get("status")) == PaymentStatus.SUCCEEDED]
+    paid = [inv for inv in invoices if webhooks.map_status(inv.get("status")) == GatewayOutcome.SUCCEEDED]
     candidates = paid or invoices
 
     def created(inv: dict) -> datetime:

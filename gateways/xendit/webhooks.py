@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from gateways.base import (
-    PaymentStatus,
+    GatewayOutcome,
     WebhookAuthError,
     WebhookNotification,
     WebhookPayloadError,
@@ -26,15 +26,15 @@ from gateways.http import loads_json
 TOKEN_HEADER = "x-callback-token"
 
 STATUS_MAP = {
-    "PENDING": PaymentStatus.PENDING,
-    "PAID": PaymentStatus.SUCCEEDED,
-    "SETTLED": PaymentStatus.SUCCEEDED,
-    "EXPIRED": PaymentStatus.EXPIRED,
+    "PENDING": GatewayOutcome.PENDING,
+    "PAID": GatewayOutcome.SUCCEEDED,
+    "SETTLED": GatewayOutcome.SUCCEEDED,
+    "EXPIRED": GatewayOutcome.EXPIRED,
 }
 
 
-def map_status(value: object) -> PaymentStatus:
-    return STATUS_MAP.get(str(value or "").upper(), PaymentStatus.UNKNOWN)
+def map_status(value: object) -> GatewayOutcome:
+    return STATUS_MAP.get(str(value or "").upper(), GatewayOutcome.UNKNOWN)
 
 
 def parse_time(value: object, *, error: type[Exception], field: str) -> datetime | None:
@@ -78,7 +78,7 @@ def parse_invoice_callback(raw_body: bytes) -> WebhookNotification:
     occurred_at = paid_at or updated or created
     if occurred_at is None:
         raise WebhookPayloadError("The Xendit callback has none of paid_at, updated, created.")
-    amount_field = "paid_amount" if status == PaymentStatus.SUCCEEDED and "paid_amount" in data else "amount"
+    amount_field = "paid_amount" if status == GatewayOutcome.SUCCEEDED and "paid_amount" in data else "amount"
     if amount_field not in data:
         raise WebhookPayloadError("The Xendit callback lacks 'amount'.")
     amount_minor = gateway_amount_to_minor(

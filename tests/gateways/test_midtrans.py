@@ -9,8 +9,8 @@ from django.utils import timezone
 from gateways.base import (
     CreatePaymentRequest,
     Customer,
+    GatewayOutcome,
     GatewayPaymentNotFound,
-    PaymentStatus,
     RefundRequest,
     RefundStatus,
 )
@@ -61,7 +61,7 @@ def test_snap_create_sends_order_id_integer_gross_amount_and_basic_auth(midtrans
     snap = midtrans_fake.snaps["pay_TestMidtrans001"]
     assert result.payment_url == snap["redirect_url"]
     assert result.gateway_reference == "pay_TestMidtrans001"
-    assert result.status == PaymentStatus.PENDING
+    assert result.status == GatewayOutcome.PENDING
 
 
 def test_non_idr_payment_is_refused_without_calling_midtrans(midtrans, midtrans_fake):
@@ -91,7 +91,7 @@ def test_status_after_settlement_is_succeeded(midtrans, midtrans_fake):
     midtrans_fake.customer_starts("pay_TestMidtrans001", status="settlement")
     result = midtrans.get_status(payment_id="pay_TestMidtrans001")
     assert midtrans_fake.requests[-1].path == "/v2/pay_TestMidtrans001/status"
-    assert result.status == PaymentStatus.SUCCEEDED
+    assert result.status == GatewayOutcome.SUCCEEDED
     assert result.amount_minor == 446599
     assert result.paid_at is not None
 
@@ -100,13 +100,13 @@ def test_expire_pending_transaction(midtrans, midtrans_fake):
     midtrans.create_payment(make_request())
     midtrans_fake.customer_starts("pay_TestMidtrans001", status="pending")
     result = midtrans.expire_payment(payment_id="pay_TestMidtrans001")
-    assert result.status == PaymentStatus.EXPIRED
+    assert result.status == GatewayOutcome.EXPIRED
 
 
 def test_expiring_a_settled_transaction_reports_it_succeeded(midtrans, midtrans_fake):
     midtrans.create_payment(make_request())
     midtrans_fake.customer_starts("pay_TestMidtrans001", status="settlement")
-    assert midtrans.expire_payment(payment_id="pay_TestMidtrans001").status == PaymentStatus.SUCCEEDED
+    assert midtrans.expire_payment(payment_id="pay_TestMidtrans001").status == GatewayOutcome.SUCCEEDED
 
 
 def test_refund_partial_then_rest_then_too_much(midtrans, midtrans_fake):
@@ -185,10 +185,10 @@ def resigned(name: str, **changes) -> bytes:
 @pytest.mark.parametrize(
     "name, status, amount",
     [
-        ("midtrans_settlement.json", PaymentStatus.SUCCEEDED, 154600),
-        ("midtrans_card_capture.json", PaymentStatus.SUCCEEDED, 10000),
-        ("midtrans_bca_va_settlement.json", PaymentStatus.SUCCEEDED, 100000),
-        ("midtrans_indomaret_settlement_no_fraud_status.json", PaymentStatus.SUCCEEDED, 336000),
+        ("midtrans_settlement.json", GatewayOutcome.SUCCEEDED, 154600),
+        ("midtrans_card_capture.json", GatewayOutcome.SUCCEEDED, 10000),
+        ("midtrans_bca_va_settlement.json", GatewayOutcome.SUCCEEDED, 100000),
+        ("midtrans_indomaret_settlement_no_fraud_status.json", GatewayOutcome.SUCCEEDED, 336000),
     ],
 )
 def test_recorded_notifications_resigned_verify_and_map(midtrans, name, status, amount):
@@ -212,26 +212,26 @@ def test_settlement_time_is_converted_from_jakarta_time_to_utc(midtrans):
 @pytest.mark.parametrize(
     "changes, status",
     [
-        ({"transaction_status": "deny", "status_code": "202"}, PaymentStatus.FAILED),
-        ({"transaction_status": "cancel"}, PaymentStatus.FAILED),
-        ({"transaction_status": "failure", "status_code": "202"}, PaymentStatus.FAILED),
-        ({"transaction_status": "expire", "status_code": "407"}, PaymentStatus.EXPIRED),
-        ({"transaction_status": "pending", "status_code": "201"}, PaymentStatus.PENDING),
-        ({"transaction_status": "PENDING", "status_code": "201"}, PaymentStatus.PENDING),
+        ({"transaction_status": "deny", "status_code": "202"}, GatewayOutcome.FAILED),
+        ({"transaction_status": "cancel"}, GatewayOutcome.FAILED),
+        ({"transaction_status": "failure", "status_code": "202"}, GatewayOutcome.FAILED),
+        ({"transaction_status": "expire", "status_code": "407"}, GatewayOutcome.EXPIRED),
+        ({"transaction_status": "pending", "status_code": "201"}, GatewayOutcome.PENDING),
+        ({"transaction_status": "PENDING", "status_code": "201"}, GatewayOutcome.PENDING),
         (
             {"transaction_status": "capture", "fraud_status": "challenge", "status_code": "201"},
-            PaymentStatus.PENDING,
+            GatewayOutcome.PENDING,
         ),
         (
             {"transaction_status": "capture", "fraud_status": "deny", "status_code": "202"},
-            PaymentStatus.FAILED,
+            GatewayOutcome.FAILED,
         ),
-        ({"transaction_status": "SETTLEMENT"}, PaymentStatus.SUCCEEDED),
+        ({"transaction_status": "SETTLEMENT"}, GatewayOutcome.SUCCEEDED),
         (
             {"transaction_status": "partial_refund", "refund_amount": "4000.00"},
-            PaymentStatus.PARTIALLY_REFUNDED,
+            GatewayOutcome.PARTIALLY_REFUNDED,
         ),
-        ({"transaction_status": "something_new"}, PaymentStatus.UNKNOWN),
+        ({"transaction_status": "something_new"}, GatewayOutcome.UNKNOWN),
     ],
 )
 def test_status_mapping(midtrans, changes, status):

@@ -3,7 +3,7 @@ out-of-range times are payload errors (never an OverflowError / 500). Recorded s
 
 import pytest
 
-from gateways.base import PaymentStatus
+from gateways.base import GatewayOutcome
 from gateways.midtrans import webhooks
 from paytrust.errors import GatewayError, WebhookPayloadError
 from tests.fakes.samples import midtrans_resign, sample, to_body
@@ -70,20 +70,24 @@ def test_status_code_sent_as_a_json_number_is_checked_too(midtrans):
 @pytest.mark.parametrize(
     ("status_code", "changes", "status"),
     [
-        ("200", {"transaction_status": "settlement"}, PaymentStatus.SUCCEEDED),
-        ("200", {"transaction_status": "capture"}, PaymentStatus.SUCCEEDED),
-        ("200", {"transaction_status": "refund", "refund_amount": "10000.00"}, PaymentStatus.REFUNDED),
-        ("201", {"transaction_status": "pending"}, PaymentStatus.PENDING),
-        ("201", {"transaction_status": "capture", "fraud_status": "challenge"}, PaymentStatus.PENDING),
-        ("200", {"transaction_status": "authorize"}, PaymentStatus.PENDING),
-        ("201", {"transaction_status": "authorize"}, PaymentStatus.PENDING),
-        ("202", {"transaction_status": "deny"}, PaymentStatus.FAILED),
-        ("202", {"transaction_status": "capture", "fraud_status": "deny"}, PaymentStatus.FAILED),
-        ("202", {"transaction_status": "failure"}, PaymentStatus.FAILED),
-        ("202", {"transaction_status": "cancel"}, PaymentStatus.FAILED),  # cancel notification
-        ("200", {"transaction_status": "cancel"}, PaymentStatus.FAILED),  # cancel API answer
-        ("407", {"transaction_status": "expire"}, PaymentStatus.EXPIRED),
-        ("299", {"transaction_status": "something_new"}, PaymentStatus.UNKNOWN),  # never applied: not checked
+        ("200", {"transaction_status": "settlement"}, GatewayOutcome.SUCCEEDED),
+        ("200", {"transaction_status": "capture"}, GatewayOutcome.SUCCEEDED),
+        ("200", {"transaction_status": "refund", "refund_amount": "10000.00"}, GatewayOutcome.REFUNDED),
+        ("201", {"transaction_status": "pending"}, GatewayOutcome.PENDING),
+        ("201", {"transaction_status": "capture", "fraud_status": "challenge"}, GatewayOutcome.PENDING),
+        ("200", {"transaction_status": "authorize"}, GatewayOutcome.PENDING),
+        ("201", {"transaction_status": "authorize"}, GatewayOutcome.PENDING),
+        ("202", {"transaction_status": "deny"}, GatewayOutcome.FAILED),
+        ("202", {"transaction_status": "capture", "fraud_status": "deny"}, GatewayOutcome.FAILED),
+        ("202", {"transaction_status": "failure"}, GatewayOutcome.FAILED),
+        ("202", {"transaction_status": "cancel"}, GatewayOutcome.FAILED),  # cancel notification
+        ("200", {"transaction_status": "cancel"}, GatewayOutcome.FAILED),  # cancel API answer
+        ("407", {"transaction_status": "expire"}, GatewayOutcome.EXPIRED),
+        (
+            "299",
+            {"transaction_status": "something_new"},
+            GatewayOutcome.UNKNOWN,
+        ),  # never applied: not checked
     ],
 )
 def test_documented_status_code_combinations_are_accepted(midtrans, status_code, changes, status):
@@ -137,12 +141,12 @@ def test_out_of_range_time_in_a_status_answer_is_a_retryable_bad_response(midtra
 def test_fake_reports_the_state_it_was_moved_to(midtrans, midtrans_fake):
     midtrans.create_payment(make_request())
     midtrans_fake.customer_starts("pay_TestMidtrans001")
-    assert midtrans.get_status(payment_id="pay_TestMidtrans001").status == PaymentStatus.PENDING
+    assert midtrans.get_status(payment_id="pay_TestMidtrans001").status == GatewayOutcome.PENDING
 
     midtrans_fake.set_status("pay_TestMidtrans001", "settlement")
     paid = midtrans.get_status(payment_id="pay_TestMidtrans001")
     notification = midtrans_fake.notification("pay_TestMidtrans001")
 
-    assert (paid.status, paid.amount_minor) == (PaymentStatus.SUCCEEDED, 446599)
+    assert (paid.status, paid.amount_minor) == (GatewayOutcome.SUCCEEDED, 446599)
     midtrans.verify_webhook({}, notification)  # signed with the account's server key
-    assert midtrans.parse_webhook({}, notification).status == PaymentStatus.SUCCEEDED
+    assert midtrans.parse_webhook({}, notification).status == GatewayOutcome.SUCCEEDED

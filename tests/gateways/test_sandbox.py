@@ -10,12 +10,18 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from gateways.base import CreatePaymentRequest, Customer, GatewayPaymentNotFound, PaymentStatus, RefundRequest
+from gateways.base import (
+    CreatePaymentRequest,
+    Customer,
+    GatewayOutcome,
+    GatewayPaymentNotFound,
+    RefundRequest,
+)
 from gateways.models import SandboxCheckoutSession
 from gateways.registry import gateway_for_account
-from webhooks.inbound import sandbox_checkout
 from gateways.sandbox import webhooks as sandbox_webhooks
 from paytrust.errors import GatewayError, WebhookAuthError, WebhookPayloadError
+from webhooks.inbound import sandbox_checkout
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +99,7 @@ def test_create_payment_opens_a_checkout_session(sandbox, sandbox_account, setti
     assert result.payment_url == f"{settings.PUBLIC_BASE_URL}/sandbox/checkout/{session.token}"
     assert len(session.token) >= 43
     assert (session.amount_minor, session.currency, session.merchant_name) == (150000, "IDR", "Acme")
-    assert result.status == PaymentStatus.PENDING
+    assert result.status == GatewayOutcome.PENDING
     again = sandbox.create_payment(make_request())
     assert again.gateway_reference == result.gateway_reference
     assert SandboxCheckoutSession.objects.filter(account=sandbox_account).count() == 1
@@ -135,11 +141,11 @@ def submit_raw(token):
 @pytest.mark.parametrize(
     "action, amount, status, paid, notified_amount",
     [
-        ("pay", None, PaymentStatus.SUCCEEDED, 150000, 150000),
-        ("pay_partial", "50000", PaymentStatus.SUCCEEDED, 50000, 50000),
-        ("overpay", "200000", PaymentStatus.SUCCEEDED, 200000, 200000),
-        ("fail", None, PaymentStatus.FAILED, 0, 150000),
-        ("expire", None, PaymentStatus.EXPIRED, 0, 150000),
+        ("pay", None, GatewayOutcome.SUCCEEDED, 150000, 150000),
+        ("pay_partial", "50000", GatewayOutcome.SUCCEEDED, 50000, 50000),
+        ("overpay", "200000", GatewayOutcome.SUCCEEDED, 200000, 200000),
+        ("fail", None, GatewayOutcome.FAILED, 0, 150000),
+        ("expire", None, GatewayOutcome.EXPIRED, 0, 150000),
     ],
 )
 def test_each_action_delivers_one_correctly_signed_webhook(
@@ -231,12 +237,12 @@ def test_expired_checkout_cannot_be_paid_but_can_expire(inbound, sandbox):
     SandboxCheckoutSession.objects.filter(token=token).update(
         expires_at=timezone.now() - timedelta(minutes=1)
     )
-    assert sandbox.get_status(payment_id="pay_old").status == PaymentStatus.EXPIRED
+    assert sandbox.get_status(payment_id="pay_old").status == GatewayOutcome.EXPIRED
     html = Client().get(f"/sandbox/checkout/{token}").content.decode()
     assert "can no longer be paid" in html and 'value="pay"' not in html
     assert submit(token, "pay").status_code == 409
     assert submit(token, "expire").status_code == 200
-    assert inbound.deliveries[0][3].status == PaymentStatus.EXPIRED
+    assert inbound.deliveries[0][3].status == GatewayOutcome.EXPIRED
 
 
 def test_undelivered_webhook_is_redelivered_with_the_same_event_on_resubmit(monkeypatch, checkout):
@@ -273,10 +279,10 @@ def test_outcome_page_links_only_to_safe_redirects(inbound, checkout):
 def test_status_expire_and_refund(sandbox, inbound):
     result = sandbox.create_payment(make_request())
     token = result.payment_url.rsplit("/", 1)[1]
-    assert sandbox.get_status(payment_id="pay_Sandbox0000000000001").status == PaymentStatus.PENDING
+    assert sandbox.get_status(payment_id="pay_Sandbox0000000000001").status == GatewayOutcome.PENDING
     submit(token, "pay")
     status = sandbox.get_status(payment_id="x", gateway_reference=result.gateway_reference)
-    assert (status.status, status.amount_minor) == (PaymentStatus.SUCCEEDED, 150000)
+    assert (status.status, status.amount_minor) == (GatewayOutcome.SUCCEEDED, 150000)
 
     def refund(refund_id, amount):
         return sandbox.refund(
@@ -292,15 +298,15 @@ def test_status_expire_and_refund(sandbox, inbound):
     assert refund("ref_a", 50000).status == "succeeded"
     assert refund("ref_a", 50000).gateway_refund_reference == refund("ref_a", 50000).gateway_refund_reference
     assert (
-        sandbox.get_status(payment_id="pay_Sandbox0000000000001").status == PaymentStatus.PARTIALLY_REFUNDED
+        sandbox.get_status(payment_id="pay_Sandbox0000000000001").status == GatewayOutcome.PARTIALLY_REFUNDED
     )
     with pytest.raises(GatewayError):
         refund("ref_b", 100001)
     refund("ref_b", 100000)
-    assert sandbox.get_status(payment_id="pay_Sandbox0000000000001").status == PaymentStatus.REFUNDED
+    assert sandbox.get_status(payment_id="pay_Sandbox0000000000001").status == GatewayOutcome.REFUNDED
 
     other = sandbox.create_payment(make_request(payment_id="pay_to_cancel"))
-    assert sandbox.expire_payment(payment_id="pay_to_cancel").status == PaymentStatus.EXPIRED
+    assert sandbox.expire_payment(payment_id="pay_to_cancel").status == GatewayOutcome.EXPIRED
     assert submit(other.payment_url.rsplit("/", 1)[1], "pay").status_code == 200  # closed: shows outcome
     assert SandboxCheckoutSession.objects.get(payment_id="pay_to_cancel").status == "expired"
     with pytest.raises(GatewayPaymentNotFound):

@@ -9,8 +9,8 @@ from django.utils import timezone
 from gateways.base import (
     CreatePaymentRequest,
     Customer,
+    GatewayOutcome,
     GatewayPaymentNotFound,
-    PaymentStatus,
     outcome_unknown,
 )
 from paytrust.errors import GatewayError, GatewayTimeout, WebhookAuthError, WebhookPayloadError
@@ -56,7 +56,7 @@ def test_create_payment_posts_invoice_with_basic_auth_and_exact_amount(xendit, x
     assert 7000 < request.json["invoice_duration"] <= 7200
     assert result.gateway_reference in xendit_fake.invoices
     assert result.payment_url.endswith(result.gateway_reference)
-    assert result.status == PaymentStatus.PENDING
+    assert result.status == GatewayOutcome.PENDING
     assert result.expires_at is not None and result.expires_at.tzinfo is not None
 
 
@@ -76,13 +76,13 @@ def test_get_status_maps_paid_by_reference_and_by_external_id(xendit, xendit_fak
     created = xendit.create_payment(make_request())
     assert xendit.get_status(
         payment_id="pay_TestXendit0001", gateway_reference=created.gateway_reference
-    ).status == (PaymentStatus.PENDING)
+    ).status == (GatewayOutcome.PENDING)
     xendit_fake.mark_paid(created.gateway_reference)
 
     by_ref = xendit.get_status(payment_id="pay_TestXendit0001", gateway_reference=created.gateway_reference)
     by_id = xendit.get_status(payment_id="pay_TestXendit0001")  # after a create timeout: no reference yet
     for result in (by_ref, by_id):
-        assert result.status == PaymentStatus.SUCCEEDED
+        assert result.status == GatewayOutcome.SUCCEEDED
         assert result.amount_minor == 150000
         assert result.paid_at is not None
         assert result.gateway_reference == created.gateway_reference
@@ -102,7 +102,7 @@ def test_expire_payment_calls_expire_bang_and_reports_expired(xendit, xendit_fak
         payment_id="pay_TestXendit0001", gateway_reference=created.gateway_reference
     )
     assert xendit_fake.requests[-1].path == f"/invoices/{created.gateway_reference}/expire!"
-    assert result.status == PaymentStatus.EXPIRED
+    assert result.status == GatewayOutcome.EXPIRED
 
 
 def test_expiring_a_paid_invoice_reports_it_paid(xendit, xendit_fake):
@@ -111,7 +111,7 @@ def test_expiring_a_paid_invoice_reports_it_paid(xendit, xendit_fake):
     result = xendit.expire_payment(
         payment_id="pay_TestXendit0001", gateway_reference=created.gateway_reference
     )
-    assert result.status == PaymentStatus.SUCCEEDED
+    assert result.status == GatewayOutcome.SUCCEEDED
 
 
 def test_timeout_raises_retryable_gateway_timeout(xendit, xendit_fake, fast_timeout):
@@ -177,7 +177,7 @@ def test_paid_callback_with_the_right_token_verifies_and_parses(xendit):
     note = xendit.parse_webhook({}, body)
     assert note.payment_id == "testing-invoice"
     assert note.gateway_reference == "593f4ed1c3d3bb7f39733d83"
-    assert note.status == PaymentStatus.SUCCEEDED
+    assert note.status == GatewayOutcome.SUCCEEDED
     assert note.amount_minor == 2000000
     assert note.currency == "IDR"
     assert note.occurred_at.isoformat() == "2020-01-14T02:32:50.912000+00:00"
@@ -204,7 +204,7 @@ def test_same_status_change_has_the_same_event_id_and_a_later_one_differs(xendit
     later = xendit.parse_webhook({}, json.dumps(settled).encode())
     assert first.event_id == again.event_id
     assert later.event_id != first.event_id
-    assert later.status == PaymentStatus.SUCCEEDED
+    assert later.status == GatewayOutcome.SUCCEEDED
 
 
 def test_expired_callback_maps_to_expired(xendit):
@@ -212,7 +212,7 @@ def test_expired_callback_maps_to_expired(xendit):
     expired = {k: v for k, v in paid.items() if k not in ("paid_amount", "paid_at")}
     expired.update(status="EXPIRED", updated="2020-01-14T05:00:00.000Z")
     note = xendit.parse_webhook({}, json.dumps(expired).encode())
-    assert note.status == PaymentStatus.EXPIRED
+    assert note.status == GatewayOutcome.EXPIRED
     assert note.event_id.endswith(":EXPIRED:2020-01-14T05:00:00.000Z")
 
 

@@ -46,7 +46,7 @@ def pay(inv, *, amount_minor: int | None, at: datetime) -> Payment:
         payment_id=payment.id,
         gateway_account_id=payment.gateway_account_id,
         update=GatewayStatusUpdate(
-            status=gw.PaymentStatus.SUCCEEDED,
+            status=gw.GatewayOutcome.SUCCEEDED,
             amount_minor=payment.amount_minor if amount_minor is None else amount_minor,
             currency=payment.currency,
             occurred_at=at,

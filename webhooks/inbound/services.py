@@ -154,8 +154,8 @@ def sandbox_notification_receive(
 # ---- process -------------------------------------------------------------------------------------------------
 
 
-def _failure_code(status: gw.PaymentStatus, raw: Mapping) -> str:
-    if status not in (gw.PaymentStatus.FAILED, gw.PaymentStatus.EXPIRED):
+def _failure_code(status: gw.GatewayOutcome, raw: Mapping) -> str:
+    if status not in (gw.GatewayOutcome.FAILED, gw.GatewayOutcome.EXPIRED):
         return ""
     if str(raw.get("fraud_status") or "").lower() == "deny":
         return "fraud_deny"
@@ -181,7 +181,7 @@ def _parse(adapter: gw.Gateway, event: InboundNotification) -> gw.WebhookNotific
         raise PermanentProcessingError(f"stored body no longer parses: {exc.message}", code=exc.code)
 
 
-def _gateway_truth(event_id: str) -> gw.PaymentStatusResult | None:
+def _gateway_truth(event_id: str) -> gw.GatewayOutcomeResult | None:
     """For a gateway whose notifications are not authoritative: the gateway's own status of the payment the stored
     notification names (`get_status`, HTTP: call it outside any transaction). None when the notification may be
     applied as is. A GatewayError propagates: the attempt fails and is retried."""
@@ -209,7 +209,7 @@ def _update_from_notification(notification: gw.WebhookNotification) -> GatewaySt
 
 
 def _update_from_truth(
-    notification: gw.WebhookNotification, truth: gw.PaymentStatusResult
+    notification: gw.WebhookNotification, truth: gw.GatewayOutcomeResult
 ) -> GatewayStatusUpdate:
     """The gateway's answer replaces everything the notification claimed (status, amount, currency, time)."""
     if truth.payment_id and truth.payment_id != notification.payment_id:
@@ -229,7 +229,7 @@ def _update_from_truth(
     )
 
 
-def _apply(event: InboundNotification, truth: gw.PaymentStatusResult | None = None) -> str:
+def _apply(event: InboundNotification, truth: gw.GatewayOutcomeResult | None = None) -> str:
     """Apply a claimed, locked event to its payment (with `truth`, the gateway's status answer, when the gateway's
     notifications are not authoritative). Returns the outcome note."""
     adapter = gateway_for_account(event.gateway_account)

@@ -1,51 +1,34 @@
-"""Gateway name -> adapter class, and the one way to get a ready adapter for an account."""
+"""Gateway name -> adapter class (an explicit list), and the one way to get a ready adapter for an account.
+
+Adding a gateway: write its package (client.py, gateway.py, webhooks.py) and add its class to `GATEWAYS`. The
+adapters import nothing of this module (no registration decorator, no import-time side effects).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gateways.base import Gateway
+from gateways.midtrans.gateway import MidtransGateway
+from gateways.models import GatewayAccount
+from gateways.sandbox.gateway import SandboxGateway
+from gateways.selectors import gateway_account_credentials
+from gateways.xendit.gateway import XenditGateway
+from paytrust import crypto
 from paytrust.errors import ValidationError
 
-if TYPE_CHECKING:
-    from gateways.models import GatewayAccount
-
-_GATEWAYS: dict[str, type[Gateway]] = {}
-_loaded = False
-
-
-def register(cls: type[Gateway]) -> type[Gateway]:
-    """Class decorator: make an adapter available under `cls.name`."""
-    _GATEWAYS[cls.name] = cls
-    return cls
-
-
-def _load() -> None:
-    # A flag, not "is the dict empty": importing one adapter module first registers that one class only.
-    global _loaded
-    if _loaded:
-        return
-    # Imported lazily (they import Django models); each module registers its class.
-    import gateways.midtrans.gateway  # noqa: F401
-    import gateways.sandbox.gateway  # noqa: F401
-    import gateways.xendit.gateway  # noqa: F401
-
-    _loaded = True
+GATEWAYS: dict[str, type[Gateway]] = {cls.name: cls for cls in (MidtransGateway, SandboxGateway, XenditGateway)}
 
 
 def gateway_names() -> list[str]:
-    _load()
-    return sorted(_GATEWAYS)
+    return sorted(GATEWAYS)
 
 
 def gateway_class(name: str, *, param: str = "gateway") -> type[Gateway]:
     """The adapter class for a gateway name; 400 (param `gateway`) for an unknown one."""
-    _load()
     try:
-        return _GATEWAYS[name]
+        return GATEWAYS[name]
     except (KeyError, TypeError):
         raise ValidationError(
-            f"Unknown gateway {name!r}; supported: {', '.join(sorted(_GATEWAYS))}.",
+            f"Unknown gateway {name!r}; supported: {', '.join(sorted(GATEWAYS))}.",
             code="gateway_invalid",
             param=param,
         )
@@ -57,12 +40,21 @@ def gateway_for_account(account: GatewayAccount) -> Gateway:
     Accounts whose credentials PayTrust generates (sandbox signing secret) get them created here on first use
     if missing, e.g. for rows made by fixtures.
     """
-    from gateways.selectors import gateway_account_credentials
-    from gateways.services import gateway_account_ensure_generated_credentials
-
     cls = gateway_class(account.gateway)
     credentials = gateway_account_credentials(account=account)
     if not credentials and cls.generated_credentials():
-        account = gateway_account_ensure_generated_credentials(account=account)
+        account = _ensure_generated_credentials(account, cls)
         credentials = gateway_account_credentials(account=account)
     return cls(account=account, credentials=credentials)
+
+
+def _ensure_generated_credentials(account: GatewayAccount, cls: type[Gateway]) -> GatewayAccount:
+    """Give an account lacking them the credentials PayTrust generates (sandbox signing secret). Race-safe: a
+    conditional UPDATE, so concurrent callers agree on one secret."""
+    generated = cls.generated_credentials()
+    if generated:
+        GatewayAccount.objects.filter(pk=account.pk, credentials_encrypted="").update(
+            credentials_encrypted=crypto.encrypt_json(generated)
+        )
+    account.refresh_from_db(fields=["credentials_encrypted", "credentials_hint"])
+    return account

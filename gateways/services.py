@@ -279,18 +279,6 @@ def gateway_account_ensure_sandbox(*, merchant: Merchant) -> GatewayAccount:
     return account
 
 
-def gateway_account_ensure_generated_credentials(*, account: GatewayAccount) -> GatewayAccount:
-    """Give an account lacking them the credentials PayTrust generates (sandbox signing secret). Race-safe: a
-    conditional UPDATE, so concurrent callers agree on one secret."""
-    generated = gateway_class(account.gateway).generated_credentials()
-    if generated:
-        GatewayAccount.objects.filter(pk=account.pk, credentials_encrypted="").update(
-            credentials_encrypted=crypto.encrypt_json(generated)
-        )
-    account.refresh_from_db(fields=["credentials_encrypted", "credentials_hint"])
-    return account
-
-
 @dataclass
 class RotationReport:
     rows_seen: int = 0

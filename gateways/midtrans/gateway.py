@@ -35,7 +35,6 @@ from gateways.base import (
 )
 from gateways.midtrans import webhooks
 from gateways.midtrans.client import MidtransClient
-from gateways.registry import register
 from paytrust import money
 from paytrust.errors import GatewayError
 
@@ -51,7 +50,6 @@ def _amount_int(minor: int, currency: str) -> int:
     return int(major)
 
 
-@register
 class MidtransGateway(Gateway):
     name = "midtrans"
     supported_currencies = frozenset({"IDR"})

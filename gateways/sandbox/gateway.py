@@ -20,7 +20,6 @@ from gateways.base import (
     WebhookNotification,
 )
 from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus
-from gateways.registry import register
 from gateways.sandbox import services
 from gateways.sandbox import webhooks as sandbox_webhooks
 from paytrust import money
@@ -31,7 +30,6 @@ def checkout_url(token: str) -> str:
     return f"{settings.PUBLIC_BASE_URL}/sandbox/checkout/{token}"
 
 
-@register
 class SandboxGateway(Gateway):
     name = "sandbox"
     supported_currencies = frozenset(money.ENABLED_CURRENCIES)

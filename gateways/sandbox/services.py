@@ -26,6 +26,7 @@ from gateways.models import (
     SandboxRefund,
 )
 from gateways.sandbox import webhooks as sandbox_webhooks
+from gateways.selectors import gateway_account_credentials
 from paytrust import money
 from paytrust.errors import (
     ApplicationError,
@@ -163,9 +164,11 @@ def _resolve_amount(session: SandboxCheckoutSession, action: str, amount: object
 
 
 def _signing_secret(account: GatewayAccount) -> str:
-    from gateways.registry import gateway_for_account
-
-    return gateway_for_account(account).credentials.get("signing_secret", "")
+    """The account's generated signing secret (created with the account's first adapter, before any session)."""
+    secret = gateway_account_credentials(account=account).get("signing_secret", "")
+    if not secret:
+        raise GatewayError("The sandbox account has no signing secret.", retryable=False)
+    return secret
 
 
 def sandbox_checkout_submit(

@@ -17,7 +17,6 @@ from gateways.base import (
     WebhookNotification,
     gateway_amount_to_minor,
 )
-from gateways.registry import register
 from gateways.xendit import webhooks
 from gateways.xendit.client import XenditClient
 from paytrust import money
@@ -28,7 +27,6 @@ def _bad_response(message: str) -> GatewayError:
     return GatewayError(message, code="gateway_bad_response", retryable=True)
 
 
-@register
 class XenditGateway(Gateway):
     name = "xendit"
     # Xendit invoice currencies (InvoiceCurrency enum); intersected with money.ENABLED_CURRENCIES on config.

@@ -11,19 +11,10 @@ from apikeys.models import AuditLog
 from apikeys.services import Actor, audit_record
 
 
-def admin_actor(request) -> Actor:
-    """The staff user behind an admin request, as the audit log names it (`user:<username>`)."""
-    return Actor(
-        label=f"user:{request.user.get_username()}",
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-    )
-
-
 def admin_audit(request, action: str, **details) -> None:
     """Record one admin action (its name and the objects it touched) in the audit log."""
     audit_record(
-        action=AuditLog.Action.ADMIN_ACTION, actor=admin_actor(request), action_name=action, **details
+        action=AuditLog.Action.ADMIN_ACTION, actor=Actor.for_user(request), action_name=action, **details
     )
 
 

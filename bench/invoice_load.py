@@ -51,10 +51,10 @@ def setup_data() -> dict:
     django.setup()
     from apikeys.services import Actor, api_key_create
     from gateways.models import GatewayAccount, GatewayFee
+    from gateways.services import merchant_onboard
     from merchants.models import Merchant
-    from merchants.services import merchant_create
 
-    merchant = Merchant.objects.filter(name="Invoice bench").first() or merchant_create(
+    merchant = Merchant.objects.filter(name="Invoice bench").first() or merchant_onboard(
         name="Invoice bench", rate_limit_per_minute=100_000_000
     )
     account = GatewayAccount.objects.filter(

@@ -65,17 +65,16 @@ def setup_objects():
     """Merchants, gateway accounts and one invoice per (merchant, mode, currency, gateway): the rows the facts
     point at. Through the real services; idempotent (reuses what exists)."""
     from gateways.models import GatewayAccount
-    from gateways.services import gateway_account_create
+    from gateways.services import gateway_account_create, merchant_onboard
     from invoices.calc import CustomerIn, LineItemIn
     from invoices.models import Invoice
     from invoices.services import invoice_create
     from merchants.models import Merchant
-    from merchants.services import merchant_create
 
     combos = []  # (merchant, mode, currency, account, invoice)
     for index in range(len(MERCHANT_WEIGHTS)):
         name = f"Bench merchant {index + 1}"
-        merchant = Merchant.objects.filter(name=name).first() or merchant_create(name=name)
+        merchant = Merchant.objects.filter(name=name).first() or merchant_onboard(name=name)
         accounts = {
             ("test", "sandbox"): GatewayAccount.objects.get(
                 merchant=merchant, mode="test", gateway="sandbox"

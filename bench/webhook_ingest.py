@@ -102,16 +102,16 @@ def main() -> int:
 
     from gateways.registry import gateway_for_account
     from gateways.sandbox import webhooks as sandbox_webhooks
+    from gateways.services import merchant_onboard
     from invoices.calc import LineItemIn
     from invoices.models import Invoice
     from invoices.services import invoice_create
-    from merchants.services import merchant_create
     from payments.models import Payment
     from payments.services import payment_initiate
     from webhooks.inbound.models import InboundNotification
 
     call_command("migrate", verbosity=0)
-    merchant = merchant_create(name=f"bench ingest {time.time():.0f}")
+    merchant = merchant_onboard(name=f"bench ingest {time.time():.0f}")
     account = merchant.gateway_accounts.get(gateway="sandbox", mode="test")
     secret = gateway_for_account(account).credentials["signing_secret"]
 

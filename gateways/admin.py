@@ -1,4 +1,8 @@
-"""Django admin for gateway accounts: credentials are a write-only JSON field, fees are edited inline.
+"""Django admin for merchants and their gateway accounts: credentials are a write-only JSON field, fees are
+edited inline.
+
+Merchants are administered here, not in merchants/admin.py: adding a merchant onboards it with its test-mode
+sandbox gateway account (gateways.services.merchant_onboard), and merchants sit below gateways.
 
 Every write goes through gateways.services (same validation, encryption and audit as the API; actor
 `user:<username>`). The checkout sessions of the sandbox gateway are shown read-only for support.
@@ -14,17 +18,10 @@ from gateways import services
 from gateways.models import GatewayAccount, GatewayFee, SandboxCheckoutSession
 from gateways.registry import gateway_class
 from gateways.selectors import gateway_account_webhook_url
+from merchants.models import Merchant
+from merchants.services import PROFILE_FIELDS, UPDATABLE_FIELDS, merchant_clean_fields, merchant_update
 from paytrust import money
 from paytrust.errors import ApplicationError
-
-
-def _actor(request) -> Actor:
-    return Actor(
-        label=f"user:{request.user.get_username()}",
-        ip=request.META.get("REMOTE_ADDR") or None,
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        request_id=getattr(request, "request_id", ""),
-    )
 
 
 class GatewayAccountForm(forms.ModelForm):
@@ -154,7 +151,7 @@ class GatewayAccountAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        actor = _actor(request)
+        actor = Actor.for_user(request)
         if change:
             changes = {
                 field: data[field]
@@ -204,7 +201,9 @@ class GatewayAccountAdmin(admin.ModelAdmin):
                 if f.cleaned_data and not f.cleaned_data.get("DELETE")
             ]
             try:
-                services.gateway_account_update(account=form.instance, fees=fees, actor=_actor(request))
+                services.gateway_account_update(
+                    account=form.instance, fees=fees, actor=Actor.for_user(request)
+                )
             except ApplicationError as exc:
                 messages.error(request, f"Fees not saved: {exc.message} ({exc.param})")
 
@@ -234,3 +233,57 @@ class SandboxCheckoutSessionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# ---- merchants -------------------------------------------------------------------------------------------------
+
+
+class MerchantForm(forms.ModelForm):
+    class Meta:
+        model = Merchant
+        fields = list(UPDATABLE_FIELDS)
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            cleaned.update(merchant_clean_fields({k: v for k, v in cleaned.items() if k in UPDATABLE_FIELDS}))
+        except ApplicationError as exc:
+            self.add_error(exc.param if exc.param in self.fields else None, exc.message)
+        return cleaned
+
+
+@admin.register(Merchant)
+class MerchantAdmin(admin.ModelAdmin):
+    form = MerchantForm
+    list_display = ["id", "name", "is_active", "rate_limit_per_minute", "country", "created_at"]
+    list_filter = ["is_active", "country"]
+    search_fields = ["id", "name", "legal_name"]
+    ordering = ["-created_at"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["id", "name", "is_active", "rate_limit_per_minute", "created_at", "updated_at"]}),
+        ("Creditor profile (ISO 20022 exports)", {"fields": list(PROFILE_FIELDS)}),
+    ]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # merchants own payments and ledgers: deactivate instead
+
+    def save_model(self, request, obj, form, change):
+        actor = Actor.for_user(request)
+        data = {field: form.cleaned_data[field] for field in UPDATABLE_FIELDS if field in form.cleaned_data}
+        if change:
+            changed = {field: data[field] for field in form.changed_data if field in data}
+            merchant = merchant_update(merchant=obj, actor=actor, **changed)
+        else:
+            merchant = services.merchant_onboard(
+                name=data["name"],
+                rate_limit_per_minute=data.get("rate_limit_per_minute"),
+                actor=actor,
+                **{field: data.get(field) or "" for field in PROFILE_FIELDS},
+            )
+            if data.get("is_active") is False:
+                merchant = merchant_update(merchant=merchant, actor=actor, is_active=False)
+        for field in Merchant._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(merchant, field.attname))
+        obj._state.adding = False
+        obj._state.db = merchant._state.db

@@ -15,7 +15,9 @@ from gateways.xendit.gateway import XenditGateway
 from paytrust import crypto
 from paytrust.errors import ValidationError
 
-GATEWAYS: dict[str, type[Gateway]] = {cls.name: cls for cls in (MidtransGateway, SandboxGateway, XenditGateway)}
+GATEWAYS: dict[str, type[Gateway]] = {
+    cls.name: cls for cls in (MidtransGateway, SandboxGateway, XenditGateway)
+}
 
 
 def gateway_names() -> list[str]:

@@ -11,9 +11,11 @@ from typing import Any
 from django.apps import apps
 from django.db import IntegrityError, transaction
 
+from apikeys.services import Actor
 from gateways.models import GatewayAccount, GatewayFee, GatewayName
 from gateways.registry import gateway_class
 from merchants.models import Merchant
+from merchants.services import merchant_create
 from paytrust import crypto, money
 from paytrust.errors import Conflict, ValidationError
 from paytrust.models import Mode
@@ -267,6 +269,20 @@ def gateway_account_update(
             changed=changed,
         )
     return locked
+
+
+def merchant_onboard(
+    *, name: str, rate_limit_per_minute: int | None = None, actor: Actor | None = None, **profile
+) -> Merchant:
+    """A new merchant ready to take test payments: the merchant (merchants.services.merchant_create, audited when
+    an actor is given) and its test-mode sandbox gateway account, in one transaction. The admin's "add merchant",
+    `manage.py create_merchant` and `seed_demo` call this."""
+    with transaction.atomic():
+        merchant = merchant_create(
+            name=name, rate_limit_per_minute=rate_limit_per_minute, actor=actor, **profile
+        )
+        gateway_account_ensure_sandbox(merchant=merchant)
+    return merchant
 
 
 def gateway_account_ensure_sandbox(*, merchant: Merchant) -> GatewayAccount:

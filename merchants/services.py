@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from gateways.services import gateway_account_ensure_sandbox
 from merchants.models import Merchant
 from paytrust.errors import ValidationError
 
@@ -45,14 +44,14 @@ def merchant_clean_fields(fields: dict) -> dict:
 def merchant_create(
     *, name: str, rate_limit_per_minute: int | None = None, actor: Actor | None = None, **profile
 ) -> Merchant:
-    """Create a merchant (and its test-mode sandbox gateway account). `profile`: creditor profile fields."""
+    """Create a merchant row. `profile`: creditor profile fields. Onboarding a merchant that can take payments
+    (with its test-mode sandbox gateway account) is `gateways.services.merchant_onboard`, which calls this."""
     unknown = set(profile) - set(PROFILE_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown merchant field {sorted(unknown)[0]!r}.", param=sorted(unknown)[0])
     fields = merchant_clean_fields({"name": name, "rate_limit_per_minute": rate_limit_per_minute, **profile})
     with transaction.atomic():
         merchant = Merchant.objects.create(**fields)
-        gateway_account_ensure_sandbox(merchant=merchant)
         if actor is not None:
             _audit(actor=actor, merchant=merchant, operation="merchant.created", changes=sorted(fields))
     return merchant

@@ -63,13 +63,13 @@ def test_stable_params_binds_every_int_as_int8_and_leaves_the_rest():
 def test_with_prepared_statements_off_the_hot_path_binds_client_side(settings, client_for):
     """DB_PREPARED_STATEMENTS=false (behind a pooler that cannot keep prepared statements): the same statements run
     with client-side binding, and nothing is prepared on the connection."""
+    from gateways.services import merchant_onboard
     from invoices.models import Installment, Invoice, LineItem
-    from merchants.services import merchant_create
     from tests.factories import make_api_key
 
     settings.DB_PREPARED_STATEMENTS = False
     settings.REDIS_URL = ""
-    merchant = merchant_create(name="Client-side")
+    merchant = merchant_onboard(name="Client-side")
     _, plaintext = make_api_key(merchant)
     api = client_for(plaintext)
     body = {

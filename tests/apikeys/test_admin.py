@@ -121,7 +121,7 @@ def test_merchant_admin_creates_through_the_service_and_audits_changes(staff):
     assert response.status_code == 302, response.content.decode()[:3000]
     merchant = Merchant.objects.get(name="Toko Admin")
     assert (merchant.country, merchant.bank_bic, merchant.rate_limit_per_minute) == ("ID", "BMRIIDJA", 60)
-    assert merchant.gateway_accounts.filter(gateway="sandbox").exists()  # merchant_create ran
+    assert merchant.gateway_accounts.filter(gateway="sandbox").exists()  # merchant_onboard ran
     created = AuditLog.objects.get(merchant=merchant, details__operation="merchant.created")
     assert created.actor == "user:alice"
 

@@ -2,7 +2,7 @@ import pytest
 from argon2 import PasswordHasher
 from argon2.low_level import Type
 
-from merchants.services import merchant_create
+from gateways.services import merchant_onboard
 from webhooks.outbound import services as webhook_services
 
 
@@ -18,12 +18,12 @@ def _cheap_key_hashing(monkeypatch):
 @pytest.fixture
 def merchant(db):
     """Like the shared fixture, but created through the service so it has its test-mode sandbox account."""
-    return merchant_create(name="Acme")
+    return merchant_onboard(name="Acme")
 
 
 @pytest.fixture
 def other_merchant(db):
-    return merchant_create(name="Other Co")
+    return merchant_onboard(name="Other Co")
 
 
 @pytest.fixture

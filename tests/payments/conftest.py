@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from merchants.services import merchant_create
+from gateways.services import merchant_onboard
 from tests.fakes.xendit import FakeXendit
 from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
     MIDTRANS_CLIENT_KEY,
@@ -49,9 +49,9 @@ def xendit_fake(settings):
 
 @pytest.fixture
 def merchant(db):
-    return merchant_create(name="Acme")
+    return merchant_onboard(name="Acme")
 
 
 @pytest.fixture
 def other_merchant(db):
-    return merchant_create(name="Other Co")
+    return merchant_onboard(name="Other Co")

@@ -11,7 +11,7 @@ from argon2.low_level import Type
 
 from gateways import services as gateway_services
 from gateways.models import GatewayAccount
-from merchants.services import merchant_create
+from gateways.services import merchant_onboard
 from tests.factories import make_api_key
 from tests.payments.conftest import (  # noqa: F401 - fixtures re-exported
     XENDIT_CALLBACK_TOKEN,
@@ -33,12 +33,12 @@ def _cheap_key_hashing(monkeypatch):
 
 @pytest.fixture
 def merchant(db):
-    return merchant_create(name="Acme")
+    return merchant_onboard(name="Acme")
 
 
 @pytest.fixture
 def other_merchant(db):
-    return merchant_create(name="Other Co")
+    return merchant_onboard(name="Other Co")
 
 
 def xendit_account_for(merchant, mode: str = "test") -> GatewayAccount:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from rest_framework.test import APIClient
 
-from merchants.services import merchant_create
+from gateways.services import merchant_onboard
 from payments.models import Payment
 from tests.fakes.samples import midtrans_resign, sample
 from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
@@ -31,7 +31,7 @@ WIB = timezone(timedelta(hours=7))
 @pytest.fixture
 def merchant(db):
     """Created through the service, so it has its test-mode sandbox account."""
-    return merchant_create(name="Acme")
+    return merchant_onboard(name="Acme")
 
 
 def iso_ms(dt: datetime) -> str:

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apikeys.services import Actor
-from merchants.services import merchant_create
+from gateways.services import merchant_onboard
 from paytrust.errors import ApplicationError
 
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, rate_limit, **options):
         try:
-            merchant = merchant_create(
+            merchant = merchant_onboard(
                 name=name, rate_limit_per_minute=rate_limit, actor=Actor.for_cli("create_merchant")
             )
         except ApplicationError as exc:

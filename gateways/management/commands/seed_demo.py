@@ -13,8 +13,8 @@ from django.db import transaction
 
 from apikeys.models import ApiKey
 from apikeys.services import Actor, api_key_create
+from gateways.services import merchant_onboard
 from merchants.models import Merchant
-from merchants.services import merchant_create
 
 DEMO_MERCHANT = "Demo Store"
 DEMO_KEY_NAME = "demo key"
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             merchant = Merchant.objects.filter(name=DEMO_MERCHANT).order_by("created_at").first()
             if merchant is None:
-                merchant = merchant_create(
+                merchant = merchant_onboard(
                     name=DEMO_MERCHANT, actor=actor, country="ID", legal_name="PT Demo Store"
                 )
                 out(f"Created merchant {DEMO_MERCHANT!r}: {merchant.id}")

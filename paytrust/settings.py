@@ -24,7 +24,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "reporting.admin_apps.BackOfficeAdminConfig",  # django.contrib.admin with the back-office site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

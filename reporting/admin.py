@@ -3,8 +3,9 @@
 The same selector and the same rendering as the API (`reporting.selectors.financial_report`,
 `reporting.render`), with filters (period, merchant - or all merchants -, mode, currency, gateway), a CSV download
 and a chart of the amount collected per day per currency (inline SVG, rendered here). Reporting has no model: the
-page is added to the default admin site's URLs and to its index (app "Reporting"). Staff with the
-`invoices.view_invoice` permission may see it (superusers always).
+back-office admin site (reporting/admin_site.py, installed as the default admin site) serves this view at its
+own URL and lists it in its index (app "Reporting"). Staff with the `invoices.view_invoice` permission may see it
+(superusers always).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
@@ -87,7 +87,7 @@ def financial_report_view(request):
         query = {**_default_filters(timezone.now()), **query}
     form = ReportFilterForm(query)
     context = {
-        **admin.site.each_context(request),
+        **admin.site.each_context(request),  # the back-office site (reporting.admin_site.BackOfficeSite)
         "title": "Financial report",
         "form": form,
         "currencies": [],
@@ -125,48 +125,3 @@ def financial_report_view(request):
             }
         )
     return TemplateResponse(request, "reporting/financial_report.html", context)
-
-
-# ---- wiring into the default admin site (reporting has no model, so no ModelAdmin) ----
-
-
-def _with_report_url(get_urls):
-    def wrapped():
-        return [
-            path("reporting/financial/", admin.site.admin_view(financial_report_view), name=URL_NAME),
-            *get_urls(),
-        ]
-
-    return wrapped
-
-
-def _with_report_in_index(get_app_list):
-    def wrapped(request, app_label=None):
-        apps = get_app_list(request, app_label)
-        if app_label in (None, "reporting") and can_view_reports(request.user):
-            url = reverse(f"admin:{URL_NAME}", current_app=admin.site.name)
-            apps.append(
-                {
-                    "name": "Reporting",
-                    "app_label": "reporting",
-                    "app_url": url,
-                    "has_module_perms": True,
-                    "models": [
-                        {
-                            "name": "Financial report",
-                            "object_name": "FinancialReport",
-                            "perms": {"add": False, "change": False, "delete": False, "view": True},
-                            "admin_url": url,
-                            "add_url": None,
-                            "view_only": True,
-                        }
-                    ],
-                }
-            )
-        return apps
-
-    return wrapped
-
-
-admin.site.get_urls = _with_report_url(admin.site.get_urls)
-admin.site.get_app_list = _with_report_in_index(admin.site.get_app_list)

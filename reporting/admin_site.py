@@ -1,0 +1,50 @@
+"""The back office's admin site: Django's AdminSite plus the pages that belong to no model.
+
+Installed as the default admin site (`reporting.admin_apps.BackOfficeAdminConfig` in INSTALLED_APPS instead of
+"django.contrib.admin"), so every app's `@admin.register` lands here. It lives in the top, read-only layer because
+its own pages (the financial report) read across the apps below through their selectors.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path, reverse
+
+from reporting import admin as reporting_admin
+
+
+class BackOfficeSite(admin.AdminSite):
+    def get_urls(self):
+        report = path(
+            "reporting/financial/",
+            self.admin_view(reporting_admin.financial_report_view),
+            name=reporting_admin.URL_NAME,
+        )
+        return [report, *super().get_urls()]
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        if app_label in (None, "reporting") and reporting_admin.can_view_reports(request.user):
+            apps.append(
+                self._reporting_app(reverse(f"admin:{reporting_admin.URL_NAME}", current_app=self.name))
+            )
+        return apps
+
+    @staticmethod
+    def _reporting_app(url: str) -> dict:
+        return {
+            "name": "Reporting",
+            "app_label": "reporting",
+            "app_url": url,
+            "has_module_perms": True,
+            "models": [
+                {
+                    "name": "Financial report",
+                    "object_name": "FinancialReport",
+                    "perms": {"add": False, "change": False, "delete": False, "view": True},
+                    "admin_url": url,
+                    "add_url": None,
+                    "view_only": True,
+                }
+            ],
+        }

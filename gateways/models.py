@@ -85,7 +85,7 @@ class SandboxCheckoutSession(TimeStampedModel):
     )
     account = models.ForeignKey(GatewayAccount, on_delete=models.PROTECT, related_name="sandbox_sessions")
     payment_id = models.CharField(max_length=64, help_text="Our pay_ id (the gateway's external id).")
-    # Bearer token in the checkout URL (unguessable, 256 bits) and the token-bound form nonce (see views.py).
+    # Bearer token in the checkout URL (unguessable, 256 bits) and the token-bound form nonce (see webhooks/inbound/sandbox_checkout.py).
     token = models.CharField(max_length=64, unique=True)
     form_nonce = models.CharField(max_length=64)
     merchant_name = models.CharField(max_length=140)

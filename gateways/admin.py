@@ -19,7 +19,7 @@ from gateways.models import GatewayAccount, GatewayFee, SandboxCheckoutSession
 from gateways.registry import gateway_class
 from gateways.selectors import gateway_account_webhook_url
 from merchants.models import Merchant
-from merchants.services import PROFILE_FIELDS, UPDATABLE_FIELDS, merchant_clean_fields, merchant_update
+from merchants.services import PROFILE_FIELDS, UPDATABLE_FIELDS, merchant_clean_fields
 from paytrust import money
 from paytrust.errors import ApplicationError
 
@@ -273,7 +273,7 @@ class MerchantAdmin(admin.ModelAdmin):
         data = {field: form.cleaned_data[field] for field in UPDATABLE_FIELDS if field in form.cleaned_data}
         if change:
             changed = {field: data[field] for field in form.changed_data if field in data}
-            merchant = merchant_update(merchant=obj, actor=actor, **changed)
+            merchant = services.merchant_settings_update(merchant=obj, actor=actor, **changed)
         else:
             merchant = services.merchant_onboard(
                 name=data["name"],
@@ -282,7 +282,7 @@ class MerchantAdmin(admin.ModelAdmin):
                 **{field: data.get(field) or "" for field in PROFILE_FIELDS},
             )
             if data.get("is_active") is False:
-                merchant = merchant_update(merchant=merchant, actor=actor, is_active=False)
+                merchant = services.merchant_settings_update(merchant=merchant, actor=actor, is_active=False)
         for field in Merchant._meta.concrete_fields:
             setattr(obj, field.attname, getattr(merchant, field.attname))
         obj._state.adding = False

@@ -11,11 +11,12 @@ from typing import Any
 from django.apps import apps
 from django.db import IntegrityError, transaction
 
-from apikeys.services import Actor
+from apikeys.models import AuditLog
+from apikeys.services import Actor, audit_record
 from gateways.models import GatewayAccount, GatewayFee, GatewayName
 from gateways.registry import gateway_class
 from merchants.models import Merchant
-from merchants.services import merchant_create
+from merchants.services import merchant_create, merchant_update
 from paytrust import crypto, money
 from paytrust.errors import Conflict, ValidationError
 from paytrust.models import Mode
@@ -126,9 +127,6 @@ def _conflict(account_gateway: str, mode: str) -> Conflict:
 def _audit(*, actor, merchant: Merchant, operation: str, account: GatewayAccount, changed: list[str]) -> None:
     if actor is None:
         return
-    from apikeys.models import AuditLog
-    from apikeys.services import audit_record
-
     # Field names only: credential values never reach the audit log.
     audit_record(
         action=AuditLog.Action.ADMIN_ACTION,
@@ -274,15 +272,38 @@ def gateway_account_update(
 def merchant_onboard(
     *, name: str, rate_limit_per_minute: int | None = None, actor: Actor | None = None, **profile
 ) -> Merchant:
-    """A new merchant ready to take test payments: the merchant (merchants.services.merchant_create, audited when
-    an actor is given) and its test-mode sandbox gateway account, in one transaction. The admin's "add merchant",
-    `manage.py create_merchant` and `seed_demo` call this."""
+    """A new merchant ready to take test payments: the merchant (merchants.services.merchant_create) and its
+    test-mode sandbox gateway account, in one transaction, audited (`merchant.created`) when an actor is given.
+    The admin's "add merchant", `manage.py create_merchant` and `seed_demo` call this."""
     with transaction.atomic():
-        merchant = merchant_create(
-            name=name, rate_limit_per_minute=rate_limit_per_minute, actor=actor, **profile
-        )
+        merchant = merchant_create(name=name, rate_limit_per_minute=rate_limit_per_minute, **profile)
         gateway_account_ensure_sandbox(merchant=merchant)
+        if actor is not None:
+            fields = ["name", "rate_limit_per_minute", *profile]
+            _audit_merchant(
+                actor=actor, merchant=merchant, operation="merchant.created", fields=sorted(fields)
+            )
     return merchant
+
+
+def merchant_settings_update(*, merchant: Merchant, actor: Actor, **changes) -> Merchant:
+    """Change a merchant's settings or creditor profile (merchants.services.merchant_update), audited
+    (`merchant.updated`, field names only) in the same transaction when something changed."""
+    with transaction.atomic():
+        merchant, changed = merchant_update(merchant=merchant, **changes)
+        if changed:
+            _audit_merchant(actor=actor, merchant=merchant, operation="merchant.updated", fields=changed)
+    return merchant
+
+
+def _audit_merchant(*, actor: Actor, merchant: Merchant, operation: str, fields: list[str]) -> None:
+    audit_record(
+        action=AuditLog.Action.ADMIN_ACTION,
+        actor=actor,
+        merchant=merchant,
+        operation=operation,
+        fields=fields,
+    )
 
 
 def gateway_account_ensure_sandbox(*, merchant: Merchant) -> GatewayAccount:

@@ -1,16 +1,13 @@
-"""Writes for merchants (the tenant). The admin site and the management commands call these."""
+"""Writes for merchants (the tenant): validation and the row. Merchants is the lowest app and imports no other:
+the callers above (gateways.services.merchant_onboard / merchant_settings_update) record the audit rows in the
+same transaction."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from django.db import transaction
 
 from merchants.models import Merchant
 from paytrust.errors import ValidationError
-
-if TYPE_CHECKING:
-    from apikeys.services import Actor
 
 # Creditor profile (ISO 20022 exports) and settings an operator may change.
 PROFILE_FIELDS = ("legal_name", "country", "account_iban", "account_number", "bank_bic", "bank_name")
@@ -41,9 +38,7 @@ def merchant_clean_fields(fields: dict) -> dict:
     return cleaned
 
 
-def merchant_create(
-    *, name: str, rate_limit_per_minute: int | None = None, actor: Actor | None = None, **profile
-) -> Merchant:
+def merchant_create(*, name: str, rate_limit_per_minute: int | None = None, **profile) -> Merchant:
     """Create a merchant row. `profile`: creditor profile fields. Onboarding a merchant that can take payments
     (with its test-mode sandbox gateway account) is `gateways.services.merchant_onboard`, which calls this."""
     unknown = set(profile) - set(PROFILE_FIELDS)
@@ -52,13 +47,12 @@ def merchant_create(
     fields = merchant_clean_fields({"name": name, "rate_limit_per_minute": rate_limit_per_minute, **profile})
     with transaction.atomic():
         merchant = Merchant.objects.create(**fields)
-        if actor is not None:
-            _audit(actor=actor, merchant=merchant, operation="merchant.created", changes=sorted(fields))
     return merchant
 
 
-def merchant_update(*, merchant: Merchant, actor: Actor, **changes) -> Merchant:
-    """Change a merchant's settings or creditor profile; recorded in the audit log with the changed fields."""
+def merchant_update(*, merchant: Merchant, **changes) -> tuple[Merchant, list[str]]:
+    """Change a merchant's settings or creditor profile under a row lock; returns the merchant and the names of the
+    fields that really changed (the caller audits them in its transaction)."""
     unknown = set(changes) - set(UPDATABLE_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown merchant field {sorted(unknown)[0]!r}.", param=sorted(unknown)[0])
@@ -70,18 +64,4 @@ def merchant_update(*, merchant: Merchant, actor: Actor, **changes) -> Merchant:
             for field, value in changed.items():
                 setattr(merchant, field, value)
             merchant.save(update_fields=[*changed, "updated_at"])
-            _audit(actor=actor, merchant=merchant, operation="merchant.updated", changes=sorted(changed))
-    return merchant
-
-
-def _audit(*, actor: Actor, merchant: Merchant, operation: str, changes: list[str]) -> None:
-    from apikeys.models import AuditLog
-    from apikeys.services import audit_record
-
-    audit_record(
-        action=AuditLog.Action.ADMIN_ACTION,
-        actor=actor,
-        merchant=merchant,
-        operation=operation,
-        fields=changes,
-    )
+    return merchant, sorted(changed)

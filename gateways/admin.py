@@ -45,7 +45,7 @@ class GatewayAccountForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        gateway = cleaned.get("gateway") or (self.instance.gateway if self.instance.pk else None)
+        gateway = cleaned.get("gateway") or (None if self.instance._state.adding else self.instance.gateway)
         if not gateway:
             return cleaned
         try:
@@ -55,14 +55,14 @@ class GatewayAccountForm(forms.ModelForm):
                     gateway=gateway, currencies=cleaned["currencies"]
                 )
             credentials = cleaned.get("credentials")
-            if not self.instance.pk and cls.credential_fields:
-                cls.validate_credentials(credentials)
+            mode = cleaned.get("mode") or self.instance.mode
+            if self.instance._state.adding and cls.credential_fields:
+                cls.validate_credentials(credentials, mode=mode)
             elif credentials and not cls.credential_fields:
                 self.add_error("credentials", f"{gateway} takes no credentials.")
             elif credentials is not None and not isinstance(credentials, dict):
                 self.add_error("credentials", "Enter a JSON object.")
             merchant = cleaned.get("merchant") or getattr(self.instance, "merchant", None)
-            mode = cleaned.get("mode") or self.instance.mode
             if cleaned.get("enabled") and merchant is not None:
                 others = GatewayAccount.objects.filter(
                     merchant=merchant, mode=mode, gateway=gateway, enabled=True

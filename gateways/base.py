@@ -190,6 +190,9 @@ class Gateway(ABC):
     supported_currencies: ClassVar[frozenset[str]]
     # Credential fields the merchant must supply (all strings). Sandbox: none (it generates its own secret).
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    # field -> mode -> the prefixes a key of that mode starts with. A key made for the other mode (a production key
+    # on a test account, or the reverse) is refused: test and live money never cross.
+    credential_mode_prefixes: ClassVar[Mapping[str, Mapping[str, tuple[str, ...]]]] = {}
     allowed_modes: ClassVar[frozenset[str]] = frozenset({"test", "live"})
     # May a verified webhook's status/amount be applied as is? False: the inbound pipeline confirms it with
     # get_status (outside any transaction) and applies the gateway's answer. See docs/adr/0010-gateway-contract.md.
@@ -204,8 +207,11 @@ class Gateway(ABC):
 
     # ----- configuration ---------------------------------------------------------------------------------
     @classmethod
-    def validate_credentials(cls, credentials: object, *, param: str = "credentials") -> dict[str, str]:
-        """Shape-check merchant-supplied credentials; returns the cleaned dict or raises ValidationError."""
+    def validate_credentials(
+        cls, credentials: object, *, mode: str, param: str = "credentials"
+    ) -> dict[str, str]:
+        """Shape-check merchant-supplied credentials for an account in `mode` (each key must be one of that mode's,
+        see `credential_mode_prefixes`); returns the cleaned dict or raises ValidationError."""
         if credentials is None:
             credentials = {}
         if not isinstance(credentials, dict):
@@ -230,7 +236,25 @@ class Gateway(ABC):
                     param=f"{param}.{name}",
                 )
             cleaned[name] = value
+        cls._check_credential_modes(cleaned, mode=mode, param=param)
         return cleaned
+
+    @classmethod
+    def _check_credential_modes(cls, credentials: Mapping[str, str], *, mode: str, param: str) -> None:
+        for name, by_mode in cls.credential_mode_prefixes.items():
+            value = credentials.get(name, "")
+            if value.startswith(by_mode.get(mode, ())):
+                continue
+            made_for = next(
+                (other for other, prefixes in by_mode.items() if value.startswith(prefixes)), None
+            )
+            expected = " or ".join(f"{prefix}…" for prefix in by_mode.get(mode, ()))
+            what = f"a {made_for}-mode key" if made_for else "not a key of this mode"
+            raise ValidationError(
+                f"credentials.{name} is {what}; a {mode}-mode {cls.name} account takes {expected}.",
+                code="credentials_mode_mismatch",
+                param=f"{param}.{name}",
+            )
 
     @classmethod
     def generated_credentials(cls) -> dict[str, str]:

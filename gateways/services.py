@@ -157,7 +157,7 @@ def gateway_account_create(
     cls = gateway_class(gateway)
     _check_mode(gateway=gateway, mode=mode)
     if cls.credential_fields:
-        cleaned_credentials = cls.validate_credentials(credentials)
+        cleaned_credentials = cls.validate_credentials(credentials, mode=mode)
     else:
         if credentials:
             raise ValidationError(
@@ -226,7 +226,7 @@ def gateway_account_update(
             if not isinstance(credentials, dict):
                 raise ValidationError("credentials must be an object.", param="credentials")
             merged = {**gateway_account_credentials(account=locked), **credentials}
-            cleaned = cls.validate_credentials(merged)
+            cleaned = cls.validate_credentials(merged, mode=locked.mode)
             locked.credentials_encrypted = crypto.encrypt_json(cleaned)
             locked.credentials_hint = credentials_hint(cleaned, fields=cls.credential_fields)
             changed.append("credentials")

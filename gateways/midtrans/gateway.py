@@ -54,6 +54,11 @@ class MidtransGateway(Gateway):
     name = "midtrans"
     supported_currencies = frozenset({"IDR"})
     credential_fields = ("server_key", "client_key")
+    # Midtrans sandbox keys start with SB-; production keys are Mid-server-/Mid-client- (older accounts: VT-…).
+    credential_mode_prefixes = {
+        "server_key": {"test": ("SB-Mid-server-",), "live": ("Mid-server-", "VT-server-")},
+        "client_key": {"test": ("SB-Mid-client-",), "live": ("Mid-client-", "VT-client-")},
+    }
     # The signature leaves transaction_status/fraud_status/transaction_id/times unsigned: notifications only
     # trigger a status query (webhooks.py docstring).
     notifications_are_authoritative = False

@@ -32,6 +32,8 @@ class XenditGateway(Gateway):
     # Xendit invoice currencies (InvoiceCurrency enum); intersected with money.ENABLED_CURRENCIES on config.
     supported_currencies = frozenset({"IDR", "USD", "THB", "VND", "PHP", "MYR"})
     credential_fields = ("secret_key", "callback_token")
+    # Xendit's secret keys name their environment (dashboard > Settings > API keys).
+    credential_mode_prefixes = {"secret_key": {"test": ("xnd_development_",), "live": ("xnd_production_",)}}
 
     def __init__(self, *, account, credentials: Mapping[str, str]) -> None:
         super().__init__(account=account, credentials=credentials)

@@ -115,8 +115,12 @@ def test_another_merchant_or_mode_gets_404(api, client_for):
 
 def test_live_key_creates_a_live_account(client_for, merchant):
     live = client_for(make_api_key(merchant, mode="live")[1])
-    response = create(live)
-    assert response.status_code == 201
+    production = {
+        **XENDIT_BODY["credentials"],
+        "secret_key": XENDIT_SECRET.replace("development", "production"),
+    }
+    response = create(live, {**XENDIT_BODY, "credentials": production})
+    assert response.status_code == 201, response.content
     assert response.json()["mode"] == "live"
 
 

@@ -8,6 +8,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from paytrust.errors import ValidationError
 
+QUERY_DATETIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
+QUERY_DATETIME_MAX = datetime(9999, 12, 30, tzinfo=UTC)
+
 
 def query_datetime(raw: str | None, param: str) -> datetime | None:
     """An RFC 3339 date-time (no offset means UTC) or a date YYYY-MM-DD (its midnight UTC); None when absent.
@@ -26,4 +29,16 @@ def query_datetime(raw: str | None, param: str) -> datetime | None:
         if day is None:
             raise ValidationError(message, param=param)
         value = datetime.combine(day, time.min)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    # Python's datetimes end at years 1 and 9999: an offset that moves the instant past either end (or a day of
+    # arithmetic on it, e.g. a report's daily buckets) would overflow; refuse it here.
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not (QUERY_DATETIME_MIN <= in_utc <= QUERY_DATETIME_MAX):
+        raise ValidationError(
+            f"{param} must lie between {QUERY_DATETIME_MIN:%Y-%m-%d} and {QUERY_DATETIME_MAX:%Y-%m-%d} (UTC).",
+            param=param,
+        )
+    return value

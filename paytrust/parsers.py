@@ -1,7 +1,9 @@
-"""JSON parsing for the API: numbers with a fraction become Decimal, never float; NaN/Infinity are refused."""
+"""JSON parsing for the API: numbers with a fraction become Decimal, never float; NaN/Infinity are refused; strings
+PostgreSQL cannot store (U+0000, lone UTF-16 surrogates) are refused with a 400 naming the field."""
 
 import codecs
 import json
+import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,29 +17,31 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _reject_nul(value, path: str) -> None:
-    """PostgreSQL text and jsonb cannot store U+0000: refuse it anywhere in the body with a 400 naming the field,
-    instead of letting the database raise (a 500)."""
+# JSON may escape them (`"\\u0000"`, a lone `"\\ud800"`), but PostgreSQL text and jsonb cannot store U+0000, and a
+# lone surrogate is not a character at all (it cannot be encoded as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_MESSAGE = "must not contain U+0000 or a lone UTF-16 surrogate (\\ud800-\\udfff)"
+
+
+def _reject_unstorable(value, path: str) -> None:
+    """Refuse unstorable strings anywhere in the body with a 400 naming the field, instead of letting the database
+    raise (a 500)."""
     if isinstance(value, str):
-        if "\x00" in value:
+        if _UNSTORABLE.search(value):
             raise ValidationError(
-                "Strings must not contain the NUL character (\\u0000).",
-                code="invalid_characters",
-                param=path or None,
+                f"Strings {_UNSTORABLE_MESSAGE}.", code="invalid_characters", param=path or None
             )
     elif isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
-            if "\x00" in key:
+            if _UNSTORABLE.search(key):
                 raise ValidationError(
-                    "Keys must not contain the NUL character (\\u0000).",
-                    code="invalid_characters",
-                    param=path or None,
+                    f"Keys {_UNSTORABLE_MESSAGE}.", code="invalid_characters", param=path or None
                 )
-            _reject_nul(item, child)
+            _reject_unstorable(item, child)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _reject_nul(item, f"{path}.{index}" if path else str(index))
+            _reject_unstorable(item, f"{path}.{index}" if path else str(index))
 
 
 class DecimalJSONParser(JSONParser):
@@ -52,7 +56,7 @@ class DecimalJSONParser(JSONParser):
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(str(exc))
         try:
-            _reject_nul(data, "")
+            _reject_unstorable(data, "")
         except RecursionError:
             raise ParseError("the JSON document is nested too deeply")
         return data

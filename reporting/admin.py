@@ -26,6 +26,7 @@ from merchants.models import Merchant
 from paytrust.errors import ValidationError
 from paytrust.models import Mode
 from paytrust.money import CURRENCIES, format_display
+from paytrust.params import QUERY_DATETIME_MAX, QUERY_DATETIME_MIN
 from reporting.chart import daily_bar_chart, period_days
 from reporting.render import currency_lines, report_csv, report_csv_filename
 from reporting.selectors import daily_collected, financial_report, report_default_period, report_period_check
@@ -52,6 +53,14 @@ class ReportFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if self.errors:
+            return data
+        for field in ("start", "to"):  # the day after `to` is computed: keep clear of the calendar's end
+            if not (QUERY_DATETIME_MIN.date() <= data[field] <= QUERY_DATETIME_MAX.date()):
+                self.add_error(
+                    field,
+                    f"Pick a date between {QUERY_DATETIME_MIN:%Y-%m-%d} and {QUERY_DATETIME_MAX:%Y-%m-%d}.",
+                )
         if self.errors:
             return data
         start, end = self.period()

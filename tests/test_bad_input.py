@@ -106,3 +106,47 @@ def test_deeply_nested_json_is_a_400(api, idempotency_key):
 def test_a_json_array_instead_of_an_object_is_a_400(api, sandbox):
     response = api.post("/v1/invoices", json.dumps([_invoice_body()]), content_type="application/json")
     assert response.status_code == 400
+
+
+LONE_SURROGATE = (
+    '"\\ud800"'  # JSON text: a lone high surrogate, which no UTF-8 string (and no PostgreSQL) can hold
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "raw_body", "param"),
+    [
+        ("/v1/invoices", '{"currency": "IDR", "line_items": [], "metadata": {"k": %s}}', "metadata.k"),
+        ("/v1/invoices", '{"currency": "IDR", "description": %s, "line_items": []}', "description"),
+        (
+            "/v1/invoices",
+            '{"currency": "IDR", "line_items": [{"name": %s, "quantity": 1}]}',
+            "line_items.0.name",
+        ),
+        ("/v1/invoices", '{"currency": "IDR", "line_items": [], "metadata": {%s: "v"}}', "metadata"),
+        ("/v1/webhook-endpoints", '{"url": "https://example.com/h", "description": %s}', "description"),
+        ("/v1/gateway-accounts", '{"gateway": "sandbox", "metadata": {"a": %s}}', "metadata.a"),
+    ],
+)
+def test_lone_surrogates_in_the_body_are_a_400_naming_the_field(api, sandbox, path, raw_body, param):
+    body = raw_body % LONE_SURROGATE
+    error = _error(api.post(path, body, content_type="application/json"), 400)
+    assert (error["code"], error["param"]) == ("invalid_characters", param)
+    assert not Invoice.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({"start": "9999-12-31T00:00:00Z", "end": "9999-12-31T23:00:00-05:00"}, "start"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:00:00-05:00"}, "end"),
+        ({"start": "0001-01-01T00:00:00+01:00", "end": "2026-01-01T00:00:00Z"}, "start"),
+    ],
+)
+def test_report_dates_at_the_ends_of_the_calendar_are_a_400(api, query, param, fmt):
+    response = api.get("/v1/reports/financial", {**query, "format": fmt})
+    error = _error(response, 400)
+    assert error["param"] == param

@@ -32,3 +32,18 @@ def test_bad_values_are_400_with_the_param(raw):
     with pytest.raises(ValidationError) as caught:
         query_datetime(raw, "created_gte")
     assert caught.value.param == "created_gte" and caught.value.code == "parameter_invalid"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "9999-12-31T23:00:00-05:00",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T00:00:00Z",  # a day of arithmetic on it would overflow
+        "0001-01-01",
+    ],
+)
+def test_instants_at_the_ends_of_the_calendar_are_400_with_the_param(raw):
+    with pytest.raises(ValidationError) as caught:
+        query_datetime(raw, "end")
+    assert caught.value.param == "end" and "between" in caught.value.message

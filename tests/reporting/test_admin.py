@@ -143,3 +143,11 @@ def test_staff_need_the_invoice_view_permission(client):
     user = User.objects.get(pk=user.pk)  # fresh permission cache
     client.force_login(user)
     assert client.get(PAGE).status_code == 200
+
+
+@pytest.mark.parametrize(("start", "to"), [("9999-12-30", "9999-12-31"), ("0001-01-01", "2026-01-01")])
+def test_dates_at_the_ends_of_the_calendar_are_a_form_error_not_a_500(staff, start, to):
+    for extra in ({}, {"format": "csv"}):
+        response = staff.get(PAGE, {**page_params(), "start": start, "to": to, **extra})
+        assert response.status_code == 200
+        assert b"Pick a date between" in response.content

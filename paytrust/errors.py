@@ -7,7 +7,9 @@ and the Django-level handlers (404/500 outside DRF) all go through `error_respon
 from __future__ import annotations
 
 import logging
+import sys
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
@@ -253,8 +255,26 @@ def _classify(exc) -> tuple[int, str, str, str, str | None, dict]:
 
     if isinstance(exc, RequestDataTooBig):
         return 413, INVALID_REQUEST, "request_too_large", "The request body is too large.", None, {}
+    if database_unavailable(exc):
+        return _service_unavailable(exc)
     logger.exception("unhandled error", exc_info=exc)
     return 500, API, "internal_error", "An internal error occurred. It has been logged.", None, {}
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """The database could not be reached or dropped the connection (server restart, failover, pool exhausted).
+
+    The request's transaction was rolled back, so nothing was half-written: the client may simply retry."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def _service_unavailable(exc: BaseException) -> tuple[int, str, str, str, str | None, dict]:
+    logger.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__, exc_info=exc)
+    retry_after = str(settings.DB_UNAVAILABLE_RETRY_AFTER_SECONDS)
+    message = "The service is temporarily unavailable (its database cannot be reached). Retry after a moment."
+    return 503, API, "service_unavailable", message, None, {"Retry-After": retry_after}
 
 
 def error_response(exc) -> JsonResponse:
@@ -273,6 +293,11 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Django calls this inside its `except` block: an unreachable database outside a DRF view (middleware, the
+    # admin) is a 503 with Retry-After like inside one, not a 500.
+    exc = sys.exc_info()[1]
+    if database_unavailable(exc):
+        return error_response(exc)
     return JsonResponse(
         envelope(
             error_type=API, code="internal_error", message="An internal error occurred. It has been logged."

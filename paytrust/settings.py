@@ -87,11 +87,17 @@ if DB_POOL:
         "timeout": env.int("DB_POOL_TIMEOUT", default=10),
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# With the pool, Django's health checks become the pool's `check` (ConnectionPool.check_connection): every
+# connection is tested (one round trip) when it is borrowed, so connections killed by a database restart or
+# failover are replaced instead of failing the request that draws them.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
 # The hottest statements (auth, rate limit, idempotency, invoice creation, events) run as server-side prepared
 # statements (paytrust/sql.py). Turn off behind a pooler that cannot keep them (PgBouncer in transaction mode
 # before 1.21 / without max_prepared_statements): they then bind client-side like the ORM.
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+# A request that cannot reach the database answers 503 `service_unavailable` with this Retry-After (seconds).
+DB_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("DB_UNAVAILABLE_RETRY_AFTER_SECONDS", default=2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

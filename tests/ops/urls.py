@@ -5,6 +5,7 @@ Use with `@pytest.mark.urls("tests.ops.urls")`.
 
 import threading
 
+from django.db import OperationalError
 from django.http import HttpResponse
 from django.urls import include, path
 from rest_framework import serializers
@@ -65,6 +66,15 @@ class CrashApi(ApiView):
         raise RuntimeError("boom in the middle of the work")
 
 
+class DatabaseGoneApi(ApiView):
+    def get(self, request):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+
+def plain_database_gone(request):
+    raise OperationalError("server closed the connection unexpectedly")
+
+
 def plain_crash(request):
     raise RuntimeError("plain django view exploded with password=hunter2")
 
@@ -79,6 +89,8 @@ urlpatterns = [
     path("test/conflict", ConflictApi.as_view()),
     path("test/crash", CrashApi.as_view()),
     path("test/plain-crash", plain_crash),
+    path("test/database-gone", DatabaseGoneApi.as_view()),
+    path("test/plain-database-gone", plain_database_gone),
     path("test/plain", plain_ok),
     path("", include("paytrust.urls")),
 ]

@@ -10,6 +10,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apikeys.models import ApiKey, AuditLog, Scope
@@ -23,7 +24,7 @@ from apikeys.services import (
     api_key_revoke,
     api_key_rotate,
 )
-from apikeys.viewsets import ApiView
+from apikeys.viewsets import ApiViewSet
 from merchants.selectors import merchant_get
 from paytrust.errors import ValidationError
 from paytrust.models import Mode
@@ -148,9 +149,11 @@ _LIST_PARAMS = [
 # --- views -------------------------------------------------------------------------------------------------
 
 
-class ApiKeysApi(ApiView):
+# /v1/api-keys[/{key_id}[/rotate]]: an operator's management of API keys (admin scope).
+class ApiKeyViewSet(ApiViewSet):
     permission_classes = [IsAdminKey]
     idempotency_secret_fields = ("secret",)
+    lookup_url_kwarg = "key_id"
 
     @extend_schema(
         operation_id="api_keys_list",
@@ -159,7 +162,7 @@ class ApiKeysApi(ApiView):
         responses={200: ApiKeyListOutput, **error_responses(403, 404)},
         tags=["API keys"],
     )
-    def get(self, request):
+    def list(self, request):
         merchant_id = _target_merchant_id(request, request.query_params.get("merchant"))
         keys = api_key_list(merchant_id=merchant_id, caller_mode=request.user.mode)
         return Response(
@@ -173,7 +176,7 @@ class ApiKeysApi(ApiView):
         responses={201: ApiKeyWithSecretOutput, **error_responses(403)},
         tags=["API keys"],
     )
-    def post(self, request):
+    def create(self, request):
         data = ApiKeyCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
@@ -190,17 +193,13 @@ class ApiKeysApi(ApiView):
         )
         return Response(render_key(key, plaintext), status=201)
 
-
-class ApiKeyDetailApi(ApiView):
-    permission_classes = [IsAdminKey]
-
     @extend_schema(
         operation_id="api_keys_retrieve",
         summary="Retrieve an API key (no secret)",
         responses={200: ApiKeyOutput, **error_responses(403, 404)},
         tags=["API keys"],
     )
-    def get(self, request, key_id: str):
+    def retrieve(self, request, key_id: str):
         return Response(render_key(api_key_get(key_id=key_id, caller_mode=request.user.mode)))
 
     @extend_schema(
@@ -209,13 +208,9 @@ class ApiKeyDetailApi(ApiView):
         responses={200: ApiKeyOutput, **error_responses(403, 404)},
         tags=["API keys"],
     )
-    def delete(self, request, key_id: str):
+    def destroy(self, request, key_id: str):
         key = api_key_get(key_id=key_id, caller_mode=request.user.mode)
         return Response(render_key(api_key_revoke(key=key, actor=_actor(request))))
-
-
-class ApiKeyRotateApi(ApiView):
-    permission_classes = [IsAdminKey]
 
     @extend_schema(
         operation_id="api_keys_rotate",
@@ -224,7 +219,8 @@ class ApiKeyRotateApi(ApiView):
         responses={200: ApiKeyWithSecretOutput, **error_responses(403, 404, 409)},
         tags=["API keys"],
     )
-    def put(self, request, key_id: str):
+    @action(detail=True, methods=["put"])
+    def rotate(self, request, key_id: str):
         data = ApiKeyRotateInput(data=request.data if request.data else {})
         data.is_valid(raise_exception=True)
         key = api_key_get(key_id=key_id, caller_mode=request.user.mode)
@@ -234,7 +230,8 @@ class ApiKeyRotateApi(ApiView):
         return Response(render_key(new, plaintext))
 
 
-class AuditLogApi(ApiView):
+# /v1/api-keys/audit: the audit log (admin scope).
+class AuditLogViewSet(ApiViewSet):
     permission_classes = [IsAdminKey]
 
     @extend_schema(
@@ -250,10 +247,10 @@ class AuditLogApi(ApiView):
         responses={200: AuditLogListOutput, **error_responses(403)},
         tags=["API keys"],
     )
-    def get(self, request):
+    def list(self, request):
         params = request.query_params
-        action = params.get("action") or None
-        if action and action not in AuditLog.Action.values:
+        wanted = params.get("action") or None
+        if wanted and wanted not in AuditLog.Action.values:
             raise ValidationError(
                 f"action must be one of {', '.join(AuditLog.Action.values)}.", param="action"
             )
@@ -262,7 +259,7 @@ class AuditLogApi(ApiView):
             start=query_datetime(params.get("start"), "start"),
             end=query_datetime(params.get("end"), "end"),
             key_id=params.get("key") or None,
-            action=action,
+            action=wanted,
         )
         return Response(
             paginate(rows, params=params, render=lambda page: AuditLogOutput(page, many=True).data)

@@ -1,10 +1,10 @@
-from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from apikeys.api import ApiKeyDetailApi, ApiKeyRotateApi, ApiKeysApi, AuditLogApi
+from apikeys.api import ApiKeyViewSet, AuditLogViewSet
 
-urlpatterns = [
-    path("api-keys", ApiKeysApi.as_view(), name="api-keys"),
-    path("api-keys/audit", AuditLogApi.as_view(), name="api-keys-audit"),
-    path("api-keys/<str:key_id>", ApiKeyDetailApi.as_view(), name="api-key-detail"),
-    path("api-keys/<str:key_id>/rotate", ApiKeyRotateApi.as_view(), name="api-key-rotate"),
-]
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
+# The audit log first: its /api-keys/audit must not be taken for the key "audit" (/api-keys/{key_id}).
+router.register("api-keys/audit", AuditLogViewSet, basename="api-keys-audit")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
+
+urlpatterns = router.urls

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from apikeys.authentication import client_ip
 from apikeys.services import Actor
-from apikeys.viewsets import ApiView, tenant
+from apikeys.viewsets import ApiViewSet, tenant
 from gateways import selectors, services
 from gateways.models import GatewayAccount, GatewayName
 from paytrust import money
@@ -166,7 +166,10 @@ _EXAMPLE = OpenApiExample(
 )
 
 
-class GatewayAccountListApi(ApiView):
+# /v1/gateway-accounts[/{account_id}]: the merchant's gateway accounts in the calling key's mode.
+class GatewayAccountViewSet(ApiViewSet):
+    lookup_url_kwarg = "account_id"
+
     @extend_schema(
         summary="List gateway accounts",
         operation_id="gateway_accounts_list",
@@ -178,7 +181,7 @@ class GatewayAccountListApi(ApiView):
         ],
         responses={200: GatewayAccountList},
     )
-    def get(self, request):
+    def list(self, request):
         scope = tenant(request)
         gateway = request.query_params.get("gateway") or None
         if gateway is not None and gateway not in GatewayName.values:
@@ -200,7 +203,7 @@ class GatewayAccountListApi(ApiView):
         responses={201: GatewayAccountOutput, **error_responses(409)},
         examples=[_EXAMPLE],
     )
-    def post(self, request):
+    def create(self, request):
         body = GatewayAccountCreateInput(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -219,12 +222,10 @@ class GatewayAccountListApi(ApiView):
         account = selectors.gateway_account_get(**scope, account_id=account.pk)
         return Response(render_account(account), status=201)
 
-
-class GatewayAccountDetailApi(ApiView):
     @extend_schema(
         summary="Retrieve a gateway account", responses={200: GatewayAccountOutput, **error_responses(404)}
     )
-    def get(self, request, account_id: str):
+    def retrieve(self, request, account_id: str):
         account = selectors.gateway_account_get(**tenant(request), account_id=account_id)
         return Response(render_account(account))
 
@@ -234,7 +235,7 @@ class GatewayAccountDetailApi(ApiView):
         request=GatewayAccountUpdateInput,
         responses={200: GatewayAccountOutput, **error_responses(404, 409)},
     )
-    def patch(self, request, account_id: str):
+    def partial_update(self, request, account_id: str):
         scope = tenant(request)
         account = selectors.gateway_account_get(**scope, account_id=account_id)
         body = GatewayAccountUpdateInput(data=request.data)

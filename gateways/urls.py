@@ -1,10 +1,8 @@
-from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from gateways.api import GatewayAccountDetailApi, GatewayAccountListApi
+from gateways.api import GatewayAccountViewSet
 
-urlpatterns = [
-    path("gateway-accounts", GatewayAccountListApi.as_view(), name="gateway-account-list"),
-    path(
-        "gateway-accounts/<str:account_id>", GatewayAccountDetailApi.as_view(), name="gateway-account-detail"
-    ),
-]
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
+router.register("gateway-accounts", GatewayAccountViewSet, basename="gateway-account")
+
+urlpatterns = router.urls

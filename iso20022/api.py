@@ -9,10 +9,11 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
-from apikeys.viewsets import ApiView, tenant
+from apikeys.viewsets import ApiViewSet, tenant
 from paytrust.errors import ValidationError
 from paytrust.schema import error_responses
 
@@ -53,8 +54,10 @@ def _xml(document: bytes, *, invoice_id: str, message: str) -> HttpResponse:
     return response
 
 
-class PaymentInitiationApi(ApiView):
+# /v1/invoices/{invoice_id}/payment-initiation and /payment-status: an invoice as ISO 20022 messages.
+class InvoiceIso20022ViewSet(ApiViewSet):
     content_negotiation_class = _JsonErrors
+    lookup_url_kwarg = "invoice_id"
 
     @extend_schema(
         operation_id="invoice_payment_initiation",
@@ -82,16 +85,13 @@ class PaymentInitiationApi(ApiView):
         },
         tags=["invoices"],
     )
-    def get(self, request, invoice_id: str):
+    @action(detail=True, methods=["get"], url_path="payment-initiation")
+    def payment_initiation(self, request, invoice_id: str):
         message = _version(request, PAIN001_VERSIONS, "09")
         document = exports.invoice_payment_initiation(
             **tenant(request), invoice_id=invoice_id, message=message
         )
         return _xml(document, invoice_id=invoice_id, message=message)
-
-
-class PaymentStatusApi(ApiView):
-    content_negotiation_class = _JsonErrors
 
     @extend_schema(
         operation_id="invoice_payment_status",
@@ -119,7 +119,8 @@ class PaymentStatusApi(ApiView):
         },
         tags=["invoices"],
     )
-    def get(self, request, invoice_id: str):
+    @action(detail=True, methods=["get"], url_path="payment-status")
+    def payment_status(self, request, invoice_id: str):
         message = _version(request, PAIN002_VERSIONS, "10")
         document = exports.invoice_payment_status(**tenant(request), invoice_id=invoice_id, message=message)
         return _xml(document, invoice_id=invoice_id, message=message)

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apikeys.viewsets import ApiView
+from apikeys.viewsets import ApiViewSet
 from merchants.selectors import merchant_rate_limit
 
 
@@ -15,9 +15,10 @@ class MerchantOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class MerchantMeApi(ApiView):
+# /v1/merchant: the calling key's own merchant (a singleton: no id in the URL).
+class MerchantViewSet(ApiViewSet):
     @extend_schema(responses={200: MerchantOutput}, summary="The calling key's merchant")
-    def get(self, request):
+    def retrieve(self, request):
         merchant = request.user.merchant
         data = {
             "id": merchant.id,

@@ -1,5 +1,6 @@
 from django.urls import path
 
-from merchants.api import MerchantMeApi
+from merchants.api import MerchantViewSet
 
-urlpatterns = [path("merchant", MerchantMeApi.as_view(), name="merchant-me")]
+# A singleton (no id in the URL), which a router does not express: the action is mapped explicitly.
+urlpatterns = [path("merchant", MerchantViewSet.as_view({"get": "retrieve"}), name="merchant-me")]

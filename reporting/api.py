@@ -10,11 +10,12 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from apikeys.viewsets import ApiView, tenant
+from apikeys.viewsets import ApiViewSet, tenant
 from gateways.models import GatewayName
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
@@ -111,7 +112,8 @@ class FinancialReportOutput(serializers.Serializer):
     )
 
 
-class FinancialReportApi(ApiView):
+# /v1/reports/…: read-only reports of the calling key's merchant and mode, one `@action` per report.
+class ReportViewSet(ApiViewSet):
     content_negotiation_class = _JsonErrors
 
     @extend_schema(
@@ -188,7 +190,8 @@ class FinancialReportApi(ApiView):
         ],
         tags=["reports"],
     )
-    def get(self, request):
+    @action(detail=False, methods=["get"])
+    def financial(self, request):
         params = request.query_params
         for name in params:
             if name not in PARAMS:

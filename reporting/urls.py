@@ -1,7 +1,8 @@
-from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from reporting.api import FinancialReportApi
+from reporting.api import ReportViewSet
 
-urlpatterns = [
-    path("reports/financial", FinancialReportApi.as_view(), name="reports-financial"),
-]
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
+router.register("reports", ReportViewSet, basename="reports")
+
+urlpatterns = router.urls

@@ -98,6 +98,21 @@ def test_api_key_endpoints_document_their_errors_and_headers(schema):
     assert {"start", "end", "key", "action", "limit", "cursor"} <= audit_params
 
 
+def test_a_viewset_list_is_documented_as_its_envelope_not_as_an_array(schema):
+    # drf-spectacular takes a viewset's `list` action for a bare array; our lists are {data, has_more, next_cursor}.
+    for path in (
+        "/v1/api-keys",
+        "/v1/api-keys/audit",
+        "/v1/gateway-accounts",
+        "/v1/webhook-endpoints",
+        "/v1/events",
+    ):
+        body = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        envelope = _resolve(schema, body["$ref"]) if "$ref" in body else body
+        assert envelope.get("type") == "object" and "data" in envelope["properties"], path
+        assert envelope["properties"]["data"]["type"] == "array", path
+
+
 def test_api_key_authentication_is_declared(schema):
     schemes = schema["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}

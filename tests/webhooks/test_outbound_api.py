@@ -5,6 +5,7 @@ from django.db import transaction
 
 from tests.factories import MerchantFactory, make_api_key
 from tests.webhooks.factories import WebhookEndpointFactory
+from webhooks.outbound.delivery import endpoint_signing_secrets
 from webhooks.outbound.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
 from webhooks.outbound.services import event_record
 
@@ -257,3 +258,18 @@ def test_idempotent_replay_of_create_does_not_store_or_return_the_secret(api):
     assert again["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"] and again.json()["secret"] is None
     assert WebhookEndpoint.objects.count() == 1
+
+
+def test_idempotent_replay_of_rotate_secret_does_not_rotate_again_or_return_the_secret(api):
+    created = _create(api).json()
+    path = f"/v1/webhook-endpoints/{created['id']}/rotate-secret"
+    first = api.post(path, {"grace_seconds": 60}, format="json", HTTP_IDEMPOTENCY_KEY="rotate-1")
+    again = api.post(path, {"grace_seconds": 60}, format="json", HTTP_IDEMPOTENCY_KEY="rotate-1")
+    assert first.status_code == again.status_code == 200
+    assert "Idempotent-Replayed" not in first and again["Idempotent-Replayed"] == "true"
+    rotated = first.json()["secret"]
+    assert rotated.startswith("whsec_") and rotated != created["secret"]
+    assert again.json()["secret"] is None and again.json()["id"] == created["id"]
+    # No second rotation: the endpoint signs with the first rotation's secret and the one it replaced.
+    endpoint = WebhookEndpoint.objects.get(pk=created["id"])
+    assert endpoint_signing_secrets(endpoint) == [rotated, created["secret"]]

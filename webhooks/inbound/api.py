@@ -14,9 +14,9 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework.viewsets import ViewSet
 
-from apikeys.viewsets import ApiView
+from apikeys.viewsets import ApiViewSet
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
 from webhooks.inbound import services as inbound
@@ -75,7 +75,9 @@ AckOutput = inline_serializer(
 )
 
 
-class InboundWebhookApi(APIView):
+# POST /v1/webhooks/{gateway}/{gateway_account_id}, called by gateways: a plain DRF viewset, not an ApiViewSet
+# (no API key, so no authentication class, rate limit, Idempotency-Key or CSRF check).
+class InboundWebhookReceiveViewSet(ViewSet):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
@@ -101,14 +103,16 @@ class InboundWebhookApi(APIView):
         },
         auth=[],
     )
-    def post(self, request, gateway: str, account_id: str):
+    def receive(self, request, gateway: str, account_id: str):
         result = inbound.inbound_webhook_receive(
             gateway=gateway, account_id=account_id, headers=request.headers, raw_body=request.body
         )
         return Response({"received": True, "id": result.event_id, "duplicate": result.duplicate}, status=200)
 
 
-class FailedWebhooksApi(ApiView):
+# /v1/webhooks/failed and /v1/webhooks/{id}/replay: inbound notifications for the merchants (a merchant key: its
+# own, in its mode; an admin key: all).
+class InboundNotificationViewSet(ApiViewSet):
     @extend_schema(
         operation_id="webhooks_inbound_failed_list",
         summary="List failed inbound gateway webhooks (merchant: its own; admin key: all)",
@@ -119,7 +123,7 @@ class FailedWebhooksApi(ApiView):
         ],
         responses={200: InboundEventListOutput},
     )
-    def get(self, request):
+    def failed(self, request):
         principal = request.user
         qs = inbound_events_failed(
             merchant=None if principal.is_admin else principal.merchant,
@@ -128,8 +132,6 @@ class FailedWebhooksApi(ApiView):
         )
         return Response(paginate(qs, params=request.query_params, render=inbound_events_render))
 
-
-class ReplayWebhookApi(ApiView):
     @extend_schema(
         operation_id="webhooks_inbound_replay",
         summary="Queue an inbound gateway webhook for processing again",
@@ -137,7 +139,7 @@ class ReplayWebhookApi(ApiView):
         request=None,
         responses={202: InboundEventOutput, **error_responses(404, 409)},
     )
-    def post(self, request, event_id: str):
+    def replay(self, request, event_id: str):
         principal = request.user
         event = inbound.inbound_event_replay(
             event_id=event_id,

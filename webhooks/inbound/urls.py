@@ -1,21 +1,28 @@
-"""Inbound gateway notifications: /v1/webhooks/… (outbound owns /v1/webhook-endpoints… and /v1/events…)."""
+"""Inbound gateway notifications: /v1/webhooks/… (outbound owns /v1/webhook-endpoints… and /v1/events…).
+
+The actions are mapped explicitly, not by a router: the receive URL has two parameters and no API key (its own
+viewset), and the replay URL matches only whk_ ids (a regex path) so that it never shadows
+/webhooks/{gateway}/{gateway_account_id}, while /webhooks/failed stays a plain path.
+"""
 
 from django.urls import path, re_path
 
-from webhooks.inbound.api import FailedWebhooksApi, InboundWebhookApi, ReplayWebhookApi
+from webhooks.inbound.api import InboundNotificationViewSet, InboundWebhookReceiveViewSet
 
-urlpatterns: list = []
-
-# Inbound gateway webhooks (webhooks/inbound_api.py). The replay route only matches whk_ ids, so it never
-# shadows /webhooks/{gateway}/{gateway_account_id}.
-urlpatterns += [
-    path("webhooks/failed", FailedWebhooksApi.as_view(), name="inbound-webhook-failed"),
+urlpatterns: list = [
+    path(
+        "webhooks/failed",
+        InboundNotificationViewSet.as_view({"get": "failed"}),
+        name="inbound-webhook-failed",
+    ),
     re_path(
         r"^webhooks/(?P<event_id>whk_[0-9A-Za-z]+)/replay$",
-        ReplayWebhookApi.as_view(),
+        InboundNotificationViewSet.as_view({"post": "replay"}),
         name="inbound-webhook-replay",
     ),
     path(
-        "webhooks/<str:gateway>/<str:account_id>", InboundWebhookApi.as_view(), name="inbound-webhook-receive"
+        "webhooks/<str:gateway>/<str:account_id>",
+        InboundWebhookReceiveViewSet.as_view({"post": "receive"}),
+        name="inbound-webhook-receive",
     ),
 ]

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apikeys.viewsets import ApiView, tenant
+from apikeys.viewsets import ApiViewSet, tenant
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
@@ -159,8 +160,13 @@ def render_event(event) -> dict:
 # --- views -------------------------------------------------------------------------------------------------
 
 
-class WebhookEndpointListApi(ApiView):
+# /v1/webhook-endpoints[/{endpoint_id}[/rotate-secret|/deliveries]]: the merchant's webhook endpoints.
+class WebhookEndpointViewSet(ApiViewSet):
     idempotency_secret_fields = ("secret",)  # an idempotent replay returns secret: null, it is never stored
+    lookup_url_kwarg = "endpoint_id"
+
+    def _endpoint(self, request, endpoint_id):
+        return selectors.endpoint_get(**tenant(request), endpoint_id=endpoint_id)
 
     @extend_schema(
         summary="List webhook endpoints",
@@ -169,7 +175,7 @@ class WebhookEndpointListApi(ApiView):
         responses={200: _list_envelope("WebhookEndpointList", EndpointOutput), **READ_ERRORS},
         tags=["webhook endpoints"],
     )
-    def get(self, request):
+    def list(self, request):
         qs = selectors.endpoint_list(**tenant(request))
         return Response(
             paginate(qs, params=request.query_params, render=lambda rows: [render_endpoint(e) for e in rows])
@@ -182,23 +188,18 @@ class WebhookEndpointListApi(ApiView):
         responses={201: EndpointWithSecretOutput, **WRITE_ERRORS},
         tags=["webhook endpoints"],
     )
-    def post(self, request):
+    def create(self, request):
         data = EndpointCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         endpoint, secret = services.endpoint_create(**tenant(request), **data.validated_data)
         return Response(render_endpoint(endpoint, secret=secret), status=201)
-
-
-class WebhookEndpointDetailApi(ApiView):
-    def _endpoint(self, request, endpoint_id):
-        return selectors.endpoint_get(**tenant(request), endpoint_id=endpoint_id)
 
     @extend_schema(
         summary="Retrieve a webhook endpoint",
         responses={200: EndpointOutput, **READ_ERRORS},
         tags=["webhook endpoints"],
     )
-    def get(self, request, endpoint_id: str):
+    def retrieve(self, request, endpoint_id: str):
         return Response(render_endpoint(self._endpoint(request, endpoint_id)))
 
     @extend_schema(
@@ -208,7 +209,7 @@ class WebhookEndpointDetailApi(ApiView):
         responses={200: EndpointOutput, **WRITE_ERRORS},
         tags=["webhook endpoints"],
     )
-    def patch(self, request, endpoint_id: str):
+    def partial_update(self, request, endpoint_id: str):
         endpoint = self._endpoint(request, endpoint_id)
         data = EndpointUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -231,13 +232,9 @@ class WebhookEndpointDetailApi(ApiView):
         },
         tags=["webhook endpoints"],
     )
-    def delete(self, request, endpoint_id: str):
+    def destroy(self, request, endpoint_id: str):
         endpoint = services.endpoint_delete(endpoint=self._endpoint(request, endpoint_id))
         return Response({"id": endpoint.id, "object": "webhook_endpoint", "deleted": True})
-
-
-class WebhookEndpointRotateSecretApi(ApiView):
-    idempotency_secret_fields = ("secret",)
 
     @extend_schema(
         summary="Rotate a webhook endpoint's signing secret",
@@ -249,8 +246,9 @@ class WebhookEndpointRotateSecretApi(ApiView):
         responses={200: EndpointWithSecretOutput, **WRITE_ERRORS},
         tags=["webhook endpoints"],
     )
-    def post(self, request, endpoint_id: str):
-        endpoint = selectors.endpoint_get(**tenant(request), endpoint_id=endpoint_id)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, endpoint_id: str):
+        endpoint = self._endpoint(request, endpoint_id)
         data = RotateSecretInput(data=request.data)
         data.is_valid(raise_exception=True)
         endpoint, secret = services.endpoint_rotate_secret(
@@ -258,8 +256,6 @@ class WebhookEndpointRotateSecretApi(ApiView):
         )
         return Response(render_endpoint(endpoint, secret=secret))
 
-
-class WebhookEndpointDeliveriesApi(ApiView):
     @extend_schema(
         summary="List an endpoint's deliveries",
         parameters=[
@@ -273,8 +269,9 @@ class WebhookEndpointDeliveriesApi(ApiView):
         },
         tags=["webhook endpoints"],
     )
-    def get(self, request, endpoint_id: str):
-        endpoint = selectors.endpoint_get(**tenant(request), endpoint_id=endpoint_id)
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, endpoint_id: str):
+        endpoint = self._endpoint(request, endpoint_id)
         qs = selectors.endpoint_deliveries(endpoint=endpoint, status=request.query_params.get("status"))
         return Response(
             paginate(
@@ -283,7 +280,10 @@ class WebhookEndpointDeliveriesApi(ApiView):
         )
 
 
-class EventListApi(ApiView):
+# /v1/events[/{event_id}[/redeliver]]: the merchant's outbound events, with their deliveries.
+class EventViewSet(ApiViewSet):
+    lookup_url_kwarg = "event_id"
+
     @extend_schema(
         summary="List events",
         operation_id="v1_events_list",
@@ -295,20 +295,18 @@ class EventListApi(ApiView):
         responses={200: _list_envelope("EventList", EventOutput), **READ_ERRORS},
         tags=["events"],
     )
-    def get(self, request):
+    def list(self, request):
         qs = selectors.event_list(**tenant(request), type=request.query_params.get("type"))
         return Response(
             paginate(qs, params=request.query_params, render=lambda rows: [render_event(e) for e in rows])
         )
 
-
-class EventDetailApi(ApiView):
     @extend_schema(
         summary="Retrieve an event with its deliveries and their attempts",
         responses={200: EventDetailOutput, **READ_ERRORS},
         tags=["events"],
     )
-    def get(self, request, event_id: str):
+    def retrieve(self, request, event_id: str):
         event = selectors.event_get(**tenant(request), event_id=event_id)
         data = render_event(event)
         data["deliveries"] = DeliveryWithAttemptsOutput(
@@ -316,8 +314,6 @@ class EventDetailApi(ApiView):
         ).data
         return Response(data)
 
-
-class EventRedeliverApi(ApiView):
     @extend_schema(
         summary="Redeliver an event",
         description=(
@@ -334,7 +330,8 @@ class EventRedeliverApi(ApiView):
         },
         tags=["events"],
     )
-    def post(self, request, event_id: str):
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request, event_id: str):
         event = selectors.event_get(**tenant(request), event_id=event_id)
         queued = services.event_redeliver(event=event)
         return Response({"event": event.id, "deliveries_queued": queued}, status=202)

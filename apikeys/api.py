@@ -25,7 +25,7 @@ from apikeys.services import (
     api_key_rotate,
 )
 from apikeys.viewsets import ApiViewSet
-from merchants.selectors import merchant_get
+from merchants.selectors import merchant_get, merchant_rate_limit
 from paytrust.errors import ValidationError
 from paytrust.models import Mode
 from paytrust.pagination import paginate
@@ -264,3 +264,31 @@ class AuditLogViewSet(ApiViewSet):
         return Response(
             paginate(rows, params=params, render=lambda page: AuditLogOutput(page, many=True).data)
         )
+
+
+# ---- the calling key's merchant (here, not in merchants/, which sits below the API plumbing) -------------
+
+
+class MerchantOutput(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    mode = serializers.CharField(help_text="The calling key's mode.")
+    rate_limit_per_minute = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+# /v1/merchant: the calling key's own merchant (a singleton: no id in the URL).
+class MerchantViewSet(ApiViewSet):
+    @extend_schema(responses={200: MerchantOutput}, summary="The calling key's merchant")
+    def retrieve(self, request):
+        merchant = request.user.merchant
+        data = {
+            "id": merchant.id,
+            "name": merchant.name,
+            "mode": request.user.mode,
+            "rate_limit_per_minute": merchant_rate_limit(merchant),
+            "created_at": merchant.created_at,
+            "updated_at": merchant.updated_at,
+        }
+        return Response(MerchantOutput(data).data)

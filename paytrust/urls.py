@@ -10,7 +10,6 @@ handler404 = "paytrust.errors.handler404"
 handler500 = "paytrust.errors.handler500"
 
 api_v1 = [
-    path("", include("merchants.urls")),
     path("", include("apikeys.urls")),
     path("", include("gateways.urls")),
     path("", include("invoices.urls")),

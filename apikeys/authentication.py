@@ -6,10 +6,13 @@ and process: afterwards a constant-time compare of an HMAC-SHA256 digest, kept i
 to the stored hash (a rotated or re-hashed key never matches a stale entry).
 
 Argon2id is expensive on purpose (~300 ms of CPU and 64 MiB here), and key prefixes are not secret: without a
-bound, anyone who knows one could make every request cost a full verification. So verifications (cache misses)
-are counted per client address over a rolling minute (`API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE`, default 30, on
-the rate limiter's store); past that, a request that would need one gets 429 `too_many_verifications` without
-it. A client whose key is already verified in the worker is never held up: the cached check comes first.
+bound, anyone who knows one could make every request cost a full verification with a wrong secret. So FAILED
+verifications are counted per client address over a rolling minute (`API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE`,
+default 30, on the rate limiter's store); once an address is at the bound, a request from it that would need a
+verification gets 429 `too_many_verifications` without running Argon2. Valid keys never count, so a platform
+serving many merchants from one address is not refused; a key already verified in the worker is never held up
+(the cached check comes first). Concurrent wrong secrets can overshoot the bound by the requests in flight. The
+client address is `paytrust.client_ip.client_ip` (X-Forwarded-For only from settings.TRUSTED_PROXIES).
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from apikeys.models import ApiKey, AuditLog
-from apikeys.ratelimit import rate_limit_hit
+from apikeys.ratelimit import rate_limit_hit, rate_limit_peek
 from apikeys.selectors import api_key_for_auth
 from apikeys.services import HASHER, Actor, audit_record, split_key
 from merchants.models import Merchant
 from paytrust import metrics
+from paytrust.client_ip import client_ip
 from paytrust.errors import ApplicationError, AuthenticationError, RateLimited
 from paytrust.logs import merchant_var
 
@@ -108,10 +112,6 @@ def presented_key(request) -> str | None:
     return None
 
 
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def _fail(
     request,
     reason: str,
@@ -136,20 +136,26 @@ def _fail(
     raise error or AuthenticationError(message)
 
 
-def _verification_allowed(request, key: ApiKey) -> None:
-    """Count one Argon2id verification against the client address's budget; over it -> 429, audited."""
-    limit = settings.API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE
+def _failure_bucket(request) -> tuple[str, int] | None:
+    limit = settings.API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE
     ip = client_ip(request)
-    if not limit or ip is None:
+    return (f"verify-failed:{ip}", limit) if limit and ip is not None else None
+
+
+def _verification_allowed(request, key: ApiKey) -> None:
+    """Before paying for Argon2id: refuse (429, audited) when this address is at its bound of failed ones."""
+    bucket = _failure_bucket(request)
+    if bucket is None:
         return
-    result = rate_limit_hit(bucket=f"verify:{ip}", limit=limit)
+    result = rate_limit_peek(bucket=bucket[0], limit=bucket[1])
     if result is not None and not result.allowed:
+        limit = bucket[1]
         _fail(
             request,
             "too_many_verifications",
             key,
             error=RateLimited(
-                f"Too many API keys to verify from this address: at most {limit} per rolling minute. "
+                f"Too many failed API key verifications from this address: at most {limit} per rolling minute. "
                 f"Retry after {result.retry_after_seconds} seconds.",
                 code="too_many_verifications",
                 headers={"Retry-After": str(result.retry_after_seconds)},
@@ -177,6 +183,8 @@ def authenticate_key(request, plaintext: str) -> Principal:
         try:
             HASHER.verify(key.secret_hash, plaintext)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
+            if (bucket := _failure_bucket(request)) is not None:
+                rate_limit_hit(bucket=bucket[0], limit=bucket[1])  # one more failure from this address
             _fail(request, "wrong_secret", key)
         verified_cache.remember(key, digest)
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:

@@ -135,6 +135,55 @@ def _redis_hit(bucket: str, limit: int) -> RateLimitResult:
     )
 
 
+# How many hits `bucket` has in the window, without adding one (KEYS[1] = the sorted set; ARGV = window ms).
+_REDIS_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local oldest_ms = now
+if oldest[2] then oldest_ms = tonumber(oldest[2]) end
+return {redis.call('ZCARD', KEYS[1]), oldest_ms, now}
+"""
+
+
+def _pg_peek(bucket: str) -> tuple[int, int | None, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), min(ts_ms), (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+            "FROM apikeys_ratelimithit "
+            "WHERE bucket = %s AND ts_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint - %s",
+            [bucket, WINDOW_MS],
+        )
+        return cursor.fetchone()
+
+
+def rate_limit_peek(*, bucket: str, limit: int) -> RateLimitResult | None:
+    """Whether `bucket` is already at `limit` in the rolling window, without counting a hit (`allowed` False when
+    it is). None when rate limiting is disabled or the store failed."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return None
+    try:
+        if settings.REDIS_URL:
+            import redis
+
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+            used, oldest, now_ms = client.eval(_REDIS_PEEK, 1, f"paytrust:rl:{bucket}", WINDOW_MS)
+        else:
+            used, oldest, now_ms = _pg_peek(bucket)
+    except Exception as exc:  # noqa: BLE001 - fail open, like rate_limit_hit
+        logger.error("rate limit store failed on peek", extra={"backend": backend_name(), "error": repr(exc)})
+        return None
+    used = int(used)
+    return RateLimitResult(
+        allowed=used < limit,
+        limit=limit,
+        used=used,
+        reset_ms=int(oldest or now_ms) + WINDOW_MS,
+        now_ms=int(now_ms),
+    )
+
+
 def backend_name() -> str:
     return "redis" if settings.REDIS_URL else "postgresql"
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey, AuditLog, Scope
 from merchants.models import Merchant
+from paytrust.client_ip import client_ip
 from paytrust.errors import Conflict, PermissionError_, ValidationError
 from paytrust.ids import _ALPHABET
 from paytrust.models import Mode
@@ -46,7 +47,7 @@ class Actor:
         meta = request.META
         return cls(
             label=label,
-            ip=meta.get("REMOTE_ADDR") or None,
+            ip=client_ip(request),
             user_agent=meta.get("HTTP_USER_AGENT", ""),
             request_id=getattr(request, "request_id", "") or "",
             api_key_id=api_key_id,

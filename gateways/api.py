@@ -13,12 +13,12 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apikeys.authentication import client_ip
 from apikeys.services import Actor
 from apikeys.viewsets import ApiViewSet, tenant
 from gateways import selectors, services
 from gateways.models import GatewayAccount, GatewayName
 from paytrust import money
+from paytrust.client_ip import client_ip
 from paytrust.errors import ValidationError
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses

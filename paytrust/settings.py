@@ -157,7 +157,13 @@ SPECTACULAR_SETTINGS = {
 
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=300)
 # Argon2id verifications (API-key cache misses) per client address and rolling minute; 0 = unlimited.
-API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE = env.int("API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE", default=30)
+# Failed Argon2id verifications (wrong secrets) per client address and rolling minute; past it, keys not yet
+# verified in the worker get 429 too_many_verifications without Argon2 (0: no bound). Valid keys never count.
+API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE = env.int(
+    "API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE", default=30
+)
+# Our own reverse proxies (CIDRs, comma-separated): from these, X-Forwarded-For names the client (paytrust/client_ip.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 DEFAULT_RATE_LIMIT_PER_MINUTE = env.int("DEFAULT_RATE_LIMIT_PER_MINUTE", default=1000)
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 REDIS_URL = env.str("REDIS_URL", default="")

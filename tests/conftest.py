@@ -18,12 +18,12 @@ def pytest_sessionstart(session):
 # Every test starts with an empty key cache, so the whole suite verifies hundreds of keys a minute from 127.0.0.1:
 # the per-address verification budget is off here (servers started by tests inherit the environment) and switched
 # on by the tests of it (tests/apikeys/test_verification_budget.py).
-os.environ["API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE"] = "0"
+os.environ["API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE"] = "0"
 
 
 @pytest.fixture(autouse=True)
 def _clear_key_cache(settings):
-    settings.API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE = 0
+    settings.API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE = 0
     verified_cache.clear()
     yield
     verified_cache.clear()

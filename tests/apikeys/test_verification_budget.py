@@ -1,4 +1,4 @@
-"""Argon2id verifications (key-cache misses) are bounded per client address and rolling minute."""
+"""Failed Argon2id verifications are bounded per client address and rolling minute; valid keys never count."""
 
 from collections import Counter
 
@@ -28,7 +28,7 @@ def counted_verifications(monkeypatch):
 
 @pytest.fixture
 def budget_of_3(settings):
-    settings.API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE = 3
+    settings.API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE = 3
     settings.RATE_LIMIT_ENABLED = True
 
 
@@ -58,13 +58,15 @@ def test_a_key_already_verified_in_the_worker_is_not_held_up(
 ):
     _, plaintext = api_key
     good = client_for(plaintext)
-    assert good.get("/v1/merchant").status_code == 200  # verified once: 1 of the budget of 3
+    assert good.get("/v1/merchant").status_code == 200  # verified once; a success does not count
     for n in range(4):
         client_for(_forged(plaintext, n)).get("/v1/merchant")
-    assert len(counted_verifications) == 3
+    assert (
+        len(counted_verifications) == 4
+    )  # the valid one, then 3 failures; the 4th wrong secret got no Argon2
     for _ in range(3):
         assert good.get("/v1/merchant").status_code == 200
-    assert len(counted_verifications) == 3
+    assert len(counted_verifications) == 4
 
 
 @pytest.mark.django_db
@@ -78,7 +80,57 @@ def test_the_budget_is_per_client_address(api_key, client_for, counted_verificat
 
 @pytest.mark.django_db
 def test_zero_means_unlimited(api_key, client_for, counted_verifications, settings):
-    settings.API_KEY_VERIFICATIONS_PER_IP_PER_MINUTE = 0
+    settings.API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE = 0
     _, plaintext = api_key
     assert {client_for(_forged(plaintext, n)).get("/v1/merchant").status_code for n in range(6)} == {401}
     assert len(counted_verifications) == 6
+
+
+@pytest.mark.django_db
+def test_many_new_valid_keys_from_one_address_are_never_refused(
+    client_for, counted_verifications, budget_of_3
+):
+    """A platform serving many merchants from one NAT: every first use of a valid key costs a verification, and
+    none of them counts against the address."""
+    from tests.factories import MerchantFactory, make_api_key
+
+    keys = [make_api_key(MerchantFactory(name=f"Tenant {n}"))[1] for n in range(8)]
+    statuses = [client_for(k).get("/v1/merchant", REMOTE_ADDR="198.51.100.20").status_code for k in keys]
+    assert statuses == [200] * 8
+    assert len(counted_verifications) == 8
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(
+    api_key, client_for, counted_verifications, budget_of_3, settings
+):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    _, plaintext = api_key
+    via_proxy = {"REMOTE_ADDR": "10.1.2.3"}
+    for n in range(3):  # the attacker, behind our proxy
+        client_for(_forged(plaintext, n)).get(
+            "/v1/merchant", HTTP_X_FORWARDED_FOR="203.0.113.66", **via_proxy
+        )
+    attacker = client_for(_forged(plaintext, 7)).get(
+        "/v1/merchant", HTTP_X_FORWARDED_FOR="203.0.113.66", **via_proxy
+    )
+    assert attacker.status_code == 429
+    # another client behind the same proxy is not affected, and a spoofed left-most entry changes nothing
+    other = client_for(plaintext).get(
+        "/v1/merchant", HTTP_X_FORWARDED_FOR="203.0.113.66, 198.51.100.1", **via_proxy
+    )
+    assert other.status_code == 200
+
+
+@pytest.mark.django_db
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(
+    api_key, client_for, counted_verifications, budget_of_3, settings
+):
+    settings.TRUSTED_PROXIES = []
+    _, plaintext = api_key
+    for n in range(3):  # a client rotating X-Forwarded-For cannot escape its budget
+        client_for(_forged(plaintext, n)).get("/v1/merchant", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+    assert (
+        client_for(_forged(plaintext, 8)).get("/v1/merchant", HTTP_X_FORWARDED_FOR="192.0.2.99").status_code
+        == 429
+    )

@@ -97,6 +97,9 @@ class AuditLogOutput(serializers.Serializer):
     actor = serializers.CharField(help_text="key_…, user:<username>, cli:<command>, system or anonymous")
     merchant = serializers.CharField(source="merchant_id", allow_null=True)
     api_key = serializers.CharField(source="api_key_id", allow_null=True)
+    mode = serializers.CharField(
+        help_text="test or live; empty for back-office actions that belong to no mode"
+    )
     ip = serializers.IPAddressField(allow_null=True)
     user_agent = serializers.CharField()
     request_id = serializers.CharField()
@@ -128,7 +131,7 @@ def render_key(key: ApiKey, plaintext: str | None = None) -> dict:
 
 
 def _actor(request) -> Actor:
-    return Actor.for_request(request, label=request.user.key.id, api_key_id=request.user.key.id)
+    return Actor.for_key(request)
 
 
 def _target_merchant_id(request, raw: str | None) -> str:
@@ -238,10 +241,17 @@ class AuditLogViewSet(ApiViewSet):
         operation_id="api_keys_audit_list",
         summary="Audit log: key lifecycle, failed authentications, admin actions",
         parameters=[
-            *_LIST_PARAMS,
+            OpenApiParameter(
+                "merchant",
+                OpenApiTypes.STR,
+                description="Merchant id; default: every merchant (of the key's mode).",
+            ),
+            *_LIST_PARAMS[1:],
             OpenApiParameter("start", OpenApiTypes.DATETIME, description="From this instant (inclusive)."),
             OpenApiParameter("end", OpenApiTypes.DATETIME, description="Until this instant (exclusive)."),
-            OpenApiParameter("key", OpenApiTypes.STR, description="Only rows about this API key id."),
+            OpenApiParameter(
+                "key", OpenApiTypes.STR, description="Only rows about this API key id (any merchant)."
+            ),
             OpenApiParameter("action", OpenApiTypes.STR, enum=AuditLog.Action.values),
         ],
         responses={200: AuditLogListOutput, **error_responses(403)},
@@ -254,8 +264,11 @@ class AuditLogViewSet(ApiViewSet):
             raise ValidationError(
                 f"action must be one of {', '.join(AuditLog.Action.values)}.", param="action"
             )
+        # Rows of the calling key's mode only; of one merchant with `merchant=`, else of every merchant.
+        merchant = params.get("merchant")
         rows = audit_log_list(
-            merchant_id=_target_merchant_id(request, params.get("merchant")),
+            mode=request.user.mode,
+            merchant_id=_target_merchant_id(request, merchant) if merchant else None,
             start=query_datetime(params.get("start"), "start"),
             end=query_datetime(params.get("end"), "end"),
             key_id=params.get("key") or None,

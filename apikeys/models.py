@@ -62,6 +62,9 @@ class AuditLog(models.Model):
     actor = models.CharField(max_length=200, help_text="key id, 'user:<username>', 'system' or 'anonymous'")
     merchant = models.ForeignKey("merchants.Merchant", null=True, blank=True, on_delete=models.SET_NULL)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The mode of the data the row is about (the key's mode for key events and failed authentications); empty for
+    # back-office and operator actions that belong to no mode. Admin keys read only their own mode's rows.
+    mode = models.CharField(max_length=4, choices=Mode.choices, blank=True, default="")
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     request_id = models.CharField(max_length=200, blank=True)
@@ -73,6 +76,7 @@ class AuditLog(models.Model):
             models.Index(fields=["-created_at"]),
             models.Index(fields=["merchant", "-created_at"]),
             models.Index(fields=["action", "-created_at"]),
+            models.Index(fields=["mode", "-created_at"], name="audit_mode_created_idx"),
         ]
 
 

@@ -37,14 +37,18 @@ def api_key_get(*, key_id: str, caller_mode: str) -> ApiKey:
 
 def audit_log_list(
     *,
-    merchant_id: str,
+    mode: str,
+    merchant_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     key_id: str | None = None,
     action: str | None = None,
 ) -> QuerySet[AuditLog]:
-    """A merchant's audit rows, newest first, optionally between `start` (inclusive) and `end` (exclusive)."""
-    qs = AuditLog.objects.filter(merchant_id=merchant_id)
+    """Audit rows of `mode` (a live reader also sees the rows of no mode: back-office and operator actions), of one
+    merchant or of all, newest first, optionally between `start` (inclusive) and `end` (exclusive)."""
+    qs = AuditLog.objects.filter(mode__in=[mode, ""] if mode == Mode.LIVE else [mode])
+    if merchant_id is not None:
+        qs = qs.filter(merchant_id=merchant_id)
     if start is not None:
         qs = qs.filter(created_at__gte=start)
     if end is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -36,6 +36,7 @@ class Actor:
     user_agent: str = ""
     request_id: str = ""
     api_key_id: str | None = None
+    mode: str = ""  # an API key's mode when the actor is a key
 
     @classmethod
     def system(cls) -> Actor:
@@ -52,6 +53,13 @@ class Actor:
             request_id=getattr(request, "request_id", "") or "",
             api_key_id=api_key_id,
         )
+
+    @classmethod
+    def for_key(cls, request) -> Actor:
+        """The API key behind an authenticated API request (label = the key id)."""
+        key = request.user.key
+        actor = cls.for_request(request, label=key.id, api_key_id=key.id)
+        return replace(actor, mode=key.mode)
 
     @classmethod
     def for_user(cls, request) -> Actor:
@@ -85,13 +93,22 @@ def split_key(plaintext: str) -> str | None:
 
 
 def audit_record(
-    *, action: str, actor: Actor, merchant: Merchant | None = None, api_key: ApiKey | None = None, **details
+    *,
+    action: str,
+    actor: Actor,
+    merchant: Merchant | None = None,
+    api_key: ApiKey | None = None,
+    mode: str | None = None,
+    **details,
 ) -> AuditLog:
+    """One audit row. `mode`: the mode of what it is about; default the subject key's, else the acting key's
+    (empty for back-office and operator actions that belong to no mode)."""
     return AuditLog.objects.create(
         action=action,
         actor=actor.label,
         merchant=merchant,
         api_key=api_key,
+        mode=mode or (api_key.mode if api_key is not None else actor.mode),
         ip=actor.ip,
         user_agent=(actor.user_agent or "")[:300],
         request_id=actor.request_id or "",

@@ -18,7 +18,6 @@ from apikeys.viewsets import ApiViewSet, tenant
 from gateways import selectors, services
 from gateways.models import GatewayAccount, GatewayName
 from paytrust import money
-from paytrust.client_ip import client_ip
 from paytrust.errors import ValidationError
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
@@ -135,14 +134,7 @@ def render_account(account: GatewayAccount) -> dict:
 
 
 def _actor(request) -> Actor:
-    key = request.user.key
-    return Actor(
-        label=key.id,
-        ip=client_ip(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        request_id=getattr(request, "request_id", ""),
-        api_key_id=key.id,
-    )
+    return Actor.for_key(request)
 
 
 def _parse_bool(raw: str | None, *, param: str) -> bool | None:

@@ -133,9 +133,9 @@ def _audit(*, actor, merchant: Merchant, operation: str, account: GatewayAccount
         actor=actor,
         merchant=merchant,
         operation=operation,
+        mode=account.mode,  # the row's mode (admin keys read their own mode's rows)
         gateway_account=account.pk,
         gateway=account.gateway,
-        mode=account.mode,
         changed=changed,
     )
 

@@ -13,7 +13,6 @@ api_v1 = [
     path("", include("merchants.urls")),
     path("", include("apikeys.urls")),
     path("", include("gateways.urls")),
-    path("", include("invoices.urls")),
     path("", include("payments.urls")),
     path("", include("webhooks.outbound.urls")),
     path("", include("webhooks.inbound.urls")),

@@ -15,12 +15,12 @@ from paytrust.errors import Conflict, NotFound
 from webhooks.outbound import services as webhook_services
 
 
-class _Unset:
+class Unset:
     def __repr__(self) -> str:
         return "UNSET"
 
 
-UNSET = _Unset()
+UNSET = Unset()
 
 
 def emit(invoice: Invoice, event_type: str, *, payments: list[dict], data: dict | None = None) -> None:

@@ -23,7 +23,7 @@ from invoices.services._inputs import (
     validate_expiry,
     validate_external_id,
 )
-from invoices.services._support import UNSET, _Unset, lock
+from invoices.services._support import UNSET, Unset, lock
 from invoices.services.create import write_children
 from invoices.states import is_overdue
 from merchants.models import Merchant
@@ -36,15 +36,15 @@ def invoice_update(
     merchant: Merchant,
     mode: str,
     invoice_id: str,
-    currency: str | _Unset = UNSET,
-    gateway: str | _Unset = UNSET,
-    line_items: Sequence[LineItemIn] | _Unset = UNSET,
-    installments: InstallmentsIn | None | _Unset = UNSET,
-    expires_at: datetime | None | _Unset = UNSET,
-    customer: CustomerIn | None | _Unset = UNSET,
-    external_id: str | None | _Unset = UNSET,
-    description: str | _Unset = UNSET,
-    metadata: dict | _Unset = UNSET,
+    currency: str | Unset = UNSET,
+    gateway: str | Unset = UNSET,
+    line_items: Sequence[LineItemIn] | Unset = UNSET,
+    installments: InstallmentsIn | None | Unset = UNSET,
+    expires_at: datetime | None | Unset = UNSET,
+    customer: CustomerIn | None | Unset = UNSET,
+    external_id: str | None | Unset = UNSET,
+    description: str | Unset = UNSET,
+    metadata: dict | Unset = UNSET,
     now: datetime | None = None,
 ) -> Invoice:
     """Edit an invoice. Only the arguments passed (not UNSET) change; amounts are recomputed.

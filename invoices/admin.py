@@ -1,15 +1,20 @@
 """Finance staff's view of invoices. Domain changes go through `invoices.services` (never `Model.save()`):
 a draft's customer/description/expiry/metadata can be edited (the service validates and recomputes); once a
 payment has been initiated - or the invoice is no longer a draft - the whole page is read-only. Invoices are
-created through the API, never here."""
+created through the API, never here.
+
+`InvoiceAdmin` is defined here but registered by payments/admin.py, as a subclass that adds the invoice's payments
+and the void / expire actions (they go through the payments services, which close the payments and list them in
+the events). `PaymentApplicationAdmin` is registered here."""
 
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import transaction
 from django.utils import timezone
 
+from apikeys.admin_base import ReadOnlyAdmin
 from invoices import services
 from invoices.calc import CustomerIn
 from invoices.models import Installment, Invoice, InvoiceStatus, LineItem, PaymentApplication
@@ -168,8 +173,9 @@ def _update_through_service(invoice: Invoice, cleaned: dict, changed: list[str])
     )
 
 
-@admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
+    """Not registered here: payments/admin.py registers it (see the module docstring)."""
+
     form = InvoiceAdminForm
     list_display = (
         "id",
@@ -197,7 +203,6 @@ class InvoiceAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     inlines = (LineItemInline, InstallmentInline, PaymentApplicationInline)
-    actions = ("void_selected", "expire_overdue_selected")
     readonly_fields = (
         "id",
         "merchant",
@@ -332,30 +337,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     def supplementary(self, obj: Invoice) -> str:
         return ", ".join(obj.supplementary_invoices.values_list("id", flat=True)) or "-"
 
-    # ---- actions (the same services as the API) ----
-
-    @admin.action(description="Void selected invoices (draft/pending, no money received)")
-    def void_selected(self, request, queryset):
-        done = 0
-        for invoice in queryset.select_related("merchant"):
-            try:
-                services.invoice_void(merchant=invoice.merchant, mode=invoice.mode, invoice_id=invoice.pk)
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{invoice.pk}: {exc.message}", level=messages.ERROR)
-        if done:
-            self.message_user(request, f"Voided {done} invoice(s).", level=messages.SUCCESS)
-
-    @admin.action(description="Expire selected invoices that are past their expiry")
-    def expire_overdue_selected(self, request, queryset):
-        done = sum(
-            1 for pk in queryset.values_list("pk", flat=True) if services.invoice_expire(invoice_id=pk)
-        )
-        self.message_user(request, f"Expired {done} invoice(s).", level=messages.SUCCESS)
-
 
 @admin.register(PaymentApplication)
-class PaymentApplicationAdmin(admin.ModelAdmin):
+class PaymentApplicationAdmin(ReadOnlyAdmin):
     list_display = (
         "payment_id",
         "invoice",
@@ -371,12 +355,3 @@ class PaymentApplicationAdmin(admin.ModelAdmin):
     search_fields = ("=payment_id", "=invoice__id")
     list_filter = ("currency", "mode", "gateway")
     readonly_fields = [f.name for f in PaymentApplication._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

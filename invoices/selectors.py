@@ -1,12 +1,15 @@
 """Reads of invoices. Every merchant-facing read is scoped to (merchant, mode): another tenant's invoice is a 404.
 
 Expiry on read is computed, not written: an open invoice whose lapse time has passed reads (and filters) as
-`expired`; the expiry job writes the transition and emits `invoice.expired` (docs/adr/0021).
+`expired`; the expiry job (payments app) writes the transition and emits `invoice.expired` (docs/adr/0021).
+
+The representation's `payments` list is the caller's to give (`invoices_render(..., payments=...)`): payments are
+the payments app's rows, read by `payments.selectors`, and this layer imports nothing above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,27 +29,6 @@ from invoices.render import installment_representation, invoice_representation
 from merchants.models import Merchant
 from paytrust.errors import NotFound
 from paytrust.money import format_amount
-
-# ---- payments hook -------------------------------------------------------------------------------------------
-# The payments app owns payment rows. It registers a batch renderer at start-up (AppConfig.ready):
-#     invoices.selectors.register_payments_provider(lambda invoices: {inv.id: [payment dicts]})
-# Until then every invoice renders `"payments": []`. One call per page of invoices (no N+1).
-PaymentsProvider = Callable[[Sequence[Invoice]], Mapping[str, list[dict]]]
-_payments_provider: PaymentsProvider | None = None
-
-
-def register_payments_provider(provider: PaymentsProvider | None) -> None:
-    global _payments_provider
-    _payments_provider = provider
-
-
-def invoice_payments_map(invoices: Sequence[Invoice]) -> dict[str, list[dict]]:
-    result: dict[str, list[dict]] = {invoice.id: [] for invoice in invoices}
-    if _payments_provider is not None and invoices:
-        for invoice_id, payments in _payments_provider(invoices).items():
-            result[invoice_id] = list(payments)
-    return result
-
 
 # ---- querysets -----------------------------------------------------------------------------------------------
 
@@ -119,33 +101,28 @@ def invoice_list(
 
 
 def invoices_render(
-    invoices: Iterable[Invoice], *, now: datetime | None = None, payments: list[dict] | None = None
+    invoices: Iterable[Invoice], *, payments: Mapping[str, list[dict]], now: datetime | None = None
 ) -> list[dict]:
-    """Representations of invoices fetched through `with_relations` (or returned by a service). `payments`
-    skips the payments hook when the caller knows the list (a just-created invoice has none)."""
-    invoices = list(invoices)
+    """Representations of invoices fetched through `with_relations` (or returned by a service). `payments`:
+    {invoice id: its payment objects} for every invoice, which the payments layer renders
+    (`payments.selectors.payments_for_invoices`; this layer knows no payment)."""
     now = now or timezone.now()
-    if payments is not None:
-        payments_map = {invoice.id: payments for invoice in invoices}
-    else:
-        payments_map = invoice_payments_map(invoices)
     return [
         invoice_representation(
             invoice,
             line_items=list(invoice.line_items.all()),
             installments=list(invoice.installments.all()),
             supplementary_ids=[child.id for child in invoice.supplementary_invoices.all()],
-            payments=payments_map[invoice.id],
+            payments=payments[invoice.id],
             now=now,
         )
         for invoice in invoices
     ]
 
 
-def invoice_render(
-    invoice: Invoice, *, now: datetime | None = None, payments: list[dict] | None = None
-) -> dict:
-    return invoices_render([invoice], now=now, payments=payments)[0]
+def invoice_render(invoice: Invoice, *, payments: list[dict], now: datetime | None = None) -> dict:
+    """One invoice's representation; `payments`: its payment objects (a just-created invoice has none)."""
+    return invoices_render([invoice], payments={invoice.id: payments}, now=now)[0]
 
 
 def invoice_installments(*, merchant: Merchant, mode: str, invoice_id: str) -> dict:
@@ -188,3 +165,19 @@ def invoice_next_payable_installment(*, invoice_id: str) -> Installment | None:
 def invoice_applications(*, invoice_id: str) -> list[PaymentApplication]:
     """How payments were applied to an invoice (for payments/reporting)."""
     return list(PaymentApplication.objects.filter(invoice_id=invoice_id).order_by("created_at", "id"))
+
+
+def invoices_overdue(
+    *, now: datetime, after: tuple[datetime, str] | None = None, limit: int = 500
+) -> list[tuple[datetime, str]]:
+    """(lapses_at, id) of open invoices whose lapse time has passed, in that order, from after `after` (a keyset
+    cursor: the last pair of the previous page). For the expiry job, which expires each in its own transaction."""
+    qs = Invoice.objects.filter(status__in=OPEN_STATUSES, lapses_at__lte=now)
+    if after is not None:
+        qs = qs.filter(Q(lapses_at__gt=after[0]) | Q(lapses_at=after[0], id__gt=after[1]))
+    return list(qs.order_by("lapses_at", "id").values_list("lapses_at", "id")[:limit])
+
+
+def invoices_overdue_count(*, now: datetime) -> int:
+    """How many open invoices are past their lapse time (`manage.py expire_invoices --dry-run`)."""
+    return Invoice.objects.filter(status__in=OPEN_STATUSES, lapses_at__lte=now).count()

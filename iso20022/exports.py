@@ -9,9 +9,9 @@ Identifiers (docs/adr/0009-iso20022-messages.md):
   the pain.002 can name its OrgnlMsgId and OrgnlCreDtTm without storing exports.
 - pain.002 MsgId: new for every report (a report is a snapshot taken now).
 
-Payments are read through `invoices.selectors.invoice_payments_map` (the payments app's registered provider,
-the same data as the invoice object's `payments`, oldest first): each payment's `installment`, `status` and
-`failure_code`. Without a provider (or payments) the statuses come from the installments alone.
+Payments are read through `payments.selectors.invoice_payments` (the same data as the invoice object's
+`payments`, oldest first): each payment's `installment`, `status` and `failure_code`. Without payments the
+statuses come from the installments alone.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from datetime import UTC, datetime
 from django.utils import timezone
 
 from invoices.models import Installment, Invoice
-from invoices.selectors import invoice_get, invoice_payments_map
+from invoices.selectors import invoice_get
 from invoices.states import effective_status
 from merchants.models import Merchant
+from payments.selectors import invoice_payments
 from paytrust.errors import API, ApplicationError
 
 from .builders import build_pain001, build_pain002
@@ -150,12 +151,11 @@ def payment_initiation_for(
 def _payment_states(
     invoice: Invoice, installments: Sequence[Installment]
 ) -> dict[int, list[tuple[str, str | None]]]:
-    """{installment number: [(status, failure_code), ...] oldest first} from the payments provider.
-
-    The provider (`payments.selectors.payments_for_invoices`) returns the invoice's payment objects oldest first.
+    """{installment number: [(status, failure_code), ...] oldest first} from the invoice's payment objects
+    (`payments.selectors.invoice_payments`, oldest first).
     A status this module does not know is reported as "unknown" (PDNG) and logged, rather than failing the report.
     """
-    payments = invoice_payments_map([invoice]).get(invoice.id, [])
+    payments = invoice_payments(invoice_id=invoice.id)
     only = installments[0].number if len(installments) == 1 else None
     by_number: dict[int, list[tuple[str, str | None]]] = {}
     for payment in payments:

@@ -1,8 +1,10 @@
-"""Django admin for payments: read-only, with the gateway calls (secrets redacted) and the inbound webhook events
-that touched each payment. The one action ("reconcile") calls payments.services, like manage.py and the job.
+"""Django admin for payments: read-only, with the gateway calls (secrets redacted) and a link to the inbound
+notifications that touched each payment. The one action ("reconcile") calls payments.services, like manage.py and the job.
 
-Also adds a read-only payments inline to the invoice admin, if the invoices app registered one (done here so
-invoices/admin.py need not know about payments).
+Also registers the invoice admin (`invoices.admin.InvoiceAdmin`, which invoices/admin.py defines without
+registering): this layer adds the invoice's payments inline and the void / expire actions, which go through the
+payments services (a void closes the invoice's open payments; the events list its payments). Admin URLs stay
+/admin/invoices/invoice/… (they follow the model).
 """
 
 from __future__ import annotations
@@ -10,22 +12,16 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from apikeys.models import AuditLog
-from apikeys.services import Actor, audit_record
+from apikeys.admin_base import ReadOnlyAdmin, admin_audit
+from invoices import admin as invoices_admin
+from invoices.models import Invoice
 from payments.models import GatewayCall, Payment
-from payments.services import payments_reconcile
+from payments.services import invoice_expire_with_payments, invoice_void_closing_payments, payments_reconcile
+from paytrust.errors import ApplicationError
 from paytrust.money import format_amount
-
-
-def _audit(request, action: str, **details) -> None:
-    actor = Actor(
-        label=f"user:{request.user.get_username()}",
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-    )
-    audit_record(action=AuditLog.Action.ADMIN_ACTION, actor=actor, action_name=action, **details)
 
 
 def _pretty(value) -> str:
@@ -71,33 +67,8 @@ class GatewayCallInline(ReadOnlyInline):
         return _pretty(obj.response)
 
 
-def _inbound_inline():
-    """Inline of the inbound webhook events that named the payment (defined by the webhooks app)."""
-    try:
-        from webhooks.inbound.models import InboundNotification
-    except ImportError:  # pragma: no cover - the inbound model not migrated yet
-        return None
-
-    class WebhookEventInline(ReadOnlyInline):
-        model = InboundNotification
-        fk_name = "payment"
-        fields = [
-            "id",
-            "created_at",
-            "gateway_event_id",
-            "notification_status",
-            "status",
-            "attempts",
-            "outcome",
-        ]
-        readonly_fields = fields
-        show_change_link = True
-
-    return WebhookEventInline
-
-
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "merchant",
@@ -116,18 +87,18 @@ class PaymentAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["reconcile_selected"]
 
-    def get_inlines(self, request, obj):
-        inbound = _inbound_inline()
-        return [GatewayCallInline, *([inbound] if inbound else [])]
+    inlines = [GatewayCallInline]
+    readonly_fields = ["inbound_notifications"]
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    @admin.display(description="inbound notifications")
+    def inbound_notifications(self, obj):
+        """A link to the inbound notifications that named the payment, by admin URL name: the inbound app is
+        above this one and is not imported here."""
+        try:
+            url = reverse("admin:inbound_inboundnotification_changelist")
+        except NoReverseMatch:
+            return "-"
+        return format_html('<a href="{}?payment={}">Notifications naming this payment</a>', url, obj.pk)
 
     @admin.display(description="amount")
     def amount_display(self, obj):
@@ -141,7 +112,7 @@ class PaymentAdmin(admin.ModelAdmin):
     def reconcile_selected(self, request, queryset):
         ids = list(queryset.values_list("pk", flat=True)[:500])
         summary = payments_reconcile(payment_ids=ids)
-        _audit(request, "payments.reconcile", payments=ids)
+        admin_audit(request, "payments.reconcile", payments=ids)
         messages.success(
             request,
             f"Checked {summary.checked}: {summary.changed} changed, {summary.unchanged} unchanged, "
@@ -164,18 +135,33 @@ class PaymentInline(ReadOnlyInline):
     show_change_link = True
 
 
-def _add_payments_inline_to_invoice_admin() -> bool:
-    from invoices.models import Invoice
+@admin.register(Invoice)
+class InvoiceAdmin(invoices_admin.InvoiceAdmin):
+    """The invoice admin with its payments, and the actions that go through the payments services."""
 
-    registered = admin.site._registry.get(Invoice)
-    if registered is None:
-        return False
-    base = type(registered)
-    if PaymentInline in (base.inlines or []):
-        return True
-    admin.site.unregister(Invoice)
-    admin.site.register(Invoice, type(base.__name__, (base,), {"inlines": [*base.inlines, PaymentInline]}))
-    return True
+    inlines = (*invoices_admin.InvoiceAdmin.inlines, PaymentInline)
+    actions = ("void_selected", "expire_overdue_selected")
 
+    @admin.action(description="Void selected invoices (draft/pending, no money received)")
+    def void_selected(self, request, queryset):
+        voided = []
+        for invoice in queryset.select_related("merchant"):
+            try:
+                invoice_void_closing_payments(
+                    merchant=invoice.merchant, mode=invoice.mode, invoice_id=invoice.pk
+                )
+                voided.append(invoice.pk)
+            except ApplicationError as exc:
+                self.message_user(request, f"{invoice.pk}: {exc.message}", level=messages.ERROR)
+        if voided:
+            admin_audit(request, "invoices.void", invoices=voided)
+            self.message_user(request, f"Voided {len(voided)} invoice(s).", level=messages.SUCCESS)
 
-_add_payments_inline_to_invoice_admin()
+    @admin.action(description="Expire selected invoices that are past their expiry")
+    def expire_overdue_selected(self, request, queryset):
+        expired = [
+            pk for pk in queryset.values_list("pk", flat=True) if invoice_expire_with_payments(invoice_id=pk)
+        ]
+        if expired:
+            admin_audit(request, "invoices.expire", invoices=expired)
+        self.message_user(request, f"Expired {len(expired)} invoice(s).", level=messages.SUCCESS)

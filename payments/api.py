@@ -1,17 +1,45 @@
-"""Payments API: POST /v1/invoices/{id}/payments, GET /v1/payments, GET /v1/payments/{id}."""
+"""The invoice and payment HTTP resources: `InvoiceViewSet` (/v1/invoices: list, create, retrieve, edit, void,
+supplementary, installments, overpayment, and payment initiation at /v1/invoices/{id}/payments) and
+`PaymentViewSet` (/v1/payments), registered on the router in payments/urls.py.
+
+The invoice resource lives here, above the invoices app, because voiding an invoice closes its open payments
+(`payments.services.invoice_void_closing_payments`) and an invoice embeds its payments
+(`payments.selectors.payments_for_invoices`). Each method parses with an input serializer (shape only: invoice
+ones in `invoices.serializers`), calls ONE service, and renders.
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apikeys.viewsets import ApiView, tenant
+from apikeys.viewsets import ApiView, ApiViewSet, tenant
+from invoices import selectors as invoice_selectors
+from invoices import services as invoice_services
+from invoices.models import Invoice
+from invoices.serializers import (
+    ERRORS,
+    INVOICE_LIST_PARAMETERS,
+    WRITE_ERRORS,
+    InstallmentListOutput,
+    InvoiceCreateInput,
+    InvoiceListOutput,
+    InvoiceOutput,
+    InvoiceUpdateInput,
+    OverpaymentOutput,
+    SupplementaryInput,
+    invoice_filters,
+    service_kwargs,
+)
 from payments import selectors, services
 from payments.models import PaymentStatus
 from paytrust.pagination import paginate
 from paytrust.schema import error_responses
 from paytrust.serializers import StrictSerializer
+
+# ---- serializers (shape only) --------------------------------------------------------------------------------
 
 
 class PaymentCreateInput(StrictSerializer):
@@ -52,13 +80,132 @@ class PaymentOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+# many=False: a list envelope, not a list (the schema must not wrap a viewset `list` action's response in an array).
+@extend_schema_serializer(many=False)
 class PaymentListOutput(serializers.Serializer):
     data = PaymentOutput(many=True)
     has_more = serializers.BooleanField()
     next_cursor = serializers.CharField(allow_null=True)
 
 
-class InvoicePaymentCreateApi(ApiView):
+# ---- rendering -----------------------------------------------------------------------------------------------
+
+
+def _invoices_render(invoices) -> list[dict]:
+    """A page of invoices with their payments (one query for the page's payments)."""
+    invoices = list(invoices)
+    return invoice_selectors.invoices_render(invoices, payments=selectors.payments_for_invoices(invoices))
+
+
+def _invoice_render(invoice: Invoice) -> dict:
+    return invoice_selectors.invoice_render(
+        invoice, payments=selectors.invoice_payments(invoice_id=invoice.id)
+    )
+
+
+# ---- views ---------------------------------------------------------------------------------------------------
+
+
+class InvoiceViewSet(ApiViewSet):
+    # The schema describes each operation with its view class's docstring: keep ApiView's (what the published
+    # schema says) instead of inheriting ApiViewSet's.
+    __doc__ = ApiView.__doc__
+    lookup_url_kwarg = "invoice_id"
+    lookup_value_converter = "str"
+
+    @extend_schema(
+        operation_id="invoices_list",
+        summary="List invoices (newest first, cursor pagination)",
+        parameters=INVOICE_LIST_PARAMETERS,
+        responses={200: InvoiceListOutput, **ERRORS},
+    )
+    def list(self, request):
+        qs = invoice_selectors.invoice_list(**tenant(request), filters=invoice_filters(request.query_params))
+        return Response(paginate(qs, params=request.query_params, render=_invoices_render))
+
+    @extend_schema(
+        operation_id="invoices_create",
+        summary="Create an invoice",
+        request=InvoiceCreateInput,
+        responses={201: InvoiceOutput, **WRITE_ERRORS},
+    )
+    def create(self, request):
+        body = InvoiceCreateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        invoice = invoice_services.invoice_create(**tenant(request), **service_kwargs(body.validated_data))
+        return Response(
+            invoice_selectors.invoice_render(invoice, payments=[]), status=201
+        )  # new: no payments
+
+    @extend_schema(
+        operation_id="invoices_retrieve",
+        summary="Retrieve an invoice",
+        responses={200: InvoiceOutput, **ERRORS},
+    )
+    def retrieve(self, request, invoice_id: str):
+        invoice = invoice_selectors.invoice_get(**tenant(request), invoice_id=invoice_id)
+        return Response(_invoice_render(invoice))
+
+    @extend_schema(
+        operation_id="invoices_update",
+        summary="Edit a draft invoice (amounts are recomputed); metadata can change in any status",
+        request=InvoiceUpdateInput,
+        responses={200: InvoiceOutput, **WRITE_ERRORS},
+    )
+    def partial_update(self, request, invoice_id: str):
+        body = InvoiceUpdateInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        invoice = invoice_services.invoice_update(
+            **tenant(request), invoice_id=invoice_id, **service_kwargs(body.validated_data)
+        )
+        return Response(_invoice_render(invoice))
+
+    @extend_schema(
+        operation_id="invoices_void",
+        summary="Void an invoice that has received no money (draft or pending)",
+        request=None,
+        responses={200: InvoiceOutput, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def void(self, request, invoice_id: str):
+        invoice = services.invoice_void_closing_payments(**tenant(request), invoice_id=invoice_id)
+        return Response(_invoice_render(invoice))
+
+    @extend_schema(
+        operation_id="invoices_supplementary_create",
+        summary="Create a supplementary invoice (currency, customer and gateway inherited)",
+        request=SupplementaryInput,
+        responses={201: InvoiceOutput, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def supplementary(self, request, invoice_id: str):
+        body = SupplementaryInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        invoice = invoice_services.invoice_create_supplementary(
+            **tenant(request), parent_id=invoice_id, **service_kwargs(body.validated_data)
+        )
+        return Response(
+            invoice_selectors.invoice_render(invoice, payments=[]), status=201
+        )  # new: no payments
+
+    @extend_schema(
+        operation_id="invoices_installments_list",
+        summary="An invoice's installments",
+        responses={200: InstallmentListOutput, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def installments(self, request, invoice_id: str):
+        return Response(invoice_selectors.invoice_installments(**tenant(request), invoice_id=invoice_id))
+
+    @extend_schema(
+        operation_id="invoices_overpayment_retrieve",
+        summary="Money received above the invoice's amount due, by payment",
+        responses={200: OverpaymentOutput, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def overpayment(self, request, invoice_id: str):
+        return Response(invoice_selectors.invoice_overpayment(**tenant(request), invoice_id=invoice_id))
+
     @extend_schema(
         operation_id="invoices_payments_create",
         summary="Initiate a payment for an invoice (installment)",
@@ -77,7 +224,8 @@ class InvoicePaymentCreateApi(ApiView):
             **error_responses(404, 409, 502, 504),
         },
     )
-    def post(self, request, invoice_id: str):
+    @action(detail=True, methods=["post"])
+    def payments(self, request, invoice_id: str):
         body = PaymentCreateInput(data=request.data if request.data is not None else {})
         body.is_valid(raise_exception=True)
         result = services.payment_initiate(
@@ -90,7 +238,11 @@ class InvoicePaymentCreateApi(ApiView):
         )
 
 
-class PaymentListApi(ApiView):
+class PaymentViewSet(ApiViewSet):
+    __doc__ = ApiView.__doc__  # see InvoiceViewSet
+    lookup_url_kwarg = "payment_id"
+    lookup_value_converter = "str"
+
     @extend_schema(
         operation_id="payments_list",
         summary="List payments (newest first, cursor pagination)",
@@ -102,20 +254,18 @@ class PaymentListApi(ApiView):
         ],
         responses={200: PaymentListOutput},
     )
-    def get(self, request):
+    def list(self, request):
         params = request.query_params
         qs = selectors.payment_list(
             **tenant(request), status=params.get("status") or None, invoice=params.get("invoice") or None
         )
         return Response(paginate(qs, params=params, render=selectors.payments_render))
 
-
-class PaymentDetailApi(ApiView):
     @extend_schema(
         operation_id="payments_retrieve",
         summary="Retrieve a payment",
         responses={200: PaymentOutput, **error_responses(404)},
     )
-    def get(self, request, payment_id: str):
+    def retrieve(self, request, payment_id: str):
         payment = selectors.payment_get(**tenant(request), payment_id=payment_id)
         return Response(selectors.payment_representation(payment))

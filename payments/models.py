@@ -52,7 +52,7 @@ class Payment(TimeStampedModel):
     gateway_reference = models.CharField(max_length=128, blank=True, default="")
     payment_url = models.CharField(max_length=2048, blank=True, default="")
     expires_at = models.DateTimeField(null=True, blank=True)
-    # pain.002 TxSts of the current status (iso20022.statuses.payment_status_to_pain002) and its reason code.
+    # pain.002 TxSts of the current status (payments.pain002.payment_status_to_pain002) and its reason code.
     pain002_status = models.CharField(max_length=4, blank=True, default="")
     pain002_reason = models.CharField(max_length=4, blank=True, default="")
     failure_code = models.CharField(max_length=64, blank=True, default="")

@@ -70,12 +70,21 @@ def payment_list(*, merchant, mode: str, status: str | None = None, invoice: str
 
 
 def payments_for_invoices(invoices: Sequence) -> dict[str, list[dict]]:
-    """The invoices app's payments hook: {invoice id: [payment objects, oldest first]} in ONE query."""
+    """{invoice id: [its payment objects, oldest first]} for every invoice given, in ONE query: the `payments`
+    list of the invoice representation (`invoices.selectors.invoices_render(..., payments=...)`)."""
     result: dict[str, list[dict]] = {invoice.id: [] for invoice in invoices}
+    if not result:
+        return result
     rows = Payment.objects.filter(invoice_id__in=list(result)).order_by("created_at", "id")
     for payment in rows:
         result[payment.invoice_id].append(payment_representation(payment))
     return result
+
+
+def invoice_payments(*, invoice_id: str) -> list[dict]:
+    """One invoice's payment objects, oldest first (the `payments` list of its representation and events)."""
+    rows = Payment.objects.filter(invoice_id=invoice_id).order_by("created_at", "id")
+    return [payment_representation(payment) for payment in rows]
 
 
 def payment_gateway_calls(*, payment_id: str) -> list[GatewayCall]:

@@ -1,4 +1,5 @@
-"""Background jobs of this app (procrastinate autodiscovers tasks.py)."""
+"""Background jobs of this app (procrastinate autodiscovers tasks.py). They call payments.services; the services
+never import this module (a job is deferred by its task name, see payments.services.voiding)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from django.conf import settings
 from django.db import close_old_connections
 
+from payments.services import invoices_expire_overdue, payment_reconcile, payments_reconcile
 from paytrust.jobs import app
 
 logger = logging.getLogger("paytrust.payments")
@@ -19,8 +21,6 @@ PAYMENTS_QUEUE = "payments"
 def reconcile_payments(timestamp: int) -> None:
     """Every minute: ask the gateways about `unknown` payments, `initiating` ones older than a minute and
     `pending` ones past their expiry, and apply their answer (payments.services.payments_reconcile)."""
-    from payments.services import payments_reconcile
-
     close_old_connections()
     try:
         summary = payments_reconcile()
@@ -34,10 +34,22 @@ def reconcile_payments(timestamp: int) -> None:
 def reconcile_payment(payment_id: str) -> None:
     """Ask the gateway about one payment now and apply its answer (payments.services.payment_reconcile); deferred
     when its invoice is voided. If it fails, the periodic `reconcile_payments` finds the payment later."""
-    from payments.services import payment_reconcile
-
     close_old_connections()
     try:
         payment_reconcile(payment_id=payment_id)
     finally:
         close_old_connections()
+
+
+# The task keeps the name (and default queue) it had when it lived in invoices/tasks.py: jobs and periodic
+# defers already in the database stay valid.
+@app.periodic(cron="* * * * *")
+@app.task(name="invoices.expire_overdue", queueing_lock="invoices.expire_overdue", pass_context=False)
+def expire_overdue_invoices(timestamp: int) -> int:
+    """Every minute: move open invoices past their lapse time to `expired` (records `invoice.expired` with the
+    invoice's payments; payments.services.invoices_expire_overdue). Idempotent; the queueing lock keeps at most
+    one run waiting."""
+    count = invoices_expire_overdue()
+    if count:
+        logger.info("expired overdue invoices", extra={"count": count})
+    return count

@@ -1,9 +1,12 @@
-from django.urls import path
+"""The invoice and payment resources on a DRF router. `use_regex_path=False`: the routes are the same `path()`
+patterns as before (`invoices/<str:invoice_id>/void`, …), so URLs and the route labels of logs and metrics stay."""
 
-from payments.api import InvoicePaymentCreateApi, PaymentDetailApi, PaymentListApi
+from rest_framework.routers import SimpleRouter
 
-urlpatterns = [
-    path("invoices/<str:invoice_id>/payments", InvoicePaymentCreateApi.as_view(), name="invoice-payments"),
-    path("payments", PaymentListApi.as_view(), name="payment-list"),
-    path("payments/<str:payment_id>", PaymentDetailApi.as_view(), name="payment-detail"),
-]
+from payments.api import InvoiceViewSet, PaymentViewSet
+
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
+router.register("invoices", InvoiceViewSet, basename="invoice")
+router.register("payments", PaymentViewSet, basename="payment")
+
+urlpatterns = router.urls

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rest_framework import serializers
 
-from invoices.api import InvoiceCreateInput
+from invoices.serializers import InvoiceCreateInput
 from paytrust.serializers import StrictSerializer
 
 

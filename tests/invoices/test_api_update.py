@@ -210,6 +210,7 @@ def test_after_initiation_the_database_refuses_writes_that_bypass_the_service(me
         currency="IDR",
         installment_number=None,
         paid_at=timezone.now(),
+        payments=[],
     )
     assert Installment.objects.get(invoice=invoice, number=1).status == "paid"
 
@@ -254,6 +255,7 @@ def test_an_invoice_with_money_received_cannot_be_voided(api, merchant):
         currency="IDR",
         installment_number=None,
         paid_at=timezone.now(),
+        payments=[],
     )
     response = api.post(f"/v1/invoices/{invoice.id}/void")
     assert response.status_code == 409

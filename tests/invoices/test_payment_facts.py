@@ -38,6 +38,7 @@ def _pay(invoice, amount, installment=None):
         currency=invoice.currency,
         installment_number=installment,
         paid_at=timezone.now(),
+        payments=[],
     ).application
 
 
@@ -111,6 +112,7 @@ def test_replayed_application_writes_no_second_set_of_facts(worked_invoice):
         currency="IDR",
         installment_number=None,
         paid_at=application.paid_at,
+        payments=[],
     )
     assert replay.replayed
     assert PaymentApplicationTax.objects.filter(application__invoice=worked_invoice).count() == 3

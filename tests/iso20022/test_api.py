@@ -8,9 +8,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from invoices import selectors as invoice_selectors
+from invoices.models import Invoice
 from invoices.services import invoice_apply_payment, invoice_mark_payment_initiated, invoice_void
 from iso20022 import exports
+from payments.models import Payment
 from tests.factories import GatewayAccountFactory, MerchantFactory, make_api_key
 from tests.iso20022.helpers import LONG_NAME, parse, text, texts, valid
 
@@ -66,6 +67,7 @@ def pay(invoice_id, *, number, amount_minor, currency, payment_id):
         currency=currency,
         installment_number=number,
         paid_at=timezone.now(),
+        payments=[],
     )
 
 
@@ -270,7 +272,7 @@ def test_fully_paid_invoice_is_settled(api, creditor):
 
 def test_void_invoice_reports_rejected_with_a_narrative(api, creditor):
     invoice = create_invoice(api, installments=2)
-    invoice_void(merchant=creditor, mode="test", invoice_id=invoice["id"])
+    invoice_void(merchant=creditor, mode="test", invoice_id=invoice["id"], payments=[])
     document = get_xml(api, invoice["id"], "payment-status")
     assert valid(document).valid
     root = parse(document)
@@ -297,46 +299,54 @@ def test_payment_status_version_03(api, creditor):
     assert text(parse(document), "//p:GrpSts") == "PART"
 
 
-@pytest.fixture
-def payments_provider():
-    """Stand in for the payments app's provider hook (same dict keys as the payment object)."""
-    previous = invoice_selectors._payments_provider
-    rows: dict[str, list[dict]] = {}
-    invoice_selectors.register_payments_provider(
-        lambda invoices: {i.id: rows.get(i.id, []) for i in invoices}
+def record_payment(invoice_id, *, installment, status, failure_code=""):
+    """A payment row of the invoice as the payments app stores it (its pain.002 code is what the report reads
+    back through payments.selectors)."""
+    invoice = Invoice.objects.get(pk=invoice_id)
+    return Payment.objects.create(
+        merchant_id=invoice.merchant_id,
+        mode=invoice.mode,
+        invoice=invoice,
+        installment_number=installment,
+        gateway_account_id=invoice.gateway_account_id,
+        gateway=invoice.gateway,
+        currency=invoice.currency,
+        amount_minor=1000,
+        status=status,
+        failure_code=failure_code,
     )
-    yield rows
-    invoice_selectors.register_payments_provider(previous)
 
 
-def test_payments_decide_the_status_of_unpaid_installments(api, creditor, payments_provider):
+def test_payments_decide_the_status_of_unpaid_installments(api, creditor):
     invoice = create_invoice(api, installments=3)
-    payments_provider[invoice["id"]] = [
-        {
-            "id": "pay_a",
-            "installment": 1,
-            "status": "failed",
-            "failure_code": "INSUFFICIENT_BALANCE",
-            "created_at": "2026-01-01T00:00:00Z",
-        },
-        {"id": "pay_b", "installment": 1, "status": "pending", "created_at": "2026-01-02T00:00:00Z"},
-        {
-            "id": "pay_c",
-            "installment": 2,
-            "status": "failed",
-            "failure_code": "INSUFFICIENT_BALANCE",
-            "created_at": "2026-01-03T00:00:00Z",
-        },
-        # A status the mapping does not know yet: reported PDNG (and logged), not a failed report.
-        {"id": "pay_d", "installment": 3, "status": "failed", "created_at": "2026-01-04T00:00:00Z"},
-        {"id": "pay_e", "installment": 3, "status": "teleported", "created_at": "2026-01-05T00:00:00Z"},
-    ]
+    record_payment(invoice["id"], installment=1, status="failed", failure_code="INSUFFICIENT_BALANCE")
+    record_payment(invoice["id"], installment=1, status="pending")
+    record_payment(invoice["id"], installment=2, status="failed", failure_code="INSUFFICIENT_BALANCE")
+    record_payment(invoice["id"], installment=3, status="failed")
+    record_payment(invoice["id"], installment=3, status="initiating")
     document = get_xml(api, invoice["id"], "payment-status")
     assert valid(document).valid
     root = parse(document)
     assert statuses(root) == ["ACSP", "RJCT", "PDNG"]
     assert texts(root, "//p:TxInfAndSts/p:StsRsnInf/p:Rsn/p:Cd") == ["AM04"]
     assert text(root, "//p:GrpSts") == "PART"
+
+
+def test_a_payment_status_unknown_to_the_mapping_is_reported_pending(api, creditor, monkeypatch, caplog):
+    """The database only holds known statuses today; a status added later without a pain.002 mapping must give
+    PDNG (and a log line), not a failed report. The payments read is replaced to feed one."""
+    invoice = create_invoice(api, installments=2)
+    record_payment(invoice["id"], installment=1, status="failed", failure_code="deny")
+    real = exports.invoice_payments
+
+    def with_a_new_status(*, invoice_id):
+        rows = real(invoice_id=invoice_id)
+        return [*rows, {**rows[0], "id": "pay_new", "installment": 2, "status": "teleported"}]
+
+    monkeypatch.setattr(exports, "invoice_payments", with_a_new_status)
+    root = parse(get_xml(api, invoice["id"], "payment-status"))
+    assert statuses(root) == ["RJCT", "PDNG"]
+    assert "teleported" in caplog.text
 
 
 def test_an_invalid_document_is_never_served(api, creditor, monkeypatch):
@@ -362,11 +372,9 @@ def test_openapi_schema_documents_both_endpoints(api):
         assert any(p["name"] == "version" for p in operation["parameters"])
 
 
-def test_payment_of_a_single_installment_invoice_needs_no_installment_number(
-    api, creditor, payments_provider
-):
+def test_payment_of_a_single_installment_invoice_needs_no_installment_number(api, creditor):
     invoice = create_invoice(api)
-    payments_provider[invoice["id"]] = [{"id": "pay_a", "status": "failed", "failure_code": "deny"}]
+    record_payment(invoice["id"], installment=1, status="failed", failure_code="deny")
     root = parse(get_xml(api, invoice["id"], "payment-status"))
     assert statuses(root) == ["RJCT"]
     assert texts(root, "//p:TxInfAndSts/p:StsRsnInf/p:Rsn/p:Cd") == ["AG01"]

@@ -1,13 +1,19 @@
-"""The read-only payments admin: gateway calls (redacted) and webhook events per payment, the reconcile action,
-and the payments inline on the invoice admin."""
+"""The read-only payments admin: gateway calls (redacted) and a link to the inbound notifications per payment, the
+reconcile action; and the invoice admin this app registers: its payments inline and the void / expire actions
+(through the payments services, audited)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
+from apikeys.models import AuditLog
+from invoices.models import Invoice
 from payments.models import Payment
 from tests.payments.conftest import XENDIT_SECRET
 from tests.payments.factories import make_invoice
@@ -63,3 +69,44 @@ def test_invoice_admin_lists_its_payments(api, merchant, staff):
 
     assert page.status_code == 200
     assert payment_id in page.content.decode()
+
+
+def test_invoice_admin_void_action_closes_the_open_payment_and_is_audited(api, merchant, staff):
+    invoice = make_invoice(merchant)
+    payment_id = api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json").json()["id"]
+    before = timezone.now()
+
+    response = staff.post(
+        "/admin/invoices/invoice/", {"action": "void_selected", "_selected_action": [invoice.id]}
+    )
+
+    assert response.status_code == 302
+    assert Invoice.objects.get(pk=invoice.id).status == "void"
+    assert before <= Payment.objects.get(pk=payment_id).expires_at <= timezone.now()  # closed
+    audit = AuditLog.objects.get(action=AuditLog.Action.ADMIN_ACTION, details__action_name="invoices.void")
+    assert audit.details["invoices"] == [invoice.id] and audit.actor == "user:finance"
+
+
+def test_invoice_admin_expire_action_expires_only_overdue_invoices(api, merchant, staff):
+    overdue = make_invoice(merchant, expires_in=timedelta(hours=2), now=timezone.now() - timedelta(hours=3))
+    current = make_invoice(merchant)
+
+    response = staff.post(
+        "/admin/invoices/invoice/",
+        {"action": "expire_overdue_selected", "_selected_action": [overdue.id, current.id]},
+    )
+
+    assert response.status_code == 302
+    assert Invoice.objects.get(pk=overdue.id).status == "expired"
+    assert Invoice.objects.get(pk=current.id).status == "draft"
+
+
+def test_payment_page_links_to_the_inbound_notifications_naming_it(api, merchant, staff):
+    invoice = make_invoice(merchant)
+    payment_id = api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json").json()["id"]
+
+    page = staff.get(f"/admin/payments/payment/{quote(payment_id)}/change/").content.decode()
+    link = f"/admin/inbound/inboundnotification/?payment={payment_id}"
+
+    assert link in page
+    assert staff.get(link).status_code == 200

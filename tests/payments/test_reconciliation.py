@@ -105,7 +105,7 @@ def test_pending_payment_past_expiry_is_expired_at_the_gateway(api, merchant, xe
 
 def test_stale_initiating_payment_without_gateway_record_is_failed(merchant):
     invoice = make_invoice(merchant)
-    from payments.services import _phase1_record  # a request that crashed right after phase 1
+    from payments.services.initiation import _phase1_record  # a request that crashed right after phase 1
 
     payment, _ = _phase1_record(invoice_id=invoice.id, installment_number=None, now=timezone.now())
     assert payments_to_reconcile() == []  # not yet: it may still be waiting for the gateway

@@ -1,11 +1,11 @@
 """`manage.py expire_invoices [--dry-run]`: move open invoices past their lapse time to `expired` (the same service
-the periodic job calls; each expiry records `invoice.expired`)."""
+the periodic job calls; each expiry records `invoice.expired` with the invoice's payments)."""
 
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from invoices.models import OPEN_STATUSES, Invoice
-from invoices.services import invoice_expire_overdue
+from invoices.selectors import invoices_overdue_count
+from payments.services import invoices_expire_overdue
 
 
 class Command(BaseCommand):
@@ -17,8 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run: bool = False, **options):
         now = timezone.now()
         if dry_run:
-            count = Invoice.objects.filter(status__in=OPEN_STATUSES, lapses_at__lte=now).count()
-            self.stdout.write(f"{count} invoice(s) would expire.")
+            self.stdout.write(f"{invoices_overdue_count(now=now)} invoice(s) would expire.")
             return
-        count = invoice_expire_overdue(now=now)
+        count = invoices_expire_overdue(now=now)
         self.stdout.write(self.style.SUCCESS(f"Expired {count} invoice(s)."))

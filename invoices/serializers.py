@@ -1,4 +1,6 @@
-"""Invoice API views: parse with an input serializer (shape only), call ONE service, render.
+"""The invoice API's serializers (shape only) and query-parameter parsing. The invoice resource's viewset is in
+`payments.api` (voiding closes payments and an invoice embeds its payments); it parses with these, calls ONE
+service and renders with `invoices.selectors.invoices_render`.
 
 Business rules (amount precision per currency, expiry bounds, installment sums, gateway checks, state) live in
 `invoices.services`; errors are raised there and rendered by the one exception handler.
@@ -9,17 +11,19 @@ from __future__ import annotations
 from decimal import Decimal
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
-from rest_framework.response import Response
 
-from apikeys.viewsets import ApiView, tenant
-from invoices import selectors, services
+from invoices import selectors
 from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
 from invoices.models import InvoiceStatus
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
-from paytrust.pagination import paginate
 from paytrust.params import query_datetime
 from paytrust.schema import error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
@@ -113,7 +117,8 @@ def _installments(data: dict | None) -> InstallmentsIn | None:
 _CONVERTERS = {"line_items": _line_items, "customer": _customer, "installments": _installments}
 
 
-def _service_kwargs(validated: dict) -> dict:
+def service_kwargs(validated: dict) -> dict:
+    """An input serializer's validated data as the keyword arguments of the invoices services."""
     return {key: _CONVERTERS[key](value) if key in _CONVERTERS else value for key, value in validated.items()}
 
 
@@ -181,14 +186,14 @@ class InvoiceOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-InvoiceListOutput = inline_serializer(
-    name="InvoiceList",
-    fields={
-        "data": InvoiceOutput(many=True),
-        "has_more": serializers.BooleanField(),
-        "next_cursor": serializers.CharField(allow_null=True),
-    },
-)
+# many=False: a list envelope, not a list (the schema must not wrap a viewset `list` action's response in an array).
+@extend_schema_serializer(many=False, component_name="InvoiceList")
+class InvoiceListOutput(serializers.Serializer):
+    data = InvoiceOutput(many=True)
+    has_more = serializers.BooleanField()
+    next_cursor = serializers.CharField(allow_null=True)
+
+
 InstallmentListOutput = inline_serializer(
     name="InstallmentList", fields={"data": InstallmentOutput(many=True)}
 )
@@ -209,14 +214,15 @@ OverpaymentOutput = inline_serializer(
     },
 )
 # 400/401/429/500 (+409/422/413/415 on writes) are added by paytrust.schema.ApiAutoSchema.
-_ERRORS = error_responses(404)
-_WRITE_ERRORS = error_responses(404, 409)
+ERRORS = error_responses(404)
+WRITE_ERRORS = error_responses(404, 409)
 
 
 # ---- query parameters ----------------------------------------------------------------------------------------
 
 
-def _filters(params) -> selectors.InvoiceFilters:
+def invoice_filters(params) -> selectors.InvoiceFilters:
+    """The list's query parameters (400 with `param` when one is invalid)."""
     status = params.get("status") or None
     if status is not None and status not in InvoiceStatus.values:
         raise ValidationError(f"status must be one of {', '.join(InvoiceStatus.values)}.", param="status")
@@ -233,110 +239,13 @@ def _filters(params) -> selectors.InvoiceFilters:
     )
 
 
-# ---- views ---------------------------------------------------------------------------------------------------
-
-
-class InvoiceListCreateApi(ApiView):
-    @extend_schema(
-        operation_id="invoices_list",
-        summary="List invoices (newest first, cursor pagination)",
-        parameters=[
-            OpenApiParameter("status", str, enum=InvoiceStatus.values),
-            OpenApiParameter("currency", str),
-            OpenApiParameter("gateway", str, description="Gateway name or gateway account id"),
-            OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
-            OpenApiParameter("external_id", str),
-            OpenApiParameter("limit", int, description="1–100, default 20"),
-            OpenApiParameter("cursor", str),
-        ],
-        responses={200: InvoiceListOutput, **_ERRORS},
-    )
-    def get(self, request):
-        qs = selectors.invoice_list(**tenant(request), filters=_filters(request.query_params))
-        return Response(paginate(qs, params=request.query_params, render=selectors.invoices_render))
-
-    @extend_schema(
-        operation_id="invoices_create",
-        summary="Create an invoice",
-        request=InvoiceCreateInput,
-        responses={201: InvoiceOutput, **_WRITE_ERRORS},
-    )
-    def post(self, request):
-        body = InvoiceCreateInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        invoice = services.invoice_create(**tenant(request), **_service_kwargs(body.validated_data))
-        return Response(selectors.invoice_render(invoice, payments=[]), status=201)
-
-
-class InvoiceDetailApi(ApiView):
-    @extend_schema(
-        operation_id="invoices_retrieve",
-        summary="Retrieve an invoice",
-        responses={200: InvoiceOutput, **_ERRORS},
-    )
-    def get(self, request, invoice_id: str):
-        invoice = selectors.invoice_get(**tenant(request), invoice_id=invoice_id)
-        return Response(selectors.invoice_render(invoice))
-
-    @extend_schema(
-        operation_id="invoices_update",
-        summary="Edit a draft invoice (amounts are recomputed); metadata can change in any status",
-        request=InvoiceUpdateInput,
-        responses={200: InvoiceOutput, **_WRITE_ERRORS},
-    )
-    def patch(self, request, invoice_id: str):
-        body = InvoiceUpdateInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        invoice = services.invoice_update(
-            **tenant(request), invoice_id=invoice_id, **_service_kwargs(body.validated_data)
-        )
-        return Response(selectors.invoice_render(invoice))
-
-
-class InvoiceVoidApi(ApiView):
-    @extend_schema(
-        operation_id="invoices_void",
-        summary="Void an invoice that has received no money (draft or pending)",
-        request=None,
-        responses={200: InvoiceOutput, **_WRITE_ERRORS},
-    )
-    def post(self, request, invoice_id: str):
-        invoice = services.invoice_void(**tenant(request), invoice_id=invoice_id)
-        return Response(selectors.invoice_render(invoice))
-
-
-class InvoiceSupplementaryApi(ApiView):
-    @extend_schema(
-        operation_id="invoices_supplementary_create",
-        summary="Create a supplementary invoice (currency, customer and gateway inherited)",
-        request=SupplementaryInput,
-        responses={201: InvoiceOutput, **_WRITE_ERRORS},
-    )
-    def post(self, request, invoice_id: str):
-        body = SupplementaryInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        invoice = services.invoice_create_supplementary(
-            **tenant(request), parent_id=invoice_id, **_service_kwargs(body.validated_data)
-        )
-        return Response(selectors.invoice_render(invoice, payments=[]), status=201)
-
-
-class InvoiceInstallmentsApi(ApiView):
-    @extend_schema(
-        operation_id="invoices_installments_list",
-        summary="An invoice's installments",
-        responses={200: InstallmentListOutput, **_ERRORS},
-    )
-    def get(self, request, invoice_id: str):
-        return Response(selectors.invoice_installments(**tenant(request), invoice_id=invoice_id))
-
-
-class InvoiceOverpaymentApi(ApiView):
-    @extend_schema(
-        operation_id="invoices_overpayment_retrieve",
-        summary="Money received above the invoice's amount due, by payment",
-        responses={200: OverpaymentOutput, **_ERRORS},
-    )
-    def get(self, request, invoice_id: str):
-        return Response(selectors.invoice_overpayment(**tenant(request), invoice_id=invoice_id))
+INVOICE_LIST_PARAMETERS = [
+    OpenApiParameter("status", str, enum=InvoiceStatus.values),
+    OpenApiParameter("currency", str),
+    OpenApiParameter("gateway", str, description="Gateway name or gateway account id"),
+    OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+    OpenApiParameter("external_id", str),
+    OpenApiParameter("limit", int, description="1–100, default 20"),
+    OpenApiParameter("cursor", str),
+]

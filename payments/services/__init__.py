@@ -1,0 +1,51 @@
+"""Writes for payments, one module per use case (docs/adr/0030-payment-initiation-and-reconciliation.md):
+
+- initiation.py: `payment_initiate` (three phases; the gateway is called outside any transaction)
+- application.py: `payment_apply_gateway_status`, the ONE code path that applies a gateway's word about a payment
+  (inbound webhooks and reconciliation both use it) and hands money received to `invoice_apply_payment`
+- reconciliation.py: `payment_reconcile`, `payments_reconcile`, `payments_to_reconcile`
+- voiding.py: `invoice_void_closing_payments` (the API's and the admin's void: the invoice, then its open payments)
+- expiry.py: `invoices_expire_overdue`, `invoice_expire_with_payments` (the expiry job, the command, the admin)
+
+This layer orchestrates invoices: it calls `invoices.services` and passes each invoice event's `payments` list,
+which it renders (`payments.selectors`) in the same transaction.
+
+Row locks, in the order every writer takes them: a payment, then its invoice (application; void locks all the
+invoice's open payments, by id, then the invoice). Initiation locks the invoice first and then the open payment,
+but both with NOWAIT (409 `payment_in_progress` instead of waiting), so it never waits while holding the invoice.
+The invoice expiry job locks only the invoice, skipping it if locked; phase 3 of initiation and reconciliation's
+bookkeeping lock only the payment.
+"""
+
+from payments.services.application import (
+    ApplyOutcome,
+    GatewayStatusUpdate,
+    PaymentNotFoundForGateway,
+    payment_apply_gateway_status,
+)
+from payments.services.expiry import invoice_expire_with_payments, invoices_expire_overdue
+from payments.services.initiation import InitiationResult, payment_initiate
+from payments.services.reconciliation import (
+    ReconcileSummary,
+    payment_reconcile,
+    payments_reconcile,
+    payments_to_reconcile,
+)
+from payments.services.voiding import invoice_void_closing_payments, payments_close_for_invoice
+
+__all__ = [
+    "ApplyOutcome",
+    "GatewayStatusUpdate",
+    "InitiationResult",
+    "PaymentNotFoundForGateway",
+    "ReconcileSummary",
+    "invoice_expire_with_payments",
+    "invoice_void_closing_payments",
+    "invoices_expire_overdue",
+    "payment_apply_gateway_status",
+    "payment_initiate",
+    "payment_reconcile",
+    "payments_close_for_invoice",
+    "payments_reconcile",
+    "payments_to_reconcile",
+]

@@ -25,6 +25,8 @@ class FakeXendit(FakeGatewayServer):
     def __init__(self, *, secret_key: str) -> None:
         super().__init__()
         self.secret_key = secret_key
+        # One Xendit business has a development and a production secret key; both authenticate here.
+        self.secret_keys = {secret_key, secret_key.replace("xnd_development_", "xnd_production_")}
         self.invoices: dict[str, dict] = {}
         self._by_idempotency: dict[str, str] = {}
         self._state_lock = threading.Lock()
@@ -36,7 +38,11 @@ class FakeXendit(FakeGatewayServer):
         )
 
     def route(self, request: RecordedRequest) -> Reply:
-        if request.basic_auth != (self.secret_key, ""):
+        if (
+            request.basic_auth is None
+            or request.basic_auth[1] != ""
+            or request.basic_auth[0] not in self.secret_keys
+        ):
             return self._unauthorized()
         path = request.path
         if request.method == "POST" and path in ("/v2/invoices", "/v2/invoices/"):

@@ -41,13 +41,19 @@ def other_merchant(db):
     return merchant_onboard(name="Other Co")
 
 
+XENDIT_KEY_ENVIRONMENT = {"test": "development", "live": "production"}  # a key must be of the account's mode
+
+
 def xendit_account_for(merchant, mode: str = "test") -> GatewayAccount:
     """xendit, IDR 2.9 % + 2000, USD 3 % + 0.30."""
     return gateway_services.gateway_account_create(
         merchant=merchant,
         mode=mode,
         gateway="xendit",
-        credentials={"secret_key": XENDIT_SECRET, "callback_token": XENDIT_CALLBACK_TOKEN},
+        credentials={
+            "secret_key": XENDIT_SECRET.replace("xnd_development_", f"xnd_{XENDIT_KEY_ENVIRONMENT[mode]}_"),
+            "callback_token": XENDIT_CALLBACK_TOKEN,
+        },
         currencies=["IDR", "USD"],
         fees=[
             {"currency": "IDR", "percent": "0.029", "fixed": "2000"},

@@ -136,6 +136,11 @@ def gateway_account_get(*, merchant: Merchant, mode: str, account_id: str) -> Ga
     return account
 
 
+def gateway_account_enabled(*, account_id: str) -> bool:
+    """Whether the account may take new payments (a disabled one keeps its history and its webhooks)."""
+    return GatewayAccount.objects.filter(pk=account_id, enabled=True).exists()
+
+
 def gateway_account_for_webhook(*, gateway: str, account_id: str) -> GatewayAccount:
     """The account addressed by an inbound webhook URL /v1/webhooks/{gateway}/{account_id} (no tenant: public URL).
 

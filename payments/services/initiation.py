@@ -5,6 +5,11 @@ Locks: phase 1 locks the invoice (NOWAIT, in `invoice_mark_payment_initiated`) a
 installment's open payment with FOR UPDATE NOWAIT. It takes the two in the opposite order to payment application
 and void (payment, then invoice), which is safe only because it never WAITS: a lock held by someone else gives
 409 `payment_in_progress` at once. Phase 3 locks the payment row alone.
+
+A payment closed while its create call was on the wire (the invoice voided or expired: the void sets its
+`expires_at` to now; or reconciliation already ended it) never hands out its checkout: phase 3 keeps the URL to
+itself, expires the session it has just created at the gateway (phase 4, outside any transaction), records the
+payment `expired`, and the initiation answers 409 `payment_closed`.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from psycopg import errors as pg_errors
 
 from gateways import base as gw
 from gateways.registry import gateway_for_account
+from gateways.selectors import gateway_account_enabled
 from invoices.selectors import invoice_get
 from invoices.services import invoice_mark_payment_initiated
 from payments.models import OPEN_STATUSES, GatewayCallOperation, Payment, PaymentStatus
 from payments.services._support import emit, record_call, set_status
+from payments.services.reconciliation import payment_close_at_gateway
 from paytrust.errors import Conflict, GatewayError, GatewayTimeout
 
 logger = logging.getLogger("paytrust.payments")
@@ -62,6 +69,13 @@ def _phase1_record(*, invoice_id: str, installment_number: int | None, now: date
             invoice_id=invoice_id, installment_number=installment_number, nowait=True, now=now
         )
         invoice, installment = target.invoice, target.installment
+        if not gateway_account_enabled(account_id=invoice.gateway_account_id):
+            # Disabled after the invoice was issued: no new charge through it (the transaction rolls back).
+            raise Conflict(
+                f"The invoice's gateway account {invoice.gateway_account_id} is disabled; no payment can be "
+                "started through it.",
+                code="gateway_account_disabled",
+            )
         existing = _open_payment_locked(invoice.id, installment.number)
         if existing is not None:
             return existing, False
@@ -142,6 +156,16 @@ def _call_gateway_create(payment: Payment) -> tuple[gw.CreatePaymentResult | Non
     return result, error
 
 
+def _closed_meanwhile(payment: Payment, now: datetime) -> bool:
+    """Closed while its create call was on the wire: ended by reconciliation, or its deadline brought to now by a
+    void (payments/services/voiding.py) or passed. A success that got there first is not closed."""
+    if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
+        return False
+    return payment.status != PaymentStatus.INITIATING or (
+        payment.expires_at is not None and payment.expires_at <= now
+    )
+
+
 def _phase3_record(
     payment_id: str, result: gw.CreatePaymentResult | None, error: GatewayError | None
 ) -> Payment:
@@ -149,6 +173,11 @@ def _phase3_record(
         payment = (
             Payment.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=payment_id)
         )
+        if result is not None and _closed_meanwhile(payment, timezone.now()):
+            # Keep the reference (phase 4 expires the session by it); never store or return the URL.
+            payment.gateway_reference = payment.gateway_reference or result.gateway_reference
+            payment.save(update_fields=["gateway_reference", "updated_at"])
+            return payment
         if payment.status != PaymentStatus.INITIATING:
             # A webhook or reconciliation got there first: their word stands; keep what the create told us.
             if result is not None and not payment.payment_url:
@@ -175,6 +204,17 @@ def _phase3_record(
             emit(payment, PaymentStatus.FAILED)
         payment.save()
     return payment
+
+
+def _phase4_close(payment: Payment) -> None:
+    """The checkout phase 2 created belongs to a payment closed meanwhile: expire it at the gateway (no
+    transaction open), record the payment `expired` through the common path, and refuse the initiation (409)."""
+    payment_close_at_gateway(payment_id=payment.id)
+    raise Conflict(
+        f"Payment {payment.id} was closed while it was being created (its invoice was voided or has expired); "
+        "its checkout has been expired at the gateway.",
+        code="payment_closed",
+    )
 
 
 def payment_initiate(
@@ -204,6 +244,8 @@ def payment_initiate(
     payment = Payment.objects.select_related("invoice", "gateway_account", "merchant").get(pk=payment.pk)
     result, error = _call_gateway_create(payment)
     payment = _phase3_record(payment.pk, result, error)
+    if result is not None and not payment.payment_url and _closed_meanwhile(payment, timezone.now()):
+        _phase4_close(payment)
     if error is not None and payment.status == PaymentStatus.UNKNOWN:
         raise GatewayTimeout(
             f"{error.message} The outcome of payment {payment.id} is unknown; PayTrust will ask the gateway "

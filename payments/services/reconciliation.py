@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,7 +111,9 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
       pending is expired at the gateway first, so no money can arrive afterwards);
     - not found: nobody was ever given a payment URL for it (PayTrust answered the initiation with an error), so
       an `initiating`/`unknown` payment is failed (`gateway_payment_not_found`) and a `pending` one past expiry
-      is expired;
+      is expired. Not for an `initiating` payment younger than INITIATING_STALE_AFTER: its create call may not
+      have reached the gateway yet (a void's job can ask in that window), so that answer is not final and the
+      payment is left to phase 3 of its initiation (which closes it) or a later reconciliation;
     - a transient error: tried again after a backoff (1, 2, 4 … minutes, at most hourly).
     """
     now = now or timezone.now()
@@ -129,12 +131,9 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
         lambda: adapter.get_status(payment_id=payment.id, gateway_reference=reference),
     )
     past_expiry = payment.expires_at is not None and payment.expires_at <= now
-    if (
-        result is not None
-        and result.status == gw.GatewayOutcome.PENDING
-        and payment.status == PaymentStatus.PENDING
-        and past_expiry
-    ):
+    if result is not None and result.status == gw.GatewayOutcome.PENDING and past_expiry:
+        # Still open at the gateway although it should have ended (its deadline passed, or its invoice was
+        # voided): close it there first, so no money can arrive afterwards.
         result, error = _gateway_call(
             payment,
             GatewayCallOperation.EXPIRE_PAYMENT,
@@ -143,6 +142,8 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
     if isinstance(error, gw.GatewayPaymentNotFound):
         if payment.status == PaymentStatus.PENDING and not past_expiry:
             return None
+        if payment.status == PaymentStatus.INITIATING and payment.created_at > now - INITIATING_STALE_AFTER:
+            return None  # its create may still be on its way to the gateway: not a final answer
         status = (
             gw.GatewayOutcome.EXPIRED if payment.status == PaymentStatus.PENDING else gw.GatewayOutcome.FAILED
         )
@@ -166,6 +167,33 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
         payment_id=payment.id,
         gateway_account_id=payment.gateway_account_id,
         update=update,
+        source="reconciliation",
+    )
+
+
+def payment_close_at_gateway(*, payment_id: str) -> ApplyOutcome | None:
+    """Expire a payment's checkout at the gateway now and record the gateway's answer (`expired`, or whatever it
+    says the payment became, e.g. paid a moment before). Never inside a transaction. When the gateway cannot
+    answer, the payment (past its deadline) is left to reconciliation, which expires it the same way."""
+    payment = Payment.objects.select_related("gateway_account").get(pk=payment_id)
+    adapter = gateway_for_account(payment.gateway_account)
+    result, error = _gateway_call(
+        payment,
+        GatewayCallOperation.EXPIRE_PAYMENT,
+        lambda: adapter.expire_payment(
+            payment_id=payment.id, gateway_reference=payment.gateway_reference or None
+        ),
+    )
+    if error is not None:
+        logger.warning(
+            "closing a payment at the gateway failed", extra={"payment": payment.id, "code": error.code}
+        )
+        return None
+    update = _status_update_from(result, fallback_currency=payment.currency)
+    return payment_apply_gateway_status(
+        payment_id=payment.id,
+        gateway_account_id=payment.gateway_account_id,
+        update=replace(update, payment_url=""),  # a closed payment's checkout is never handed out
         source="reconciliation",
     )
 

@@ -3,6 +3,8 @@ pointing at the local fake Xendit / Midtrans servers of tests/fakes (reused from
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from gateways.services import merchant_onboard
@@ -26,8 +28,19 @@ class FakeXenditHangingCreate(FakeXendit):
 
     hang_after_create = False
     create_delay = 0.0  # seconds a create takes (widens race windows in concurrency tests)
+    # When set: a create waits (before Xendit acts on it) until the test sets it; `create_arrived` says it came.
+    create_gate: threading.Event | None = None
+    create_arrived: threading.Event | None = None
 
     def _dispatch(self, request):
+        if (
+            self.create_gate is not None
+            and request.method == "POST"
+            and request.path.startswith("/v2/invoices")
+        ):
+            if self.create_arrived is not None:
+                self.create_arrived.set()
+            self.create_gate.wait(timeout=30)
         if self.create_delay and request.method == "POST" and request.path.startswith("/v2/invoices"):
             self._release.wait(timeout=self.create_delay)
         if self.hang_after_create and request.method == "POST" and request.path.startswith("/v2/invoices"):

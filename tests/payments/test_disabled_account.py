@@ -1,0 +1,35 @@
+"""A gateway account disabled after its invoice was issued takes no new charge (issue 11 point 4)."""
+
+import pytest
+
+from gateways.models import GatewayAccount
+from invoices.models import Invoice
+from payments.models import Payment
+from tests.payments.factories import make_invoice
+
+pytestmark = pytest.mark.django_db
+
+
+def test_initiation_on_a_disabled_account_is_409_and_never_calls_the_gateway(
+    api, merchant, xendit_account, xendit_fake
+):
+    invoice = make_invoice(merchant, gateway="xendit")
+    GatewayAccount.objects.filter(pk=xendit_account.pk).update(enabled=False)
+
+    response = api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json")
+
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert error["code"] == "gateway_account_disabled" and xendit_account.pk in error["message"]
+    assert xendit_fake.create_requests() == []
+    assert not Payment.objects.filter(invoice_id=invoice.id).exists()
+    assert Invoice.objects.get(pk=invoice.id).status == invoice.status  # nothing half-written
+
+
+def test_after_re_enabling_the_account_the_payment_goes_through(api, merchant, xendit_account, xendit_fake):
+    invoice = make_invoice(merchant, gateway="xendit")
+    GatewayAccount.objects.filter(pk=xendit_account.pk).update(enabled=False)
+    assert api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json").status_code == 409
+    GatewayAccount.objects.filter(pk=xendit_account.pk).update(enabled=True)
+    assert api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json").status_code == 201
+    assert len(xendit_fake.create_requests()) == 1

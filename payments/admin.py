@@ -19,7 +19,11 @@ from apikeys.admin_base import ReadOnlyAdmin, admin_audit
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
 from payments.models import GatewayCall, Payment
-from payments.services import invoice_expire_with_payments, invoice_void_closing_payments, payments_reconcile
+from payments.services import (
+    invoice_expire_with_payments,
+    invoice_void_closing_payments,
+    payments_reconcile_queue,
+)
 from paytrust.errors import ApplicationError
 from paytrust.money import format_amount
 
@@ -110,13 +114,16 @@ class PaymentAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Reconcile selected payments with the gateway")
     def reconcile_selected(self, request, queryset):
+        """Queues one reconciliation job per open payment (the gateways are asked by the workers, not inside this
+        request: up to 500 payments x 2 calls x 10 s would not fit in one)."""
         ids = list(queryset.values_list("pk", flat=True)[:500])
-        summary = payments_reconcile(payment_ids=ids)
-        admin_audit(request, "payments.reconcile", payments=ids)
+        queued = payments_reconcile_queue(payment_ids=ids)
+        admin_audit(request, "payments.reconcile", payments=ids, queued=queued)
         messages.success(
             request,
-            f"Checked {summary.checked}: {summary.changed} changed, {summary.unchanged} unchanged, "
-            f"{summary.errors} errors.",
+            f"Queued {queued} reconciliation job{'s' if queued != 1 else ''}; "
+            f"{len(ids) - queued} of the {len(ids)} selected payments are already final. "
+            "The workers ask the gateways within a minute; reload to see the outcome.",
         )
 
 

@@ -3,7 +3,8 @@
 - initiation.py: `payment_initiate` (three phases; the gateway is called outside any transaction)
 - application.py: `payment_apply_gateway_status`, the ONE code path that applies a gateway's word about a payment
   (inbound webhooks and reconciliation both use it) and hands money received to `invoice_apply_payment`
-- reconciliation.py: `payment_reconcile`, `payments_reconcile`, `payments_to_reconcile`
+- reconciliation.py: `payment_reconcile`, `payments_reconcile`, `payments_to_reconcile`,
+  `payments_reconcile_queue` (the admin's action: jobs, not gateway calls), `payment_close_at_gateway`
 - voiding.py: `invoice_void_closing_payments` (the API's and the admin's void: the invoice, then its open payments)
 - expiry.py: `invoices_expire_overdue`, `invoice_expire_with_payments` (the expiry job, the command, the admin)
 
@@ -29,6 +30,7 @@ from payments.services.reconciliation import (
     ReconcileSummary,
     payment_reconcile,
     payments_reconcile,
+    payments_reconcile_queue,
     payments_to_reconcile,
 )
 from payments.services.voiding import invoice_void_closing_payments, payments_close_for_invoice
@@ -47,5 +49,6 @@ __all__ = [
     "payment_reconcile",
     "payments_close_for_invoice",
     "payments_reconcile",
+    "payments_reconcile_queue",
     "payments_to_reconcile",
 ]

@@ -19,6 +19,10 @@ from payments.models import OPEN_STATUSES, GatewayCallOperation, Payment, Paymen
 from payments.services._support import record_call
 from payments.services.application import ApplyOutcome, GatewayStatusUpdate, payment_apply_gateway_status
 from paytrust.errors import ApplicationError, GatewayError
+from paytrust.jobs import app, defer_in_transaction
+
+# Declared in payments/tasks.py (which imports this package, so it is named here rather than imported).
+RECONCILE_PAYMENT_TASK = "payments.reconcile_payment"
 
 logger = logging.getLogger("paytrust.payments")
 
@@ -196,6 +200,21 @@ def payment_close_at_gateway(*, payment_id: str) -> ApplyOutcome | None:
         update=replace(update, payment_url=""),  # a closed payment's checkout is never handed out
         source="reconciliation",
     )
+
+
+def payments_reconcile_queue(*, payment_ids: list[str]) -> int:
+    """Queue a `payments.reconcile_payment` job for each of the given payments that is still open (the others
+    are final: nothing to ask). The admin's "Reconcile" uses it, so no gateway is called inside a web request.
+    Returns how many were queued."""
+    open_ids = list(
+        Payment.objects.filter(pk__in=payment_ids, status__in=OPEN_STATUSES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if open_ids:
+        with transaction.atomic():
+            defer_in_transaction(app.tasks[RECONCILE_PAYMENT_TASK], *({"payment_id": pk} for pk in open_ids))
+    return len(open_ids)
 
 
 def payments_reconcile(

@@ -16,11 +16,9 @@ from invoices.services import invoice_void
 from merchants.models import Merchant
 from payments.models import OPEN_STATUSES, Payment
 from payments.selectors import invoice_payments
+from payments.services.reconciliation import RECONCILE_PAYMENT_TASK
 from paytrust.errors import Conflict
 from paytrust.jobs import app, defer_in_transaction
-
-# Declared in payments/tasks.py (which imports this package, so it is named here rather than imported).
-RECONCILE_PAYMENT_TASK = "payments.reconcile_payment"
 
 
 def invoice_void_closing_payments(

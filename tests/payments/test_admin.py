@@ -46,18 +46,48 @@ def test_payment_admin_shows_gateway_calls_without_secrets(api, merchant, xendit
     )  # read-only
 
 
-def test_reconcile_action_asks_the_gateway(api, merchant, xendit_account, xendit_fake, staff):
+def _queued_reconciles() -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT args->>'payment_id' FROM procrastinate_jobs "
+            "WHERE task_name = 'payments.reconcile_payment' AND status = 'todo' ORDER BY id"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_reconcile_action_queues_jobs_and_calls_no_gateway_in_the_request(
+    api, merchant, xendit_account, xendit_fake, staff
+):
     invoice = make_invoice(merchant, gateway="xendit")
     payment_id = api.post(f"/v1/invoices/{invoice.id}/payments", {}, format="json").json()["id"]
     payment = Payment.objects.get(pk=payment_id)
     Payment.objects.filter(pk=payment_id).update(status="unknown")
     xendit_fake.mark_paid(payment.gateway_reference)
+    final = make_invoice(merchant, gateway="xendit")
+    final_id = api.post(f"/v1/invoices/{final.id}/payments", {}, format="json").json()["id"]
+    Payment.objects.filter(pk=final_id).update(status="failed")
+    calls_before = len(xendit_fake.requests)
 
     response = staff.post(
-        "/admin/payments/payment/", {"action": "reconcile_selected", "_selected_action": [payment_id]}
+        "/admin/payments/payment/",
+        {"action": "reconcile_selected", "_selected_action": [payment_id, final_id]},
+        follow=True,
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 200
+    assert (
+        "Queued 1 reconciliation job; 1 of the 2 selected payments are already final."
+        in response.content.decode()
+    )
+    assert len(xendit_fake.requests) == calls_before  # nothing asked inside the admin request
+    assert Payment.objects.get(pk=payment_id).status == "unknown"
+    assert _queued_reconciles() == [payment_id]
+
+    from payments.services import payment_reconcile
+
+    payment_reconcile(payment_id=payment_id)  # what the queued job runs
     assert Payment.objects.get(pk=payment_id).status == "succeeded"
 
 

@@ -175,21 +175,47 @@ def test_job_of_a_dead_worker_is_retried_and_the_interrupted_attempt_is_kept(
     )  # the killed run, then this
 
 
+@pytest.mark.django_db
+def test_an_interrupted_attempt_does_not_use_up_the_retry_schedule(
+    api, merchant, xendit_account, xendit_fake, fault, settings
+):
+    settings.INBOUND_WEBHOOK_RETRY_DELAYS = [60]  # one retry after a failure
+    payment, event = _deliver(api, merchant, xendit_account)
+    inbound._attempt_start(event.pk, timezone.now())  # a run killed mid-attempt: it changed nothing
+    fault.fail(1)
+
+    with pytest.raises(RetryLater) as retry:  # the next run fails: the schedule's first (and only) retry
+        inbound.inbound_event_process(event_id=event.pk)
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("received", 2)
+    assert 59 <= (retry.value.at - timezone.now()).total_seconds() <= 60
+    InboundNotification.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    assert inbound.inbound_event_process(event_id=event.pk) == "processed"
+
+    attempts = list(InboundNotificationAttempt.objects.filter(notification=event).order_by("number"))
+    assert [a.succeeded for a in attempts] == [False, False, True]
+    assert attempts[0].error == inbound.INTERRUPTED and "injected fault" in attempts[1].error
+    assert Payment.objects.get(pk=payment.pk).status == "succeeded"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_notification_that_kills_its_worker_every_time_ends_failed(
     api, merchant, xendit_account, xendit_fake, clean_jobs, settings
 ):
-    settings.INBOUND_WEBHOOK_RETRY_DELAYS = [0]
+    settings.INBOUND_WEBHOOK_RETRY_DELAYS = [0]  # two attempts that fail with an error would end it
     _, event = _deliver(api, merchant, xendit_account)
-    for _ in range(2):  # two runs of its job, each killed mid-attempt (the row stays `processing`)
-        inbound._attempt_start(event.pk, timezone.now())
-    assert inbound.inbound_event_process(event_id=event.pk) == "failed"  # the third run: out of attempts
+    runs = inbound.MAX_INTERRUPTED_ATTEMPTS + 1
+    for _ in range(runs - 1):  # runs of its job, each killed mid-attempt (the row stays `processing`)
+        assert isinstance(inbound._attempt_start(event.pk, timezone.now()), inbound._Attempt)
+    assert (
+        inbound.inbound_event_process(event_id=event.pk) == "failed"
+    )  # the next run: too many interruptions
 
     event.refresh_from_db()
     assert event.status == "failed" and event.last_error.startswith("interrupted")
-    assert list(
-        InboundNotificationAttempt.objects.filter(notification=event).values_list("succeeded", flat=True)
-    ) == [False, False]
+    attempts = InboundNotificationAttempt.objects.filter(notification=event)
+    assert attempts.count() == inbound.MAX_INTERRUPTED_ATTEMPTS
+    assert set(attempts.values_list("succeeded", "error")) == {(False, inbound.INTERRUPTED)}
 
 
 @pytest.mark.django_db

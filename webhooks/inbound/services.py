@@ -20,9 +20,10 @@ admin or `manage.py replay_webhooks`.
 
 No lease: the job's procrastinate lock is the row id, so two runs of one notification never overlap, and a run that
 finds the row still `processing` knows the previous run's worker died (procrastinate's stalled-job retry,
-paytrust/jobs.py, handed the job back): it closes that attempt as interrupted — counted, so a notification that
-kills its worker every time still ends `failed` — and makes the next one at once. Effects happen once whatever
-runs: the processing transaction holds the row lock and checks the status and the attempt number.
+paytrust/jobs.py, handed the job back): it closes that attempt as interrupted and makes the next one at once. An
+interrupted attempt changed nothing, so it does not use up the retry schedule; after MAX_INTERRUPTED_ATTEMPTS in one
+cycle the notification is `failed` (one that kills its worker every time cannot loop forever). Effects happen once
+whatever runs: the processing transaction holds the row lock and checks the status and the attempt number.
 See docs/adr/0031-inbound-gateway-webhooks.md.
 """
 
@@ -52,6 +53,10 @@ logger = logging.getLogger("paytrust.webhooks.inbound.services")
 # The procrastinate task that processes one notification (webhooks/inbound/tasks.py); its lock is the row id.
 PROCESS_TASK = "webhooks.process_inbound_event"
 INTERRUPTED = "interrupted: the worker stopped before finishing"
+# An interrupted attempt changed nothing (its transaction died with its worker), so it is retried at once and does
+# not use up the retry schedule; but after this many in one cycle the notification is `failed` (one that kills its
+# worker every time must not loop forever).
+MAX_INTERRUPTED_ATTEMPTS = 10
 
 
 class PermanentProcessingError(Exception):
@@ -258,6 +263,14 @@ class _Attempt:
     event_id: str
     attempt_id: int
     number: int  # the event's `attempts` when this attempt started: later writes check it is still current
+    log_number: int  # its InboundNotificationAttempt.number
+
+
+def _cycle_attempts(event: InboundNotification, last_number: int):
+    """The attempt rows of the current cycle (since the last replay): the event's last `attempts` ones."""
+    return InboundNotificationAttempt.objects.filter(
+        notification=event, number__gt=last_number - event.attempts, number__lte=last_number
+    )
 
 
 def _close_open_attempts(event: InboundNotification, now: datetime) -> int:
@@ -286,23 +299,26 @@ def _attempt_start(event_id: str, now: datetime) -> _Attempt | RetryLater | str:
             return f"already_{event.status}"
         if event.status == InboundStatus.RECEIVED and event.next_attempt_at and event.next_attempt_at > now:
             return RetryLater(event.next_attempt_at, "not due yet")
-        if event.status == InboundStatus.PROCESSING:  # the previous run's worker died mid-attempt
-            _close_open_attempts(event, now)
-            if event.attempts > len(settings.INBOUND_WEBHOOK_RETRY_DELAYS):
-                _fail(event, f"{INTERRUPTED} (attempt {event.attempts}, the last)")
-                return "failed"
         number = (
             InboundNotificationAttempt.objects.filter(notification=event)
             .order_by("-number")
             .values_list("number", flat=True)
         ).first() or 0
+        if event.status == InboundStatus.PROCESSING:  # the previous run's worker died mid-attempt
+            _close_open_attempts(event, now)
+            interrupted = _cycle_attempts(event, number).filter(error=INTERRUPTED).count()
+            if interrupted >= MAX_INTERRUPTED_ATTEMPTS:
+                _fail(event, f"{INTERRUPTED} ({interrupted} times)")
+                return "failed"
         attempt = InboundNotificationAttempt.objects.create(
             notification=event, number=number + 1, started_at=now
         )
         event.status = InboundStatus.PROCESSING
         event.attempts += 1
         event.save(update_fields=["status", "attempts", "updated_at"])
-    return _Attempt(event_id=event.pk, attempt_id=attempt.pk, number=event.attempts)
+    return _Attempt(
+        event_id=event.pk, attempt_id=attempt.pk, number=event.attempts, log_number=attempt.number
+    )
 
 
 def _attempt_failed(attempt: _Attempt, exc: BaseException, now: datetime) -> RetryLater | str:
@@ -319,11 +335,17 @@ def _attempt_failed(attempt: _Attempt, exc: BaseException, now: datetime) -> Ret
         if event.status != InboundStatus.PROCESSING or event.attempts != attempt.number:
             return "superseded"
         delays = list(settings.INBOUND_WEBHOOK_RETRY_DELAYS)
-        if isinstance(exc, PermanentProcessingError) or event.attempts > len(delays):
+        failures = (  # this cycle's failed attempts, this one included; interrupted ones do not count
+            _cycle_attempts(event, attempt.log_number)
+            .filter(succeeded=False)
+            .exclude(error=INTERRUPTED)
+            .count()
+        )
+        if isinstance(exc, PermanentProcessingError) or failures > len(delays):
             _fail(event, error)
             return "failed"
         event.status = InboundStatus.RECEIVED
-        event.next_attempt_at = now + timedelta(seconds=delays[event.attempts - 1])
+        event.next_attempt_at = now + timedelta(seconds=delays[failures - 1])
         event.last_error = error[:1000]
         event.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
     return RetryLater(event.next_attempt_at, error)

@@ -99,8 +99,8 @@ def test_twenty_simultaneous_deliveries_store_one_event_and_make_one_state_chang
 def test_two_runs_racing_outside_the_job_lock_apply_the_payment_once(
     api, merchant, xendit_account, xendit_fake
 ):
-    """E.g. `replay_webhooks --sync` beside a job, or a run presumed dead that was not: the processing transaction
-    locks the row and checks the status and the attempt number, so one of them applies it."""
+    """E.g. a run presumed dead (its heartbeat stalled) that was still alive beside its retried job: the processing
+    transaction locks the row and checks the status and the attempt number, so one of them applies it."""
     payment = new_payment(api, merchant, gateway="xendit")
     post_webhook("xendit", xendit_account.id, xendit_callback(payment), **xendit_headers())
     event = InboundNotification.objects.get()

@@ -188,8 +188,6 @@ OUTBOUND_WEBHOOK_RETRY_DELAYS = env.list(
     "OUTBOUND_WEBHOOK_RETRY_DELAYS", cast=int, default=[5, 300, 1800, 7200, 18000, 36000, 36000]
 )
 OUTBOUND_WEBHOOK_TIMEOUT_SECONDS = env.float("OUTBOUND_WEBHOOK_TIMEOUT_SECONDS", default=15.0)
-# A claimed delivery whose worker vanished is re-sent once its lease (timeout + this margin) has expired.
-OUTBOUND_WEBHOOK_LEASE_MARGIN_SECONDS = env.int("OUTBOUND_WEBHOOK_LEASE_MARGIN_SECONDS", default=30)
 # At most this many requests in flight to one endpoint, so a slow endpoint cannot take every worker slot.
 OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT = env.int(
     "OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default=4
@@ -205,22 +203,26 @@ OUTBOUND_WEBHOOK_SECRET_ROTATION_HOURS = env.float("OUTBOUND_WEBHOOK_SECRET_ROTA
 OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool(
     "OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE", default=False
 )
-# How often workers sweep for deliveries whose job was lost (cron; a 6th field is seconds).
-OUTBOUND_WEBHOOK_SWEEP_CRON = env.str("OUTBOUND_WEBHOOK_SWEEP_CRON", default="* * * * *")
 
-# Cron schedules of the periodic jobs (procrastinate): payment reconciliation and the inbound-webhook sweeper.
+# Cron schedule of payment reconciliation (a procrastinate periodic job).
 PAYMENT_RECONCILE_CRON = env.str("PAYMENT_RECONCILE_CRON", default="* * * * *")
-INBOUND_WEBHOOK_SWEEP_CRON = env.str("INBOUND_WEBHOOK_SWEEP_CRON", default="* * * * *")
-# A worker that has not finished processing an inbound event after this long is presumed dead (its claim expires
-# and the sweeper hands the event to another worker); events due this long without a job are re-queued.
-INBOUND_WEBHOOK_LEASE_SECONDS = env.int("INBOUND_WEBHOOK_LEASE_SECONDS", default=120)
-INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS = env.int("INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS", default=60)
 
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)
 
 # --- Background jobs (procrastinate, in PostgreSQL) -------------------------------------------------------
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
+PROCRASTINATE_IMPORT_PATHS = ["paytrust.jobs"]  # its periodic task retry_stalled_jobs
+# Dead workers (paytrust/jobs.py): every worker writes a heartbeat every JOBS_HEARTBEAT_SECONDS; the jobs still
+# `doing` on a worker silent for JOBS_STALLED_WORKER_SECONDS are retried by the periodic task `retry_stalled_jobs`
+# (cron JOBS_STALLED_RETRY_CRON; a 6th field is seconds). Keep the stall time a few heartbeats long.
+JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=10.0)
+JOBS_STALLED_WORKER_SECONDS = env.float("JOBS_STALLED_WORKER_SECONDS", default=30.0)
+JOBS_STALLED_RETRY_CRON = env.str("JOBS_STALLED_RETRY_CRON", default="* * * * *")
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "update_heartbeat_interval": JOBS_HEARTBEAT_SECONDS,
+    "stalled_worker_timeout": JOBS_STALLED_WORKER_SECONDS,
+}
 
 # --- Logging: one JSON object per line ----------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -176,10 +176,10 @@ def receiver_endpoint(merchant, webhook_receiver) -> ReceiverEndpoint:
     return ReceiverEndpoint(endpoint=endpoint, secret=secret)
 
 
-def _run_worker_once(concurrency: int = 1) -> None:
+def _run_worker_once(concurrency: int = 1, queues: list[str] | None = None) -> None:
     with app.replace_connector(app.connector.get_worker_connector()):
         app.run_worker(
-            queues=[OUTBOUND_QUEUE],
+            queues=queues or [OUTBOUND_QUEUE],
             wait=False,
             concurrency=concurrency,
             install_signal_handlers=False,
@@ -200,10 +200,10 @@ def run_outbound_jobs(transactional_db):
             "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers CASCADE"
         )
 
-    def run(until=None, timeout: float = 60.0, concurrency: int = 1) -> None:
+    def run(until=None, timeout: float = 60.0, concurrency: int = 1, queues: list[str] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            _run_worker_once(concurrency=concurrency)
+            _run_worker_once(concurrency=concurrency, queues=queues)
             if until is None or until():
                 return
             if time.monotonic() > deadline:

@@ -10,10 +10,12 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from gateways.services import merchant_onboard
 from payments.models import Payment
+from paytrust.jobs import RetryLater
 from tests.fakes.samples import midtrans_resign, sample
 from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
     MIDTRANS_SERVER_KEY,
@@ -138,13 +140,58 @@ def post_webhook(gateway: str, account_id: str, body: bytes, **headers):
 
 
 def process_all() -> list[str]:
-    """Process every stored event that is due, in the test's own transaction (what the worker's job does)."""
+    """Process every stored event that is due, in the test's own transaction (what the worker's job does);
+    "retry_scheduled" (or "not_due") where the job would be retried later (`RetryLater`)."""
     from webhooks.inbound.services import inbound_event_process
 
     outcomes = []
     for pk in InboundNotification.objects.order_by("created_at").values_list("pk", flat=True):
-        outcomes.append(inbound_event_process(event_id=pk))
+        try:
+            outcomes.append(inbound_event_process(event_id=pk))
+        except RetryLater as retry:
+            outcomes.append("not_due" if retry.reason == "not due yet" else "retry_scheduled")
     return outcomes
+
+
+# ---- faults -----------------------------------------------------------------------------------------------------
+
+
+class DatabaseFault:
+    """Makes processing attempts fail inside their processing transaction, in the database itself: a trigger on
+    the inbound table raises when a notification is marked processed (so the payment change rolls back with it).
+    A sequence counts the failures (sequences ignore rollbacks). `fail(n)`: the next n attempts; -1: every one."""
+
+    def __init__(self) -> None:
+        self.fail(0)
+
+    def fail(self, n: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE SEQUENCE IF NOT EXISTS test_fault_seq")
+            cursor.execute("SELECT nextval('test_fault_seq')")
+            until = cursor.fetchone()[0] + (10**12 if n < 0 else n)
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF nextval('test_fault_seq') <= {int(until)} THEN "
+                "RAISE EXCEPTION 'injected fault: database hiccup'; END IF; RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE OR REPLACE TRIGGER test_fault BEFORE UPDATE ON inbound_notification FOR EACH ROW "
+                "WHEN (NEW.status = 'processed') EXECUTE FUNCTION test_fault()"
+            )
+
+    def remove(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS test_fault ON inbound_notification")
+            cursor.execute("DROP FUNCTION IF EXISTS test_fault()")
+            cursor.execute("DROP SEQUENCE IF EXISTS test_fault_seq")
+
+
+@pytest.fixture
+def fault(db):
+    """A DatabaseFault, removed after the test (it outlives a transaction=True test otherwise)."""
+    injected = DatabaseFault()
+    yield injected
+    injected.remove()
 
 
 # ---- a real (in-process) procrastinate worker -------------------------------------------------------------------
@@ -161,9 +208,11 @@ def clean_jobs(transactional_db):
         )
 
 
-def run_inbound_worker(until=None, timeout: float = 60.0) -> None:
-    """Run procrastinate's worker in this process on the inbound queue until no job is ready (and `until()`
-    holds). Needs a transaction=True test: the worker uses its own connections."""
+def run_inbound_worker(
+    until=None, timeout: float = 60.0, queues: list[str] | None = None, concurrency: int = 1
+) -> None:
+    """Run procrastinate's worker in this process on the inbound queue (or `queues`) until no job is ready (and
+    `until()` holds). Needs a transaction=True test: the worker uses its own connections."""
     import time as _time
 
     from paytrust.jobs import app
@@ -173,9 +222,9 @@ def run_inbound_worker(until=None, timeout: float = 60.0) -> None:
     while True:
         with app.replace_connector(app.connector.get_worker_connector()):
             app.run_worker(
-                queues=[INBOUND_QUEUE],
+                queues=queues or [INBOUND_QUEUE],
                 wait=False,
-                concurrency=1,
+                concurrency=concurrency,
                 install_signal_handlers=False,
                 listen_notify=False,
             )

@@ -1,5 +1,6 @@
-"""Processing failures: retries on the 1/5/30-minute schedule, `failed` after that, the failed list, replay from
-the API / manage.py / admin, and recovery of events whose job or worker was lost."""
+"""Processing failures: retries by procrastinate on the 1/5/30-minute schedule, `failed` after that, the failed
+list, replay from the API / manage.py / admin, and recovery of a job whose worker died (procrastinate's stalled-job
+retry, paytrust.jobs.retry_stalled_jobs)."""
 
 # Fixtures are imported from tests.webhooks.inbound_support (tests/webhooks/conftest.py is the outbound side's).
 # ruff: noqa: F811
@@ -13,16 +14,18 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from invoices.models import Invoice
+from invoices.models import Invoice, PaymentApplication
 from payments.models import Payment
+from paytrust.jobs import RetryLater, defer_in_transaction
 from tests.factories import MerchantFactory, make_api_key
 from tests.webhooks.inbound_support import (  # noqa: F401 - fixtures
     _fresh_breakers,
     clean_jobs,
+    fault,
     merchant,
     new_payment,
     post_webhook,
@@ -32,32 +35,11 @@ from tests.webhooks.inbound_support import (  # noqa: F401 - fixtures
     xendit_fake,
     xendit_headers,
 )
+from tests.webhooks.jobs_support import job_of, job_taken_by_dead_worker
 from webhooks.inbound import services as inbound
 from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
+from webhooks.inbound.tasks import INBOUND_QUEUE
 from webhooks.outbound.models import Event
-
-
-class InjectedFault(Exception):
-    pass
-
-
-@pytest.fixture
-def fault(monkeypatch):
-    """`fault.remaining = n` makes the next n processing attempts raise; `fault.remaining = -1` every one."""
-
-    class Fault:
-        remaining = 0
-        raised = 0
-
-        def __call__(self, event):
-            if self.remaining:
-                self.remaining -= 1 if self.remaining > 0 else 0
-                self.raised += 1
-                raise InjectedFault("injected fault: database hiccup")
-
-    hook = Fault()
-    monkeypatch.setattr(inbound, "PROCESSING_FAULT_HOOK", hook)
-    return hook
 
 
 def _deliver(api, merchant, account) -> tuple[Payment, InboundNotification]:
@@ -67,26 +49,12 @@ def _deliver(api, merchant, account) -> tuple[Payment, InboundNotification]:
     return payment, InboundNotification.objects.get(pk=response.json()["id"])
 
 
-def _inbound_jobs(event_id: str, status: str | None = None) -> int:
-    sql = (
-        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'webhooks.process_inbound_event' "
-        "AND args->>'event_id' = %s"
-    )
-    params = [event_id]
-    if status:
-        sql += " AND status = %s"
-        params.append(status)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_processing_fails_twice_then_succeeds_on_the_third_attempt(
     api, merchant, xendit_account, xendit_fake, clean_jobs, fault, settings
 ):
     settings.INBOUND_WEBHOOK_RETRY_DELAYS = [0, 0, 0]
-    fault.remaining = 2
+    fault.fail(2)
     payment, event = _deliver(api, merchant, xendit_account)
 
     run_inbound_worker(until=lambda: InboundNotification.objects.get(pk=event.pk).status == "processed")
@@ -98,6 +66,9 @@ def test_processing_fails_twice_then_succeeds_on_the_third_attempt(
     payment.refresh_from_db()
     assert payment.status == "succeeded"
     assert Event.objects.filter(type="payment.succeeded").count() == 1
+    # procrastinate's retry strategy ran the event's one job three times (`attempts` counts finished runs)
+    job = job_of(event.pk)
+    assert (job["status"], job["attempts"], job["task_name"]) == ("succeeded", 3, inbound.PROCESS_TASK)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -105,7 +76,7 @@ def test_always_failing_event_ends_failed_is_listed_and_replay_command_processes
     api, merchant, xendit_account, xendit_fake, clean_jobs, fault, settings, client_for
 ):
     settings.INBOUND_WEBHOOK_RETRY_DELAYS = [0, 0, 0]
-    fault.remaining = -1
+    fault.fail(-1)
     payment, event = _deliver(api, merchant, xendit_account)
 
     run_inbound_worker(until=lambda: InboundNotification.objects.get(pk=event.pk).status == "failed")
@@ -115,6 +86,7 @@ def test_always_failing_event_ends_failed_is_listed_and_replay_command_processes
     assert InboundNotificationAttempt.objects.filter(notification=event, succeeded=False).count() == 4
     assert "injected fault" in event.last_error
     assert Payment.objects.get(pk=payment.pk).status == "pending"
+    assert job_of(event.pk)["attempts"] == 4  # four runs of one job, no fifth
     # The merchant sees it in its failed list; another merchant does not; an admin key sees every merchant's.
     listed = api.get("/v1/webhooks/failed").json()["data"]
     assert [e["id"] for e in listed] == [event.id]
@@ -124,7 +96,7 @@ def test_always_failing_event_ends_failed_is_listed_and_replay_command_processes
     _, admin_key = make_api_key(MerchantFactory(), scopes=["admin"])
     assert [e["id"] for e in client_for(admin_key).get("/v1/webhooks/failed").json()["data"]] == [event.id]
 
-    fault.remaining = 0  # the fault is fixed
+    fault.fail(0)  # the fault is fixed
     out = StringIO()
     call_command("replay_webhooks", "--id", event.id, stdout=out, stderr=StringIO())
     assert "replayed 1" in out.getvalue()
@@ -138,70 +110,132 @@ def test_always_failing_event_ends_failed_is_listed_and_replay_command_processes
 
 @pytest.mark.django_db
 def test_retries_follow_the_configured_schedule_then_fail(api, merchant, xendit_account, xendit_fake, fault):
-    fault.remaining = -1
+    fault.fail(-1)
     _, event = _deliver(api, merchant, xendit_account)
     delays = []
-    for _ in range(4):
+    for _ in range(3):
         InboundNotification.objects.filter(pk=event.pk).update(
             next_attempt_at=timezone.now() - timedelta(seconds=1)
         )
-        outcome = inbound.inbound_event_process(event_id=event.pk)
+        with pytest.raises(RetryLater) as retry:
+            inbound.inbound_event_process(event_id=event.pk)
         event.refresh_from_db()
-        if event.next_attempt_at:
-            started = (
-                InboundNotificationAttempt.objects.filter(notification=event)
-                .order_by("-number")
-                .first()
-                .finished_at
-            )
-            delays.append(round((event.next_attempt_at - started).total_seconds()))
+        assert retry.value.at == event.next_attempt_at and "injected fault" in retry.value.reason
+        finished = InboundNotificationAttempt.objects.filter(notification=event).order_by("-number").first()
+        delays.append(round((event.next_attempt_at - finished.finished_at).total_seconds()))
+    InboundNotification.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    outcome = inbound.inbound_event_process(event_id=event.pk)
 
     assert delays == [60, 300, 1800]  # settings.INBOUND_WEBHOOK_RETRY_DELAYS
-    assert outcome == "failed" and event.status == "failed"
-    # Not due yet means nothing happens (a duplicate or early job is a no-op).
+    event.refresh_from_db()
+    assert outcome == "failed" and event.status == "failed" and event.next_attempt_at is None
+    # Not due yet: nothing happens, the job is to come back at the row's time (a duplicate or early job).
     inbound.inbound_event_replay(event_id=event.pk)
-    InboundNotification.objects.filter(pk=event.pk).update(
-        next_attempt_at=timezone.now() + timedelta(minutes=5)
-    )
-    assert inbound.inbound_event_process(event_id=event.pk) == "not_due"
+    later = timezone.now() + timedelta(minutes=5)
+    InboundNotification.objects.filter(pk=event.pk).update(next_attempt_at=later)
+    with pytest.raises(RetryLater) as retry:
+        inbound.inbound_event_process(event_id=event.pk)
+    assert retry.value.at == later
+    assert InboundNotificationAttempt.objects.filter(notification=event).count() == 4
 
 
-@pytest.mark.django_db
-def test_worker_killed_mid_processing_is_recovered_by_the_sweeper(
-    api, merchant, xendit_account, xendit_fake, settings
+@pytest.mark.django_db(transaction=True)
+def test_job_of_a_dead_worker_is_retried_and_the_interrupted_attempt_is_kept(
+    api, merchant, xendit_account, xendit_fake, clean_jobs
 ):
-    settings.INBOUND_WEBHOOK_RETRY_DELAYS = [0, 0, 0]
     payment, event = _deliver(api, merchant, xendit_account)
-    claim = inbound._claim(event.pk, timezone.now())  # a worker claimed it … and died before finishing
-    assert isinstance(claim, inbound._Claim)
-    assert inbound.inbound_event_process(event_id=event.pk) == "in_progress"  # its lease still runs
-    jobs_before = _inbound_jobs(event.pk)
+    # A worker took the job, opened the attempt … and was killed (its heartbeat stopped an hour ago).
+    job_id = job_taken_by_dead_worker(event.pk)
+    assert job_of(event.pk)["id"] == job_id
+    inbound._attempt_start(event.pk, timezone.now())
+    assert InboundNotification.objects.get(pk=event.pk).status == "processing"
+    # A live worker does nothing for it: the job is `doing` and holds the event's lock…
+    run_inbound_worker()
+    assert InboundNotification.objects.get(pk=event.pk).status == "processing"
 
-    later = timezone.now() + inbound._processing_lease() + timedelta(seconds=1)
-    assert inbound.inbound_events_sweep(now=later) == 1
-    assert _inbound_jobs(event.pk) == jobs_before + 1
-    InboundNotification.objects.filter(pk=event.pk).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    # …until the periodic stalled-job task hands the same job back.
+    with transaction.atomic():
+        defer_in_transaction("jobs.retry_stalled_jobs", {"timestamp": 0})
+    run_inbound_worker(
+        queues=[INBOUND_QUEUE, "housekeeping"],
+        until=lambda: InboundNotification.objects.get(pk=event.pk).status == "processed",
     )
-    assert inbound.inbound_event_process(event_id=event.pk) == "processed"
 
     attempts = list(InboundNotificationAttempt.objects.filter(notification=event).order_by("number"))
     assert [(a.number, a.succeeded) for a in attempts] == [(1, False), (2, True)]
-    assert "interrupted" in attempts[0].error
+    assert attempts[0].error.startswith("interrupted") and attempts[0].finished_at is not None
+    assert InboundNotification.objects.get(pk=event.pk).attempts == 2
     assert Payment.objects.get(pk=payment.pk).status == "succeeded"
+    assert PaymentApplication.objects.filter(payment_id=payment.pk).count() == 1
+    job = job_of(event.pk)
+    assert (job["id"], job["status"], job["attempts"]) == (
+        job_id,
+        "succeeded",
+        2,
+    )  # the killed run, then this
 
 
 @pytest.mark.django_db
-def test_sweeper_requeues_an_event_whose_job_was_lost(api, merchant, xendit_account, xendit_fake):
-    _, event = _deliver(api, merchant, xendit_account)
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM procrastinate_jobs WHERE args->>'event_id' = %s", [event.pk])
-    assert inbound.inbound_events_sweep() == 0  # just received: its job may simply not have run yet
+def test_an_interrupted_attempt_does_not_use_up_the_retry_schedule(
+    api, merchant, xendit_account, xendit_fake, fault, settings
+):
+    settings.INBOUND_WEBHOOK_RETRY_DELAYS = [60]  # one retry after a failure
+    payment, event = _deliver(api, merchant, xendit_account)
+    inbound._attempt_start(event.pk, timezone.now())  # a run killed mid-attempt: it changed nothing
+    fault.fail(1)
 
-    assert inbound.inbound_events_sweep(now=timezone.now() + timedelta(minutes=2)) == 1
-    assert _inbound_jobs(event.pk, "todo") == 1
-    assert inbound.inbound_events_sweep(now=timezone.now() + timedelta(minutes=2)) == 0  # not twice
+    with pytest.raises(RetryLater) as retry:  # the next run fails: the schedule's first (and only) retry
+        inbound.inbound_event_process(event_id=event.pk)
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("received", 2)
+    assert 59 <= (retry.value.at - timezone.now()).total_seconds() <= 60
+    InboundNotification.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
     assert inbound.inbound_event_process(event_id=event.pk) == "processed"
+
+    attempts = list(InboundNotificationAttempt.objects.filter(notification=event).order_by("number"))
+    assert [a.succeeded for a in attempts] == [False, False, True]
+    assert attempts[0].error == inbound.INTERRUPTED and "injected fault" in attempts[1].error
+    assert Payment.objects.get(pk=payment.pk).status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_notification_that_kills_its_worker_every_time_ends_failed(
+    api, merchant, xendit_account, xendit_fake, clean_jobs, settings
+):
+    settings.INBOUND_WEBHOOK_RETRY_DELAYS = [0]  # two attempts that fail with an error would end it
+    _, event = _deliver(api, merchant, xendit_account)
+    runs = inbound.MAX_INTERRUPTED_ATTEMPTS + 1
+    for _ in range(runs - 1):  # runs of its job, each killed mid-attempt (the row stays `processing`)
+        assert isinstance(inbound._attempt_start(event.pk, timezone.now()), inbound._Attempt)
+    assert (
+        inbound.inbound_event_process(event_id=event.pk) == "failed"
+    )  # the next run: too many interruptions
+
+    event.refresh_from_db()
+    assert event.status == "failed" and event.last_error.startswith("interrupted")
+    attempts = InboundNotificationAttempt.objects.filter(notification=event)
+    assert attempts.count() == inbound.MAX_INTERRUPTED_ATTEMPTS
+    assert set(attempts.values_list("succeeded", "error")) == {(False, inbound.INTERRUPTED)}
+
+
+@pytest.mark.django_db
+def test_replay_replaces_the_waiting_job_and_refuses_while_one_runs(
+    api, merchant, xendit_account, xendit_fake
+):
+    _, event = _deliver(api, merchant, xendit_account)
+    first = job_of(event.pk)
+    InboundNotification.objects.filter(pk=event.pk).update(status="failed")
+
+    inbound.inbound_event_replay(event_id=event.pk)
+
+    assert job_of(event.pk)["status"] == "todo" and job_of(event.pk)["id"] != first["id"]
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    assert ProcrastinateJob.objects.get(pk=first["id"]).status == "cancelled"  # one live job per event
+    job_taken_by_dead_worker(event.pk)  # its job is running (or its worker died, not yet handed back)
+    response = api.post(f"/v1/webhooks/{event.pk}/replay")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "webhook_processing"
 
 
 @pytest.mark.django_db
@@ -227,7 +261,7 @@ def test_replay_api_requeues_a_processed_event_without_a_second_state_change(
 
 @pytest.mark.django_db
 def test_replay_command_dry_run_and_filters(api, merchant, xendit_account, xendit_fake, fault):
-    fault.remaining = -1
+    fault.fail(-1)
     _, event = _deliver(api, merchant, xendit_account)
     InboundNotification.objects.filter(pk=event.pk).update(status="failed")
 
@@ -240,7 +274,7 @@ def test_replay_command_dry_run_and_filters(api, merchant, xendit_account, xendi
     call_command("replay_webhooks", "--failed", "--gateway", "midtrans", stdout=out, stderr=StringIO())
     assert "replayed 0" in out.getvalue()
 
-    fault.remaining = 0
+    fault.fail(0)
     out = StringIO()
     call_command(
         "replay_webhooks", "--failed", "--since", "2020-01-01", "--sync", stdout=out, stderr=StringIO()

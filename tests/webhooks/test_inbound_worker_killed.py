@@ -3,7 +3,9 @@ webhook: no event is lost and the payment is applied exactly once after another 
 
 The worker is stopped mid-job without any test hook in the code: the test holds the invoice's row lock from its
 own connection, so the worker blocks inside `invoice_apply_payment`, in its processing transaction, with the
-event claimed (`processing`, lease running). Then it is killed, the lock released and a new worker started.
+attempt open (`processing`, its job `doing`). Then it is killed, the lock released and a new worker started: the
+killed worker's heartbeat stops, procrastinate's stalled-job detection (the periodic `jobs.retry_stalled_jobs`,
+shortened thresholds below) hands the job back, and its next run closes the interrupted attempt and applies it.
 """
 
 # ruff: noqa: F811
@@ -27,6 +29,7 @@ from invoices.models import PaymentApplication
 from payments.models import Payment
 from tests.payments.factories import make_invoice
 from tests.webhooks.inbound_support import clean_jobs, initiate, merchant  # noqa: F401
+from tests.webhooks.jobs_support import job_of
 from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,13 +48,23 @@ def _start_worker(log_path: Path) -> subprocess.Popen:
         "DATABASE_URL": _test_database_url(),
         "TEST_DATABASE_NAME": "",
         "PAYTRUST_ALLOW_DEV_SECRET": "true",
-        "INBOUND_WEBHOOK_LEASE_SECONDS": "3",
         "INBOUND_WEBHOOK_RETRY_DELAYS": "1,1,1",
-        "INBOUND_WEBHOOK_SWEEP_CRON": "* * * * * */1",
+        "JOBS_HEARTBEAT_SECONDS": "1",
+        "JOBS_STALLED_WORKER_SECONDS": "4",
+        "JOBS_STALLED_RETRY_CRON": "* * * * * */1",
     }
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "manage.py", "procrastinate", "worker", "-q", "inbound_webhooks", "-c", "1"],
+        [
+            sys.executable,
+            "manage.py",
+            "procrastinate",
+            "worker",
+            "-q",
+            "inbound_webhooks,housekeeping",
+            "-c",
+            "1",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -99,7 +112,7 @@ def test_worker_killed_mid_processing_loses_nothing_and_applies_once(api, mercha
         blocker.close()
 
     killed = InboundNotification.objects.get(pk=event.pk)
-    assert killed.status == "processing"  # claimed, never finished: the kill lost the work in flight...
+    assert killed.status == "processing"  # started, never finished: the kill lost the work in flight...
     assert Payment.objects.get(pk=payment["id"]).status == "pending"  # ...and nothing half-applied
     assert not PaymentApplication.objects.filter(payment_id=payment["id"]).exists()
 
@@ -121,3 +134,4 @@ def test_worker_killed_mid_processing_loses_nothing_and_applies_once(api, mercha
     attempts = list(InboundNotificationAttempt.objects.filter(notification_id=event.pk).order_by("number"))
     assert len(attempts) >= 2 and not attempts[0].succeeded and attempts[-1].succeeded
     assert "interrupted" in attempts[0].error
+    assert job_of(event.pk)["status"] == "succeeded"  # the same job, handed back by the stalled-job retry

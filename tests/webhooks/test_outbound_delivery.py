@@ -1,4 +1,5 @@
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -7,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from paytrust.jobs import RetryLater
 from tests.shared import SHARED_DIR
 from webhooks.outbound import signing
 from webhooks.outbound.delivery import delivery_attempt, parse_retry_after, retry_delay_seconds
@@ -180,38 +182,27 @@ def test_job_run_again_after_success_sends_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_duplicate_jobs_running_at_once_send_one_request(merchant, webhook_receiver, receiver_endpoint):
-    import threading
-
-    from django.db import close_old_connections
-
-    from webhooks.outbound.delivery import delivery_attempt
+def test_duplicate_jobs_running_at_once_send_one_request(
+    merchant, webhook_receiver, receiver_endpoint, run_outbound_jobs
+):
+    """Four jobs of one delivery on a worker running four at once: the job lock (the delivery id) lets one run at
+    a time, the first sends while the others wait, and they then find it succeeded."""
+    from paytrust.jobs import defer_in_transaction
+    from webhooks.outbound.delivery import DELIVER_TASK
 
     event = _record(merchant)
     delivery = Delivery.objects.get(event=event)
-    webhook_receiver.stall_next(1)  # the first request hangs while the duplicates try to claim
-    barrier = threading.Barrier(4)
-    results = []
+    with transaction.atomic():
+        defer_in_transaction(DELIVER_TASK, *[{"delivery_id": delivery.id}] * 3, locks=[delivery.id] * 3)
+    webhook_receiver.stall_next(
+        1
+    )  # the first request hangs: the duplicates would send meanwhile if they could
+    threading.Timer(1.0, webhook_receiver.release).start()
 
-    def run():
-        barrier.wait()
-        try:
-            results.append(delivery_attempt(delivery_id=delivery.id))
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    assert webhook_receiver.wait_for(1)
-    time.sleep(0.5)  # give the duplicates time to (not) send; not a timing assertion
-    webhook_receiver.release()
-    for t in threads:
-        t.join(30)
+    run_outbound_jobs(concurrency=4, until=lambda: _status(event) == ["succeeded"])
 
     assert webhook_receiver.count() == 1
-    assert [r for r in results if r is not None][0].status == DeliveryStatus.SUCCEEDED
-    assert sum(r is not None for r in results) == 1
+    assert delivery.attempts.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -318,12 +309,15 @@ def test_host_that_now_resolves_to_a_private_address_is_not_contacted(
         event = event_record(merchant=merchant, mode="live", type="invoice.paid", data=INVOICE)
     from webhooks.outbound.delivery import delivery_attempt
 
-    delivery = delivery_attempt(delivery_id=Delivery.objects.get(event=event).id)
+    delivery = Delivery.objects.get(event=event)
+    with pytest.raises(RetryLater):  # retried later, re-checked again then
+        delivery_attempt(delivery_id=delivery.id)
 
     assert webhook_receiver.count() == 0
     attempt = delivery.attempts.get()
     assert attempt.status_code is None and attempt.error.startswith("destination refused")
-    assert delivery.status == DeliveryStatus.PENDING  # retried later, re-checked again then
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING
 
 
 @pytest.mark.django_db(transaction=True)
@@ -346,9 +340,12 @@ def test_retry_after_of_the_receiver_is_honoured(
     delivery = Delivery.objects.get(event=event)
 
     before = timezone.now()
-    delivery = delivery_attempt(delivery_id=delivery.id)
+    with pytest.raises(RetryLater) as retry:  # the job is retried by procrastinate at that time
+        delivery_attempt(delivery_id=delivery.id)
 
+    delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PENDING and delivery.last_status_code == status
+    assert retry.value.at == delivery.next_attempt_at
     waited = (delivery.next_attempt_at - before).total_seconds()
     if expected_seconds == 5:  # the schedule, with its jitter
         assert 5 * 0.8 - 1 <= waited <= 5 * 1.2 + 1

@@ -34,7 +34,7 @@ def test_event_creates_one_delivery_and_job_per_matching_enabled_endpoint(mercha
     assert {d.endpoint_id for d in deliveries} == {all_events.id, paid_only.id}
     jobs = ProcrastinateJob.objects.filter(task_name="webhooks.deliver_webhook")
     assert sorted(j.args["delivery_id"] for j in jobs) == sorted(d.id for d in deliveries)
-    assert {d.job_id for d in deliveries} == {j.id for j in jobs}
+    assert {d.id for d in deliveries} == {j.lock for j in jobs}  # each job is locked by its delivery
     assert event.id.startswith("evt_") and event.data == INVOICE
 
 

@@ -1,4 +1,5 @@
-"""Recovery: redeliver command, admin, the sweeper that re-triggers deliveries whose jobs were lost."""
+"""Recovery: redeliver command, admin, redelivery replacing a waiting job, and a job whose worker died handed back
+by procrastinate's stalled-job retry (paytrust.jobs.retry_stalled_jobs)."""
 
 from datetime import timedelta
 from io import StringIO
@@ -13,10 +14,12 @@ from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from apikeys.models import AuditLog
+from paytrust.jobs import defer_in_transaction
 from tests.webhooks.factories import WebhookEndpointFactory
-from webhooks.outbound.delivery import deliveries_sweep
+from tests.webhooks.jobs_support import job_taken_by_dead_worker, jobs_of
 from webhooks.outbound.models import Delivery, DeliveryStatus
-from webhooks.outbound.services import event_record
+from webhooks.outbound.services import deliveries_requeue, event_record
+from webhooks.outbound.tasks import OUTBOUND_QUEUE
 
 INVOICE = {"id": "inv_9", "object": "invoice", "status": "paid"}
 
@@ -145,44 +148,54 @@ def test_admin_lists_deliveries_with_filters_and_redelivers(admin_client, mercha
     ).exists()
 
 
-def test_sweeper_requeues_a_delivery_whose_job_vanished(merchant):
+def test_redelivery_replaces_a_retry_waiting_for_later(merchant):
     WebhookEndpointFactory(merchant=merchant)
     event = _record(merchant)
     delivery = Delivery.objects.get(event=event)
-    # the job is gone (e.g. deleted, or failed with an exception) and the delivery is overdue
-    Delivery.objects.filter(pk=delivery.pk).update(
-        job_id=None, next_attempt_at=timezone.now() - timedelta(minutes=2)
-    )
+    # a failed attempt left it waiting for its retry in 5 hours
+    later = timezone.now() + timedelta(hours=5)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=later, cycle_attempts=4)
 
-    assert deliveries_sweep() == 1
+    assert deliveries_requeue(delivery_ids=[delivery.id]) == 1
+
     delivery.refresh_from_db()
-    assert delivery.job_id is not None
-    job = ProcrastinateJob.objects.get(pk=delivery.job_id)
-    assert job.status == "todo" and job.args == {"delivery_id": delivery.id}
-    assert deliveries_sweep() == 0  # it has a live job now
+    assert (delivery.status, delivery.cycle_attempts) == ("pending", 0) and delivery.next_attempt_at < later
+    assert jobs_of(delivery.id) == ["cancelled", "todo"]  # one live job per delivery, due now
 
 
-def test_sweeper_leaves_deliveries_with_a_queued_job_alone(merchant):
+def test_redelivery_skips_a_delivery_whose_job_is_running(merchant):
     WebhookEndpointFactory(merchant=merchant)
     event = _record(merchant)
-    Delivery.objects.filter(event=event).update(next_attempt_at=timezone.now() - timedelta(minutes=2))
-    assert deliveries_sweep() == 0
-
-
-def test_sweeper_resets_a_delivery_stuck_sending_past_its_lease(merchant):
-    WebhookEndpointFactory(merchant=merchant)
-    event = _record(merchant)
-    past = timezone.now() - timedelta(seconds=5)
-    Delivery.objects.filter(event=event).update(
-        status=DeliveryStatus.SENDING, lease_token="dead", lease_expires_at=past, last_attempt_at=past
-    )
-    assert deliveries_sweep() == 1
     delivery = Delivery.objects.get(event=event)
-    assert delivery.status == "pending" and delivery.lease_token == ""
-    assert delivery.attempts.get().error.startswith("attempt interrupted")
-    # a sending delivery whose lease is still valid is not touched
-    future = timezone.now() + timedelta(seconds=60)
-    Delivery.objects.filter(event=event).update(
-        status=DeliveryStatus.SENDING, lease_token="x", lease_expires_at=future
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
+    job_taken_by_dead_worker(delivery.id)  # the job is `doing` (its worker died, not yet handed back)
+
+    assert deliveries_requeue(delivery_ids=[delivery.id]) == 0
+    assert jobs_of(delivery.id) == ["doing"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_of_a_worker_killed_mid_request_is_handed_back_and_resends(
+    merchant, webhook_receiver, receiver_endpoint, run_outbound_jobs
+):
+    event = _record(merchant)
+    delivery = Delivery.objects.get(event=event)
+    job_taken_by_dead_worker(delivery.id)
+    Delivery.objects.filter(pk=delivery.pk).update(  # it had claimed the delivery and sent the request
+        status=DeliveryStatus.SENDING, attempt_count=1, cycle_attempts=1, last_attempt_at=timezone.now()
     )
-    assert deliveries_sweep() == 0
+    run_outbound_jobs()  # a live worker cannot take it: the job is `doing`
+    assert webhook_receiver.count() == 0
+
+    with transaction.atomic():
+        defer_in_transaction("jobs.retry_stalled_jobs", {"timestamp": 0})
+    run_outbound_jobs(
+        queues=[OUTBOUND_QUEUE, "housekeeping"], until=lambda: _statuses(event) == ["succeeded"]
+    )
+
+    assert webhook_receiver.count() == 1
+    attempts = list(delivery.attempts.order_by("id").values_list("succeeded", "error"))
+    assert attempts[0][0] is False and attempts[0][1].startswith("attempt interrupted")
+    assert attempts[1] == (True, "")
+    assert Delivery.objects.get(pk=delivery.pk).attempt_count == 2
+    assert jobs_of(delivery.id) == ["succeeded"]  # the same job ran again

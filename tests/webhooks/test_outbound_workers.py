@@ -1,5 +1,6 @@
-"""Real workers: a `manage.py procrastinate worker` killed with SIGKILL mid-request, and a slow endpoint that
-must not hold up the others."""
+"""Real workers: a `manage.py procrastinate worker` killed with SIGKILL mid-request (its job is handed back by
+procrastinate's stalled-job detection, thresholds shortened below), and a slow endpoint that must not hold up the
+others."""
 
 import os
 import signal
@@ -30,8 +31,9 @@ def _start_worker(log_path: Path, *, concurrency: int = 2, **extra_env: str) -> 
         "DATABASE_URL": _test_database_url(),
         "TEST_DATABASE_NAME": "",
         "OUTBOUND_WEBHOOK_TIMEOUT_SECONDS": "8",
-        "OUTBOUND_WEBHOOK_LEASE_MARGIN_SECONDS": "1",
-        "OUTBOUND_WEBHOOK_SWEEP_CRON": "* * * * * */1",
+        "JOBS_HEARTBEAT_SECONDS": "1",
+        "JOBS_STALLED_WORKER_SECONDS": "4",
+        "JOBS_STALLED_RETRY_CRON": "* * * * * */1",
         "PAYTRUST_ALLOW_DEV_SECRET": "true",
         **extra_env,
     }
@@ -43,7 +45,7 @@ def _start_worker(log_path: Path, *, concurrency: int = 2, **extra_env: str) -> 
             "procrastinate",
             "worker",
             "-q",
-            "outbound_webhooks",
+            "outbound_webhooks,housekeeping",
             "-c",
             str(concurrency),
         ],

@@ -10,7 +10,7 @@ from paytrust.models import Mode, TimeStampedModel
 
 class InboundStatus(models.TextChoices):
     RECEIVED = "received"  # stored and acknowledged; processing due at `next_attempt_at`
-    PROCESSING = "processing"  # claimed by a worker until `lease_expires_at`
+    PROCESSING = "processing"  # an attempt is running (or its worker died and the job is about to be retried)
     PROCESSED = "processed"
     FAILED = "failed"  # retries exhausted, or a permanent error; replayable
 
@@ -18,8 +18,8 @@ class InboundStatus(models.TextChoices):
 class InboundNotification(TimeStampedModel):
     """One inbound gateway notification, stored verbatim (raw body, redacted headers) before it is acknowledged.
 
-    The row is the source of truth for processing (docs/adr/0031-inbound-gateway-webhooks.md): jobs are only
-    triggers, a lost or duplicate job is harmless. (account, gateway event id) is unique: a redelivery is a no-op.
+    Processed by one procrastinate job whose lock is the row id (docs/adr/0031-inbound-gateway-webhooks.md); the
+    row records the state and every attempt. (account, gateway event id) is unique: a redelivery is a no-op.
     """
 
     id = models.CharField(
@@ -55,9 +55,7 @@ class InboundNotification(TimeStampedModel):
 
     status = models.CharField(max_length=12, choices=InboundStatus.choices, default=InboundStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)  # attempts in the current cycle (reset by a replay)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    deferred_at = models.DateTimeField(null=True, blank=True)  # when a job was last queued for it
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # when `received`: when its job runs
     processed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True, default="")
     outcome = models.CharField(max_length=300, blank=True, default="")  # what processing did
@@ -69,18 +67,8 @@ class InboundNotification(TimeStampedModel):
             models.UniqueConstraint(
                 fields=["gateway_account", "gateway_event_id"], name="whk_unique_gateway_event"
             ),
-            models.CheckConstraint(
-                condition=~models.Q(status="processing") | models.Q(lease_expires_at__isnull=False),
-                name="whk_processing_has_lease",
-            ),
         ]
         indexes = [
-            models.Index(
-                fields=["next_attempt_at"], name="whk_due_idx", condition=models.Q(status="received")
-            ),
-            models.Index(
-                fields=["lease_expires_at"], name="whk_lease_idx", condition=models.Q(status="processing")
-            ),
             models.Index(
                 fields=["merchant", "mode", "status", "-created_at", "-id"], name="whk_tenant_status_idx"
             ),

@@ -1,36 +1,41 @@
-"""Inbound gateway webhooks (gateway -> PayTrust): receive, process, retry, sweep, replay.
+"""Inbound gateway webhooks (gateway -> PayTrust): receive, process, retry, replay.
 
 Receive (the HTTP path, kept to a few queries): resolve the account from the URL (404), verify the signature/token
 FIRST (401, nothing stored), parse (400), then in ONE transaction `INSERT … ON CONFLICT (account, gateway event id)
 DO NOTHING RETURNING id` and, only if a row was inserted, defer the processing job. A duplicate delivery — also 20
 copies at once — inserts nothing and queues nothing: the unique index decides.
 
-Process (a worker): claim the row (status `processing` + lease, attempt logged, committed), then in one
-transaction re-read it locked, re-parse the stored raw body and hand the notification to
-`payments.services.payment_apply_gateway_status` (the same path as reconciliation), mark it `processed`.
-For a gateway whose notifications are not authoritative (`Gateway.notifications_are_authoritative` False:
-Midtrans signs only order_id/status_code/gross_amount), the notification is a trigger: before that transaction
-the gateway's `get_status` is asked (HTTP, outside any transaction) and ITS status/amount/time are applied; a
-failed status call fails the attempt, which is retried like any other failure.
-A failure is logged on the attempt and retried after settings.INBOUND_WEBHOOK_RETRY_DELAYS (60, 300, 1800 s),
-then the event is `failed`; a permanent error (the notification names no payment of this account, currency
-mismatch) fails it at once. Failed events are replayed from the API, the admin or `manage.py replay_webhooks`.
+Process (the job `process_inbound_event`, one attempt per run): start the attempt (status `processing`, an
+InboundNotificationAttempt row, committed), then in one transaction re-read the row locked, re-parse the stored
+raw body and hand the notification to `payments.services.payment_apply_gateway_status` (the same path as
+reconciliation), mark it `processed`. For a gateway whose notifications are not authoritative
+(`Gateway.notifications_are_authoritative` False: Midtrans signs only order_id/status_code/gross_amount), the
+notification is a trigger: before that transaction the gateway's `get_status` is asked (HTTP, outside any
+transaction) and ITS status/amount/time are applied; a failed status call fails the attempt like any other error.
+A failed attempt is recorded on its attempt row; the row goes back to `received` with `next_attempt_at` after
+settings.INBOUND_WEBHOOK_RETRY_DELAYS (60, 300, 1800 s) and the job raises `RetryLater(next_attempt_at)`, so
+procrastinate retries it then; after the last delay the row is `failed`. A permanent error (the notification names
+no payment of this account, currency mismatch) fails it at once. Failed events are replayed from the API, the
+admin or `manage.py replay_webhooks`.
 
-The InboundNotification row is the source of truth; jobs are triggers. `inbound_events_sweep` (every minute) re-queues
-events that are due without a job (a job lost with its worker, or never run) and reclaims `processing` rows whose
-worker died (lease expired), counting that as a failed attempt. See docs/adr/0031-inbound-gateway-webhooks.md.
+No lease: the job's procrastinate lock is the row id, so two runs of one notification never overlap, and a run that
+finds the row still `processing` knows the previous run's worker died (procrastinate's stalled-job retry,
+paytrust/jobs.py, handed the job back): it closes that attempt as interrupted and makes the next one at once. An
+interrupted attempt changed nothing, so it does not use up the retry schedule; after MAX_INTERRUPTED_ATTEMPTS in one
+cycle the notification is `failed` (one that kills its worker every time cannot loop forever). Effects happen once
+whatever runs: the processing transaction holds the row lock and checks the status and the attempt number.
+See docs/adr/0031-inbound-gateway-webhooks.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from gateways import base as gw
@@ -39,27 +44,19 @@ from gateways.registry import gateway_for_account
 from gateways.selectors import gateway_account_for_webhook
 from payments.services import GatewayStatusUpdate, PaymentNotFoundForGateway, payment_apply_gateway_status
 from paytrust.errors import ApplicationError, Conflict, NotFound, WebhookPayloadError
+from paytrust.jobs import RetryLater, defer_in_transaction, jobs_withdraw
 from paytrust.redaction import redact_headers
 from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt, InboundStatus
 
 logger = logging.getLogger("paytrust.webhooks.inbound.services")
 
-# A claimed event whose worker has not finished after this long is considered lost (the worker died):
-# settings.INBOUND_WEBHOOK_LEASE_SECONDS. An event due for longer than settings.INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS
-# without being processed gets a new job from the sweeper.
-
-
-def _processing_lease() -> timedelta:
-    return timedelta(seconds=settings.INBOUND_WEBHOOK_LEASE_SECONDS)
-
-
-def _sweep_grace() -> timedelta:
-    return timedelta(seconds=settings.INBOUND_WEBHOOK_SWEEP_GRACE_SECONDS)
-
-
-# Test hook: called with the event at the start of each processing attempt; raising makes the attempt fail.
-# (Fault-injection tests set it; production never does.)
-PROCESSING_FAULT_HOOK: Callable[[InboundNotification], None] | None = None
+# The procrastinate task that processes one notification (webhooks/inbound/tasks.py); its lock is the row id.
+PROCESS_TASK = "webhooks.process_inbound_event"
+INTERRUPTED = "interrupted: the worker stopped before finishing"
+# An interrupted attempt changed nothing (its transaction died with its worker), so it is retried at once and does
+# not use up the retry schedule; but after this many in one cycle the notification is `failed` (one that kills its
+# worker every time must not loop forever).
+MAX_INTERRUPTED_ATTEMPTS = 10
 
 
 class PermanentProcessingError(Exception):
@@ -98,13 +95,9 @@ def _insert_event(event: InboundNotification) -> str | None:
     return row[0] if row else None
 
 
-def _defer(event_ids: list[str], *, schedule_at: datetime | None = None) -> None:
-    """Queue processing jobs on Django's connection: they commit or roll back with the caller's transaction."""
-    from webhooks.inbound.tasks import defer_in_transaction, process_inbound_event
-
-    defer_in_transaction(
-        process_inbound_event, *({"event_id": pk} for pk in event_ids), schedule_at=schedule_at
-    )
+def _defer(event_id: str, *, schedule_at: datetime | None = None) -> None:
+    """Queue the processing job on Django's connection: it commits or rolls back with the caller's transaction."""
+    defer_in_transaction(PROCESS_TASK, {"event_id": event_id}, schedule_at=schedule_at, locks=[event_id])
 
 
 def inbound_webhook_receive(
@@ -116,7 +109,6 @@ def inbound_webhook_receive(
     adapter = gateway_for_account(account)
     adapter.verify_webhook(headers, raw_body)
     notification = adapter.parse_webhook(headers, raw_body)
-    now = timezone.now()
     event = InboundNotification(
         gateway_account=account,
         merchant_id=account.merchant_id,
@@ -132,13 +124,12 @@ def inbound_webhook_receive(
         headers=redact_headers(headers),
         body=bytes(raw_body),
         status=InboundStatus.RECEIVED,
-        next_attempt_at=now,
-        deferred_at=now,
+        next_attempt_at=timezone.now(),
     )
     with transaction.atomic():
         inserted = _insert_event(event)
         if inserted is not None:
-            _defer([inserted])
+            _defer(inserted)
     return ReceiveResult(event_id=inserted, duplicate=inserted is None, account=account)
 
 
@@ -268,214 +259,193 @@ def _apply(event: InboundNotification, truth: gw.GatewayOutcomeResult | None = N
 
 
 @dataclass(frozen=True)
-class _Claim:
+class _Attempt:
     event_id: str
     attempt_id: int
-    attempts: int
+    number: int  # the event's `attempts` when this attempt started: later writes check it is still current
+    log_number: int  # its InboundNotificationAttempt.number
 
 
-def _claim(event_id: str, now: datetime) -> _Claim | str:
+def _cycle_attempts(event: InboundNotification, last_number: int):
+    """The attempt rows of the current cycle (since the last replay): the event's last `attempts` ones."""
+    return InboundNotificationAttempt.objects.filter(
+        notification=event, number__gt=last_number - event.attempts, number__lte=last_number
+    )
+
+
+def _close_open_attempts(event: InboundNotification, now: datetime) -> int:
+    """An attempt never finished (its worker died): close it as interrupted. Returns how many were closed."""
+    return InboundNotificationAttempt.objects.filter(notification=event, finished_at__isnull=True).update(
+        finished_at=now, succeeded=False, error=INTERRUPTED
+    )
+
+
+def _fail(event: InboundNotification, error: str) -> None:
+    """Under the event's lock: no more attempts."""
+    event.status = InboundStatus.FAILED
+    event.next_attempt_at = None
+    event.last_error = error[:1000]
+    event.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
+    logger.warning("inbound webhook failed", extra={"event": event.pk, "error": event.last_error})
+
+
+def _attempt_start(event_id: str, now: datetime) -> _Attempt | RetryLater | str:
+    """Open an attempt (committed before any work, so a kill leaves it open); or say why there is none."""
     with transaction.atomic():
-        event = InboundNotification.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
+        event = InboundNotification.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
-            return "locked_or_missing"
+            return "missing"
         if event.status in (InboundStatus.PROCESSED, InboundStatus.FAILED):
             return f"already_{event.status}"
         if event.status == InboundStatus.RECEIVED and event.next_attempt_at and event.next_attempt_at > now:
-            return "not_due"
-        if event.status == InboundStatus.PROCESSING and event.lease_expires_at > now:
-            return "in_progress"
-        if event.status == InboundStatus.PROCESSING:  # the previous worker died mid-attempt: a failed attempt
-            _close_attempt_interrupted(event, now)
-            if not _schedule_retry_or_fail(event, now, "worker lost mid-processing (lease expired)"):
-                return "failed"
-            if event.next_attempt_at > now:
-                return "rescheduled"
+            return RetryLater(event.next_attempt_at, "not due yet")
         number = (
             InboundNotificationAttempt.objects.filter(notification=event)
             .order_by("-number")
             .values_list("number", flat=True)
         ).first() or 0
+        if event.status == InboundStatus.PROCESSING:  # the previous run's worker died mid-attempt
+            _close_open_attempts(event, now)
+            interrupted = _cycle_attempts(event, number).filter(error=INTERRUPTED).count()
+            if interrupted >= MAX_INTERRUPTED_ATTEMPTS:
+                _fail(event, f"{INTERRUPTED} ({interrupted} times)")
+                return "failed"
         attempt = InboundNotificationAttempt.objects.create(
             notification=event, number=number + 1, started_at=now
         )
         event.status = InboundStatus.PROCESSING
         event.attempts += 1
-        event.lease_expires_at = now + _processing_lease()
-        event.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
-    return _Claim(event_id=event.pk, attempt_id=attempt.pk, attempts=event.attempts)
-
-
-def _close_attempt_interrupted(event: InboundNotification, now: datetime) -> None:
-    InboundNotificationAttempt.objects.filter(notification=event, finished_at__isnull=True).update(
-        finished_at=now, succeeded=False, error="interrupted: the worker stopped before finishing"
+        event.save(update_fields=["status", "attempts", "updated_at"])
+    return _Attempt(
+        event_id=event.pk, attempt_id=attempt.pk, number=event.attempts, log_number=attempt.number
     )
 
 
-def _schedule_retry_or_fail(
-    event: InboundNotification, now: datetime, error: str, *, permanent: bool = False
-) -> bool:
-    """Under the event's lock: back to `received` with the next retry time (and its job), or `failed`.
-    Returns True when a retry was scheduled."""
-    delays = list(settings.INBOUND_WEBHOOK_RETRY_DELAYS)
-    event.last_error = error[:1000]
-    event.lease_expires_at = None
-    if not permanent and event.attempts <= len(delays):
-        event.status = InboundStatus.RECEIVED
-        event.next_attempt_at = now + timedelta(seconds=delays[event.attempts - 1])
-        event.deferred_at = now
-        event.save(
-            update_fields=[
-                "status",
-                "next_attempt_at",
-                "deferred_at",
-                "last_error",
-                "lease_expires_at",
-                "updated_at",
-            ]
-        )
-        _defer([event.pk], schedule_at=event.next_attempt_at)
-        return True
-    event.status = InboundStatus.FAILED
-    event.next_attempt_at = None
-    event.save(update_fields=["status", "next_attempt_at", "last_error", "lease_expires_at", "updated_at"])
-    logger.warning("inbound webhook failed", extra={"event": event.pk, "error": event.last_error})
-    return False
-
-
-def _record_failure(claim: _Claim, exc: BaseException, now: datetime) -> str:
-    permanent = isinstance(exc, PermanentProcessingError)
+def _attempt_failed(attempt: _Attempt, exc: BaseException, now: datetime) -> RetryLater | str:
+    """Record the failed attempt; under the row lock: back to `received` with the next retry time, or `failed`."""
     if isinstance(exc, ApplicationError | PermanentProcessingError):
         error = f"{exc.code}: {exc.message}"
     else:
         error = f"{type(exc).__name__}: {exc}"
     with transaction.atomic():
-        event = InboundNotification.objects.select_for_update().get(pk=claim.event_id)
-        InboundNotificationAttempt.objects.filter(pk=claim.attempt_id).update(
+        event = InboundNotification.objects.select_for_update().get(pk=attempt.event_id)
+        InboundNotificationAttempt.objects.filter(pk=attempt.attempt_id).update(
             finished_at=now, succeeded=False, error=error[:1000]
         )
-        if event.status != InboundStatus.PROCESSING or event.attempts != claim.attempts:
-            return "lost_claim"
-        retried = _schedule_retry_or_fail(event, now, error, permanent=permanent)
-    return "retry_scheduled" if retried else "failed"
+        if event.status != InboundStatus.PROCESSING or event.attempts != attempt.number:
+            return "superseded"
+        delays = list(settings.INBOUND_WEBHOOK_RETRY_DELAYS)
+        failures = (  # this cycle's failed attempts, this one included; interrupted ones do not count
+            _cycle_attempts(event, attempt.log_number)
+            .filter(succeeded=False)
+            .exclude(error=INTERRUPTED)
+            .count()
+        )
+        if isinstance(exc, PermanentProcessingError) or failures > len(delays):
+            _fail(event, error)
+            return "failed"
+        event.status = InboundStatus.RECEIVED
+        event.next_attempt_at = now + timedelta(seconds=delays[failures - 1])
+        event.last_error = error[:1000]
+        event.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
+    return RetryLater(event.next_attempt_at, error)
 
 
-def inbound_event_process(*, event_id: str) -> str:
-    """Make one processing attempt of an event if it is due. Idempotent: a processed (or failed, or not yet due,
-    or currently claimed) event is left alone. Never raises for a processing error (it is recorded). Returns
-    what happened: "processed", "retry_scheduled", "failed", or why nothing was done."""
-    claim = _claim(event_id, timezone.now())
-    if not isinstance(claim, _Claim):
-        return claim
-    try:
-        truth = _gateway_truth(claim.event_id)  # HTTP for non-authoritative gateways: before the transaction
-        with transaction.atomic():
-            event = (
-                InboundNotification.objects.select_for_update(of=("self",))
-                .select_related("gateway_account")
-                .get(pk=claim.event_id)
-            )
-            if event.status != InboundStatus.PROCESSING or event.attempts != claim.attempts:
-                return "lost_claim"
-            if PROCESSING_FAULT_HOOK is not None:
-                PROCESSING_FAULT_HOOK(event)
-            note = _apply(event, truth)
-            now = timezone.now()
-            event.status = InboundStatus.PROCESSED
-            event.processed_at = now
-            event.lease_expires_at = None
-            event.next_attempt_at = None
-            event.last_error = ""
-            event.outcome = note[:300]
-            event.save(
-                update_fields=[
-                    "status",
-                    "processed_at",
-                    "lease_expires_at",
-                    "next_attempt_at",
-                    "last_error",
-                    "outcome",
-                    "payment",
-                    "updated_at",
-                ]
-            )
-            InboundNotificationAttempt.objects.filter(pk=claim.attempt_id).update(
-                finished_at=now, succeeded=True
-            )
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the attempt and retried or failed
-        if not isinstance(exc, PermanentProcessingError | ApplicationError):
-            logger.exception("inbound webhook processing failed", extra={"event": claim.event_id})
-        return _record_failure(claim, exc, timezone.now())
+def _attempt_succeeded(attempt: _Attempt, truth: gw.GatewayOutcomeResult | None) -> str:
+    """The processing transaction: apply the notification under the row lock, mark the event processed."""
+    with transaction.atomic():
+        event = (
+            InboundNotification.objects.select_for_update(of=("self",))
+            .select_related("gateway_account")
+            .get(pk=attempt.event_id)
+        )
+        if event.status != InboundStatus.PROCESSING or event.attempts != attempt.number:
+            return "superseded"  # a later run took over (this one was presumed dead): leave it the row
+        note = _apply(event, truth)
+        now = timezone.now()
+        event.status = InboundStatus.PROCESSED
+        event.processed_at = now
+        event.next_attempt_at = None
+        event.last_error = ""
+        event.outcome = note[:300]
+        event.save(
+            update_fields=[
+                "status",
+                "processed_at",
+                "next_attempt_at",
+                "last_error",
+                "outcome",
+                "payment",
+                "updated_at",
+            ]
+        )
+        InboundNotificationAttempt.objects.filter(pk=attempt.attempt_id).update(
+            finished_at=now, succeeded=True
+        )
     return "processed"
 
 
-# ---- sweep ---------------------------------------------------------------------------------------------------
-
-
-def inbound_events_sweep(*, now: datetime | None = None, batch: int = 500) -> int:
-    """Re-queue events due for processing that have no live job: `received` and due for longer than the grace
-    with no job queued within the grace, and `processing` whose lease expired (worker died). Returns the count."""
-    now = now or timezone.now()
-    cutoff = now - _sweep_grace()
-    with transaction.atomic():
-        events = list(
-            InboundNotification.objects.select_for_update(skip_locked=True)
-            .filter(
-                Q(status=InboundStatus.RECEIVED, next_attempt_at__lte=cutoff)
-                & (Q(deferred_at__isnull=True) | Q(deferred_at__lte=cutoff))
-                | Q(status=InboundStatus.PROCESSING, lease_expires_at__lte=now)
-            )
-            .order_by("created_at")[:batch]
-        )
-        ids = [event.pk for event in events]
-        if ids:
-            InboundNotification.objects.filter(pk__in=ids, status=InboundStatus.RECEIVED).update(
-                deferred_at=now
-            )
-            _defer(ids)
-    if ids:
-        logger.info("inbound webhooks re-queued by the sweeper", extra={"count": len(ids)})
-    return len(ids)
+def inbound_event_process(*, event_id: str) -> str:
+    """Make one processing attempt of an event if it is due. Idempotent: a processed or failed event is left
+    alone. A processing error is recorded, never raised: when a retry is due later (or the event is not due yet)
+    this raises `RetryLater(at)` — the job runner retries the job then. Returns "processed", "failed", or why
+    nothing was done ("already_processed", "already_failed", "superseded", "missing")."""
+    attempt = _attempt_start(event_id, timezone.now())
+    if isinstance(attempt, RetryLater):
+        raise attempt
+    if isinstance(attempt, str):
+        return attempt
+    try:
+        truth = _gateway_truth(
+            attempt.event_id
+        )  # HTTP for non-authoritative gateways: before the transaction
+        return _attempt_succeeded(attempt, truth)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the attempt and retried or failed
+        if not isinstance(exc, PermanentProcessingError | ApplicationError):
+            logger.exception("inbound webhook processing failed", extra={"event": attempt.event_id})
+        result = _attempt_failed(attempt, exc, timezone.now())
+    if isinstance(result, RetryLater):
+        raise result
+    return result
 
 
 # ---- replay --------------------------------------------------------------------------------------------------
 
 
-def inbound_event_replay(*, event_id: str, merchant=None, mode: str | None = None) -> InboundNotification:
+def inbound_event_replay(
+    *, event_id: str, merchant=None, mode: str | None = None, defer: bool = True
+) -> InboundNotification:
     """Queue an event for processing again (failed or processed: processing is idempotent, a processed event
-    replays as a no-op on the payment). Scoped to `merchant`/`mode` when given (another tenant's event is a 404).
-    409 `webhook_processing` while a worker holds it."""
+    replays as a no-op on the payment), with a fresh retry budget. Scoped to `merchant`/`mode` when given
+    (another tenant's event is a 404). 409 `webhook_processing` while its job is running (or its worker died and
+    the job has not been handed back yet). A waiting job of the event is replaced by a new one due now.
+    `defer=False` queues nothing: the caller processes it itself (`replay_webhooks --sync`)."""
     now = timezone.now()
     with transaction.atomic():
-        qs = InboundNotification.objects.select_for_update(nowait=False).filter(pk=event_id)
+        qs = InboundNotification.objects.select_for_update().filter(pk=event_id)
         if merchant is not None:
             qs = qs.filter(merchant=merchant, mode=mode)
         event = qs.first()
         if event is None:
             raise NotFound(f"No such webhook event: {event_id!r}.", param="id")
-        if (
-            event.status == InboundStatus.PROCESSING
-            and event.lease_expires_at
-            and event.lease_expires_at > now
-        ):
+        if jobs_withdraw([event.pk]):
             raise Conflict(
                 "The event is being processed right now; retry shortly.", code="webhook_processing"
             )
+        _close_open_attempts(event, now)  # `processing` without a running job: that attempt was interrupted
         event.status = InboundStatus.RECEIVED
         event.attempts = 0
         event.next_attempt_at = now
-        event.deferred_at = now
-        event.lease_expires_at = None
-        event.save(
-            update_fields=[
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "deferred_at",
-                "lease_expires_at",
-                "updated_at",
-            ]
-        )
-        _defer([event.pk])
+        event.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        if defer:
+            _defer(event.pk)
     logger.info("inbound webhook replay queued", extra={"event": event.pk})
     return event
+
+
+def inbound_event_defer(*, event_id: str, at: datetime | None = None) -> None:
+    """Queue the processing job of an event (at `at`), replacing a waiting one; nothing while one is running.
+    For `replay_webhooks --sync`, whose attempt in the command asked for a retry."""
+    with transaction.atomic():
+        if not jobs_withdraw([event_id]):
+            _defer(event_id, schedule_at=at)

@@ -1,10 +1,14 @@
 """Outbound delivery engine: claim -> send -> record, in two short transactions around the HTTP call.
 
-The `Delivery` row is the source of truth (status, `next_attempt_at`, lease); procrastinate jobs only trigger
-work. A job that finds its delivery not due, already succeeded, or leased to someone else does nothing, so a job
-run twice never sends twice a delivery that has already succeeded. A worker killed mid-request leaves the delivery
-`sending` with an expiring lease; the periodic sweeper puts it back to `pending` and defers a new job
-(at-least-once). See docs/adr/0012-outbound-webhook-delivery.md.
+Each delivery is sent by one procrastinate job (`deliver_webhook`, webhooks/outbound/tasks.py) whose lock is the
+delivery id, so two runs for one delivery never overlap. The `Delivery` row records the state (status,
+`next_attempt_at`, counters) and every attempt. A run that finds its delivery succeeded, failed or cancelled does
+nothing, so a job run twice never sends a delivery that has already succeeded. A failed attempt with retries left
+puts the delivery back to `pending` with `next_attempt_at` (the schedule, ±20 % jitter, or the receiver's
+Retry-After) and raises `RetryLater(next_attempt_at)`: procrastinate retries the job then. A worker killed
+mid-request leaves the delivery `sending` and its job `doing`; procrastinate's stalled-job retry
+(paytrust.jobs.retry_stalled_jobs) hands the job back, and its next run records the interrupted attempt and sends
+again (at-least-once). No lease. See docs/adr/0012-outbound-webhook-delivery.md.
 """
 
 from __future__ import annotations
@@ -14,17 +18,16 @@ import json
 import logging
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from paytrust import metrics
+from paytrust.jobs import RetryLater
 from webhooks.outbound import signing
 from webhooks.outbound.destinations import Destination, DestinationRefused, destination_resolve
 from webhooks.outbound.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, WebhookEndpoint
@@ -35,7 +38,9 @@ USER_AGENT = "PayTrust-Webhooks/1.0"
 ERROR_MAX = 500
 # A claim that finds its endpoint at the in-flight cap tries again after this many seconds (jittered).
 BUSY_RETRY_SECONDS = (1.0, 3.0)
-SWEEP_BATCH = 500
+# The procrastinate task that sends one delivery (webhooks/outbound/tasks.py); its lock is the delivery id.
+DELIVER_TASK = "webhooks.deliver_webhook"
+INTERRUPTED = "attempt interrupted (worker lost before recording the outcome); re-sending"
 
 
 # --- payload ----------------------------------------------------------------------------------------------
@@ -230,31 +235,69 @@ def http_send(*, url: str, mode: str, headers: dict[str, str], body: bytes) -> A
 # --- claim / record ---------------------------------------------------------------------------------------
 
 
-def _lease_seconds() -> float:
-    return settings.OUTBOUND_WEBHOOK_TIMEOUT_SECONDS + settings.OUTBOUND_WEBHOOK_LEASE_MARGIN_SECONDS
-
-
-def _defer(delivery: Delivery, *, schedule_at=None) -> None:
-    """Defer a job for `delivery` in the current transaction and remember its id (caller saves)."""
-    from webhooks.outbound.tasks import defer_in_transaction, deliver_webhook
-
-    (delivery.job_id,) = defer_in_transaction(
-        deliver_webhook, {"delivery_id": delivery.id}, schedule_at=schedule_at
-    )
-
-
 @dataclass
 class Claim:
     delivery_id: str
-    token: str
+    number: int  # the delivery's attempt_count when claimed: the record checks no later run took over
     url: str
     mode: str
     headers: dict[str, str]
     body: bytes
 
 
-def _claim(delivery_id: str) -> Claim | None:
-    """Lease the delivery if it is due and its endpoint has a free in-flight slot; else do nothing."""
+def _finish(delivery: Delivery, status: str, error: str) -> None:
+    """Under the delivery's lock: no more attempts (cancelled or failed)."""
+    delivery.status = status
+    delivery.next_attempt_at = None
+    delivery.last_error = error[:ERROR_MAX]
+    delivery.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
+
+
+def _close_interrupted(delivery: Delivery, now) -> None:
+    """The previous run of this delivery's job died mid-request (its worker was killed; procrastinate's stalled-job
+    retry handed the job back): its request may or may not have arrived. Keep it as a failed attempt."""
+    DeliveryAttempt.objects.create(
+        delivery=delivery, attempted_at=delivery.last_attempt_at or now, succeeded=False, error=INTERRUPTED
+    )
+    delivery.last_error = "attempt interrupted"
+
+
+def _take(delivery: Delivery, endpoint: WebhookEndpoint, now) -> Claim:
+    """Mark the delivery `sending` (one more attempt) and prepare the signed request."""
+    delivery.status = DeliveryStatus.SENDING
+    delivery.attempt_count += 1
+    delivery.cycle_attempts += 1
+    delivery.last_attempt_at = now
+    delivery.save(
+        update_fields=[
+            "status",
+            "attempt_count",
+            "cycle_attempts",
+            "last_attempt_at",
+            "last_error",
+            "updated_at",
+        ]
+    )
+    body = event_body(delivery.event)
+    headers = signing.headers_for(
+        secrets_=endpoint_signing_secrets(endpoint, now=now),
+        msg_id=delivery.event_id,
+        timestamp=int(time.time()),
+        body=body,
+    )
+    return Claim(
+        delivery_id=delivery.id,
+        number=delivery.attempt_count,
+        url=endpoint.url,
+        mode=endpoint.mode,
+        headers=headers,
+        body=body,
+    )
+
+
+def _claim(delivery_id: str) -> Claim | RetryLater | None:
+    """Claim the delivery if it is due and its endpoint has a free in-flight slot. None: nothing to do (succeeded,
+    failed, cancelled); RetryLater: come back then (not due yet, endpoint busy)."""
     endpoint_id = Delivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
     if endpoint_id is None:
         return None
@@ -270,93 +313,54 @@ def _claim(delivery_id: str) -> Claim | None:
         )
         if delivery.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
             return None
-        if delivery.status == DeliveryStatus.SENDING and delivery.lease_expires_at > now:
-            return None  # another worker holds it
         if (
             delivery.status == DeliveryStatus.PENDING
             and delivery.next_attempt_at
             and delivery.next_attempt_at > now
         ):
-            return None  # not due; the job deferred for that time (or the sweeper) will come back
+            return RetryLater(delivery.next_attempt_at, "not due yet")
+        if delivery.status == DeliveryStatus.SENDING:  # no other job of it can run: the previous one died
+            _close_interrupted(delivery, now)
+            if delivery.cycle_attempts > len(settings.OUTBOUND_WEBHOOK_RETRY_DELAYS):
+                _finish(delivery, DeliveryStatus.FAILED, "attempt interrupted (the last)")
+                return None
         endpoint = delivery.endpoint
         if not endpoint.enabled or endpoint.deleted_at is not None:
-            delivery.status = DeliveryStatus.CANCELLED
-            delivery.next_attempt_at = None
-            delivery.lease_token, delivery.lease_expires_at = "", None
-            delivery.last_error = "endpoint disabled" if endpoint.deleted_at is None else "endpoint deleted"
-            delivery.save(
-                update_fields=[
-                    "status",
-                    "next_attempt_at",
-                    "lease_token",
-                    "lease_expires_at",
-                    "last_error",
-                    "updated_at",
-                ]
-            )
+            reason = "endpoint disabled" if endpoint.deleted_at is None else "endpoint deleted"
+            _finish(delivery, DeliveryStatus.CANCELLED, reason)
             return None
         in_flight = (
-            Delivery.objects.filter(
-                endpoint_id=endpoint_id, status=DeliveryStatus.SENDING, lease_expires_at__gt=now
-            )
+            Delivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.SENDING)
             .exclude(pk=delivery.pk)
             .count()
         )
         if in_flight >= settings.OUTBOUND_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT:
-            retry_at = now + timedelta(seconds=random.uniform(*BUSY_RETRY_SECONDS))  # noqa: S311 - jitter
             delivery.status = DeliveryStatus.PENDING
-            delivery.next_attempt_at = retry_at
-            delivery.lease_token, delivery.lease_expires_at = "", None
-            _defer(delivery, schedule_at=retry_at)
-            delivery.save(
-                update_fields=[
-                    "status",
-                    "next_attempt_at",
-                    "lease_token",
-                    "lease_expires_at",
-                    "job_id",
-                    "updated_at",
-                ]
-            )
-            return None
-        token = uuid.uuid4().hex
-        delivery.status = DeliveryStatus.SENDING
-        delivery.lease_token = token
-        delivery.lease_expires_at = now + timedelta(seconds=_lease_seconds())
-        delivery.attempt_count += 1
-        delivery.cycle_attempts += 1
-        delivery.last_attempt_at = now
-        delivery.save(
-            update_fields=[
-                "status",
-                "lease_token",
-                "lease_expires_at",
-                "attempt_count",
-                "cycle_attempts",
-                "last_attempt_at",
-                "updated_at",
-            ]
-        )
-        body = event_body(delivery.event)
-        timestamp = int(time.time())
-        headers = signing.headers_for(
-            secrets_=endpoint_signing_secrets(endpoint, now=now),
-            msg_id=delivery.event_id,
-            timestamp=timestamp,
-            body=body,
-        )
-        return Claim(
-            delivery_id=delivery.id,
-            token=token,
-            url=endpoint.url,
-            mode=endpoint.mode,
-            headers=headers,
-            body=body,
-        )
+            delivery.next_attempt_at = now + timedelta(seconds=random.uniform(*BUSY_RETRY_SECONDS))  # noqa: S311
+            delivery.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
+            return RetryLater(delivery.next_attempt_at, "endpoint busy")
+        return _take(delivery, endpoint, now)
 
 
-def _record(claim: Claim, result: AttemptResult) -> Delivery:
+def _after_failure(delivery: Delivery, result: AttemptResult, now) -> RetryLater | None:
+    """Under the delivery's lock, after a failed attempt of the current claim: the next retry, or the end."""
+    delays = settings.OUTBOUND_WEBHOOK_RETRY_DELAYS
+    if result.status_code == 410:
+        endpoint_disable_gone(endpoint_id=delivery.endpoint_id)
+    elif delivery.cycle_attempts <= len(delays):
+        delivery.status = DeliveryStatus.PENDING
+        delay = retry_delay_seconds(delays[delivery.cycle_attempts - 1], result.retry_after_seconds)
+        delivery.next_attempt_at = now + timedelta(seconds=delay)
+        return RetryLater(delivery.next_attempt_at, result.error)
+    delivery.status = DeliveryStatus.FAILED
+    delivery.next_attempt_at = None
+    return None
+
+
+def _record(claim: Claim, result: AttemptResult) -> tuple[Delivery, RetryLater | None]:
+    """Store the attempt and its consequence; the retry to schedule, if any."""
     now = timezone.now()
+    retry = None
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().get(pk=claim.delivery_id)
         DeliveryAttempt.objects.create(
@@ -368,38 +372,22 @@ def _record(claim: Claim, result: AttemptResult) -> Delivery:
             error=result.error[:ERROR_MAX],
             response_excerpt=result.response_excerpt,
         )
-        fields = ["last_status_code", "last_error", "updated_at"]
+        fields = ["status", "next_attempt_at", "last_status_code", "last_error", "updated_at"]
         delivery.last_status_code = result.status_code
         delivery.last_error = result.error[:ERROR_MAX]
+        current = delivery.status == DeliveryStatus.SENDING and delivery.attempt_count == claim.number
         if result.succeeded:
-            # A success counts even if our lease was lost meanwhile (the other attempt is then a duplicate).
+            # A success counts even if a later run took over meanwhile (the other request is then a duplicate).
             delivery.status = DeliveryStatus.SUCCEEDED
             delivery.succeeded_at = delivery.succeeded_at or now
             delivery.next_attempt_at = None
-            delivery.lease_token, delivery.lease_expires_at = "", None
-            fields += ["status", "succeeded_at", "next_attempt_at", "lease_token", "lease_expires_at"]
-        elif delivery.status == DeliveryStatus.SENDING and delivery.lease_token == claim.token:
-            delivery.lease_token, delivery.lease_expires_at = "", None
-            fields += ["status", "next_attempt_at", "lease_token", "lease_expires_at"]
-            delays = settings.OUTBOUND_WEBHOOK_RETRY_DELAYS
-            if result.status_code == 410:
-                endpoint_disable_gone(endpoint_id=delivery.endpoint_id)
-                delivery.status = DeliveryStatus.FAILED
-                delivery.next_attempt_at = None
-            elif delivery.cycle_attempts <= len(delays):
-                delivery.status = DeliveryStatus.PENDING
-                delay = retry_delay_seconds(delays[delivery.cycle_attempts - 1], result.retry_after_seconds)
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-                _defer(delivery, schedule_at=delivery.next_attempt_at)
-                fields.append("job_id")
-            else:
-                delivery.status = DeliveryStatus.FAILED
-                delivery.next_attempt_at = None
-        else:
-            # Our lease was taken over (we were presumed dead): keep the attempt, leave the state to the holder.
+            fields.append("succeeded_at")
+        elif current:
+            retry = _after_failure(delivery, result, now)
+        else:  # a later run took over (this one was presumed dead): keep the attempt, leave it the state
             fields = ["updated_at"]
         delivery.save(update_fields=fields)
-    return delivery
+    return delivery, retry
 
 
 def endpoint_disable_gone(*, endpoint_id: str) -> None:
@@ -414,21 +402,28 @@ def endpoint_disable_gone(*, endpoint_id: str) -> None:
 
 
 def delivery_attempt(*, delivery_id: str) -> Delivery | None:
-    """One attempt of a delivery if it is due: claim (commit), POST (no transaction open), record (commit)."""
+    """One attempt of a delivery if it is due: claim (commit), POST (no transaction open), record (commit).
+
+    Returns the delivery after the attempt, or None when there was nothing to do (already succeeded, failed or
+    cancelled). Raises `RetryLater(at)` when the delivery is to be tried again later — after a failed attempt
+    with retries left, when it is not due yet, or when its endpoint is at the in-flight cap — so the job runner
+    retries the job then."""
     claim = _claim(delivery_id)
+    if isinstance(claim, RetryLater):
+        raise claim
     if claim is None:
         return None
     if connection.in_atomic_block:  # pragma: no cover - guarded by design
         raise RuntimeError("outbound HTTP must not run inside a transaction")
     try:
         result = http_send(url=claim.url, mode=claim.mode, headers=claim.headers, body=claim.body)
-    except Exception as exc:  # noqa: BLE001 - record it as a failed attempt rather than leave the lease hanging
+    except Exception as exc:  # noqa: BLE001 - record it as a failed attempt rather than leave it `sending`
         logger.exception("webhook delivery attempt crashed", extra={"delivery": claim.delivery_id})
         result = AttemptResult(succeeded=False, error=f"internal error: {type(exc).__name__}")
-    delivery = _record(claim, result)
+    delivery, retry = _record(claim, result)
     if result.succeeded:
         outcome = "succeeded"
-    elif delivery.status == DeliveryStatus.PENDING:
+    elif retry is not None:
         outcome = "retry_scheduled"
     else:
         outcome = "failed" if result.status_code != 410 else "gone"
@@ -445,76 +440,6 @@ def delivery_attempt(*, delivery_id: str) -> Delivery | None:
             "delivery_status": delivery.status,
         },
     )
+    if retry is not None:
+        raise retry
     return delivery
-
-
-# --- sweeper ----------------------------------------------------------------------------------------------
-
-
-def _live_job_exists():
-    from procrastinate.contrib.django.models import ProcrastinateJob
-
-    heartbeat_floor = timezone.now() - timedelta(seconds=60)
-    return Exists(
-        ProcrastinateJob.objects.filter(id=OuterRef("job_id")).filter(
-            Q(status="todo") | Q(status="doing", worker__last_heartbeat__gte=heartbeat_floor)
-        )
-    )
-
-
-def deliveries_sweep(*, now=None) -> int:
-    """Re-trigger deliveries the jobs lost: `sending` past its lease (worker died mid-request) and `pending`
-    due for a while without a live job. Returns how many were re-deferred."""
-    now = now or timezone.now()
-    total = 0
-    while True:
-        with transaction.atomic():
-            stuck = list(
-                Delivery.objects.select_for_update(skip_locked=True)
-                .filter(status=DeliveryStatus.SENDING, lease_expires_at__lt=now)
-                .order_by("lease_expires_at")[:SWEEP_BATCH]
-            )
-            for delivery in stuck:
-                DeliveryAttempt.objects.create(
-                    delivery=delivery,
-                    attempted_at=delivery.last_attempt_at or now,
-                    succeeded=False,
-                    error="attempt interrupted (worker lost before recording the outcome); re-sending",
-                )
-                delivery.status = DeliveryStatus.PENDING
-                delivery.next_attempt_at = now
-                delivery.lease_token, delivery.lease_expires_at = "", None
-                delivery.last_error = "attempt interrupted"
-                delivery.updated_at = now
-                _defer(delivery)
-            Delivery.objects.bulk_update(
-                stuck,
-                [
-                    "status",
-                    "next_attempt_at",
-                    "lease_token",
-                    "lease_expires_at",
-                    "last_error",
-                    "job_id",
-                    "updated_at",
-                ],
-            )
-            orphaned = list(
-                Delivery.objects.select_for_update(skip_locked=True)
-                .filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now - timedelta(seconds=5))
-                .filter(~_live_job_exists())
-                .order_by("next_attempt_at")[:SWEEP_BATCH]
-            )
-            for delivery in orphaned:
-                delivery.updated_at = now
-                _defer(delivery)
-            Delivery.objects.bulk_update(orphaned, ["job_id", "updated_at"])
-        total += len(stuck) + len(orphaned)
-        if len(stuck) < SWEEP_BATCH and len(orphaned) < SWEEP_BATCH:
-            break
-    if total:
-        logger.warning("webhook sweeper re-deferred deliveries", extra={"count": total})
-    metrics.set_webhook_queue_depth(
-        Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]).count()
-    )
-    return total

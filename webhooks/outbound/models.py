@@ -3,8 +3,8 @@
 It knows nothing of invoices or payments: the layers above record events through `services.event_record`.
 The app keeps the label `webhooks` (and its tables and migration history); inbound gateway notifications are
 the `inbound` app (webhooks/inbound/).
-The delivery table is the source of truth for outbound delivery; procrastinate jobs are only triggers
-(docs/adr/0012-outbound-webhook-delivery.md).
+Each delivery is sent by one procrastinate job whose lock is the delivery id; the delivery row records its state
+and every attempt (docs/adr/0012-outbound-webhook-delivery.md).
 """
 
 from django.contrib.postgres.fields import ArrayField
@@ -96,7 +96,7 @@ class Event(TimeStampedModel):
 
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending"  # waiting for its next attempt at `next_attempt_at`
-    SENDING = "sending"  # claimed by a worker until `lease_expires_at`
+    SENDING = "sending"  # a request is in flight (or its worker died and the job is about to be retried)
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # retries exhausted (or a permanent refusal); redeliverable
     CANCELLED = "cancelled"  # endpoint disabled or deleted before it was sent; redeliverable
@@ -116,9 +116,6 @@ class Delivery(TimeStampedModel):
     cycle_attempts = models.PositiveIntegerField(
         default=0
     )  # attempts since the last (re)queue: picks the delay
-    lease_token = models.CharField(max_length=32, blank=True, default="")
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    job_id = models.BigIntegerField(null=True, blank=True)  # the procrastinate job last deferred for it
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
@@ -129,23 +126,8 @@ class Delivery(TimeStampedModel):
         verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_event_endpoint"),
-            models.CheckConstraint(
-                condition=~models.Q(status="sending") | models.Q(lease_expires_at__isnull=False),
-                name="sending_delivery_has_lease",
-            ),
         ]
         indexes = [
-            # The sweeper's scan: due or stuck deliveries only.
-            models.Index(
-                fields=["next_attempt_at"],
-                name="whd_due_idx",
-                condition=models.Q(status="pending"),
-            ),
-            models.Index(
-                fields=["lease_expires_at"],
-                name="whd_lease_idx",
-                condition=models.Q(status="sending"),
-            ),
             models.Index(fields=["endpoint", "status"], name="whd_endpoint_status_idx"),
             models.Index(fields=["status", "-created_at"], name="whd_status_created_idx"),
         ]

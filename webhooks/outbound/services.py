@@ -1,5 +1,6 @@
 """Outbound webhooks: writes. Events are recorded in the caller's transaction together with one delivery per
-matching endpoint and the job that sends it, so an event is never lost and never sent for a rolled-back change.
+matching endpoint and the job that sends it (its procrastinate lock: the delivery id), so an event is never lost
+and never sent for a rolled-back change.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from paytrust.errors import NotFound, Unprocessable, ValidationError
+from paytrust.jobs import defer_in_transaction, jobs_withdraw
 from paytrust.sql import insert_for, mark_saved, prepared_cursor, row_values
 from webhooks.outbound import signing
+from webhooks.outbound.delivery import DELIVER_TASK
 from webhooks.outbound.destinations import endpoint_url_validate
 from webhooks.outbound.models import ALL_EVENTS, Delivery, DeliveryStatus, Event, EventType, WebhookEndpoint
 
@@ -49,9 +52,8 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
         for endpoint_id in endpoint_ids
     ]
     if deliveries:
-        # Ids are generated client-side, so the jobs can be deferred first and their ids inserted with the rows.
-        _defer_deliveries(deliveries, save=False)
         Delivery.objects.bulk_create(deliveries)
+        _defer_deliveries(deliveries)
     return event
 
 
@@ -76,17 +78,11 @@ def _event_insert_sql() -> str:
     )
 
 
-def _defer_deliveries(deliveries: list[Delivery], *, schedule_at=None, save: bool = True) -> None:
-    """Defer one job per delivery on the current connection (same transaction) and remember its job id."""
-    from webhooks.outbound.tasks import defer_in_transaction, deliver_webhook
-
-    job_ids = defer_in_transaction(
-        deliver_webhook, *({"delivery_id": d.id} for d in deliveries), schedule_at=schedule_at
+def _defer_deliveries(deliveries: list[Delivery]) -> None:
+    """Defer one job per delivery on the current connection (same transaction), locked by the delivery id."""
+    defer_in_transaction(
+        DELIVER_TASK, *({"delivery_id": d.id} for d in deliveries), locks=[d.id for d in deliveries]
     )
-    for delivery, job_id in zip(deliveries, job_ids, strict=True):
-        delivery.job_id = job_id
-    if save:
-        Delivery.objects.bulk_update(deliveries, ["job_id"])
 
 
 # --- Endpoints --------------------------------------------------------------------------------------------
@@ -248,10 +244,12 @@ def endpoint_rotate_secret(
 
 
 def deliveries_requeue(*, delivery_ids: list[str]) -> int:
-    """Put deliveries back to `pending` now with a fresh retry schedule and defer their jobs.
+    """Put deliveries back to `pending` now with a fresh retry schedule and defer their jobs (a waiting job, e.g. a
+    retry scheduled for later, is replaced).
 
-    Skips deliveries in flight (`sending`) and those whose endpoint is disabled or deleted. A succeeded delivery
-    is sent again (an explicit redelivery; receivers deduplicate on `webhook-id`). Returns how many were queued.
+    Skips deliveries in flight (`sending`, or whose job is running) and those whose endpoint is disabled or
+    deleted. A succeeded delivery is sent again (an explicit redelivery; receivers deduplicate on `webhook-id`).
+    Returns how many were queued.
     """
     now = timezone.now()
     queued = 0
@@ -264,22 +262,15 @@ def deliveries_requeue(*, delivery_ids: list[str]) -> int:
                 .exclude(status=DeliveryStatus.SENDING)
                 .order_by("pk")
             )
+            running = jobs_withdraw(d.id for d in deliveries)
+            deliveries = [d for d in deliveries if d.id not in running]
             for delivery in deliveries:
                 delivery.status = DeliveryStatus.PENDING
                 delivery.next_attempt_at = now
                 delivery.cycle_attempts = 0
-                delivery.lease_token, delivery.lease_expires_at = "", None
                 delivery.updated_at = now
             Delivery.objects.bulk_update(
-                deliveries,
-                [
-                    "status",
-                    "next_attempt_at",
-                    "cycle_attempts",
-                    "lease_token",
-                    "lease_expires_at",
-                    "updated_at",
-                ],
+                deliveries, ["status", "next_attempt_at", "cycle_attempts", "updated_at"]
             )
             if deliveries:
                 _defer_deliveries(deliveries)

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
 from paytrust.errors import ApplicationError
+from paytrust.jobs import RetryLater
 from webhooks.inbound import services as inbound
 from webhooks.inbound.models import InboundNotification, InboundStatus
 
@@ -46,7 +47,9 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="show what would be replayed, change nothing"
         )
         parser.add_argument(
-            "--sync", action="store_true", help="also process each replayed event here (no worker needed)"
+            "--sync",
+            action="store_true",
+            help="process each replayed event here (no worker needed); a retry it asks for is queued as a job",
         )
 
     def handle(
@@ -76,14 +79,14 @@ class Command(BaseCommand):
         replayed = skipped = processed = errors = 0
         for pk in tqdm(selected, desc="replaying", unit="event", disable=not selected, file=self.stderr):
             try:
-                inbound.inbound_event_replay(event_id=pk)
+                inbound.inbound_event_replay(event_id=pk, defer=not sync)
             except ApplicationError as exc:
                 skipped += 1
                 self.stderr.write(f"{pk}: skipped ({exc.code})")
                 continue
             replayed += 1
             if sync:
-                outcome = inbound.inbound_event_process(event_id=pk)
+                outcome = self._process(pk)
                 if outcome == "processed":
                     processed += 1
                 else:
@@ -93,3 +96,12 @@ class Command(BaseCommand):
         if sync:
             summary += f", processed {processed}, not processed {errors}"
         self.stdout.write(summary + f" (of {len(selected)} selected)")
+
+    @staticmethod
+    def _process(pk: str) -> str:
+        """One attempt here; a retry it asks for is left to the workers as a job due then."""
+        try:
+            return inbound.inbound_event_process(event_id=pk)
+        except RetryLater as retry:
+            inbound.inbound_event_defer(event_id=pk, at=retry.at)
+            return f"retry queued for {retry.at.isoformat()} ({retry.reason})"

@@ -7,10 +7,11 @@ at start), every process writes its samples to files there and `/metrics` aggreg
 Helpers other apps call (cheap, never raise):
     observe_request(method=, route=, status=, seconds=)         (called by the request middleware)
     gateway_call_observed(gateway, seconds, outcome)             outcome: "ok", "error", "timeout", ...
-    webhook_queue_depth.set(n) / set_webhook_queue_depth(n)      gauge (last value set by any process)
     deliveries_total.labels(outcome="succeeded").inc() / delivery_observed(outcome)
     rate_limited(), idempotent_replay(), auth_failed(reason), rate_limit_store_error(backend=)
-At scrape time `/metrics` also reports `paytrust_jobs_waiting{queue=…}` (procrastinate jobs to do, per queue).
+At scrape time `/metrics` also reports `paytrust_jobs_waiting{queue=…}` (procrastinate jobs to do, per queue):
+the outbound webhook queue's depth is `paytrust_jobs_waiting{queue="outbound_webhooks"}` (one job per delivery
+waiting or due; it replaced a gauge that only the old delivery sweeper set).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
@@ -51,11 +51,6 @@ gateway_errors_total = Counter(
     "paytrust_gateway_errors_total",
     "Failed gateway calls (any outcome other than ok), by gateway and outcome.",
     ["gateway", "outcome"],
-)
-webhook_queue_depth = Gauge(
-    "paytrust_webhook_queue_depth",
-    "Outbound webhook deliveries waiting (last value set by any process).",
-    multiprocess_mode="mostrecent",
 )
 deliveries_total = Counter(
     "paytrust_webhook_deliveries_total",
@@ -99,11 +94,6 @@ def gateway_call_observed(gateway: str, seconds: float, outcome: str = "ok") -> 
     gateway_request_duration.labels(gateway=gateway, outcome=outcome).observe(seconds)
     if outcome != "ok":
         gateway_errors_total.labels(gateway=gateway, outcome=outcome).inc()
-
-
-@_safe
-def set_webhook_queue_depth(depth: int) -> None:
-    webhook_queue_depth.set(depth)
 
 
 @_safe

@@ -115,7 +115,7 @@ class InboundWebhookReceiveViewSet(ViewSet):
 class InboundNotificationViewSet(ApiViewSet):
     @extend_schema(
         operation_id="webhooks_inbound_failed_list",
-        summary="List failed inbound gateway webhooks (merchant: its own; admin key: all)",
+        summary="List failed inbound gateway webhooks (merchant: its own; admin key: every merchant's, of its mode)",
         parameters=[
             OpenApiParameter("gateway", str),
             OpenApiParameter("limit", int, description="1–100, default 20"),
@@ -127,7 +127,7 @@ class InboundNotificationViewSet(ApiViewSet):
         principal = request.user
         qs = inbound_events_failed(
             merchant=None if principal.is_admin else principal.merchant,
-            mode=None if principal.is_admin else principal.mode,
+            mode=principal.mode,  # an admin key sees every merchant's, of its own mode only
             gateway=request.query_params.get("gateway") or None,
         )
         return Response(paginate(qs, params=request.query_params, render=inbound_events_render))
@@ -144,6 +144,6 @@ class InboundNotificationViewSet(ApiViewSet):
         event = inbound.inbound_event_replay(
             event_id=event_id,
             merchant=None if principal.is_admin else principal.merchant,
-            mode=None if principal.is_admin else principal.mode,
+            mode=principal.mode,  # an admin key sees every merchant's, of its own mode only
         )
         return Response(inbound_event_representation(event), status=202)

@@ -61,10 +61,13 @@ def inbound_events_render(events: Iterable[InboundNotification]) -> list[dict]:
 
 
 def inbound_events_failed(*, merchant=None, mode: str | None = None, gateway: str | None = None) -> QuerySet:
-    """Failed events, newest first; all merchants when `merchant` is None (admin)."""
+    """Failed events, newest first, of `mode` (every mode only for operator tools, mode=None) and of `merchant`
+    (all merchants when None: an admin key, which still sees its own mode only)."""
     qs = InboundNotification.objects.filter(status=InboundStatus.FAILED).defer("body", "headers")
+    if mode is not None:
+        qs = qs.filter(mode=mode)
     if merchant is not None:
-        qs = qs.filter(merchant=merchant, mode=mode)
+        qs = qs.filter(merchant=merchant)
     if gateway:
         qs = qs.filter(gateway=gateway)
     return qs.prefetch_related(

@@ -416,15 +416,17 @@ def inbound_event_replay(
     *, event_id: str, merchant=None, mode: str | None = None, defer: bool = True
 ) -> InboundNotification:
     """Queue an event for processing again (failed or processed: processing is idempotent, a processed event
-    replays as a no-op on the payment), with a fresh retry budget. Scoped to `merchant`/`mode` when given
-    (another tenant's event is a 404). 409 `webhook_processing` while its job is running (or its worker died and
+    replays as a no-op on the payment), with a fresh retry budget. Scoped to `mode` and to `merchant` when given
+    (another tenant's or another mode's event is a 404; the API always gives the key's mode). 409 `webhook_processing` while its job is running (or its worker died and
     the job has not been handed back yet). A waiting job of the event is replaced by a new one due now.
     `defer=False` queues nothing: the caller processes it itself (`replay_webhooks --sync`)."""
     now = timezone.now()
     with transaction.atomic():
         qs = InboundNotification.objects.select_for_update().filter(pk=event_id)
+        if mode is not None:
+            qs = qs.filter(mode=mode)
         if merchant is not None:
-            qs = qs.filter(merchant=merchant, mode=mode)
+            qs = qs.filter(merchant=merchant)
         event = qs.first()
         if event is None:
             raise NotFound(f"No such webhook event: {event_id!r}.", param="id")

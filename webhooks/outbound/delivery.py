@@ -17,6 +17,7 @@ import email.utils
 import json
 import logging
 import random
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -162,6 +163,18 @@ def _host_header(destination: Destination) -> str:
     return host if destination.port == default else f"{host}:{destination.port}"
 
 
+def _connect_failure(exc: BaseException) -> str:
+    """What went wrong connecting, from the socket error urllib3 wraps: refused, unreachable, timed out, …"""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, TimeoutError | socket.timeout):
+        return f"connect timeout after {settings.OUTBOUND_WEBHOOK_TIMEOUT_SECONDS:g} s"
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"could not connect: {cause.strerror.lower()}"[:ERROR_MAX]
+    return f"could not connect: {type(cause or exc).__name__}"[:ERROR_MAX]
+
+
 def http_send(*, url: str, mode: str, headers: dict[str, str], body: bytes) -> AttemptResult:
     """POST `body` once. Re-checks the destination (SSRF) and connects to the checked IP; never follows redirects."""
     import urllib3
@@ -198,6 +211,13 @@ def http_send(*, url: str, mode: str, headers: dict[str, str], body: bytes) -> A
         status = response.status
         retry_after_header = response.headers.get("Retry-After")
         response.close()
+    except urllib3.exceptions.NewConnectionError as exc:
+        # Before TimeoutError: urllib3 makes a failed connect a ConnectTimeoutError even when it was refused at once.
+        return AttemptResult(
+            succeeded=False,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            error=_connect_failure(exc),
+        )
     except urllib3.exceptions.TimeoutError:
         return AttemptResult(
             succeeded=False,

@@ -139,6 +139,3 @@ class OutboundDeliveryAdmin(ReadOnlyAdmin):
             f"{queued} delivery(ies) queued"
             + (f", {skipped} skipped (in flight, or endpoint disabled/deleted)." if skipped else "."),
         )
-
-
-# --- Inbound gateway webhooks (webhooks/inbound.py) ---------------------------------------------------------

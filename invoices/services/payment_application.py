@@ -84,11 +84,8 @@ def invoice_apply_payment(
       invoice, amount or currency it gives 409 `payment_application_mismatch`.
     - `currency` must be the invoice's (else 422 `currency_mismatch`, nothing written).
     - The invoice must have had a payment initiated (else 409 `invoice_not_initiated`).
-    - Money paid in time counts as paid in time (docs/adr/0025-late-reported-payments.md): `paid_at` is the
-      gateway's own paid time, and when it is at or before the invoice's lapse time the money is applied as an
-      ordinary payment even if it is reported later - also to an invoice the expiry job has already expired,
-      which moves expired -> partially_paid / paid (`expired_at` cleared, `invoice.partially_paid` /
-      `invoice.paid` recorded after the earlier `invoice.expired`; a plan's lapse time is recomputed).
+    - `paid_at` (the gateway's paid time) at or before the lapse time is paid in time, however late it is
+      reported: an invoice the expiry job expired reopens to partially_paid / paid (ADR 0025).
     - Money is never refused: for an invoice that is already paid or void, or expired with `paid_at` after its
       lapse time - or still open but whose lapse time passed before `paid_at` (it is expired first, recording
       `invoice.expired`) - the whole amount is recorded as overpayment (unapplied, for refund).

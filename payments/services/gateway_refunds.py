@@ -90,8 +90,21 @@ def refund_record(
         # A single refund's report is about that refund (its time); a cumulative one is the payment's state.
         succeeded_at=(occurred_at or now) if single else now,
     )
+    _add_to_payment(payment, refund)
+    webhook_services.event_record(
+        merchant=payment.merchant,
+        mode=payment.mode,
+        type="refund.succeeded",
+        data=refund_representation(refund, payment),
+    )
+    kind = "chargeback" if refund.chargeback else "refund"
+    return True, f"{kind} {increment} recorded ({refund.id}); refunded {payment.amount_refunded_minor}"
+
+
+def _add_to_payment(payment: Payment, refund: Refund) -> None:
+    """Raise the (locked) payment's refunded amount by the refund's; refunded when all it received is refunded."""
     previous = payment.status
-    payment.amount_refunded_minor += increment  # the row is locked
+    payment.amount_refunded_minor += refund.amount_minor  # the row is locked
     target = (
         PaymentStatus.REFUNDED
         if payment.amount_refunded_minor == payment.amount_received_minor
@@ -101,24 +114,8 @@ def refund_record(
         raise Conflict(f"A {previous} payment cannot become {target}.", code="payment_transition_invalid")
     set_status(payment, target)
     payment.gateway_status_at = refund.succeeded_at
-    payment.save(
-        update_fields=[
-            "amount_refunded_minor",
-            "status",
-            "pain002_status",
-            "pain002_reason",
-            "gateway_status_at",
-            "updated_at",
-        ]
-    )
-    webhook_services.event_record(
-        merchant=payment.merchant,
-        mode=payment.mode,
-        type="refund.succeeded",
-        data=refund_representation(refund, payment),
-    )
-    kind = "chargeback" if refund.chargeback else "refund"
-    return True, f"{kind} {increment} recorded ({refund.id}); refunded {payment.amount_refunded_minor}"
+    fields = ["amount_refunded_minor", "status", "pain002_status", "pain002_reason", "gateway_status_at"]
+    payment.save(update_fields=[*fields, "updated_at"])
 
 
 def _increment(payment: Payment, *, status: str, report: RefundReport | None) -> int | str:

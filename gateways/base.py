@@ -51,6 +51,7 @@ __all__ = [
     "GatewayTimeout",
     "GatewayOutcome",
     "PaymentStatusResult",
+    "RefundReport",
     "RefundRequest",
     "RefundResult",
     "RefundStatus",
@@ -139,13 +140,34 @@ class CreatePaymentResult:
 
 
 @dataclass(frozen=True)
+class RefundReport:
+    """Refunds (or a chargeback) a gateway reports on one of our payments, with a REFUNDED / PARTIALLY_REFUNDED
+    status. Two shapes, by what the gateway says:
+
+    - `total_minor`: the gateway's CUMULATIVE refunded amount on the payment (Midtrans `refund_amount`, the sandbox).
+      It is the truth: applied as is, so a replayed or reordered report never refunds twice. Such a report describes
+      the whole payment: its status's `amount_minor` is the amount collected and `paid_at` the paid time.
+    - `reference` + `amount_minor`: ONE refund, by the gateway's refund id (Xendit refund callbacks). Applied once per
+      reference; it says nothing about the payment's collected amount.
+    `chargeback`: the money was taken back by a card dispute (Midtrans `chargeback` / `partial_chargeback`), not
+    refunded by the merchant. Which of REFUNDED / PARTIALLY_REFUNDED the payment ends in follows from the amounts.
+    """
+
+    total_minor: int | None = None
+    reference: str = ""
+    amount_minor: int | None = None
+    chargeback: bool = False
+
+
+@dataclass(frozen=True)
 class PaymentStatusResult:
     gateway_reference: str
     status: GatewayOutcome
     amount_minor: int  # amount collected when SUCCEEDED/…REFUNDED; otherwise the amount the gateway shows
     currency: str
-    paid_at: datetime | None
+    paid_at: datetime | None  # the gateway's paid time when SUCCEEDED/…REFUNDED
     payment_id: str = ""  # our pay_ id as the gateway echoes it
+    refund: RefundReport | None = None  # with REFUNDED / PARTIALLY_REFUNDED
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -155,12 +177,16 @@ class WebhookNotification:
         str  # dedup key, unique per gateway account: the gateway's own id or a derived one (see adapter)
     )
     gateway_reference: str
-    payment_id: str  # our pay_ id, from the gateway's external_id / order_id (may be foreign: not ours)
+    payment_id: (
+        str  # our pay_ id, from the gateway's external_id / order_id (may be foreign: not ours; "" when
+    )
+    # the gateway does not echo it, e.g. a Xendit refund callback: the payment is found by gateway_reference)
     status: GatewayOutcome
     amount_minor: int  # collected amount when SUCCEEDED; otherwise the transaction amount as reported
     currency: str
     occurred_at: datetime  # aware UTC: when the gateway says the status changed
     refunded_amount_minor: int | None = None  # cumulative refunded amount on REFUNDED/PARTIALLY_REFUNDED
+    refund: RefundReport | None = None  # with REFUNDED / PARTIALLY_REFUNDED
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -4,10 +4,13 @@
       │          │   └──────────────────────►┘
       │          │              │
       ├──────────┴──────────────┴──► expired     (expires_at passed with money still due)
+      │                                 └──► partially_paid / paid   (money paid before the lapse, reported late)
       └──────────┴─────────────────► void        (no money received)
 
-Nothing moves backwards and `paid`, `expired`, `void` are final: a late "expired" or "failed" gateway event never
-undoes `paid`, and money arriving for a closed invoice is recorded as unapplied overpayment (docs/adr/0021).
+Nothing moves backwards and `paid` and `void` are final: a late "expired" or "failed" gateway event never undoes
+`paid`, and money arriving for a closed invoice is recorded as unapplied overpayment (docs/adr/0021). `expired` is
+final too, except for money the gateway received at or before the invoice's lapse time and reported after it: it is
+applied as if it had arrived in time (only `invoice_apply_payment` does that; docs/adr/0025).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ INVOICE_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.PARTIALLY_PAID, S.PAID, S.EXPIRED, S.VOID}),
     S.PARTIALLY_PAID: frozenset({S.PAID, S.EXPIRED}),
     S.PAID: frozenset(),
-    S.EXPIRED: frozenset(),
+    S.EXPIRED: frozenset({S.PARTIALLY_PAID, S.PAID}),  # only money paid in time, reported late (ADR 0025)
     S.VOID: frozenset(),
 }
 

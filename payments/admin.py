@@ -1,5 +1,7 @@
-"""Django admin for payments: read-only, with the gateway calls (secrets redacted) and a link to the inbound
-notifications that touched each payment. The one action ("reconcile") calls payments.services, like manage.py and the job.
+"""Django admin for payments: read-only, with the gateway calls (secrets redacted), the refunds recorded on each
+payment (gateway-reported refunds and chargebacks: the "refunded" column, the "refunds" filter, the refunds inline)
+and a link to the inbound notifications that touched each payment. The one action ("reconcile") calls
+payments.services, like manage.py and the job.
 
 Also registers the invoice admin (`invoices.admin.InvoiceAdmin`, which invoices/admin.py defines without
 registering): this layer adds the invoice's payments inline and the void / expire actions, which go through the
@@ -12,13 +14,14 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.db.models import Exists, F, OuterRef
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from apikeys.admin_base import ReadOnlyAdmin, admin_audit
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
-from payments.models import GatewayCall, Payment
+from payments.models import GatewayCall, Payment, Refund
 from payments.services import (
     invoice_expire_with_payments,
     invoice_void_closing_payments,
@@ -71,6 +74,58 @@ class GatewayCallInline(ReadOnlyInline):
         return _pretty(obj.response)
 
 
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    fields = [
+        "id",
+        "amount_display",
+        "chargeback",
+        "origin",
+        "status",
+        "gateway_refund_reference",
+        "succeeded_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="amount")
+    def amount_display(self, obj):
+        return f"{format_amount(obj.amount_minor, obj.currency)} {obj.currency}"
+
+
+class RefundsFilter(admin.SimpleListFilter):
+    """Payments by what was refunded on them (a chargeback is a refund flagged as one)."""
+
+    title = "refunds"
+    parameter_name = "refunds"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("none", "Nothing refunded"),
+            ("any", "Any refund"),
+            ("partial", "Partially refunded"),
+            ("full", "Fully refunded"),
+            ("chargeback", "With a chargeback"),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "none":
+            return queryset.filter(amount_refunded_minor=0)
+        if value == "any":
+            return queryset.filter(amount_refunded_minor__gt=0)
+        if value == "partial":
+            return queryset.filter(
+                amount_refunded_minor__gt=0, amount_refunded_minor__lt=F("amount_received_minor")
+            )
+        if value == "full":
+            return queryset.filter(
+                amount_refunded_minor__gt=0, amount_refunded_minor=F("amount_received_minor")
+            )
+        if value == "chargeback":
+            return queryset.filter(Exists(Refund.objects.filter(payment=OuterRef("pk"), chargeback=True)))
+        return queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = [
@@ -83,16 +138,24 @@ class PaymentAdmin(ReadOnlyAdmin):
         "status",
         "amount_display",
         "received_display",
+        "refunded_display",
         "created_at",
     ]
-    list_filter = ["status", "gateway", "mode", "currency", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        RefundsFilter,
+        "gateway",
+        "mode",
+        "currency",
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["id", "invoice__id", "gateway_reference", "merchant__id", "merchant__name"]
     list_select_related = ["merchant", "invoice"]
     date_hierarchy = "created_at"
     actions = ["reconcile_selected"]
 
-    inlines = [GatewayCallInline]
-    readonly_fields = ["inbound_notifications"]
+    inlines = [RefundInline, GatewayCallInline]
+    readonly_fields = ["refunded_display", "inbound_notifications"]
 
     @admin.display(description="inbound notifications")
     def inbound_notifications(self, obj):
@@ -111,6 +174,13 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(description="received")
     def received_display(self, obj):
         return f"{format_amount(obj.amount_received_minor, obj.currency)} {obj.currency}"
+
+    @admin.display(description="refunded", ordering="amount_refunded_minor")
+    def refunded_display(self, obj):
+        """Refunds recorded on the payment (chargebacks included), formatted; "-" when none."""
+        if not obj.amount_refunded_minor:
+            return "-"
+        return f"{format_amount(obj.amount_refunded_minor, obj.currency)} {obj.currency}"
 
     @admin.action(description="Reconcile selected payments with the gateway")
     def reconcile_selected(self, request, queryset):

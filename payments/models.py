@@ -1,5 +1,5 @@
-"""Payments: one attempt to collect (part of) an invoice installment through a gateway, and the log of every call
-made to the gateway for it.
+"""Payments: one attempt to collect (part of) an invoice installment through a gateway, the log of every call
+made to the gateway for it, and the refunds recorded on it.
 
 Amounts are integer minor units of `currency`. Statuses and their transitions are in `payments.states` (the one
 table every writer checks). Writes go through `payments.services` only.
@@ -47,6 +47,7 @@ class Payment(TimeStampedModel):
     # What the payment asks for (what the installment still owed at initiation) and what the gateway collected.
     amount_minor = models.BigIntegerField()
     amount_received_minor = models.BigIntegerField(default=0)
+    # The sum of the payment's refunds (Refund rows: today those the gateway reports, chargebacks included).
     amount_refunded_minor = models.BigIntegerField(default=0)
 
     gateway_reference = models.CharField(max_length=128, blank=True, default="")
@@ -127,6 +128,73 @@ class Payment(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
+
+
+class RefundOrigin(models.TextChoices):
+    GATEWAY = "gateway", "Gateway"  # reported by the gateway: made in its dashboard / API, or a chargeback
+
+
+class RefundStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+
+
+class Refund(TimeStampedModel):
+    """Money given back on a payment (SPEC §13 refund object, `ref_…`).
+
+    Today only what a gateway reports (origin `gateway`): a refund made in the gateway's dashboard or API, or a
+    chargeback - a refund with `chargeback` True (the card holder's bank took the money back through a dispute).
+    `payments.services.payment_apply_gateway_status` records it in the transaction that raises the payment's
+    `amount_refunded_minor`, moves the payment to `partially_refunded` / `refunded` and records `refund.succeeded`.
+    The refunds API (SPEC §13: origin `api`, pending / failed) is to build on this table.
+
+    Idempotency: a report of ONE refund carries the gateway's refund id (`gateway_refund_reference`, Xendit
+    `rfd-…`), unique per payment; a CUMULATIVE report (Midtrans `refund_amount`) leaves it blank and records the
+    increment from the payment's refunded amount to the reported total, so a replay (increment 0) records nothing.
+    """
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("ref"), editable=False
+    )
+    # Indexed by refund_payment_created (no separate FK index).
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds", db_index=False)
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.SUCCEEDED)
+    origin = models.CharField(max_length=20, choices=RefundOrigin.choices, default=RefundOrigin.GATEWAY)
+    chargeback = models.BooleanField(default=False)
+    gateway_refund_reference = models.CharField(max_length=128, blank=True, default="")
+    # When the gateway says the refund happened, else when we learned of it.
+    succeeded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["payment", "created_at"], name="refund_payment_created"),
+            models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="refund_tenant_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment", "gateway_refund_reference"],
+                condition=~Q(gateway_refund_reference=""),
+                name="refund_gateway_reference_unique",
+            ),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(mode__in=[m.value for m in Mode]), name="refund_mode_valid"),
+            models.CheckConstraint(condition=Q(currency__in=list(CURRENCIES)), name="refund_currency_known"),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in RefundStatus]), name="refund_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(origin__in=[o.value for o in RefundOrigin]), name="refund_origin_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.payment_id})"
 
 
 class GatewayCallOperation(models.TextChoices):

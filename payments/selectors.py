@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 
-from payments.models import GatewayCall, Payment, PaymentStatus
+from payments.models import GatewayCall, Payment, PaymentStatus, Refund
 from paytrust.errors import NotFound, ValidationError
 from paytrust.money import format_amount
 
@@ -44,6 +44,27 @@ def payment_representation(payment: Payment) -> dict:
         "iso20022_reason": payment.pain002_reason or None,
         "created_at": _rfc3339(payment.created_at),
         "updated_at": _rfc3339(payment.updated_at),
+    }
+
+
+def refund_representation(refund: Refund, payment: Payment) -> dict:
+    """The refund object (the `data` of `refund.succeeded`), with the refunded payment embedded as it is after the
+    refund (`amount_refunded`, status). Needs no query."""
+    cur = refund.currency
+    return {
+        "id": refund.id,
+        "object": "refund",
+        "mode": refund.mode,
+        "status": refund.status,
+        "origin": refund.origin,
+        "chargeback": refund.chargeback,
+        "invoice": payment.invoice_id,
+        "currency": cur,
+        "amount": format_amount(refund.amount_minor, cur),
+        "gateway_reference": refund.gateway_refund_reference or None,
+        "succeeded_at": _rfc3339(refund.succeeded_at),
+        "created_at": _rfc3339(refund.created_at),
+        "payment": payment_representation(payment),
     }
 
 

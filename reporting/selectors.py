@@ -6,7 +6,8 @@ Facts:
   `amount_minor` (what the customer paid, overpayment included) and the `tax_minor` / `fee_minor` it carries.
 - `invoices.PaymentApplicationTax`: the same payment's taxable base and tax per tax rate (they add up exactly to
   the application's `taxable_minor` / `tax_minor`).
-- `payments.Payment.amount_refunded_minor`: refunds recorded on a payment (SPEC §13).
+- `payments.Payment.amount_refunded_minor`: refunds recorded on a payment (SPEC §13): the sum of its `Refund` rows,
+  today the refunds and chargebacks its gateway reported (`payments.services.gateway_refunds`).
 
 Rules (docs/adr/0040-financial-report.md):
 - A payment is in the period when it succeeded in [start, end).

@@ -9,6 +9,8 @@
   ask get_status(payment_id=…) (404 until the customer starts paying) rather than creating again.
 - Notifications are not authoritative (`notifications_are_authoritative = False`): the inbound pipeline applies
   get_status's answer, never the notification's transaction_status.
+- Refunds / chargebacks (refund, partial_refund, chargeback, partial_chargeback): get_status reports the gross
+  amount as collected, the settlement time as paid_at, and a RefundReport with Midtrans' cumulative refunded amount.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from gateways.midtrans import webhooks
 from gateways.midtrans.client import MidtransClient
 from paytrust import money
 from paytrust.errors import GatewayError
+
+_COLLECTED = (GatewayOutcome.SUCCEEDED, GatewayOutcome.REFUNDED, GatewayOutcome.PARTIALLY_REFUNDED)
 
 
 def _bad_response(message: str) -> GatewayError:
@@ -174,7 +178,7 @@ class MidtransGateway(Gateway):
         gross = webhooks.field_text(data.get("gross_amount"))
         amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=_bad_response)
         paid_at = None
-        if status == GatewayOutcome.SUCCEEDED:
+        if status in _COLLECTED:  # a refunded transaction was settled first: its gross amount was collected
             paid_at = webhooks.parse_time(
                 data.get("settlement_time") or data.get("transaction_time"),
                 error=_bad_response,
@@ -187,6 +191,9 @@ class MidtransGateway(Gateway):
             currency=currency,
             paid_at=paid_at,
             payment_id=order_id,
+            refund=webhooks.refund_report(
+                data, currency=currency, gross_minor=amount_minor, error=_bad_response
+            ),
             raw=data,
         )
 

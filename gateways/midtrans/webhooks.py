@@ -8,6 +8,9 @@ Status mapping (transaction_status, case-insensitive; fraud_status may be absent
   capture / settlement + fraud accept or absent -> succeeded;  + challenge -> pending;  + deny -> failed
   pending, authorize -> pending;  deny, cancel, failure -> failed;  expire -> expired
   refund, chargeback -> refunded;  partial_refund, partial_chargeback -> partially_refunded;  else unknown
+Refund statuses carry a RefundReport (`refund_report`): Midtrans' cumulative refunded amount (`refund_amount`, else
+the sum of the `refunds` list, else - for a full `refund`/`chargeback` - the gross amount) and whether it is a
+chargeback. The payment applies that total as the truth (a replay never refunds twice).
 A card payment notifies `capture` and later `settlement`: both map to succeeded and are distinct events, so the
 consumer must treat an already-succeeded payment as a no-op.
 
@@ -40,6 +43,7 @@ from decimal import Decimal
 
 from gateways.base import (
     GatewayOutcome,
+    RefundReport,
     WebhookAuthError,
     WebhookNotification,
     WebhookPayloadError,
@@ -66,6 +70,8 @@ _SIMPLE = {
     "partial_chargeback": GatewayOutcome.PARTIALLY_REFUNDED,
 }
 _REFUND_STATES = {"refund", "chargeback", "partial_refund", "partial_chargeback"}
+_FULL_REFUND_STATES = {"refund", "chargeback"}
+_CHARGEBACK_STATES = {"chargeback", "partial_chargeback"}
 
 
 def map_status(transaction_status: object, fraud_status: object = None) -> GatewayOutcome:
@@ -188,6 +194,34 @@ def verify_notification(headers: Mapping[str, str], raw_body: bytes, *, server_k
         raise WebhookAuthError("The Midtrans signature_key does not match this gateway account.")
 
 
+def refund_report(
+    data: Mapping[str, object], *, currency: str, gross_minor: int, error: type[Exception]
+) -> RefundReport | None:
+    """The RefundReport of a notification or status answer in a refund/chargeback status (None otherwise).
+
+    The cumulative refunded amount: `refund_amount` when present; else the sum of the `refunds` list
+    (`refund_amount` each); else, for a full `refund` / `chargeback`, the gross amount; else unknown (None: a
+    partial refund without an amount cannot be applied)."""
+    status = str(data.get("transaction_status") or "").strip().lower()
+    if status not in _REFUND_STATES:
+        return None
+    total: int | None = None
+    if data.get("refund_amount") is not None:
+        total = gateway_amount_to_minor(
+            field_text(data.get("refund_amount")), currency, param="refund_amount", error=error
+        )
+    elif isinstance(data.get("refunds"), list) and data["refunds"]:
+        total = 0
+        for item in data["refunds"]:
+            value = item.get("refund_amount") if isinstance(item, Mapping) else None
+            total += gateway_amount_to_minor(
+                field_text(value), currency, param="refunds.refund_amount", error=error
+            )
+    elif status in _FULL_REFUND_STATES:
+        total = gross_minor
+    return RefundReport(total_minor=total, chargeback=status in _CHARGEBACK_STATES)
+
+
 def parse_notification(raw_body: bytes) -> WebhookNotification:
     data = _load(raw_body)
     for key in ("order_id", "transaction_status"):
@@ -201,11 +235,10 @@ def parse_notification(raw_body: bytes) -> WebhookNotification:
     status = map_status(transaction_status, data.get("fraud_status"))
     currency = str(data.get("currency") or "IDR").upper()
     amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=WebhookPayloadError)
+    refund = refund_report(data, currency=currency, gross_minor=amount_minor, error=WebhookPayloadError)
     refunded = None
     if transaction_status in _REFUND_STATES and data.get("refund_amount") is not None:
-        refunded = gateway_amount_to_minor(
-            field_text(data.get("refund_amount")), currency, param="refund_amount", error=WebhookPayloadError
-        )
+        refunded = refund.total_minor
     settlement_time = data.get("settlement_time")
     transaction_time = data.get("transaction_time")
     occurred_at = parse_time(
@@ -230,5 +263,6 @@ def parse_notification(raw_body: bytes) -> WebhookNotification:
         currency=currency,
         occurred_at=occurred_at,
         refunded_amount_minor=refunded,
+        refund=refund,
         raw=data,
     )

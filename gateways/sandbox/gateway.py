@@ -14,6 +14,7 @@ from gateways.base import (
     Gateway,
     GatewayOutcome,
     PaymentStatusResult,
+    RefundReport,
     RefundRequest,
     RefundResult,
     RefundStatus,
@@ -106,5 +107,8 @@ def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:
         currency=session.currency,
         paid_at=session.completed_at if paid else None,
         payment_id=session.payment_id,
+        refund=RefundReport(total_minor=session.amount_refunded_minor)
+        if session.amount_refunded_minor
+        else None,
         raw={"checkout_id": session.pk, "status": session.status, "action": session.action},
     )

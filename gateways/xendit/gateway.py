@@ -1,4 +1,6 @@
-"""Xendit adapter: our contract <-> Xendit Invoice API (POST /v2/invoices, GET /v2/invoices/{id}, expire!)."""
+"""Xendit adapter: our contract <-> Xendit Invoice API (POST /v2/invoices, GET /v2/invoices/{id}, expire!).
+
+Webhooks: invoice callbacks and refund callbacks (refunds made in Xendit's dashboard or API), see webhooks.py."""
 
 from __future__ import annotations
 
@@ -141,7 +143,7 @@ class XenditGateway(Gateway):
         webhooks.verify_callback_token(headers, expected_token=self.credentials.get("callback_token", ""))
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookNotification:
-        return webhooks.parse_invoice_callback(raw_body)
+        return webhooks.parse_callback(raw_body)
 
 
 def _pick_invoice(invoices: list[dict]) -> dict:

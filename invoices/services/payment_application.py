@@ -84,9 +84,11 @@ def invoice_apply_payment(
       invoice, amount or currency it gives 409 `payment_application_mismatch`.
     - `currency` must be the invoice's (else 422 `currency_mismatch`, nothing written).
     - The invoice must have had a payment initiated (else 409 `invoice_not_initiated`).
-    - Money is never refused: for an invoice that is already paid, void or expired - or whose lapse time passed
-      before `paid_at` (it is expired first, recording `invoice.expired`) - the whole amount is recorded as
-      overpayment (unapplied, for refund); nothing moves backwards.
+    - `paid_at` (the gateway's paid time) at or before the lapse time is paid in time, however late it is
+      reported: an invoice the expiry job expired reopens to partially_paid / paid (ADR 0025).
+    - Money is never refused: for an invoice that is already paid or void, or expired with `paid_at` after its
+      lapse time - or still open but whose lapse time passed before `paid_at` (it is expired first, recording
+      `invoice.expired`) - the whole amount is recorded as overpayment (unapplied, for refund).
     """
     _check_arguments(payment_id=payment_id, amount_minor=amount_minor, paid_at=paid_at)
     now = timezone.now()
@@ -98,13 +100,15 @@ def invoice_apply_payment(
         _check_receivable(invoice, currency)
         installments = _locked_installments(invoice, installment_number)
         events: list[str] = []
-        if invoice.status in OPEN_STATUSES and invoice.lapses_at <= paid_at:
+        if invoice.status in OPEN_STATUSES and invoice.lapses_at < paid_at:
             check_transition(invoice.status, InvoiceStatus.EXPIRED)
             invoice.status = InvoiceStatus.EXPIRED
             invoice.expired_at = now
             events.append(STATUS_EVENTS[InvoiceStatus.EXPIRED])
         allocation = _Allocation()
-        if invoice.status in (InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID):
+        if invoice.status in (InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID) or _paid_in_time(
+            invoice, paid_at
+        ):
             allocation = _allocate(installments, amount_minor, installment_number, paid_at)
             _apply_to_invoice(invoice, installments, allocation, paid_at, events)
         overpaid = amount_minor - allocation.applied
@@ -128,6 +132,16 @@ def invoice_apply_payment(
         invoice = with_relations(Invoice.objects.select_related("merchant").filter(pk=invoice.pk)).get()
         _record_events(invoice, allocation.completed, events, payments=payments)
     return PaymentApplicationResult(application=application, invoice=invoice, replayed=False)
+
+
+def _paid_in_time(invoice: Invoice, paid_at: datetime) -> bool:
+    """An expired invoice whose money was paid at or before its lapse time and is reported only now: it reopens
+    (ADR 0025). Only an expired invoice that was collecting (payment initiated) reopens; void never does."""
+    return (
+        invoice.status == InvoiceStatus.EXPIRED
+        and invoice.payment_initiated_at is not None
+        and paid_at <= invoice.lapses_at
+    )
 
 
 def _check_arguments(*, payment_id: str, amount_minor: int, paid_at: datetime) -> None:
@@ -220,6 +234,8 @@ def _apply_to_invoice(
     events: list[str],
 ) -> None:
     invoice.amount_paid_minor += allocation.applied
+    if invoice.status == InvoiceStatus.EXPIRED:  # reopened by money paid in time (ADR 0025)
+        invoice.expired_at = None
     if invoice.amount_paid_minor == invoice.total_minor:
         set_status(invoice, InvoiceStatus.PAID, events)
         invoice.paid_at = paid_at

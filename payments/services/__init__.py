@@ -3,6 +3,8 @@
 - initiation.py: `payment_initiate` (three phases; the gateway is called outside any transaction)
 - application.py: `payment_apply_gateway_status`, the ONE code path that applies a gateway's word about a payment
   (inbound webhooks and reconciliation both use it) and hands money received to `invoice_apply_payment`
+- gateway_refunds.py: `refund_record`, the refunds and chargebacks a gateway reports (called by application.py;
+  docs/adr/0032-gateway-reported-refunds.md)
 - reconciliation.py: `payment_reconcile`, `payments_reconcile`, `payments_to_reconcile`,
   `payments_reconcile_queue` (the admin's action: jobs, not gateway calls), `payment_close_at_gateway`
 - voiding.py: `invoice_void_closing_payments` (the API's and the admin's void: the invoice, then its open payments)

@@ -1,5 +1,6 @@
 """The ONE code path that applies a gateway's word about a payment (inbound webhooks and reconciliation both use
-it), and hands money received to the invoice.
+it), and hands money received to the invoice. Refunds and chargebacks the gateway reports are recorded by
+`gateway_refunds.refund_record` on the same path.
 
 Lock order: the payment row, then the invoice row (inside `invoice_apply_payment`). Voiding takes them in the same
 order (payments.services.invoice_void); initiation takes the invoice first but never waits for a payment lock.
@@ -19,20 +20,25 @@ from invoices.services import invoice_apply_payment
 from payments.models import Payment, PaymentStatus
 from payments.selectors import invoice_payments
 from payments.services._support import emit, set_status
+from payments.services.gateway_refunds import (
+    REFUND_OUTCOMES,
+    SUCCESS_FAMILY,
+    describes_collection,
+    refund_record,
+)
 from payments.states import can_transition
 from paytrust.errors import NotFound, Unprocessable, ValidationError
 
 logger = logging.getLogger("paytrust.payments")
 
-# Gateway outcome (contract vocabulary) -> our payment status. Refund statuses are the refunds work's (SPEC §13);
-# UNKNOWN never moves a payment.
+# Gateway outcome (contract vocabulary) -> our payment status. Refund outcomes go to gateway_refunds (the amounts
+# decide between refunded and partially_refunded); UNKNOWN never moves a payment.
 _TARGETS: dict[str, str] = {
     gw.GatewayOutcome.PENDING: PaymentStatus.PENDING,
     gw.GatewayOutcome.SUCCEEDED: PaymentStatus.SUCCEEDED,
     gw.GatewayOutcome.FAILED: PaymentStatus.FAILED,
     gw.GatewayOutcome.EXPIRED: PaymentStatus.EXPIRED,
 }
-_SUCCESS_FAMILY = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 
 
 class PaymentNotFoundForGateway(NotFound):
@@ -44,13 +50,17 @@ class GatewayStatusUpdate:
     """What a gateway says about one of our payments (from a webhook or a status query)."""
 
     status: str  # gateways.base.GatewayOutcome value
-    amount_minor: int
+    amount_minor: int  # collected when succeeded (or refunded, with a cumulative refund report)
     currency: str
+    # When the gateway says it happened; for a success the gateway's paid time, which decides whether money that
+    # arrives after the invoice's lapse time was paid in time (docs/adr/0025-late-reported-payments.md).
     occurred_at: datetime | None
     gateway_reference: str = ""
     payment_url: str = ""
     failure_code: str = ""
     failure_message: str = ""
+    # With REFUNDED / PARTIALLY_REFUNDED: the WebhookNotification's / PaymentStatusResult's `refund` as is.
+    refund: gw.RefundReport | None = None
 
 
 @dataclass(frozen=True)
@@ -78,60 +88,108 @@ def payment_apply_gateway_status(
 
     - succeeded (from initiating/pending/unknown, and also from failed/expired: money is never refused): records
       the amount actually paid and applies it to the invoice with `invoice_apply_payment` (an underpayment leaves
-      the installment partly paid, an overpayment pays the next installments / is recorded as overpayment);
-      records `payment.succeeded`. Currency must be the payment's (else 422 currency_mismatch, nothing written).
+      the installment partly paid, an overpayment pays the next installments / is recorded as overpayment; money
+      paid - by the gateway's paid time - at or before the invoice's lapse time counts as paid in time even when
+      it is reported after it, docs/adr/0025); records `payment.succeeded`. Currency must be the payment's (else
+      422 currency_mismatch, nothing written).
     - failed / expired (from an open status only; records `payment.failed` for failed). A late EXPIRED or FAILED
       after a success changes nothing. pending (from initiating/unknown) fills in the gateway reference.
+    - refunded / partially_refunded: `gateway_refunds.refund_record` (refund rows, `amount_refunded_minor`,
+      `refund.succeeded`); a payment not yet succeeded here is applied as succeeded first when the report carries
+      the payment's whole state (cumulative: Midtrans), else 409 `refund_before_success` (retried by the caller).
     - anything already in that state, or not allowed by `payments.states`, changes nothing (`changed=False`).
+    The payment is `payment_id` of the gateway account, or - when `payment_id` is "" (a Xendit refund callback
+    does not echo our id) - the account's payment with `update.gateway_reference`.
     Raises PaymentNotFoundForGateway (404) when the payment is not one of this gateway account's.
     """
     target = _TARGETS.get(update.status)
     with transaction.atomic():
         # Lock order: this payment, then (in invoice_apply_payment) its invoice.
-        payment = (
-            Payment.objects.select_for_update(of=("self",))
-            .select_related("merchant")
-            .filter(pk=payment_id, gateway_account_id=gateway_account_id)
-            .first()
-        )
-        if payment is None:
-            raise PaymentNotFoundForGateway(
-                f"No payment {payment_id!r} was initiated through gateway account {gateway_account_id}."
-            )
+        payment = _locked_payment(payment_id, gateway_account_id, update.gateway_reference)
         previous = payment.status
-        ignored = _ignored_because(previous, target, update)
-        if ignored is not None:
-            return ApplyOutcome(payment=payment, previous_status=previous, changed=False, note=ignored)
-        fields = _take_update(payment, update, target, now=timezone.now())
-        set_status(payment, target)
-        payment.save(update_fields=fields)
-        emit(payment, target)
-        note = f"{previous} -> {target}"
-        if target == PaymentStatus.SUCCEEDED:
-            applied = invoice_apply_payment(
-                invoice_id=payment.invoice_id,
-                payment_id=payment.id,
-                amount_minor=payment.amount_received_minor,
-                currency=payment.currency,
-                installment_number=payment.installment_number,
-                paid_at=payment.succeeded_at,
-                # The invoice events' payments list, read after this payment's change (same transaction).
-                payments=invoice_payments(invoice_id=payment.invoice_id),
-            )
-            application = applied.application
-            note += f"; applied {application.applied_minor}, overpaid {application.overpaid_minor}"
+        now = timezone.now()
+        if update.status in REFUND_OUTCOMES:
+            changed, note = _apply_refund(payment, update, now=now)
+            if not changed:
+                return ApplyOutcome(payment=payment, previous_status=previous, changed=False, note=note)
+        else:
+            ignored = _ignored_because(previous, target, update)
+            if ignored is not None:
+                return ApplyOutcome(payment=payment, previous_status=previous, changed=False, note=ignored)
+            note = _apply_target(payment, update, target, now=now)
     logger.info(
         "payment status applied",
-        extra={"payment": payment.id, "from": previous, "to": target, "source": source},
+        extra={"payment": payment.id, "from": previous, "to": payment.status, "source": source},
     )
     return ApplyOutcome(payment=payment, previous_status=previous, changed=True, note=note)
+
+
+def _locked_payment(payment_id: str, gateway_account_id: str, gateway_reference: str) -> Payment:
+    qs = (
+        Payment.objects.select_for_update(of=("self",))
+        .select_related("merchant")
+        .filter(gateway_account_id=gateway_account_id)
+    )
+    payment = None
+    if payment_id:
+        payment = qs.filter(pk=payment_id).first()
+    elif gateway_reference:
+        payment = qs.filter(gateway_reference=gateway_reference).first()
+    if payment is None:
+        named = payment_id or f"with gateway reference {gateway_reference!r}"
+        raise PaymentNotFoundForGateway(
+            f"No payment {named!r} was initiated through gateway account {gateway_account_id}."
+        )
+    return payment
+
+
+def _apply_target(payment: Payment, update: GatewayStatusUpdate, target: str, *, now: datetime) -> str:
+    """Move the locked payment to `target` (checked by the caller), record its event and, for a success, apply
+    the money to the invoice. Returns the note."""
+    previous = payment.status
+    fields = _take_update(payment, update, target, now=now)
+    set_status(payment, target)
+    payment.save(update_fields=fields)
+    emit(payment, target)
+    note = f"{previous} -> {target}"
+    if target == PaymentStatus.SUCCEEDED:
+        applied = invoice_apply_payment(
+            invoice_id=payment.invoice_id,
+            payment_id=payment.id,
+            amount_minor=payment.amount_received_minor,
+            currency=payment.currency,
+            installment_number=payment.installment_number,
+            paid_at=payment.succeeded_at,
+            # The invoice events' payments list, read after this payment's change (same transaction).
+            payments=invoice_payments(invoice_id=payment.invoice_id),
+        )
+        application = applied.application
+        note += f"; applied {application.applied_minor}, overpaid {application.overpaid_minor}"
+    return note
+
+
+def _apply_refund(payment: Payment, update: GatewayStatusUpdate, *, now: datetime) -> tuple[bool, str]:
+    """A refund / chargeback report: (changed, note). A payment the gateway reports as collected and then
+    refunded, that has not succeeded here (its success notification was missed or is late), succeeds first."""
+    note = ""
+    if payment.status not in SUCCESS_FAMILY and describes_collection(update.refund):
+        note = _apply_target(payment, update, PaymentStatus.SUCCEEDED, now=now) + "; "
+    changed, refund_note = refund_record(
+        payment,
+        status=update.status,
+        report=update.refund,
+        currency=update.currency,
+        occurred_at=update.occurred_at,
+        now=now,
+    )
+    return changed or bool(note), note + refund_note
 
 
 def _ignored_because(previous: str, target: str | None, update: GatewayStatusUpdate) -> str | None:
     """Why the update changes nothing (for the outcome's note), or None when it applies."""
     if target is None:
         return f"gateway status {update.status} is not applied to payments"
-    if previous == target or (target == PaymentStatus.SUCCEEDED and previous in _SUCCESS_FAMILY):
+    if previous == target or (target == PaymentStatus.SUCCEEDED and previous in SUCCESS_FAMILY):
         return f"already {previous}"
     if not can_transition(previous, target):
         return f"{previous} -> {target} not allowed; ignored"

@@ -84,6 +84,7 @@ def _status_update_from(result: gw.GatewayOutcomeResult, *, fallback_currency: s
         gateway_reference=result.gateway_reference,
         payment_url=url if isinstance(url, str) else "",
         failure_code=failure.lower(),
+        refund=result.refund,
     )
 
 

@@ -196,6 +196,7 @@ def _update_from_notification(notification: gw.WebhookNotification) -> GatewaySt
         gateway_reference=notification.gateway_reference,
         failure_code=_failure_code(notification.status, raw),
         failure_message=_failure_message(raw),
+        refund=notification.refund,
     )
 
 
@@ -217,6 +218,7 @@ def _update_from_truth(
         gateway_reference=truth.gateway_reference or notification.gateway_reference,
         failure_code=_failure_code(truth.status, raw),
         failure_message=_failure_message(raw),
+        refund=truth.refund,
     )
 
 
@@ -249,7 +251,15 @@ def _apply(event: InboundNotification, truth: gw.GatewayOutcomeResult | None = N
     except PaymentNotFoundForGateway as exc:
         raise PermanentProcessingError(exc.message, code=exc.code)
     except ApplicationError as exc:
-        if exc.code in ("currency_mismatch", "amount_invalid", "payment_application_mismatch"):
+        if (
+            exc.code
+            in (
+                "currency_mismatch",
+                "amount_invalid",
+                "payment_application_mismatch",
+                "refund_exceeds_received",  # the gateway reports more refunded than we received: retrying cannot help
+            )
+        ):
             raise PermanentProcessingError(exc.message, code=exc.code)
         raise
     event.payment_id = outcome.payment.pk

@@ -143,6 +143,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     list_filter = [
         "status",
+        ("received_on_closed_invoice", admin.BooleanFieldListFilter),
         RefundsFilter,
         "gateway",
         "mode",

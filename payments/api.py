@@ -64,6 +64,9 @@ class PaymentOutput(serializers.Serializer):
     amount = serializers.CharField(help_text="What the installment still owed at initiation.")
     amount_received = serializers.CharField(help_text="What the gateway collected (may differ from amount).")
     amount_refunded = serializers.CharField()
+    received_on_closed_invoice = serializers.BooleanField(
+        help_text="The money arrived after the invoice was voided or had expired: overpayment to refund."
+    )
     gateway = serializers.CharField()
     gateway_account = serializers.CharField()
     gateway_reference = serializers.CharField(allow_null=True)

@@ -49,6 +49,10 @@ class Payment(TimeStampedModel):
     amount_received_minor = models.BigIntegerField(default=0)
     # The sum of the payment's refunds (Refund rows: today those the gateway reports, chargebacks included).
     amount_refunded_minor = models.BigIntegerField(default=0)
+    # Money that arrived after its invoice was voided or had expired (paid after the lapse time): all of it is
+    # overpayment of a closed invoice, for finance staff to refund (admin filter, event
+    # `payment.received_on_closed_invoice`).
+    received_on_closed_invoice = models.BooleanField(default=False)
 
     gateway_reference = models.CharField(max_length=128, blank=True, default="")
     payment_url = models.CharField(max_length=2048, blank=True, default="")

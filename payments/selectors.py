@@ -32,6 +32,7 @@ def payment_representation(payment: Payment) -> dict:
         "amount": format_amount(payment.amount_minor, cur),
         "amount_received": format_amount(payment.amount_received_minor, cur),
         "amount_refunded": format_amount(payment.amount_refunded_minor, cur),
+        "received_on_closed_invoice": payment.received_on_closed_invoice,
         "gateway": payment.gateway,
         "gateway_account": payment.gateway_account_id,
         "gateway_reference": payment.gateway_reference or None,

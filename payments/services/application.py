@@ -16,9 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateways import base as gw
+from invoices.models import InvoiceStatus
 from invoices.services import invoice_apply_payment
 from payments.models import Payment, PaymentStatus
-from payments.selectors import invoice_payments
+from payments.selectors import invoice_payments, payment_representation
 from payments.services._support import emit, set_status
 from payments.services.gateway_refunds import (
     REFUND_OUTCOMES,
@@ -28,6 +29,7 @@ from payments.services.gateway_refunds import (
 )
 from payments.states import can_transition
 from paytrust.errors import NotFound, Unprocessable, ValidationError
+from webhooks.outbound import services as webhook_services
 
 logger = logging.getLogger("paytrust.payments")
 
@@ -165,6 +167,9 @@ def _apply_target(payment: Payment, update: GatewayStatusUpdate, target: str, *,
         )
         application = applied.application
         note += f"; applied {application.applied_minor}, overpaid {application.overpaid_minor}"
+        if not applied.replayed and applied.invoice.status in CLOSED_INVOICE_STATUSES:
+            _flag_received_on_closed_invoice(payment)
+            note += f"; received on a {applied.invoice.status} invoice (flagged)"
     return note
 
 
@@ -183,6 +188,26 @@ def _apply_refund(payment: Payment, update: GatewayStatusUpdate, *, now: datetim
         now=now,
     )
     return changed or bool(note), note + refund_note
+
+
+# An invoice in one of these states takes no more money: what arrives anyway (paid after the lapse time, or after
+# a void) is recorded and flagged, never counted as an ordinary overpayment.
+CLOSED_INVOICE_STATUSES = (InvoiceStatus.VOID, InvoiceStatus.EXPIRED)
+
+
+def _flag_received_on_closed_invoice(payment: Payment) -> None:
+    """In the application's transaction: flag the payment for finance staff and tell the merchant."""
+    payment.received_on_closed_invoice = True
+    payment.save(update_fields=["received_on_closed_invoice", "updated_at"])
+    webhook_services.event_record(
+        merchant=payment.merchant,
+        mode=payment.mode,
+        type="payment.received_on_closed_invoice",
+        data=payment_representation(payment),
+    )
+    logger.warning(
+        "money received on a closed invoice", extra={"payment": payment.id, "invoice": payment.invoice_id}
+    )
 
 
 def _ignored_because(previous: str, target: str | None, update: GatewayStatusUpdate) -> str | None:

@@ -27,6 +27,8 @@ class EventType(models.TextChoices):
     INSTALLMENT_PAID = "installment.paid"
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
+    # Money arrived on a void or expired invoice: recorded, flagged for finance staff, to be refunded.
+    PAYMENT_RECEIVED_ON_CLOSED_INVOICE = "payment.received_on_closed_invoice"
     REFUND_SUCCEEDED = "refund.succeeded"
     REFUND_FAILED = "refund.failed"
 

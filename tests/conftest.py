@@ -30,6 +30,20 @@ def _clear_key_cache(settings):
 
 
 @pytest.fixture
+def no_jobs(transactional_db):
+    """No procrastinate job before the test and none left behind (a transaction=True test commits its jobs)."""
+    from django.db import connection
+
+    def truncate():
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE procrastinate_jobs, procrastinate_events CASCADE")
+
+    truncate()
+    yield
+    truncate()
+
+
+@pytest.fixture
 def merchant(db):
     return MerchantFactory(name="Acme")
 

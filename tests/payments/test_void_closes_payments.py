@@ -18,19 +18,6 @@ from tests.payments.factories import make_invoice
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def no_jobs(transactional_db):
-    """A transaction=True test commits its jobs: start from none and leave none behind for other tests."""
-
-    def truncate():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE procrastinate_jobs, procrastinate_events CASCADE")
-
-    truncate()
-    yield
-    truncate()
-
-
 def _queued_reconciles() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(

@@ -24,17 +24,6 @@ from tests.payments.factories import make_invoice
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def no_jobs():
-    def truncate():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE procrastinate_jobs, procrastinate_events CASCADE")
-
-    truncate()
-    yield
-    truncate()
-
-
 def test_void_while_the_create_is_on_the_wire_never_hands_out_a_live_checkout(
     api_key, merchant, xendit_account, xendit_fake, no_jobs
 ):

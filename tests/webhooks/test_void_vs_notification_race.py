@@ -40,17 +40,6 @@ def _deadlocks() -> int:
         return cursor.fetchone()[0]
 
 
-@pytest.fixture
-def no_jobs():
-    def truncate():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE procrastinate_jobs, procrastinate_events CASCADE")
-
-    truncate()
-    yield
-    truncate()
-
-
 def _race(key: str, invoice_id: str, notification_id: str, *, void_delay: float) -> dict[str, object]:
     """The void (API) and the notification's processing (what the inbound job runs), started together on their
     own connections; the void a few milliseconds later in some rounds, so both orders happen."""

@@ -15,14 +15,17 @@ fields with `db_default` and fields with a custom SQL placeholder.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.models import NOT_PROVIDED, Model
+from psycopg import errors as pg_errors
 from psycopg.pq import Format
 from psycopg.types.numeric import Int8
 
@@ -123,3 +126,21 @@ def instance_from_row(model: type[Model], fields, values) -> Model:
             value = converter(value, field, connection)
         converted.append(value)
     return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+@contextmanager
+def nowait_or_conflict() -> Iterator[None]:
+    """Run NOWAIT row locks (`select_for_update(nowait=True)`) in a savepoint: a row another transaction holds
+    gives 409 `payment_in_progress` at once instead of a wait, and the caller's transaction stays usable."""
+    from paytrust.errors import Conflict
+
+    try:
+        with transaction.atomic():
+            yield
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, pg_errors.LockNotAvailable):
+            raise Conflict(
+                "Another payment operation on this invoice is in progress. Retry shortly.",
+                code="payment_in_progress",
+            ) from None
+        raise

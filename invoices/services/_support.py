@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import OperationalError, transaction
-from psycopg import errors as pg_errors
-
 from invoices.models import Invoice
 from invoices.selectors import invoice_render
 from invoices.states import STATUS_EVENTS, check_transition
 from merchants.models import Merchant
-from paytrust.errors import Conflict, NotFound
+from paytrust.errors import NotFound
+from paytrust.sql import nowait_or_conflict
 from webhooks.outbound import services as webhook_services
 
 
@@ -58,16 +56,8 @@ def lock(
     if merchant is not None:
         qs = qs.filter(merchant=merchant, mode=mode)
     if nowait:
-        try:
-            with transaction.atomic():  # savepoint: a refused lock leaves the outer transaction usable
-                invoice = qs.first()
-        except OperationalError as exc:
-            if isinstance(exc.__cause__, pg_errors.LockNotAvailable):
-                raise Conflict(
-                    "Another payment operation on this invoice is in progress. Retry shortly.",
-                    code="payment_in_progress",
-                )
-            raise
+        with nowait_or_conflict():
+            invoice = qs.first()
     else:
         invoice = qs.first()
     if invoice is None:

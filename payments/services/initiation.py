@@ -19,9 +19,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from psycopg import errors as pg_errors
 
 from gateways import base as gw
 from gateways.registry import gateway_for_account
@@ -32,6 +31,7 @@ from payments.models import OPEN_STATUSES, GatewayCallOperation, Payment, Paymen
 from payments.services._support import emit, record_call, set_status
 from payments.services.reconciliation import payment_close_at_gateway
 from paytrust.errors import Conflict, GatewayError, GatewayTimeout
+from paytrust.sql import nowait_or_conflict
 
 logger = logging.getLogger("paytrust.payments")
 
@@ -51,16 +51,8 @@ def _open_payment_locked(invoice_id: str, installment_number: int) -> Payment | 
     qs = Payment.objects.select_for_update(nowait=True).filter(
         invoice_id=invoice_id, installment_number=installment_number, status__in=OPEN_STATUSES
     )
-    try:
-        with transaction.atomic():
-            return qs.first()
-    except OperationalError as exc:
-        if isinstance(exc.__cause__, pg_errors.LockNotAvailable):
-            raise Conflict(
-                "Another payment operation on this invoice is in progress. Retry shortly.",
-                code="payment_in_progress",
-            )
-        raise
+    with nowait_or_conflict():
+        return qs.first()
 
 
 def _phase1_record(*, invoice_id: str, installment_number: int | None, now: datetime) -> tuple[Payment, bool]:

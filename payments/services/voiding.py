@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import OperationalError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from psycopg import errors as pg_errors
 
 from invoices.models import Invoice
 from invoices.services import invoice_void
@@ -17,8 +16,8 @@ from merchants.models import Merchant
 from payments.models import OPEN_STATUSES, Payment
 from payments.selectors import invoice_payments
 from payments.services.reconciliation import RECONCILE_PAYMENT_TASK
-from paytrust.errors import Conflict
 from paytrust.jobs import app, defer_in_transaction
+from paytrust.sql import nowait_or_conflict
 
 
 def invoice_void_closing_payments(
@@ -90,13 +89,5 @@ def _lock_nowait(payment_ids: list[str]) -> None:
     qs = (
         Payment.objects.select_for_update(nowait=True, of=("self",)).filter(pk__in=payment_ids).order_by("pk")
     )
-    try:
-        with transaction.atomic():
-            list(qs.values_list("pk", flat=True))
-    except OperationalError as exc:
-        if isinstance(exc.__cause__, pg_errors.LockNotAvailable):
-            raise Conflict(
-                "Another payment operation on this invoice is in progress. Retry shortly.",
-                code="payment_in_progress",
-            )
-        raise
+    with nowait_or_conflict():
+        list(qs.values_list("pk", flat=True))

@@ -35,6 +35,13 @@ class ApiKey(TimeStampedModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["merchant", "-created_at"])]
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+        # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
+        permissions = [
+            ("rotate_apikey", "Can rotate API keys (shows the new secret once)"),
+            ("revoke_apikey", "Can revoke API keys"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or self.id})"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
+from apikeys.admin_base import BackOfficeAdmin, ReadOnlyAdmin
 from apikeys.services import Actor
 from gateways import services
 from gateways.models import GatewayAccount, GatewayFee, SandboxCheckoutSession
@@ -96,7 +97,7 @@ class GatewayFeeInline(admin.TabularInline):
 
 
 @admin.register(GatewayAccount)
-class GatewayAccountAdmin(admin.ModelAdmin):
+class GatewayAccountAdmin(BackOfficeAdmin):
     form = GatewayAccountForm
     inlines = [GatewayFeeInline]
     list_display = [
@@ -209,7 +210,7 @@ class GatewayAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(SandboxCheckoutSession)
-class SandboxCheckoutSessionAdmin(admin.ModelAdmin):
+class SandboxCheckoutSessionAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "payment_id",
@@ -224,15 +225,6 @@ class SandboxCheckoutSessionAdmin(admin.ModelAdmin):
     search_fields = ["id", "payment_id", "invoice_id"]
     exclude = ["token", "form_nonce"]  # the token is a bearer credential for the checkout page
     ordering = ["-created_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # ---- merchants -------------------------------------------------------------------------------------------------
@@ -253,7 +245,7 @@ class MerchantForm(forms.ModelForm):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(BackOfficeAdmin):
     form = MerchantForm
     list_display = ["id", "name", "is_active", "rate_limit_per_minute", "country", "created_at"]
     list_filter = ["is_active", "country"]

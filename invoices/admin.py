@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.db import transaction
 from django.utils import timezone
 
-from apikeys.admin_base import ReadOnlyAdmin
+from apikeys.admin_base import BackOfficeAdmin, ReadOnlyAdmin
 from invoices import services
 from invoices.calc import CustomerIn
 from invoices.models import Installment, Invoice, InvoiceStatus, LineItem, PaymentApplication
@@ -173,7 +173,7 @@ def _update_through_service(invoice: Invoice, cleaned: dict, changed: list[str])
     )
 
 
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(BackOfficeAdmin):
     """Not registered here: payments/admin.py registers it (see the module docstring)."""
 
     form = InvoiceAdminForm
@@ -276,6 +276,13 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        """Only a draft nobody has started paying can be edited (`invoices.change_invoice`, the finance role); any
+        other invoice's page is view-only, so saving it is refused and writes no history."""
+        if obj is not None and not _is_editable(obj):
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

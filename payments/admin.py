@@ -15,7 +15,7 @@ from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from apikeys.admin_base import ReadOnlyAdmin, admin_audit
+from apikeys.admin_base import ReadOnlyAdmin
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
 from payments.models import GatewayCall, Payment
@@ -112,13 +112,24 @@ class PaymentAdmin(ReadOnlyAdmin):
     def received_display(self, obj):
         return f"{format_amount(obj.amount_received_minor, obj.currency)} {obj.currency}"
 
-    @admin.action(description="Reconcile selected payments with the gateway")
+    def has_reconcile_permission(self, request) -> bool:
+        return request.user.has_perm("payments.reconcile_payment")
+
+    @admin.action(description="Reconcile selected payments with the gateway", permissions=["reconcile"])
     def reconcile_selected(self, request, queryset):
         """Queues one reconciliation job per open payment (the gateways are asked by the workers, not inside this
         request: up to 500 payments x 2 calls x 10 s would not fit in one)."""
-        ids = list(queryset.values_list("pk", flat=True)[:500])
+        payments = list(queryset[:500])
+        ids = [payment.pk for payment in payments]
         queued = payments_reconcile_queue(payment_ids=ids)
-        admin_audit(request, "payments.reconcile", payments=ids, queued=queued)
+        self.action_log(
+            request,
+            "payments.reconcile",
+            payments,
+            "Reconciliation with the gateway requested (queued unless the payment was final).",
+            ids_key="payments",
+            queued=queued,
+        )
         messages.success(
             request,
             f"Queued {queued} reconciliation job{'s' if queued != 1 else ''}; "
@@ -149,7 +160,15 @@ class InvoiceAdmin(invoices_admin.InvoiceAdmin):
     inlines = (*invoices_admin.InvoiceAdmin.inlines, PaymentInline)
     actions = ("void_selected", "expire_overdue_selected")
 
-    @admin.action(description="Void selected invoices (draft/pending, no money received)")
+    def has_void_permission(self, request) -> bool:
+        return request.user.has_perm("invoices.void_invoice")
+
+    def has_expire_permission(self, request) -> bool:
+        return request.user.has_perm("invoices.expire_invoice")
+
+    @admin.action(
+        description="Void selected invoices (draft/pending, no money received)", permissions=["void"]
+    )
     def void_selected(self, request, queryset):
         voided = []
         for invoice in queryset.select_related("merchant"):
@@ -157,18 +176,17 @@ class InvoiceAdmin(invoices_admin.InvoiceAdmin):
                 invoice_void_closing_payments(
                     merchant=invoice.merchant, mode=invoice.mode, invoice_id=invoice.pk
                 )
-                voided.append(invoice.pk)
+                voided.append(invoice)
             except ApplicationError as exc:
                 self.message_user(request, f"{invoice.pk}: {exc.message}", level=messages.ERROR)
         if voided:
-            admin_audit(request, "invoices.void", invoices=voided)
+            self.action_log(
+                request, "invoices.void", voided, "Voided (its open payments closed).", ids_key="invoices"
+            )
             self.message_user(request, f"Voided {len(voided)} invoice(s).", level=messages.SUCCESS)
 
-    @admin.action(description="Expire selected invoices that are past their expiry")
+    @admin.action(description="Expire selected invoices that are past their expiry", permissions=["expire"])
     def expire_overdue_selected(self, request, queryset):
-        expired = [
-            pk for pk in queryset.values_list("pk", flat=True) if invoice_expire_with_payments(invoice_id=pk)
-        ]
-        if expired:
-            admin_audit(request, "invoices.expire", invoices=expired)
+        expired = [invoice for invoice in queryset if invoice_expire_with_payments(invoice_id=invoice.pk)]
+        self.action_log(request, "invoices.expire", expired, "Expired (past its expiry).", ids_key="invoices")
         self.message_user(request, f"Expired {len(expired)} invoice(s).", level=messages.SUCCESS)

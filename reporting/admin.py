@@ -2,10 +2,10 @@
 
 The same selector and the same rendering as the API (`reporting.selectors.financial_report`,
 `reporting.render`), with filters (period, merchant - or all merchants -, mode, currency, gateway), a CSV download
-and a chart of the amount collected per day per currency (inline SVG, rendered here). Reporting has no model: the
+and a chart of the amount collected per day per currency (inline SVG, rendered here). Reporting has no table: the
 back-office admin site (reporting/admin_site.py, installed as the default admin site) serves this view at its
-own URL and lists it in its index (app "Reporting"). Staff with the `invoices.view_invoice` permission may see it
-(superusers always).
+own URL and lists it in its index (app "Reporting"). Staff with the `reporting.view_financial_report` permission
+(the finance and administrator roles, reporting/roles.py) may see it; superusers always.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from reporting.chart import daily_bar_chart, period_days
 from reporting.render import currency_lines, report_csv, report_csv_filename
 from reporting.selectors import daily_collected, financial_report, report_default_period, report_period_check
 
-PERMISSION = "invoices.view_invoice"
+PERMISSION = "reporting.view_financial_report"
 URL_NAME = "reporting_financial"
 
 

@@ -8,12 +8,28 @@ its own pages (the financial report) read across the apps below through their se
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models.base import ModelBase
 from django.urls import path, reverse
 
 from reporting import admin as reporting_admin
+from reporting.admin_staff import back_office_base
 
 
 class BackOfficeSite(admin.AdminSite):
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every admin registered here is a BackOfficeAdmin (apikeys/admin_base.py: forged actions are a 403,
+        actions without a permission are for superusers). Ours are written so; a third-party admin class
+        (Django's user and group admins, procrastinate's jobs, registered during autodiscovery) is composed with
+        reporting.admin_staff's base for its model when it is registered - once, never registered twice or
+        patched afterwards."""
+        models = [model_or_iterable] if isinstance(model_or_iterable, ModelBase) else list(model_or_iterable)
+        for model in models:
+            cls = admin_class or admin.ModelAdmin
+            base = back_office_base(model)
+            if not issubclass(cls, base):
+                cls = type(cls.__name__, (base, cls), {"__module__": cls.__module__})
+            super().register(model, cls, **options)
+
     def get_urls(self):
         report = path(
             "reporting/financial/",

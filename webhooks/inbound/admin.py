@@ -1,5 +1,8 @@
-"""Django admin for inbound gateway notifications: read-only, with the replay action (audited), which calls
-webhooks.inbound.services like the API and `manage.py replay_webhooks`. Secrets in headers are redacted at receipt.
+"""Django admin for inbound gateway notifications: read-only, with the replay action (permission
+`inbound.replay_inboundnotification`, the operations role; audited and written to each notification's history),
+which calls webhooks.inbound.services like the API and `manage.py replay_webhooks`. Secrets in headers are redacted
+at receipt; customer e-mail addresses and phone numbers in the body are masked for staff without
+`invoices.view_customer_contact`.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from apikeys.admin_base import ReadOnlyAdmin, admin_audit
+from apikeys.admin_base import ReadOnlyAdmin
 from paytrust.errors import ApplicationError
 from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
 
@@ -65,16 +68,25 @@ class InboundNotificationAdmin(ReadOnlyAdmin):
     def headers_redacted(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
 
-    @admin.action(description="Replay selected (queue processing again)")
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("inbound.replay_inboundnotification")
+
+    @admin.action(description="Replay selected (queue processing again)", permissions=["replay"])
     def replay_selected(self, request, queryset):
         from webhooks.inbound.services import inbound_event_replay
 
         replayed, skipped = [], []
-        for pk in queryset.values_list("pk", flat=True):
+        for notification in queryset:
             try:
-                inbound_event_replay(event_id=pk)
-                replayed.append(pk)
+                inbound_event_replay(event_id=notification.pk)
+                replayed.append(notification)
             except ApplicationError:
-                skipped.append(pk)
-        admin_audit(request, "webhooks.inbound_replay", events=replayed)
+                skipped.append(notification.pk)
+        self.action_log(
+            request,
+            "webhooks.inbound_replay",
+            replayed,
+            "Replayed: processing queued again.",
+            ids_key="events",
+        )
         messages.success(request, f"{len(replayed)} event(s) queued for processing; {len(skipped)} skipped.")

@@ -1,14 +1,16 @@
 """Django admin for outbound webhooks: endpoints, events, deliveries with their attempts.
 
 Everything is read-only here except through actions that call webhooks.outbound.services (the same code as the API and
-`manage.py redeliver_events`); each action is audited as `user:<username>`. Secrets are never displayed.
+`manage.py redeliver_events`); each action needs its permission (`webhooks.manage_webhookendpoint`,
+`webhooks.redeliver_event`: the operations role) and is audited as `user:<username>` and in each object's history.
+Secrets are never displayed.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from apikeys.admin_base import ReadOnlyAdmin, admin_audit
+from apikeys.admin_base import ReadOnlyAdmin
 from webhooks.outbound import services
 from webhooks.outbound.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
@@ -22,23 +24,31 @@ class OutboundWebhookEndpointAdmin(ReadOnlyAdmin):
     exclude = ["secret_encrypted", "previous_secret_encrypted"]
     actions = ["enable_endpoints", "disable_endpoints"]
 
-    @admin.action(description="Enable selected endpoints")
+    def has_manage_permission(self, request) -> bool:
+        return request.user.has_perm("webhooks.manage_webhookendpoint")
+
+    @admin.action(description="Enable selected endpoints", permissions=["manage"])
     def enable_endpoints(self, request, queryset):
         self._set_enabled(request, queryset, True)
 
-    @admin.action(description="Disable selected endpoints")
+    @admin.action(description="Disable selected endpoints", permissions=["manage"])
     def disable_endpoints(self, request, queryset):
         self._set_enabled(request, queryset, False)
 
     def _set_enabled(self, request, queryset, enabled: bool) -> None:
-        ids = []
+        changed = []
         for endpoint in queryset.filter(deleted_at__isnull=True):
             services.endpoint_update(endpoint=endpoint, enabled=enabled)
-            ids.append(endpoint.id)
-        admin_audit(
-            request, "webhooks.endpoint_enable" if enabled else "webhooks.endpoint_disable", endpoints=ids
+            changed.append(endpoint)
+        verb = "enabled" if enabled else "disabled"
+        self.action_log(
+            request,
+            "webhooks.endpoint_enable" if enabled else "webhooks.endpoint_disable",
+            changed,
+            f"{verb.capitalize()} from the back office.",
+            ids_key="endpoints",
         )
-        messages.success(request, f"{len(ids)} endpoint(s) {'enabled' if enabled else 'disabled'}.")
+        messages.success(request, f"{len(changed)} endpoint(s) {verb}.")
 
 
 class DeliveryInline(admin.TabularInline):
@@ -71,10 +81,23 @@ class OutboundEventAdmin(ReadOnlyAdmin):
     inlines = [DeliveryInline]
     actions = ["redeliver_events"]
 
-    @admin.action(description="Redeliver selected events to every matching endpoint")
+    def has_redeliver_permission(self, request) -> bool:
+        return request.user.has_perm("webhooks.redeliver_event")
+
+    @admin.action(
+        description="Redeliver selected events to every matching endpoint", permissions=["redeliver"]
+    )
     def redeliver_events(self, request, queryset):
-        queued = sum(services.event_redeliver(event=event) for event in queryset)
-        admin_audit(request, "webhooks.event_redeliver", events=list(queryset.values_list("id", flat=True)))
+        events = list(queryset)
+        queued = sum(services.event_redeliver(event=event) for event in events)
+        self.action_log(
+            request,
+            "webhooks.event_redeliver",
+            events,
+            "Redelivery to every matching endpoint requested.",
+            ids_key="events",
+            queued=queued,
+        )
         messages.success(request, f"{queued} delivery(ies) queued.")
 
 
@@ -126,12 +149,21 @@ class OutboundDeliveryAdmin(ReadOnlyAdmin):
     def event_type(self, obj: Delivery) -> str:
         return obj.event.type
 
-    @admin.action(description="Redeliver selected deliveries")
+    def has_redeliver_permission(self, request) -> bool:
+        return request.user.has_perm("webhooks.redeliver_event")
+
+    @admin.action(description="Redeliver selected deliveries", permissions=["redeliver"])
     def redeliver(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         queued = services.deliveries_requeue(delivery_ids=ids)
-        admin_audit(
-            request, "webhooks.delivery_redeliver", deliveries=ids[:1000], selected=len(ids), queued=queued
+        self.action_log(
+            request,
+            "webhooks.delivery_redeliver",
+            queryset.filter(pk__in=ids[:1000]),
+            "Redelivery requested (queued unless in flight or its endpoint is disabled or deleted).",
+            ids_key="deliveries",
+            selected=len(ids),
+            queued=queued,
         )
         skipped = len(ids) - queued
         messages.success(

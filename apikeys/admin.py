@@ -74,7 +74,7 @@ class ApiKeyAdmin(BackOfficeAdmin):
 
     @admin.display(description="merchant", ordering="merchant__name")
     def merchant_short(self, obj: ApiKey) -> str:
-        return truncated(obj.merchant)
+        return truncated(obj.merchant.name)
 
     @admin.display(description="status")
     def status(self, obj: ApiKey) -> str:
@@ -167,7 +167,7 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="merchant", ordering="merchant__name")
     def merchant_short(self, obj: AuditLog) -> str:
-        return truncated(obj.merchant) if obj.merchant_id else "-"
+        return truncated(obj.merchant.name) if obj.merchant_id else "-"
 
     @admin.display(description="what")
     def what(self, obj: AuditLog) -> str:

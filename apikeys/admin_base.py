@@ -8,12 +8,13 @@ The roles that hold the permissions checked here are defined in reporting/roles.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC
 
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from apikeys.models import AuditLog
 from apikeys.services import Actor, audit_record
@@ -48,6 +49,26 @@ def truncated(text: object, limit: int = 24) -> str:
     if len(full) <= limit:
         return full
     return format_html('<span title="{}">{}…</span>', full, full[: limit - 1].rstrip())
+
+
+def short_datetime(value) -> str:
+    """A list column's time, "2026-11-30 14:17" (UTC): narrower than Django's "Nov. 30, 2026, 2:17 p.m."."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def html_table(headers: list[str], rows: list[list[object]]) -> str:
+    """A small read-only table for a detail page (what would otherwise show as raw JSON); values are escaped."""
+    if not rows:
+        return "-"
+    head = ""
+    if any(headers):
+        head = format_html(
+            "<thead><tr>{}</tr></thead>", format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+        )
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((v,) for v in row)),) for row in rows)
+    )
+    return format_html('<table class="pt-small-table">{}<tbody>{}</tbody></table>', head, body)
 
 
 def _posted_action(request) -> str:

@@ -55,11 +55,11 @@ class AuditLog(models.Model):
     """Append-only record of key lifecycle events, failed authentications and admin actions. Kept one year."""
 
     class Action(models.TextChoices):
-        KEY_CREATED = "api_key.created"
-        KEY_ROTATED = "api_key.rotated"
-        KEY_REVOKED = "api_key.revoked"
-        AUTH_FAILED = "auth.failed"
-        ADMIN_ACTION = "admin.action"
+        KEY_CREATED = "api_key.created", "API key created"
+        KEY_ROTATED = "api_key.rotated", "API key rotated"
+        KEY_REVOKED = "api_key.revoked", "API key revoked"
+        AUTH_FAILED = "auth.failed", "Authentication failed"
+        ADMIN_ACTION = "admin.action", "Staff or operator action"
 
     id = models.CharField(
         primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("aud"), editable=False

@@ -1,5 +1,7 @@
-"""Django admin for payments: read-only, with the gateway calls (secrets redacted) and a link to the inbound
-notifications that touched each payment. The one action ("reconcile") calls payments.services, like manage.py and the job.
+"""Django admin for payments: read-only, with the gateway calls (secrets redacted; customer e-mail and phone
+masked for staff without `invoices.view_customer_contact`) and a link to the inbound notifications that touched
+each payment. The one action ("reconcile", `payments.reconcile_payment`) calls payments.services, like manage.py
+and the job. Amounts are shown with their currency ("IDR 277,500", "USD 202.97"), never in minor units.
 
 Also registers the invoice admin (`invoices.admin.InvoiceAdmin`, which invoices/admin.py defines without
 registering): this layer adds the invoice's payments inline and the void / expire actions, which go through the
@@ -15,7 +17,7 @@ from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from apikeys.admin_base import ReadOnlyAdmin
+from apikeys.admin_base import ReadOnlyAdmin, can_see_contacts, short_datetime, truncated
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
 from payments.models import GatewayCall, Payment
@@ -25,12 +27,14 @@ from payments.services import (
     payments_reconcile_queue,
 )
 from paytrust.errors import ApplicationError
-from paytrust.money import format_amount
+from paytrust.money import format_display
+from paytrust.redaction import mask_contacts
 
 
 def _pretty(value) -> str:
     return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, sort_keys=True)
+        "<pre style='white-space: pre-wrap'>{}</pre>",
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
     )
 
 
@@ -60,7 +64,13 @@ class GatewayCallInline(ReadOnlyInline):
         "request_json",
         "response_json",
     ]
-    readonly_fields = fields
+    readonly_fields = [*fields, "request_masked", "response_masked"]
+
+    def get_fields(self, request, obj=None):
+        if can_see_contacts(request):
+            return self.fields
+        masked = {"request_json": "request_masked", "response_json": "response_masked"}
+        return [masked.get(name, name) for name in self.fields]
 
     @admin.display(description="request (redacted)")
     def request_json(self, obj):
@@ -70,20 +80,27 @@ class GatewayCallInline(ReadOnlyInline):
     def response_json(self, obj):
         return _pretty(obj.response)
 
+    @admin.display(description="request (redacted)")
+    def request_masked(self, obj):
+        return _pretty(mask_contacts(obj.request))
+
+    @admin.display(description="response (redacted)")
+    def response_masked(self, obj):
+        return _pretty(mask_contacts(obj.response))
+
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
+    # Fits a 1366-px screen: ids, short labels, the money columns; gateway, mode, currency are filters.
     list_display = [
         "id",
-        "merchant",
-        "mode",
+        "merchant_short",
         "invoice",
-        "installment_number",
-        "gateway",
+        "installment",
         "status",
         "amount_display",
         "received_display",
-        "created_at",
+        "created",
     ]
     list_filter = ["status", "gateway", "mode", "currency", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["id", "invoice__id", "gateway_reference", "merchant__id", "merchant__name"]
@@ -92,7 +109,67 @@ class PaymentAdmin(ReadOnlyAdmin):
     actions = ["reconcile_selected"]
 
     inlines = [GatewayCallInline]
-    readonly_fields = ["inbound_notifications"]
+    fieldsets = [
+        (None, {"fields": ["id", "merchant", "mode", "invoice", "installment_number", "status"]}),
+        ("Amounts", {"fields": ["amount_display", "received_display", "refunded_display"]}),
+        (
+            "Gateway",
+            {
+                "fields": [
+                    "gateway",
+                    "gateway_account",
+                    "gateway_reference",
+                    "payment_url",
+                    "failure_code",
+                    "failure_message",
+                    "inbound_notifications",
+                ]
+            },
+        ),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "created_at",
+                    "expires_at",
+                    "succeeded_at",
+                    "failed_at",
+                    "expired_at",
+                    "gateway_status_at",
+                    "reconciled_at",
+                    "reconcile_attempts",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        "id",
+        "merchant",
+        "mode",
+        "invoice",
+        "installment_number",
+        "status",
+        "amount_display",
+        "received_display",
+        "refunded_display",
+        "gateway",
+        "gateway_account",
+        "gateway_reference",
+        "payment_url",
+        "failure_code",
+        "failure_message",
+        "inbound_notifications",
+        "created_at",
+        "expires_at",
+        "succeeded_at",
+        "failed_at",
+        "expired_at",
+        "gateway_status_at",
+        "reconciled_at",
+        "reconcile_attempts",
+        "updated_at",
+    ]
 
     @admin.display(description="inbound notifications")
     def inbound_notifications(self, obj):
@@ -104,13 +181,29 @@ class PaymentAdmin(ReadOnlyAdmin):
             return "-"
         return format_html('<a href="{}?payment={}">Notifications naming this payment</a>', url, obj.pk)
 
-    @admin.display(description="amount")
-    def amount_display(self, obj):
-        return f"{format_amount(obj.amount_minor, obj.currency)} {obj.currency}"
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj):
+        return truncated(obj.merchant.name)
 
-    @admin.display(description="received")
+    @admin.display(description="inst.", ordering="installment_number")
+    def installment(self, obj):
+        return obj.installment_number
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_datetime(obj.created_at)
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount_display(self, obj):
+        return format_display(obj.amount_minor, obj.currency)
+
+    @admin.display(description="received", ordering="amount_received_minor")
     def received_display(self, obj):
-        return f"{format_amount(obj.amount_received_minor, obj.currency)} {obj.currency}"
+        return format_display(obj.amount_received_minor, obj.currency)
+
+    @admin.display(description="refunded")
+    def refunded_display(self, obj):
+        return format_display(obj.amount_refunded_minor, obj.currency) if obj.amount_refunded_minor else "-"
 
     def has_reconcile_permission(self, request) -> bool:
         return request.user.has_perm("payments.reconcile_payment")
@@ -140,17 +233,17 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = [
-        "id",
-        "installment_number",
-        "status",
-        "gateway",
-        "amount_minor",
-        "amount_received_minor",
-        "created_at",
-    ]
+    fields = ["id", "installment_number", "status", "gateway", "amount", "received", "created_at"]
     readonly_fields = fields
     show_change_link = True
+
+    @admin.display(description="amount")
+    def amount(self, obj):
+        return format_display(obj.amount_minor, obj.currency)
+
+    @admin.display(description="received")
+    def received(self, obj):
+        return format_display(obj.amount_received_minor, obj.currency)
 
 
 @admin.register(Invoice)

@@ -8,21 +8,46 @@ Secrets are never displayed.
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+import json
 
-from apikeys.admin_base import ReadOnlyAdmin
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from apikeys.admin_base import ReadOnlyAdmin, can_see_contacts, short_datetime, truncated
+from paytrust.redaction import mask_contacts
 from webhooks.outbound import services
 from webhooks.outbound.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
 
 @admin.register(WebhookEndpoint)
 class OutboundWebhookEndpointAdmin(ReadOnlyAdmin):
-    list_display = ["id", "merchant", "mode", "url", "enabled", "disabled_reason", "created_at", "deleted_at"]
+    list_display = [
+        "id",
+        "merchant_short",
+        "mode",
+        "url_short",
+        "enabled",
+        "disabled_reason",
+        "created",
+        "deleted_at",
+    ]
     list_filter = ["mode", "enabled", "disabled_reason", ("merchant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["id", "url", "merchant__id", "merchant__name"]
     list_select_related = ["merchant"]
     exclude = ["secret_encrypted", "previous_secret_encrypted"]
     actions = ["enable_endpoints", "disable_endpoints"]
+
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj):
+        return truncated(obj.merchant.name)
+
+    @admin.display(description="url", ordering="url")
+    def url_short(self, obj):
+        return truncated(obj.url, 48)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_datetime(obj.created_at)
 
     def has_manage_permission(self, request) -> bool:
         return request.user.has_perm("webhooks.manage_webhookendpoint")
@@ -73,13 +98,38 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Event)
 class OutboundEventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "type", "merchant", "mode", "created_at"]
+    list_display = ["id", "type", "merchant_short", "mode", "created"]
     list_filter = ["type", "mode", ("merchant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["id", "merchant__id"]
     list_select_related = ["merchant"]
     date_hierarchy = "created_at"
+    exclude = ["data"]
     inlines = [DeliveryInline]
     actions = ["redeliver_events"]
+
+    def get_readonly_fields(self, request, obj=None):
+        """The payload as sent, with customer e-mail and phone masked for staff who may not see them."""
+        return ["payload"] if can_see_contacts(request) else ["payload_masked"]
+
+    @admin.display(description="payload")
+    def payload(self, obj):
+        return format_html(
+            "<pre>{}</pre>", json.dumps(obj.data, indent=2, sort_keys=True, ensure_ascii=False)
+        )
+
+    @admin.display(description="payload")
+    def payload_masked(self, obj):
+        return format_html(
+            "<pre>{}</pre>", json.dumps(mask_contacts(obj.data), indent=2, sort_keys=True, ensure_ascii=False)
+        )
+
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj):
+        return truncated(obj.merchant.name)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_datetime(obj.created_at)
 
     def has_redeliver_permission(self, request) -> bool:
         return request.user.has_perm("webhooks.redeliver_event")
@@ -129,14 +179,14 @@ class EventTypeFilter(admin.SimpleListFilter):
 class OutboundDeliveryAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
-        "event",
+        "event_short",
         "event_type",
-        "endpoint",
+        "endpoint_short",
         "status",
         "attempt_count",
         "last_status_code",
         "next_attempt_at",
-        "created_at",
+        "created",
     ]
     list_filter = ["status", EventTypeFilter, ("endpoint", admin.RelatedOnlyFieldListFilter), "created_at"]
     search_fields = ["id", "event__id", "endpoint__id", "endpoint__url"]
@@ -144,6 +194,18 @@ class OutboundDeliveryAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]
+
+    @admin.display(description="event", ordering="event_id")
+    def event_short(self, obj: Delivery) -> str:
+        return obj.event_id
+
+    @admin.display(description="endpoint", ordering="endpoint__url")
+    def endpoint_short(self, obj: Delivery) -> str:
+        return truncated(obj.endpoint.url, 40)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Delivery) -> str:
+        return short_datetime(obj.created_at)
 
     @admin.display(description="event type", ordering="event__type")
     def event_type(self, obj: Delivery) -> str:

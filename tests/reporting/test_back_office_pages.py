@@ -298,3 +298,16 @@ def test_branding_everywhere_and_the_favicon_is_served(finance, usd_invoice):
         assert 'rel="icon"' in page and "backoffice/favicon.svg" in page
     favicon = anonymous.get("/static/backoffice/favicon.svg")
     assert favicon.status_code == 200 and b"<svg" in b"".join(favicon.streaming_content)
+
+
+def test_the_report_opens_on_test_mode_when_nothing_was_collected_live_and_says_so(finance, usd_invoice):
+    response = finance.get("/admin/reporting/financial/")
+
+    html = response.content.decode()
+    assert response.context["form"].cleaned_data["mode"] == "test"
+    assert "No live payments in this period: showing test mode." in html and "USD 216.49" in html
+    live = finance.get("/admin/reporting/financial/", {"mode": "live"}).content.decode()
+    assert (
+        "No live payments succeeded in this period." in live
+        and "No live payments in this period:" not in live
+    )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from apikeys.admin_base import (
     BackOfficeAdmin,
     ReadOnlyAdmin,
+    ReadOnlyInline,
     can_see_contacts,
     html_table,
     short_datetime,
@@ -48,22 +49,9 @@ def _is_editable(invoice: Invoice | None) -> bool:
     )
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
+class _ReadOnlyInline(ReadOnlyInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("invoice")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class LineItemInline(_ReadOnlyInline):

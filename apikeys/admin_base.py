@@ -18,7 +18,6 @@ from django.utils.html import format_html, format_html_join
 
 from apikeys.models import AuditLog
 from apikeys.services import Actor, audit_record
-from paytrust.redaction import mask_contacts
 
 # Held by the roles that need a customer's full e-mail address and phone number (finance, administrator); the
 # others (support, operations) see them masked: "b•••@example.com", "+62•••890".
@@ -35,12 +34,6 @@ def admin_audit(request, action: str, **details) -> None:
 
 def can_see_contacts(request) -> bool:
     return request.user.has_perm(CONTACT_PERMISSION)
-
-
-def contacts_for(request, value):
-    """`value` (text or JSON-like) as this staff user may see it: customer e-mail addresses and phone numbers
-    masked unless they hold CONTACT_PERMISSION."""
-    return value if can_see_contacts(request) else mask_contacts(value)
 
 
 def truncated(text: object, limit: int = 24) -> str:

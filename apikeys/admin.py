@@ -1,10 +1,15 @@
 """Django admin for API keys and the audit log. Every write goes through apikeys.services (audited as
-`user:<username>`); the plaintext of a created or rotated key is shown once, in a message."""
+`user:<username>`); the plaintext of a created or rotated key is shown once, in a message. Creating a key needs
+`apikeys.add_apikey`, rotating `apikeys.rotate_apikey`, revoking `apikeys.revoke_apikey` (the administrator
+role); nothing of a key is edited in place."""
+
+import re
 
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from apikeys.admin_base import BackOfficeAdmin, ReadOnlyAdmin, truncated
 from apikeys.models import ApiKey, AuditLog, Scope
 from apikeys.services import Actor, api_key_create, api_key_revoke, api_key_rotate
 from paytrust.errors import ApplicationError
@@ -23,6 +28,10 @@ class ApiKeyAddForm(forms.ModelForm):
         fields = ["merchant", "name", "mode", "scopes"]
 
 
+# Our ids: a short type prefix and a time-ordered suffix (paytrust/ids.py), e.g. inv_01J…, whd_01J….
+_OBJECT_ID = re.compile(r"^[a-z]{2,5}_[0-9A-Za-z]{10,}$")
+
+
 def _show_plaintext(request, key: ApiKey, plaintext: str, verb: str) -> None:
     messages.warning(
         request,
@@ -31,11 +40,11 @@ def _show_plaintext(request, key: ApiKey, plaintext: str, verb: str) -> None:
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(BackOfficeAdmin):
     list_display = [
         "id",
         "prefix",
-        "merchant",
+        "merchant_short",
         "mode",
         "name",
         "scopes",
@@ -63,6 +72,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "updated_at",
     ]
 
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj: ApiKey) -> str:
+        return truncated(obj.merchant.name)
+
     @admin.display(description="status")
     def status(self, obj: ApiKey) -> str:
         if obj.revoked_at:
@@ -82,12 +95,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.readonly
 
+    def has_change_permission(self, request, obj=None):
+        return False  # nothing of a key is edited: it is rotated or revoked by the actions
+
     def has_delete_permission(self, request, obj=None):
         return False  # keys are revoked, never deleted (the audit log points at them)
 
+    def has_rotate_permission(self, request) -> bool:
+        return request.user.has_perm("apikeys.rotate_apikey")
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("apikeys.revoke_apikey")
+
     def save_model(self, request, obj, form, change):
-        if change:
-            return  # every field is read-only; changes go through the actions
         data = form.cleaned_data
         key, plaintext = api_key_create(
             merchant=data["merchant"],
@@ -103,18 +123,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj._state.db = key._state.db
         _show_plaintext(request, key, plaintext, "created")
 
-    @admin.action(description="Revoke selected API keys (refused from the next request)")
+    @admin.action(
+        description="Revoke selected API keys (refused from the next request)", permissions=["revoke"]
+    )
     def revoke_keys(self, request, queryset):
+        """Audited by the service (`api_key.revoked`, actor `user:<name>`); each key's history says so too."""
         actor = Actor.for_user(request)
-        count = 0
+        revoked = []
         for key in queryset:
             if key.revoked_at is None:
-                api_key_revoke(key=key, actor=actor)
-                count += 1
-        self.message_user(request, f"Revoked {count} API key(s).")
+                revoked.append(api_key_revoke(key=key, actor=actor))
+        self.history_log(request, revoked, "Revoked (refused from the next request).")
+        self.message_user(request, f"Revoked {len(revoked)} API key(s).")
 
-    @admin.action(description="Rotate selected API keys (old key stops at once)")
+    @admin.action(description="Rotate selected API keys (old key stops at once)", permissions=["rotate"])
     def rotate_keys(self, request, queryset):
+        """Audited by the service (`api_key.rotated`); the old key's history names its replacement."""
         actor = Actor.for_user(request)
         for key in queryset:
             try:
@@ -122,14 +146,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"{key.id}: {exc.message}", level=messages.ERROR)
                 continue
+            self.history_log(request, [key], f"Rotated: replaced by {new.id}.")
+            self.log_addition(request, new, f"Created by rotating {key.id}.")
             _show_plaintext(request, new, plaintext, f"created to replace {key.id}")
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdmin):
     """Read-only: the audit log is append-only."""
 
-    list_display = ["created_at", "action", "actor", "merchant", "api_key", "ip", "request_id"]
+    list_display = ["created_at", "what", "actor", "merchant_short", "ip", "request_id"]
     list_filter = ["action", "created_at", ("merchant", admin.RelatedOnlyFieldListFilter)]
     date_hierarchy = "created_at"
     search_fields = ["id", "actor", "request_id", "api_key__id", "merchant__id", "ip"]
@@ -137,13 +163,26 @@ class AuditLogAdmin(admin.ModelAdmin):
     ordering = ["-created_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in AuditLog._meta.fields]
+        return ["what", *[field.name for field in AuditLog._meta.fields]]
 
-    def has_add_permission(self, request):
-        return False
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj: AuditLog) -> str:
+        return truncated(obj.merchant.name) if obj.merchant_id else "-"
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    @admin.display(description="what")
+    def what(self, obj: AuditLog) -> str:
+        """The action and its object: "invoices.void: inv_…", "api_key.rotated: key_…", not "Admin Action"."""
+        details = obj.details or {}
+        name = details.get("action_name") or details.get("operation") or obj.action
+        subjects = [obj.api_key_id] if obj.api_key_id else []
+        for key, value in details.items():
+            values = value if isinstance(value, list) else [value]
+            subjects += [
+                v for v in values if isinstance(v, str) and (_OBJECT_ID.match(v) or key == "username")
+            ]
+        if not subjects and obj.merchant_id:
+            subjects = [obj.merchant_id]
+        if not subjects:
+            return name
+        more = f" (+{len(subjects) - 3} more)" if len(subjects) > 3 else ""
+        return f"{name}: {', '.join(subjects[:3])}{more}"

@@ -35,6 +35,13 @@ class ApiKey(TimeStampedModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["merchant", "-created_at"])]
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+        # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
+        permissions = [
+            ("rotate_apikey", "Can rotate API keys (shows the new secret once)"),
+            ("revoke_apikey", "Can revoke API keys"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or self.id})"
@@ -48,11 +55,11 @@ class AuditLog(models.Model):
     """Append-only record of key lifecycle events, failed authentications and admin actions. Kept one year."""
 
     class Action(models.TextChoices):
-        KEY_CREATED = "api_key.created"
-        KEY_ROTATED = "api_key.rotated"
-        KEY_REVOKED = "api_key.revoked"
-        AUTH_FAILED = "auth.failed"
-        ADMIN_ACTION = "admin.action"
+        KEY_CREATED = "api_key.created", "API key created"
+        KEY_ROTATED = "api_key.rotated", "API key rotated"
+        KEY_REVOKED = "api_key.revoked", "API key revoked"
+        AUTH_FAILED = "auth.failed", "Authentication failed"
+        ADMIN_ACTION = "admin.action", "Staff or operator action"
 
     id = models.CharField(
         primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("aud"), editable=False

@@ -13,6 +13,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
+from apikeys.admin_base import (
+    BackOfficeAdmin,
+    ReadOnlyAdmin,
+    can_see_contacts,
+    html_table,
+    short_datetime,
+    truncated,
+)
 from apikeys.services import Actor
 from gateways import services
 from gateways.models import GatewayAccount, GatewayFee, SandboxCheckoutSession
@@ -22,6 +30,7 @@ from merchants.models import Merchant
 from merchants.services import PROFILE_FIELDS, UPDATABLE_FIELDS, merchant_clean_fields
 from paytrust import money
 from paytrust.errors import ApplicationError
+from paytrust.redaction import mask_contacts
 
 
 class GatewayAccountForm(forms.ModelForm):
@@ -96,18 +105,18 @@ class GatewayFeeInline(admin.TabularInline):
 
 
 @admin.register(GatewayAccount)
-class GatewayAccountAdmin(admin.ModelAdmin):
+class GatewayAccountAdmin(BackOfficeAdmin):
     form = GatewayAccountForm
     inlines = [GatewayFeeInline]
     list_display = [
         "id",
-        "merchant",
+        "merchant_short",
         "mode",
         "gateway",
         "enabled",
         "currencies",
         "credentials_set",
-        "created_at",
+        "created",
     ]
     list_filter = ["gateway", "mode", "enabled"]
     search_fields = ["id", "merchant__id", "merchant__name"]
@@ -137,6 +146,14 @@ class GatewayAccountAdmin(admin.ModelAdmin):
             "created_at",
             "updated_at",
         ]
+
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj):
+        return truncated(obj.merchant.name)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_datetime(obj.created_at)
 
     @admin.display(description="Webhook URL (configure at the gateway)")
     def webhook_url(self, obj):
@@ -209,30 +226,74 @@ class GatewayAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(SandboxCheckoutSession)
-class SandboxCheckoutSessionAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "payment_id",
-        "account",
-        "status",
-        "action",
-        "amount_minor",
-        "currency",
-        "created_at",
-    ]
+class SandboxCheckoutSessionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "payment_id", "merchant", "status", "action", "amount", "created"]
     list_filter = ["status", "action"]
     search_fields = ["id", "payment_id", "invoice_id"]
-    exclude = ["token", "form_nonce"]  # the token is a bearer credential for the checkout page
+    # Never the token or the form nonce: the token is a bearer credential for the checkout page.
+    fields = [
+        "id",
+        "account",
+        "payment_id",
+        "invoice_id",
+        "installment_number",
+        "merchant_name",
+        "description",
+        "amount",
+        "paid",
+        "refunded",
+        "customer_contact",
+        "status",
+        "action",
+        "expires_at",
+        "completed_at",
+        "success_redirect_url",
+        "failure_redirect_url",
+        "webhook_event_id",
+        "webhook_delivered_at",
+        "webhook_error",
+        "created_at",
+        "updated_at",
+    ]
     ordering = ["-created_at"]
 
-    def has_add_permission(self, request):
-        return False
+    def get_fields(self, request, obj=None):
+        if can_see_contacts(request):
+            return self.fields
+        return [("customer_masked" if name == "customer_contact" else name) for name in self.fields]
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.fields, "customer_masked"]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    @admin.display(description="customer")
+    def customer_contact(self, obj):
+        return html_table(["", ""], [[key, value] for key, value in (obj.customer or {}).items()])
+
+    @admin.display(description="customer")
+    def customer_masked(self, obj):
+        return html_table(
+            ["", ""], [[key, value] for key, value in mask_contacts(obj.customer or {}).items()]
+        )
+
+    @admin.display(description="paid")
+    def paid(self, obj):
+        return money.format_display(obj.amount_paid_minor, obj.currency)
+
+    @admin.display(description="refunded")
+    def refunded(self, obj):
+        return money.format_display(obj.amount_refunded_minor, obj.currency)
+
+    @admin.display(description="merchant", ordering="merchant_name")
+    def merchant(self, obj):
+        return truncated(obj.merchant_name)
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, obj):
+        return money.format_display(obj.amount_minor, obj.currency)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_datetime(obj.created_at)
 
 
 # ---- merchants -------------------------------------------------------------------------------------------------
@@ -253,9 +314,9 @@ class MerchantForm(forms.ModelForm):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(BackOfficeAdmin):
     form = MerchantForm
-    list_display = ["id", "name", "is_active", "rate_limit_per_minute", "country", "created_at"]
+    list_display = ["id", "short_name", "is_active", "rate_limit_per_minute", "country", "created_at"]
     list_filter = ["is_active", "country"]
     search_fields = ["id", "name", "legal_name"]
     ordering = ["-created_at"]
@@ -264,6 +325,10 @@ class MerchantAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "name", "is_active", "rate_limit_per_minute", "created_at", "updated_at"]}),
         ("Creditor profile (ISO 20022 exports)", {"fields": list(PROFILE_FIELDS)}),
     ]
+
+    @admin.display(description="name", ordering="name")
+    def short_name(self, obj):
+        return truncated(obj.name, 40)
 
     def has_delete_permission(self, request, obj=None):
         return False  # merchants own payments and ledgers: deactivate instead

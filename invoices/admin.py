@@ -14,13 +14,22 @@ from django.contrib import admin
 from django.db import transaction
 from django.utils import timezone
 
-from apikeys.admin_base import ReadOnlyAdmin
+from apikeys.admin_base import (
+    BackOfficeAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    can_see_contacts,
+    html_table,
+    short_datetime,
+    truncated,
+)
 from invoices import services
 from invoices.calc import CustomerIn
 from invoices.models import Installment, Invoice, InvoiceStatus, LineItem, PaymentApplication
 from invoices.states import effective_status
 from paytrust.errors import ApplicationError
-from paytrust.money import format_display
+from paytrust.money import format_display, format_percent
+from paytrust.redaction import mask_email, mask_phone
 
 DRAFT_EDITABLE = (
     "description",
@@ -40,28 +49,23 @@ def _is_editable(invoice: Invoice | None) -> bool:
     )
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
+class _ReadOnlyInline(ReadOnlyInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("invoice")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class LineItemInline(_ReadOnlyInline):
     model = LineItem
-    fields = ("position", "name", "quantity", "unit_price", "tax_rate", "subtotal", "tax")
+    fields = ("line", "name", "quantity", "unit_price", "tax_rate_percent", "subtotal", "tax")
     readonly_fields = fields
+
+    @admin.display(description="#")
+    def line(self, line: LineItem) -> int:
+        return line.position + 1  # stored from 0, read from 1
+
+    @admin.display(description="tax rate")
+    def tax_rate_percent(self, line: LineItem) -> str:
+        return format_percent(line.tax_rate)
 
     @admin.display(description="unit price")
     def unit_price(self, line: LineItem) -> str:
@@ -102,8 +106,12 @@ class PaymentApplicationInline(_ReadOnlyInline):
     model = PaymentApplication
     verbose_name = "payment applied"
     verbose_name_plural = "payments applied"
-    fields = ("payment_id", "amount", "applied", "overpaid", "tax", "fee", "allocations", "paid_at")
+    fields = ("payment_id", "amount", "applied", "overpaid", "tax", "fee", "allocated", "paid_at")
     readonly_fields = fields
+
+    @admin.display(description="allocated to installments")
+    def allocated(self, row: PaymentApplication) -> str:
+        return allocations_table(row)
 
     @admin.display(description="amount")
     def amount(self, row: PaymentApplication) -> str:
@@ -124,6 +132,14 @@ class PaymentApplicationInline(_ReadOnlyInline):
     @admin.display(description="fee carried")
     def fee(self, row: PaymentApplication) -> str:
         return format_display(row.fee_minor, row.currency)
+
+
+def allocations_table(row: PaymentApplication) -> str:
+    """[{"number": 2, "amount": 5000}, ...] as a table: installment, amount."""
+    return html_table(
+        ["installment", "amount"],
+        [[item["number"], format_display(item["amount"], row.currency)] for item in row.allocations or []],
+    )
 
 
 class InvoiceAdminForm(forms.ModelForm):
@@ -173,22 +189,20 @@ def _update_through_service(invoice: Invoice, cleaned: dict, changed: list[str])
     )
 
 
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(BackOfficeAdmin):
     """Not registered here: payments/admin.py registers it (see the module docstring)."""
 
     form = InvoiceAdminForm
+    # Fits a 1366-px screen: ids, short labels, the money columns; gateway, mode, currency are filters.
     list_display = (
         "id",
-        "merchant",
-        "mode",
-        "current_status",
+        "merchant_short",
+        "customer",
+        "state",
         "total",
         "amount_paid",
-        "gateway",
-        "customer_email",
-        "external_id",
-        "created_at",
-        "expires_at",
+        "amount_due",
+        "created",
     )
     list_filter = (
         "status",
@@ -204,6 +218,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-id")
     inlines = (LineItemInline, InstallmentInline, PaymentApplicationInline)
     readonly_fields = (
+        "customer_email_masked",
+        "customer_phone_masked",
+        "installment_plan_table",
         "id",
         "merchant",
         "mode",
@@ -227,7 +244,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         "voided_at",
         "parent_invoice",
         "supplementary",
-        "installment_plan",
         "created_at",
         "updated_at",
     )
@@ -266,16 +282,39 @@ class InvoiceAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Links", {"fields": ("parent_invoice", "supplementary", "installment_plan", "metadata")}),
+        ("Links", {"fields": ("parent_invoice", "supplementary", "installment_plan_table", "metadata")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
-        if _is_editable(obj):
+        if _is_editable(obj) and self.has_change_permission(request, obj):
             return self.readonly_fields
         return self.readonly_fields + DRAFT_EDITABLE
 
+    def get_fieldsets(self, request, obj=None):
+        """Staff without `invoices.view_customer_contact` (support, operations) see the e-mail and phone masked."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if can_see_contacts(request):
+            return fieldsets
+        masked = {"customer_email": "customer_email_masked", "customer_phone": "customer_phone_masked"}
+        return [
+            (name, {**options, "fields": tuple(masked.get(f, f) for f in options["fields"])})
+            for name, options in fieldsets
+        ]
+
+    def get_list_display(self, request):
+        if can_see_contacts(request):
+            return self.list_display
+        return tuple("customer_masked" if name == "customer" else name for name in self.list_display)
+
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        """Only a draft nobody has started paying can be edited (`invoices.change_invoice`, the finance role); any
+        other invoice's page is view-only, so saving it is refused and writes no history."""
+        if obj is not None and not _is_editable(obj):
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -297,9 +336,65 @@ class InvoiceAdmin(admin.ModelAdmin):
     def _money(self, obj: Invoice, minor: int) -> str:
         return format_display(minor, obj.currency)
 
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj: Invoice) -> str:
+        return truncated(obj.merchant.name)
+
+    @admin.display(description="customer")
+    def customer(self, obj: Invoice) -> str:
+        """The name, else the e-mail address."""
+        return truncated(obj.customer_name or obj.customer_email, 20) or "-"
+
+    @admin.display(description="customer")
+    def customer_masked(self, obj: Invoice) -> str:
+        """The name, else the e-mail address masked (staff without `invoices.view_customer_contact`)."""
+        return truncated(obj.customer_name or mask_email(obj.customer_email), 20) or "-"
+
+    @admin.display(description="e-mail")
+    def customer_email_masked(self, obj: Invoice) -> str:
+        return mask_email(obj.customer_email) or "-"
+
+    @admin.display(description="phone")
+    def customer_phone_masked(self, obj: Invoice) -> str:
+        return mask_phone(obj.customer_phone) or "-"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Invoice) -> str:
+        return short_datetime(obj.created_at)
+
+    @admin.display(description="amount due")
+    def amount_due(self, obj: Invoice) -> str:
+        return self._money(obj, obj.amount_due_minor)
+
+    @admin.display(description="installment plan")
+    def installment_plan_table(self, obj: Invoice) -> str:
+        """What the merchant asked for ({"count": 3, "amounts": [...] | null, "due_dates": [...] | null}), as a
+        table; "-" for no plan."""
+        plan = obj.installment_plan
+        if not plan:
+            return "-"
+        count = plan.get("count") or 0
+        amounts = plan.get("amounts") or [None] * count
+        due_dates = plan.get("due_dates") or [None] * count
+        rows = [
+            [
+                number,
+                "equal share" if amount is None else format_display(amount, obj.currency),
+                due or "computed",
+            ]
+            for number, (amount, due) in enumerate(zip(amounts, due_dates, strict=False), start=1)
+        ]
+        return html_table(["installment", "amount asked", "due date asked"], rows)
+
     @admin.display(description="status", ordering="status")
     def current_status(self, obj: Invoice) -> str:
         return effective_status(obj, timezone.now())
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: Invoice) -> str:
+        """The list's status column says "test" for test-mode invoices (mode is a filter, not a column)."""
+        status = effective_status(obj, timezone.now())
+        return f"{status} · test" if obj.mode == "test" else status
 
     @admin.display(description="total", ordering="total_minor")
     def total(self, obj: Invoice) -> str:
@@ -321,17 +416,13 @@ class InvoiceAdmin(admin.ModelAdmin):
     def amount_paid(self, obj: Invoice) -> str:
         return self._money(obj, obj.amount_paid_minor)
 
-    @admin.display(description="amount due")
-    def amount_due(self, obj: Invoice) -> str:
-        return self._money(obj, obj.amount_due_minor)
-
     @admin.display(description="overpaid")
     def overpaid(self, obj: Invoice) -> str:
         return self._money(obj, obj.overpaid_minor)
 
     @admin.display(description="fee terms")
     def fee_terms(self, obj: Invoice) -> str:
-        return f"{obj.fee_percent.normalize():f} × subtotal + {self._money(obj, obj.fee_fixed_minor)}"
+        return f"{format_percent(obj.fee_percent)} of the subtotal + {self._money(obj, obj.fee_fixed_minor)}"
 
     @admin.display(description="supplementary invoices")
     def supplementary(self, obj: Invoice) -> str:
@@ -340,18 +431,59 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 @admin.register(PaymentApplication)
 class PaymentApplicationAdmin(ReadOnlyAdmin):
-    list_display = (
-        "payment_id",
-        "invoice",
-        "currency",
-        "amount_minor",
-        "applied_minor",
-        "overpaid_minor",
-        "tax_minor",
-        "fee_minor",
-        "gateway",
-        "paid_at",
-    )
+    list_display = ("payment_id", "invoice", "gateway", "amount", "applied", "overpaid", "tax", "fee", "paid")
     search_fields = ("=payment_id", "=invoice__id")
     list_filter = ("currency", "mode", "gateway")
-    readonly_fields = [f.name for f in PaymentApplication._meta.fields]
+    fields = (
+        "payment_id",
+        "invoice",
+        "merchant",
+        "mode",
+        "gateway",
+        "target_installment",
+        "amount",
+        "applied",
+        "overpaid",
+        "taxable",
+        "tax",
+        "fee",
+        "allocated",
+        "paid_at",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def _money(self, row: PaymentApplication, minor: int) -> str:
+        return format_display(minor, row.currency)
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, row: PaymentApplication) -> str:
+        return self._money(row, row.amount_minor)
+
+    @admin.display(description="applied")
+    def applied(self, row: PaymentApplication) -> str:
+        return self._money(row, row.applied_minor)
+
+    @admin.display(description="overpaid")
+    def overpaid(self, row: PaymentApplication) -> str:
+        return self._money(row, row.overpaid_minor)
+
+    @admin.display(description="taxable")
+    def taxable(self, row: PaymentApplication) -> str:
+        return self._money(row, row.taxable_minor)
+
+    @admin.display(description="tax carried")
+    def tax(self, row: PaymentApplication) -> str:
+        return self._money(row, row.tax_minor)
+
+    @admin.display(description="fee carried")
+    def fee(self, row: PaymentApplication) -> str:
+        return self._money(row, row.fee_minor)
+
+    @admin.display(description="allocated to installments")
+    def allocated(self, row: PaymentApplication) -> str:
+        return allocations_table(row)
+
+    @admin.display(description="paid", ordering="paid_at")
+    def paid(self, row: PaymentApplication) -> str:
+        return short_datetime(row.paid_at)

@@ -79,7 +79,12 @@ class Invoice(TimeStampedModel):
     expires_at = models.DateTimeField()
     # When the invoice lapses if money is still due: expires_at, except for installment plans that have received
     # money, which stay open until the end of the last installment's due date (docs/adr/0021).
-    lapses_at = models.DateTimeField()
+    lapses_at = models.DateTimeField(
+        help_text=(
+            "When the invoice expires if money is still due: the expiry time, or for an installment plan that has "
+            "received money, the end of the last installment's due date."
+        )
+    )
     payment_initiated_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
@@ -100,6 +105,12 @@ class Invoice(TimeStampedModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Back-office actions and data (reporting/roles.py grants them; docs/adr/0042).
+        permissions = [
+            ("void_invoice", "Can void invoices"),
+            ("expire_invoice", "Can expire overdue invoices"),
+            ("view_customer_contact", "Can see customers' full e-mail addresses and phone numbers"),
+        ]
         indexes = [
             # Tenant-scoped list, newest first (cursor pagination keyset).
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="invoice_tenant_created"),

@@ -1,7 +1,9 @@
-"""Django admin for payments: read-only, with the gateway calls (secrets redacted), the refunds recorded on each
-payment (gateway-reported refunds and chargebacks: the "refunded" column, the "refunds" filter, the refunds inline)
-and a link to the inbound notifications that touched each payment. The one action ("reconcile") calls
-payments.services, like manage.py and the job.
+"""Django admin for payments: read-only, with the gateway calls (secrets redacted; customer e-mail and phone
+masked for staff without `invoices.view_customer_contact`), the refunds recorded on each payment (gateway-reported
+refunds and chargebacks: the "refunded" column, the "refunds" filter, the refunds inline), money received on a
+closed invoice (filter), and a link to the inbound notifications that touched each payment. The one action
+("reconcile", `payments.reconcile_payment`) queues jobs through payments.services. Amounts are shown with their
+currency ("IDR 277,500", "USD 202.97"), never in minor units.
 
 Also registers the invoice admin (`invoices.admin.InvoiceAdmin`, which invoices/admin.py defines without
 registering): this layer adds the invoice's payments inline and the void / expire actions, which go through the
@@ -18,7 +20,7 @@ from django.db.models import Exists, F, OuterRef
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from apikeys.admin_base import ReadOnlyAdmin, admin_audit
+from apikeys.admin_base import ReadOnlyAdmin, can_see_contacts, short_datetime, truncated
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
 from payments.models import GatewayCall, Payment, Refund
@@ -28,12 +30,14 @@ from payments.services import (
     payments_reconcile_queue,
 )
 from paytrust.errors import ApplicationError
-from paytrust.money import format_amount
+from paytrust.money import format_display
+from paytrust.redaction import mask_contacts
 
 
 def _pretty(value) -> str:
     return format_html(
-        "<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(value, indent=2, sort_keys=True)
+        "<pre style='white-space: pre-wrap'>{}</pre>",
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
     )
 
 
@@ -63,7 +67,13 @@ class GatewayCallInline(ReadOnlyInline):
         "request_json",
         "response_json",
     ]
-    readonly_fields = fields
+    readonly_fields = [*fields, "request_masked", "response_masked"]
+
+    def get_fields(self, request, obj=None):
+        if can_see_contacts(request):
+            return self.fields
+        masked = {"request_json": "request_masked", "response_json": "response_masked"}
+        return [masked.get(name, name) for name in self.fields]
 
     @admin.display(description="request (redacted)")
     def request_json(self, obj):
@@ -72,6 +82,14 @@ class GatewayCallInline(ReadOnlyInline):
     @admin.display(description="response (redacted)")
     def response_json(self, obj):
         return _pretty(obj.response)
+
+    @admin.display(description="request (redacted)")
+    def request_masked(self, obj):
+        return _pretty(mask_contacts(obj.request))
+
+    @admin.display(description="response (redacted)")
+    def response_masked(self, obj):
+        return _pretty(mask_contacts(obj.response))
 
 
 class RefundInline(ReadOnlyInline):
@@ -89,7 +107,7 @@ class RefundInline(ReadOnlyInline):
 
     @admin.display(description="amount")
     def amount_display(self, obj):
-        return f"{format_amount(obj.amount_minor, obj.currency)} {obj.currency}"
+        return format_display(obj.amount_minor, obj.currency)
 
 
 class RefundsFilter(admin.SimpleListFilter):
@@ -128,18 +146,17 @@ class RefundsFilter(admin.SimpleListFilter):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
+    # Fits a 1366-px screen: ids, short labels, the money columns; gateway, mode, currency are filters.
     list_display = [
         "id",
-        "merchant",
-        "mode",
+        "merchant_short",
         "invoice",
-        "installment_number",
-        "gateway",
+        "installment",
         "status",
         "amount_display",
         "received_display",
         "refunded_display",
-        "created_at",
+        "created",
     ]
     list_filter = [
         "status",
@@ -156,7 +173,68 @@ class PaymentAdmin(ReadOnlyAdmin):
     actions = ["reconcile_selected"]
 
     inlines = [RefundInline, GatewayCallInline]
-    readonly_fields = ["refunded_display", "inbound_notifications"]
+    fieldsets = [
+        (None, {"fields": ["id", "merchant", "mode", "invoice", "installment_number", "status"]}),
+        ("Amounts", {"fields": ["amount_display", "received_display", "refunded_display", "received_on_closed_invoice"]}),
+        (
+            "Gateway",
+            {
+                "fields": [
+                    "gateway",
+                    "gateway_account",
+                    "gateway_reference",
+                    "payment_url",
+                    "failure_code",
+                    "failure_message",
+                    "inbound_notifications",
+                ]
+            },
+        ),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "created_at",
+                    "expires_at",
+                    "succeeded_at",
+                    "failed_at",
+                    "expired_at",
+                    "gateway_status_at",
+                    "reconciled_at",
+                    "reconcile_attempts",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        "id",
+        "merchant",
+        "mode",
+        "invoice",
+        "installment_number",
+        "status",
+        "amount_display",
+        "received_display",
+        "refunded_display",
+        "received_on_closed_invoice",
+        "gateway",
+        "gateway_account",
+        "gateway_reference",
+        "payment_url",
+        "failure_code",
+        "failure_message",
+        "inbound_notifications",
+        "created_at",
+        "expires_at",
+        "succeeded_at",
+        "failed_at",
+        "expired_at",
+        "gateway_status_at",
+        "reconciled_at",
+        "reconcile_attempts",
+        "updated_at",
+    ]
 
     @admin.display(description="inbound notifications")
     def inbound_notifications(self, obj):
@@ -168,28 +246,49 @@ class PaymentAdmin(ReadOnlyAdmin):
             return "-"
         return format_html('<a href="{}?payment={}">Notifications naming this payment</a>', url, obj.pk)
 
-    @admin.display(description="amount")
-    def amount_display(self, obj):
-        return f"{format_amount(obj.amount_minor, obj.currency)} {obj.currency}"
+    @admin.display(description="merchant", ordering="merchant__name")
+    def merchant_short(self, obj):
+        return truncated(obj.merchant.name)
 
-    @admin.display(description="received")
+    @admin.display(description="inst.", ordering="installment_number")
+    def installment(self, obj):
+        return obj.installment_number
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_datetime(obj.created_at)
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount_display(self, obj):
+        return format_display(obj.amount_minor, obj.currency)
+
+    @admin.display(description="received", ordering="amount_received_minor")
     def received_display(self, obj):
-        return f"{format_amount(obj.amount_received_minor, obj.currency)} {obj.currency}"
+        return format_display(obj.amount_received_minor, obj.currency)
 
     @admin.display(description="refunded", ordering="amount_refunded_minor")
     def refunded_display(self, obj):
         """Refunds recorded on the payment (chargebacks included), formatted; "-" when none."""
-        if not obj.amount_refunded_minor:
-            return "-"
-        return f"{format_amount(obj.amount_refunded_minor, obj.currency)} {obj.currency}"
+        return format_display(obj.amount_refunded_minor, obj.currency) if obj.amount_refunded_minor else "-"
 
-    @admin.action(description="Reconcile selected payments with the gateway")
+    def has_reconcile_permission(self, request) -> bool:
+        return request.user.has_perm("payments.reconcile_payment")
+
+    @admin.action(description="Reconcile selected payments with the gateway", permissions=["reconcile"])
     def reconcile_selected(self, request, queryset):
         """Queues one reconciliation job per open payment (the gateways are asked by the workers, not inside this
         request: up to 500 payments x 2 calls x 10 s would not fit in one)."""
-        ids = list(queryset.values_list("pk", flat=True)[:500])
+        payments = list(queryset[:500])
+        ids = [payment.pk for payment in payments]
         queued = payments_reconcile_queue(payment_ids=ids)
-        admin_audit(request, "payments.reconcile", payments=ids, queued=queued)
+        self.action_log(
+            request,
+            "payments.reconcile",
+            payments,
+            "Reconciliation with the gateway requested (queued unless the payment was final).",
+            ids_key="payments",
+            queued=queued,
+        )
         messages.success(
             request,
             f"Queued {queued} reconciliation job{'s' if queued != 1 else ''}; "
@@ -200,17 +299,17 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = [
-        "id",
-        "installment_number",
-        "status",
-        "gateway",
-        "amount_minor",
-        "amount_received_minor",
-        "created_at",
-    ]
+    fields = ["id", "installment_number", "status", "gateway", "amount", "received", "created_at"]
     readonly_fields = fields
     show_change_link = True
+
+    @admin.display(description="amount")
+    def amount(self, obj):
+        return format_display(obj.amount_minor, obj.currency)
+
+    @admin.display(description="received")
+    def received(self, obj):
+        return format_display(obj.amount_received_minor, obj.currency)
 
 
 @admin.register(Invoice)
@@ -220,7 +319,15 @@ class InvoiceAdmin(invoices_admin.InvoiceAdmin):
     inlines = (*invoices_admin.InvoiceAdmin.inlines, PaymentInline)
     actions = ("void_selected", "expire_overdue_selected")
 
-    @admin.action(description="Void selected invoices (draft/pending, no money received)")
+    def has_void_permission(self, request) -> bool:
+        return request.user.has_perm("invoices.void_invoice")
+
+    def has_expire_permission(self, request) -> bool:
+        return request.user.has_perm("invoices.expire_invoice")
+
+    @admin.action(
+        description="Void selected invoices (draft/pending, no money received)", permissions=["void"]
+    )
     def void_selected(self, request, queryset):
         voided = []
         for invoice in queryset.select_related("merchant"):
@@ -228,18 +335,17 @@ class InvoiceAdmin(invoices_admin.InvoiceAdmin):
                 invoice_void_closing_payments(
                     merchant=invoice.merchant, mode=invoice.mode, invoice_id=invoice.pk
                 )
-                voided.append(invoice.pk)
+                voided.append(invoice)
             except ApplicationError as exc:
                 self.message_user(request, f"{invoice.pk}: {exc.message}", level=messages.ERROR)
         if voided:
-            admin_audit(request, "invoices.void", invoices=voided)
+            self.action_log(
+                request, "invoices.void", voided, "Voided (its open payments closed).", ids_key="invoices"
+            )
             self.message_user(request, f"Voided {len(voided)} invoice(s).", level=messages.SUCCESS)
 
-    @admin.action(description="Expire selected invoices that are past their expiry")
+    @admin.action(description="Expire selected invoices that are past their expiry", permissions=["expire"])
     def expire_overdue_selected(self, request, queryset):
-        expired = [
-            pk for pk in queryset.values_list("pk", flat=True) if invoice_expire_with_payments(invoice_id=pk)
-        ]
-        if expired:
-            admin_audit(request, "invoices.expire", invoices=expired)
+        expired = [invoice for invoice in queryset if invoice_expire_with_payments(invoice_id=invoice.pk)]
+        self.action_log(request, "invoices.expire", expired, "Expired (past its expiry).", ids_key="invoices")
         self.message_user(request, f"Expired {len(expired)} invoice(s).", level=messages.SUCCESS)

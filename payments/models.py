@@ -74,6 +74,8 @@ class Payment(TimeStampedModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
+        permissions = [("reconcile_payment", "Can reconcile payments with the gateway")]
         indexes = [
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="payment_tenant_created"),
             models.Index(fields=["invoice", "installment_number"], name="payment_invoice_installment"),

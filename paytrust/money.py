@@ -177,6 +177,14 @@ def format_display(minor: int, currency: str | Currency) -> str:
     return f"{cur.code} {to_major(minor, cur):,}"
 
 
+def format_percent(rate: Decimal) -> str:
+    """A rate (a fraction, "0.0825") as people read it: "8.25 %", "11 %", "0 %". Exact: no rounding."""
+    with localcontext() as ctx:
+        ctx.prec = _WIDE_PRECISION
+        percent = (Decimal(rate) * 100).normalize()
+    return f"{percent:f} %"
+
+
 def parse_rate(value: object, *, param: str | None = None, max_value: Decimal = Decimal(1)) -> Decimal:
     """A fraction such as a tax rate or fee percent ("0.11" = 11 %): 0..max_value with at most 4 decimals.
 

@@ -2,10 +2,10 @@
 
 The same selector and the same rendering as the API (`reporting.selectors.financial_report`,
 `reporting.render`), with filters (period, merchant - or all merchants -, mode, currency, gateway), a CSV download
-and a chart of the amount collected per day per currency (inline SVG, rendered here). Reporting has no model: the
+and a chart of the amount collected per day per currency (inline SVG, rendered here). Reporting has no table: the
 back-office admin site (reporting/admin_site.py, installed as the default admin site) serves this view at its
-own URL and lists it in its index (app "Reporting"). Staff with the `invoices.view_invoice` permission may see it
-(superusers always).
+own URL and lists it in its index (app "Reporting"). Staff with the `reporting.view_financial_report` permission
+(the finance and administrator roles, reporting/roles.py) may see it; superusers always.
 """
 
 from __future__ import annotations
@@ -29,9 +29,15 @@ from paytrust.money import CURRENCIES, format_display
 from paytrust.params import QUERY_DATETIME_MAX, QUERY_DATETIME_MIN
 from reporting.chart import daily_bar_chart, period_days
 from reporting.render import currency_lines, report_csv, report_csv_filename
-from reporting.selectors import daily_collected, financial_report, report_default_period, report_period_check
+from reporting.selectors import (
+    collected_per_currency,
+    daily_collected,
+    financial_report,
+    report_default_period,
+    report_period_check,
+)
 
-PERMISSION = "invoices.view_invoice"
+PERMISSION = "reporting.view_financial_report"
 URL_NAME = "reporting_financial"
 
 
@@ -87,20 +93,41 @@ def _default_filters(now: datetime) -> dict:
     }
 
 
+def _other_mode(mode: str | None) -> str:
+    return Mode.TEST if mode == Mode.LIVE else Mode.LIVE
+
+
+def _nothing_live(form: ReportFilterForm) -> bool:
+    """Nothing collected live in the form's period, while test mode has payments."""
+    start, end = form.period()
+    if collected_per_currency(mode=Mode.LIVE, start=start, end=end):
+        return False
+    return bool(collected_per_currency(mode=Mode.TEST, start=start, end=end))
+
+
 def financial_report_view(request):
     if not can_view_reports(request.user):
         raise PermissionDenied
     query = {key: value for key, value in request.GET.dict().items() if value}
     wants_csv = query.pop("format", "") == "csv"
+    mode_chosen = "mode" in query
     if "start" not in query and "to" not in query:
         query = {**_default_filters(timezone.now()), **query}
     form = ReportFilterForm(query)
+    mode_note = ""
+    if not mode_chosen and form.is_valid() and _nothing_live(form):
+        # Opened without a mode and nothing was collected live: show test mode, and say so.
+        query = {**query, "mode": Mode.TEST}
+        form = ReportFilterForm(query)
+        mode_note = "No live payments in this period: showing test mode."
     context = {
         **admin.site.each_context(request),  # the back-office site (reporting.admin_site.BackOfficeSite)
         "title": "Financial report",
         "form": form,
         "currencies": [],
         "charts": [],
+        "mode_note": mode_note,
+        "other_mode_url": f"{request.path}?{urlencode({**query, 'mode': _other_mode(query.get('mode'))})}",
     }
     if form.is_valid():
         start, end = form.period()

@@ -29,13 +29,15 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 
 from invoices.models import PaymentApplication, PaymentApplicationTax
 from merchants.models import Merchant
 from payments.models import Payment
 from paytrust.errors import ValidationError
+from webhooks.inbound.selectors import inbound_events_failed
+from webhooks.outbound.models import Delivery, DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -240,3 +242,45 @@ def daily_collected(
     for row in sorted(rows, key=lambda r: (r["currency"], r["day"])):
         series[row["currency"]].append((row["day"], int(row["gross"])))
     return dict(series)
+
+
+# ---- the back office's dashboard (reporting/dashboard.py) -------------------------------------------------------
+
+
+def collected_per_currency(*, mode: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+    """Payments that succeeded in [start, end) in `mode`, every merchant: {currency: (count, gross_minor)}.
+    One GROUP BY (the report's index); never a sum across currencies."""
+    rows = (
+        PaymentApplication.objects.filter(mode=mode, paid_at__gte=start, paid_at__lt=end)
+        .order_by()
+        .values("currency")
+        .annotate(payments_count=Count("*"), gross=Sum("amount_minor"))
+    )
+    return {
+        row["currency"]: (row["payments_count"], int(row["gross"]))
+        for row in sorted(rows, key=lambda r: r["currency"])
+    }
+
+
+def payments_count_by_status(statuses: list[str]) -> dict[str, int]:
+    """How many payments (every merchant and mode) are in each of `statuses`."""
+    rows = Payment.objects.filter(status__in=statuses).order_by().values("status").annotate(n=Count("*"))
+    counts = dict.fromkeys(statuses, 0)
+    counts.update({row["status"]: row["n"] for row in rows})
+    return counts
+
+
+def payments_received_on_closed_invoices_count() -> int:
+    """Payments whose money arrived on a void or expired invoice and is not refunded in full yet (every merchant
+    and mode): finance staff's to-do."""
+    return Payment.objects.filter(
+        received_on_closed_invoice=True, amount_refunded_minor__lt=F("amount_received_minor")
+    ).count()
+
+
+def inbound_notifications_failed_count() -> int:
+    return inbound_events_failed().count()
+
+
+def outbound_deliveries_failed_count() -> int:
+    return Delivery.objects.filter(status=DeliveryStatus.FAILED).count()

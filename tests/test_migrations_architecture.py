@@ -130,12 +130,12 @@ def test_data_made_before_the_move_is_all_there_after_migrating(old_tree, scratc
             )
         }
         conn.execute(
-            "INSERT INTO auth_group (name) VALUES ('support')"
+            "INSERT INTO auth_group (name) VALUES ('helpdesk')"
         )  # a group holding the old permission: it must follow the model
         conn.execute(
             "INSERT INTO auth_group_permissions (group_id, permission_id) SELECT g.id, p.id FROM auth_group g, "
             "auth_permission p JOIN django_content_type c ON c.id = p.content_type_id "
-            "WHERE g.name = 'support' AND c.app_label = 'webhooks' AND c.model = 'webhookevent' "
+            "WHERE g.name = 'helpdesk' AND c.app_label = 'webhooks' AND c.model = 'webhookevent' "
             "AND p.codename = 'view_webhookevent'"
         )
     assert before["webhooks_webhookevent"] == 1 and before["webhooks_webhookeventattempt"] >= 1
@@ -168,7 +168,7 @@ def test_data_made_before_the_move_is_all_there_after_migrating(old_tree, scratc
         granted = conn.execute(
             "SELECT c.app_label, c.model, p.codename FROM auth_group g JOIN auth_group_permissions gp ON gp.group_id = g.id "
             "JOIN auth_permission p ON p.id = gp.permission_id JOIN django_content_type c ON c.id = p.content_type_id "
-            "WHERE g.name = 'support'"
+            "WHERE g.name = 'helpdesk'"
         ).fetchall()
         stale = conn.execute(
             "SELECT count(*) FROM django_content_type WHERE app_label = 'webhooks' AND model LIKE 'webhookevent%%'"

@@ -134,6 +134,24 @@ def test_format_amount_and_display():
     assert money.format_amount(-150, "USD") == "-1.50"
     assert money.format_display(446599, "IDR") == "IDR 446,599"
     assert money.format_display(123456789, "USD") == "USD 1,234,567.89"
+    assert money.format_display(277500, "IDR") == "IDR 277,500"
+    assert money.format_display(20297, "USD") == "USD 202.97"
+    assert money.format_display(7, "USD") == "USD 0.07"
+
+
+@pytest.mark.parametrize(
+    "rate,expected",
+    [
+        ("0.0825", "8.25 %"),
+        ("0.1100", "11 %"),
+        ("0", "0 %"),
+        ("0.0290", "2.9 %"),
+        ("1.0000", "100 %"),
+        ("0.0001", "0.01 %"),
+    ],
+)
+def test_format_percent_reads_a_rate_as_people_do(rate, expected):
+    assert money.format_percent(Decimal(rate)) == expected
 
 
 # ---- rates and rounding ----

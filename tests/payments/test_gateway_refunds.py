@@ -202,7 +202,7 @@ def test_admin_shows_the_refunded_amount_filters_by_refunds_and_lists_chargeback
         html = staff.get("/admin/payments/payment/", params).content.decode()
         return {p.pk for p in (charged_back, refunded, untouched) if p.pk in html}
 
-    assert "40000 IDR" in staff.get("/admin/payments/payment/").content.decode()
+    assert "IDR 40,000" in staff.get("/admin/payments/payment/").content.decode()  # money a person can read
     assert listed(refunds="any") == {charged_back.pk, refunded.pk}
     assert listed(refunds="partial") == {charged_back.pk}
     assert listed(refunds="full") == {refunded.pk}
@@ -210,4 +210,4 @@ def test_admin_shows_the_refunded_amount_filters_by_refunds_and_lists_chargeback
     assert listed(refunds="none") == {untouched.pk}
     page = staff.get(f"/admin/payments/payment/{quote(charged_back.pk)}/change/").content.decode()
     refund = Refund.objects.get(payment=charged_back)
-    assert refund.pk in page and "40000 IDR" in page
+    assert refund.pk in page and "IDR 40,000" in page

@@ -131,18 +131,22 @@ def test_anonymous_users_are_sent_to_the_login_page(client):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-def test_staff_need_the_invoice_view_permission(client):
+def test_staff_need_the_report_permission_not_merely_the_invoice_view(client):
     user = User.objects.create_user("clerk", password="x", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_invoice", content_type__app_label="invoices")
+    )
     client.force_login(user)
     assert client.get(PAGE).status_code == 403
     assert "Financial report" not in client.get("/admin/").content.decode()
 
     user.user_permissions.add(
-        Permission.objects.get(codename="view_invoice", content_type__app_label="invoices")
+        Permission.objects.get(codename="view_financial_report", content_type__app_label="reporting")
     )
     user = User.objects.get(pk=user.pk)  # fresh permission cache
     client.force_login(user)
     assert client.get(PAGE).status_code == 200
+    assert "Financial report" in client.get("/admin/").content.decode()
 
 
 @pytest.mark.parametrize(("start", "to"), [("9999-12-30", "9999-12-31"), ("0001-01-01", "2026-01-01")])

@@ -63,6 +63,9 @@ class InboundNotification(TimeStampedModel):
     class Meta:
         db_table = "inbound_notification"
         ordering = ["-created_at", "-id"]
+        verbose_name = "inbound gateway notification"
+        # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
+        permissions = [("replay_inboundnotification", "Can replay inbound gateway notifications")]
         constraints = [
             models.UniqueConstraint(
                 fields=["gateway_account", "gateway_event_id"], name="whk_unique_gateway_event"

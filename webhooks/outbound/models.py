@@ -63,6 +63,9 @@ class WebhookEndpoint(TimeStampedModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["merchant", "mode", "enabled"], name="whe_tenant_enabled_idx")]
+        verbose_name = "merchant webhook endpoint"
+        # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
+        permissions = [("manage_webhookendpoint", "Can enable and disable merchant webhook endpoints")]
 
     def __str__(self) -> str:
         return f"{self.url} ({self.id})"
@@ -85,6 +88,8 @@ class Event(TimeStampedModel):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "outbound merchant event"
+        permissions = [("redeliver_event", "Can redeliver outbound events and deliveries")]
         indexes = [
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="evt_tenant_created_idx"),
             models.Index(
@@ -125,7 +130,8 @@ class Delivery(TimeStampedModel):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name_plural = "deliveries"
+        verbose_name = "outbound delivery"
+        verbose_name_plural = "outbound deliveries"
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_event_endpoint"),
         ]

@@ -175,7 +175,17 @@ class PaymentAdmin(ReadOnlyAdmin):
     inlines = [RefundInline, GatewayCallInline]
     fieldsets = [
         (None, {"fields": ["id", "merchant", "mode", "invoice", "installment_number", "status"]}),
-        ("Amounts", {"fields": ["amount_display", "received_display", "refunded_display", "received_on_closed_invoice"]}),
+        (
+            "Amounts",
+            {
+                "fields": [
+                    "amount_display",
+                    "received_display",
+                    "refunded_display",
+                    "received_on_closed_invoice",
+                ]
+            },
+        ),
         (
             "Gateway",
             {

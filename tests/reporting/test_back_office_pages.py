@@ -286,7 +286,9 @@ def test_dashboard_counts_payments_received_on_closed_invoices_still_to_refund(f
         r'<span class="pt-tile-value">1</span>\s*<span class="pt-tile-label">Payments received on closed invoices',
         page,
     )
-    Payment.objects.filter(pk=paid.pk).update(amount_refunded_minor=paid.amount_received_minor)  # refunded in full
+    Payment.objects.filter(pk=paid.pk).update(
+        amount_refunded_minor=paid.amount_received_minor
+    )  # refunded in full
     assert re.search(
         r'<span class="pt-tile-value">0</span>\s*<span class="pt-tile-label">Payments received on closed invoices',
         html(finance, "/admin/"),

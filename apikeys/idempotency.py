@@ -129,8 +129,9 @@ def idempotency_begin(
 
 
 def should_store(status: int) -> bool:
-    """4xx responses are not stored: the request was refused before any work, the key stays usable."""
-    return not 400 <= status < 500
+    """4xx responses are not stored: the request was refused before any work, the key stays usable. Nor is a 503
+    (the database could not be reached or the work was rolled back: a retry with the same key must run it)."""
+    return not 400 <= status < 500 and status != 503
 
 
 _COMPLETE_SQL = """

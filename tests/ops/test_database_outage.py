@@ -94,3 +94,17 @@ def test_an_unreachable_database_is_a_503_envelope_in_drf_views_and_plain_django
     error = response.json()["error"]
     assert (error["type"], error["code"]) == ("api_error", "service_unavailable")
     assert "Connection refused" not in response.content.decode()  # no internals in the body
+
+
+@pytest.mark.urls("tests.ops.urls")
+def test_a_503_is_not_stored_under_the_idempotency_key_so_the_retry_runs_the_work(api):
+    from tests.ops import urls
+
+    urls.calls["database_gone"] = 0
+    first = api.post("/test/database-gone", {}, format="json", HTTP_IDEMPOTENCY_KEY="outage-1")
+    assert first.status_code == 503 and first["Retry-After"]
+    retry = api.post("/test/database-gone", {}, format="json", HTTP_IDEMPOTENCY_KEY="outage-1")
+    assert retry.status_code == 201 and retry.json() == {"work": 2}  # the work ran on the retry
+    again = api.post("/test/database-gone", {}, format="json", HTTP_IDEMPOTENCY_KEY="outage-1")
+    assert again.status_code == 201 and again.json() == {"work": 2}  # and is now replayed
+    assert urls.calls["database_gone"] == 2

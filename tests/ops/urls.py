@@ -70,6 +70,13 @@ class DatabaseGoneApi(ApiView):
     def get(self, request):
         raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
 
+    def post(self, request):
+        """The first call finds the database gone (503); the next one works (201)."""
+        calls["database_gone"] = calls.get("database_gone", 0) + 1
+        if calls["database_gone"] == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return Response({"work": calls["database_gone"]}, status=201)
+
 
 def plain_database_gone(request):
     raise OperationalError("server closed the connection unexpectedly")

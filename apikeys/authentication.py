@@ -7,9 +7,10 @@ to the stored hash (a rotated or re-hashed key never matches a stale entry).
 
 Argon2id is expensive on purpose (~300 ms of CPU and 64 MiB here), and key prefixes are not secret: without a
 bound, anyone who knows one could make every request cost a full verification with a wrong secret. So FAILED
-verifications are counted per client address over a rolling minute (`API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE`,
-default 30, on the rate limiter's store); once an address is at the bound, a request from it that would need a
-verification gets 429 `too_many_verifications` without running Argon2. Valid keys never count, so a platform
+verifications are counted per client address and key over a rolling minute
+(`API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE`, default 30; ten times that per address over all keys, on the
+rate limiter's store); at a bound, a request that would need a verification gets 429 `too_many_verifications`
+without running Argon2. Valid keys never count, so a platform
 serving many merchants from one address is not refused; a key already verified in the worker is never held up
 (the cached check comes first). Concurrent wrong secrets can overshoot the bound by the requests in flight. The
 client address is `paytrust.client_ip.client_ip` (X-Forwarded-For only from settings.TRUSTED_PROXIES).
@@ -136,31 +137,38 @@ def _fail(
     raise error or AuthenticationError(message)
 
 
-def _failure_bucket(request) -> tuple[str, int] | None:
+# An address may fail this many times more in total, over every key it tries, than on one key.
+ADDRESS_FAILURE_FACTOR = 10
+
+
+def _failure_buckets(request, key: ApiKey) -> list[tuple[str, int]]:
+    """The failure counters a wrong secret counts against: this address on this key (the bound), and this address
+    over every key (ten times the bound, so trying many known prefixes stays bounded too)."""
     limit = settings.API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE
     ip = client_ip(request)
-    return (f"verify-failed:{ip}", limit) if limit and ip is not None else None
+    if not limit or ip is None:
+        return []
+    return [(f"verify-failed:{ip}:{key.prefix}", limit), (f"verify-failed:{ip}", limit * ADDRESS_FAILURE_FACTOR)]
 
 
 def _verification_allowed(request, key: ApiKey) -> None:
-    """Before paying for Argon2id: refuse (429, audited) when this address is at its bound of failed ones."""
-    bucket = _failure_bucket(request)
-    if bucket is None:
-        return
-    result = rate_limit_peek(bucket=bucket[0], limit=bucket[1])
-    if result is not None and not result.allowed:
-        limit = bucket[1]
-        _fail(
-            request,
-            "too_many_verifications",
-            key,
-            error=RateLimited(
-                f"Too many failed API key verifications from this address: at most {limit} per rolling minute. "
-                f"Retry after {result.retry_after_seconds} seconds.",
-                code="too_many_verifications",
-                headers={"Retry-After": str(result.retry_after_seconds)},
-            ),
-        )
+    """Before paying for Argon2id: refuse (429, audited) when this address is at its bound of failures on this
+    key, or over all keys. Another merchant's valid key from the same address (a NAT) is not held up by failures
+    on this one."""
+    for bucket, limit in _failure_buckets(request, key):
+        result = rate_limit_peek(bucket=bucket, limit=limit)
+        if result is not None and not result.allowed:
+            _fail(
+                request,
+                "too_many_verifications",
+                key,
+                error=RateLimited(
+                    f"Too many failed API key verifications from this address: at most {limit} per rolling "
+                    f"minute. Retry after {result.retry_after_seconds} seconds.",
+                    code="too_many_verifications",
+                    headers={"Retry-After": str(result.retry_after_seconds)},
+                ),
+            )
 
 
 def authenticate_key(request, plaintext: str) -> Principal:
@@ -183,8 +191,8 @@ def authenticate_key(request, plaintext: str) -> Principal:
         try:
             HASHER.verify(key.secret_hash, plaintext)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            if (bucket := _failure_bucket(request)) is not None:
-                rate_limit_hit(bucket=bucket[0], limit=bucket[1])  # one more failure from this address
+            for bucket, limit in _failure_buckets(request, key):
+                rate_limit_hit(bucket=bucket, limit=limit)  # one more failure from this address (on this key)
             _fail(request, "wrong_secret", key)
         verified_cache.remember(key, digest)
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:

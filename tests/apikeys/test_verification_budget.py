@@ -134,3 +134,39 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(
         client_for(_forged(plaintext, 8)).get("/v1/merchant", HTTP_X_FORWARDED_FOR="192.0.2.99").status_code
         == 429
     )
+
+
+@pytest.mark.django_db
+def test_failures_on_one_key_do_not_hold_up_another_merchants_new_valid_key(
+    api_key, client_for, counted_verifications, budget_of_3
+):
+    """One tenant's typos (or an attack on one known prefix) from a shared NAT address: the other tenants' keys
+    from that address still work, even on a cold worker."""
+    from tests.factories import MerchantFactory, make_api_key
+
+    _, plaintext = api_key
+    for n in range(4):
+        client_for(_forged(plaintext, n)).get("/v1/merchant", REMOTE_ADDR="198.51.100.30")
+    assert (
+        client_for(_forged(plaintext, 9)).get("/v1/merchant", REMOTE_ADDR="198.51.100.30").status_code == 429
+    )
+    _, other = make_api_key(MerchantFactory(name="Neighbour"))
+    assert client_for(other).get("/v1/merchant", REMOTE_ADDR="198.51.100.30").status_code == 200
+
+
+@pytest.mark.django_db
+def test_failures_over_many_keys_from_one_address_are_bounded_too(
+    client_for, counted_verifications, budget_of_3
+):
+    """An attacker who knows many prefixes: at most ten times the bound per address and minute in total."""
+    from tests.factories import MerchantFactory, make_api_key
+
+    keys = [make_api_key(MerchantFactory(name=f"Victim {n}"))[1] for n in range(11)]
+    statuses = []
+    for key in keys:
+        for n in range(3):
+            statuses.append(
+                client_for(_forged(key, n)).get("/v1/merchant", REMOTE_ADDR="203.0.113.77").status_code
+            )
+    assert statuses.count(401) == 30 and statuses.count(429) == 3
+    assert len(counted_verifications) == 30

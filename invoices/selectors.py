@@ -181,3 +181,18 @@ def invoices_overdue(
 def invoices_overdue_count(*, now: datetime) -> int:
     """How many open invoices are past their lapse time (`manage.py expire_invoices --dry-run`)."""
     return Invoice.objects.filter(status__in=OPEN_STATUSES, lapses_at__lte=now).count()
+
+
+def invoice_closed_for_payment(*, invoice_id: str, paid_at: datetime) -> bool:
+    """Would money paid at `paid_at` land on a closed invoice (void, or past its lapse time and not reopened by the
+    paid-in-time rule of ADR 0025)? The same rule `invoice_apply_payment` applies; the payments layer asks first so
+    that the payment's own event can say so. Read without a lock: the caller holds the payment's lock, so no void
+    can intervene, and expiry only follows the lapse time this rule reads."""
+    invoice = Invoice.objects.only("status", "lapses_at", "payment_initiated_at").get(pk=invoice_id)
+    if invoice.status == InvoiceStatus.VOID:
+        return True
+    if invoice.status in OPEN_STATUSES:
+        return invoice.lapses_at < paid_at
+    if invoice.status == InvoiceStatus.EXPIRED:
+        return invoice.payment_initiated_at is None or paid_at > invoice.lapses_at
+    return False  # paid: extra money is an ordinary overpayment of a paid invoice

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from gateways import base as gw
 from invoices.models import InvoiceStatus
+from invoices.selectors import invoice_closed_for_payment
 from invoices.services import invoice_apply_payment
 from payments.models import Payment, PaymentStatus
 from payments.selectors import invoice_payments, payment_representation
@@ -151,6 +152,12 @@ def _apply_target(payment: Payment, update: GatewayStatusUpdate, target: str, *,
     previous = payment.status
     fields = _take_update(payment, update, target, now=now)
     set_status(payment, target)
+    if target == PaymentStatus.SUCCEEDED and invoice_closed_for_payment(
+        invoice_id=payment.invoice_id, paid_at=payment.succeeded_at
+    ):
+        # Known before `payment.succeeded` is recorded, so that event says so too.
+        payment.received_on_closed_invoice = True
+        fields.append("received_on_closed_invoice")
     payment.save(update_fields=fields)
     emit(payment, target)
     note = f"{previous} -> {target}"
@@ -170,6 +177,10 @@ def _apply_target(payment: Payment, update: GatewayStatusUpdate, target: str, *,
         if not applied.replayed and applied.invoice.status in CLOSED_INVOICE_STATUSES:
             _flag_received_on_closed_invoice(payment)
             note += f"; received on a {applied.invoice.status} invoice (flagged)"
+        elif payment.received_on_closed_invoice and not applied.replayed:
+            # The rule above and the application disagree: trust the application (the invoice's word).
+            Payment.objects.filter(pk=payment.pk).update(received_on_closed_invoice=False)
+            payment.received_on_closed_invoice = False
     return note
 
 
@@ -196,9 +207,11 @@ CLOSED_INVOICE_STATUSES = (InvoiceStatus.VOID, InvoiceStatus.EXPIRED)
 
 
 def _flag_received_on_closed_invoice(payment: Payment) -> None:
-    """In the application's transaction: flag the payment for finance staff and tell the merchant."""
-    payment.received_on_closed_invoice = True
-    payment.save(update_fields=["received_on_closed_invoice", "updated_at"])
+    """In the application's transaction: flag the payment for finance staff (usually done already, before
+    `payment.succeeded`) and tell the merchant."""
+    if not payment.received_on_closed_invoice:
+        payment.received_on_closed_invoice = True
+        payment.save(update_fields=["received_on_closed_invoice", "updated_at"])
     webhook_services.event_record(
         merchant=payment.merchant,
         mode=payment.mode,
@@ -228,7 +241,8 @@ def _take_update(payment: Payment, update: GatewayStatusUpdate, target: str, *, 
     if update.gateway_reference and not payment.gateway_reference:
         payment.gateway_reference = update.gateway_reference
         fields.append("gateway_reference")
-    if update.payment_url and not payment.payment_url:
+    if update.payment_url and not payment.payment_url and target == PaymentStatus.PENDING:
+        # Only an open payment's checkout is worth keeping: a closed one's is never handed out.
         payment.payment_url = update.payment_url
         fields.append("payment_url")
     payment.gateway_status_at = update.occurred_at or now

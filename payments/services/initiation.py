@@ -160,7 +160,9 @@ def _closed_meanwhile(payment: Payment, now: datetime) -> bool:
 
 def _phase3_record(
     payment_id: str, result: gw.CreatePaymentResult | None, error: GatewayError | None
-) -> Payment:
+) -> tuple[Payment, bool]:
+    """Record the create's outcome under the payment's lock; True when the payment was closed meanwhile and the
+    checkout just created must be expired at the gateway (phase 4)."""
     with transaction.atomic():
         payment = (
             Payment.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=payment_id)
@@ -169,14 +171,14 @@ def _phase3_record(
             # Keep the reference (phase 4 expires the session by it); never store or return the URL.
             payment.gateway_reference = payment.gateway_reference or result.gateway_reference
             payment.save(update_fields=["gateway_reference", "updated_at"])
-            return payment
+            return payment, True
         if payment.status != PaymentStatus.INITIATING:
             # A webhook or reconciliation got there first: their word stands; keep what the create told us.
             if result is not None and not payment.payment_url:
                 payment.payment_url = result.payment_url
                 payment.gateway_reference = payment.gateway_reference or result.gateway_reference
                 payment.save(update_fields=["payment_url", "gateway_reference", "updated_at"])
-            return payment
+            return payment, False
         if result is not None:
             payment.gateway_reference = result.gateway_reference
             payment.payment_url = result.payment_url
@@ -195,7 +197,7 @@ def _phase3_record(
             set_status(payment, PaymentStatus.FAILED)
             emit(payment, PaymentStatus.FAILED)
         payment.save()
-    return payment
+    return payment, False
 
 
 def _phase4_close(payment: Payment) -> None:
@@ -235,8 +237,8 @@ def payment_initiate(
         return InitiationResult(payment=payment, created=False)
     payment = Payment.objects.select_related("invoice", "gateway_account", "merchant").get(pk=payment.pk)
     result, error = _call_gateway_create(payment)
-    payment = _phase3_record(payment.pk, result, error)
-    if result is not None and not payment.payment_url and _closed_meanwhile(payment, timezone.now()):
+    payment, closed = _phase3_record(payment.pk, result, error)
+    if closed:
         _phase4_close(payment)
     if error is not None and payment.status == PaymentStatus.UNKNOWN:
         raise GatewayTimeout(

@@ -25,6 +25,8 @@ from tests.webhooks.inbound_support import (  # noqa: F401 - fixtures
     xendit_fake,
     xendit_headers,
 )
+from webhooks.inbound.models import InboundNotification
+from webhooks.inbound.services import inbound_event_replay
 from webhooks.outbound.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +51,12 @@ def test_a_payment_arriving_after_the_void_is_recorded_flagged_and_announced(
     body = xendit_callback(payment)
     assert post_webhook("xendit", xendit_account.pk, body, **xendit_headers()).status_code == 200
     process_all()
-    process_all()  # a replayed notification flags and announces nothing more
+    notification = InboundNotification.objects.get(payment_id=payment.id)
+    inbound_event_replay(event_id=notification.pk)  # an operator replays it: processed again, changes nothing
+    assert (
+        process_all() == ["already_processed"]
+        or InboundNotification.objects.get(pk=notification.pk).status == "processed"
+    )
 
     payment.refresh_from_db()
     invoice = Invoice.objects.get(pk=payment.invoice_id)
@@ -58,6 +65,8 @@ def test_a_payment_arriving_after_the_void_is_recorded_flagged_and_announced(
     assert invoice.status == "void" and invoice.overpaid_minor == payment.amount_minor
     events = _flag_events(payment.id)
     assert len(events) == 1 and events[0].data["received_on_closed_invoice"] is True
+    succeeded = [e for e in Event.objects.filter(type="payment.succeeded") if e.data["id"] == payment.id]
+    assert len(succeeded) == 1 and succeeded[0].data["received_on_closed_invoice"] is True  # says so too
     assert api.get(f"/v1/payments/{payment.id}").json()["received_on_closed_invoice"] is True
 
     listed = admin_client.get("/admin/payments/payment/", {"received_on_closed_invoice__exact": "1"})

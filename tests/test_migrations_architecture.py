@@ -138,6 +138,15 @@ def test_data_made_before_the_move_is_all_there_after_migrating(old_tree, scratc
             "WHERE g.name = 'helpdesk' AND c.app_label = 'webhooks' AND c.model = 'webhookevent' "
             "AND p.codename = 'view_webhookevent'"
         )
+        # A worker died mid-request before the deploy: a delivery left `sending` (its lease running) whose job is
+        # gone. The old sweeper would have re-sent it; the new mechanism must not strand it.
+        stuck = conn.execute(
+            "SELECT id FROM webhooks_delivery WHERE endpoint_id = %s ORDER BY id LIMIT 1", [made["endpoint"]]
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE webhooks_delivery SET status = 'sending', lease_expires_at = now() WHERE id = %s", [stuck]
+        )
+        conn.execute("DELETE FROM procrastinate_jobs WHERE args->>'delivery_id' = %s", [stuck])
     assert before["webhooks_webhookevent"] == 1 and before["webhooks_webhookeventattempt"] >= 1
     assert before["webhooks_event"] >= 2 and before["webhooks_delivery"] >= 2
 
@@ -170,6 +179,10 @@ def test_data_made_before_the_move_is_all_there_after_migrating(old_tree, scratc
             "JOIN auth_permission p ON p.id = gp.permission_id JOIN django_content_type c ON c.id = p.content_type_id "
             "WHERE g.name = 'helpdesk'"
         ).fetchall()
+        stuck_jobs = conn.execute(
+            "SELECT task_name, args->>'delivery_id' FROM procrastinate_jobs WHERE lock = %s AND status = 'todo'",
+            [stuck],
+        ).fetchall()
         stale = conn.execute(
             "SELECT count(*) FROM django_content_type WHERE app_label = 'webhooks' AND model LIKE 'webhookevent%%'"
         ).fetchone()[0]
@@ -187,3 +200,4 @@ def test_data_made_before_the_move_is_all_there_after_migrating(old_tree, scratc
     assert deliveries == before["webhooks_delivery"]
     assert granted == [("inbound", "inboundnotification", "view_inboundnotification")]
     assert stale == 0
+    assert stuck_jobs == [("webhooks.deliver_webhook", stuck)], "the stuck delivery must get its job back"

@@ -50,6 +50,21 @@ def gateway_for_account(account: GatewayAccount) -> Gateway:
     return cls(account=account, credentials=credentials)
 
 
+def gateway_account_mode_mismatch(account: GatewayAccount) -> str | None:
+    """The message when the account's stored credentials belong to the other mode (accounts configured before
+    that was checked: a live account with a test key would take test money as live), else None."""
+    cls = gateway_class(account.gateway)
+    if not cls.credential_mode_prefixes:
+        return None
+    try:
+        cls._check_credential_modes(
+            gateway_account_credentials(account=account), mode=account.mode, param="credentials"
+        )
+    except ValidationError as exc:
+        return exc.message
+    return None
+
+
 def _ensure_generated_credentials(account: GatewayAccount, cls: type[Gateway]) -> GatewayAccount:
     """Give an account lacking them the credentials PayTrust generates (sandbox signing secret). Race-safe: a
     conditional UPDATE, so concurrent callers agree on one secret."""

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gateways import base as gw
-from gateways.registry import gateway_for_account
+from gateways.registry import gateway_account_mode_mismatch, gateway_for_account
 from gateways.selectors import gateway_account_enabled
 from invoices.selectors import invoice_get
 from invoices.services import invoice_mark_payment_initiated
@@ -67,6 +67,13 @@ def _phase1_record(*, invoice_id: str, installment_number: int | None, now: date
                 f"The invoice's gateway account {invoice.gateway_account_id} is disabled; no payment can be "
                 "started through it.",
                 code="gateway_account_disabled",
+            )
+        if (mismatch := gateway_account_mode_mismatch(invoice.gateway_account)) is not None:
+            # Configured before keys were checked against the mode: never charge test money as live (or back).
+            raise Conflict(
+                f"The invoice's gateway account {invoice.gateway_account_id} cannot take payments: {mismatch} "
+                "Update its credentials (PATCH /v1/gateway-accounts/{id}).",
+                code="gateway_account_credentials_mismatch",
             )
         existing = _open_payment_locked(invoice.id, installment.number)
         if existing is not None:

@@ -1,8 +1,10 @@
 """PayTrust settings. Every value comes from the environment (django-environ); see .env.example."""
 
+import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -15,8 +17,6 @@ if not SECRET_KEY:
     if DEBUG or env.bool("PAYTRUST_ALLOW_DEV_SECRET", default=False):
         SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - dev/test only, refused otherwise
     else:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured("SECRET_KEY must be set (or DEBUG=true for local development).")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
@@ -164,6 +164,10 @@ API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE = env.int(
 )
 # Our own reverse proxies (CIDRs, comma-separated): from these, X-Forwarded-For names the client (paytrust/client_ip.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+try:  # a typo must stop the start-up, not turn every request into a 500
+    [ipaddress.ip_network(network.strip(), strict=False) for network in TRUSTED_PROXIES if network.strip()]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from None
 DEFAULT_RATE_LIMIT_PER_MINUTE = env.int("DEFAULT_RATE_LIMIT_PER_MINUTE", default=1000)
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 REDIS_URL = env.str("REDIS_URL", default="")

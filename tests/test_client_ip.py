@@ -32,3 +32,24 @@ def request(remote, forwarded=None):
 def test_client_ip(settings, trusted, remote, forwarded, expected):
     settings.TRUSTED_PROXIES = trusted
     assert client_ip(request(remote, forwarded)) == expected
+
+
+def test_a_malformed_trusted_proxies_setting_stops_the_start_up():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "TRUSTED_PROXIES": "10.0.0.0/8,not-a-network", "PAYTRUST_ALLOW_DEV_SECRET": "true"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'paytrust.settings'); django.setup()",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "ImproperlyConfigured: TRUSTED_PROXIES" in done.stderr

@@ -217,8 +217,10 @@ def refund_report(
             total += gateway_amount_to_minor(
                 field_text(value), currency, param="refunds.refund_amount", error=error
             )
-    elif status in _FULL_REFUND_STATES:
-        total = gross_minor
+    if status in _FULL_REFUND_STATES:
+        # A full refund or chargeback takes back the whole payment, whatever the refunds list sums to (a chargeback
+        # after a partial refund may list only the earlier refund).
+        total = max(total or 0, gross_minor)
     return RefundReport(total_minor=total, chargeback=status in _CHARGEBACK_STATES)
 
 
@@ -237,7 +239,8 @@ def parse_notification(raw_body: bytes) -> WebhookNotification:
     amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=WebhookPayloadError)
     refund = refund_report(data, currency=currency, gross_minor=amount_minor, error=WebhookPayloadError)
     refunded = None
-    if transaction_status in _REFUND_STATES and data.get("refund_amount") is not None:
+    if refund is not None and refund.total_minor is not None:
+        # In the event id: each new cumulative total is a new event (also when only the refunds list says it).
         refunded = refund.total_minor
     settlement_time = data.get("settlement_time")
     transaction_time = data.get("transaction_time")

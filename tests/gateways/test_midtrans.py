@@ -253,6 +253,43 @@ def test_two_partial_refunds_are_distinct_events(midtrans):
     assert second.refunded_amount_minor == 5000
 
 
+def test_partial_refunds_reported_only_by_their_refunds_list_are_distinct_events(midtrans):
+    """Found by review: without `refund_amount`, two partial refunds had the same event id (the second was dropped
+    as a duplicate)."""
+    first = midtrans.parse_webhook(
+        {},
+        resigned(
+            "midtrans_card_capture.json",
+            transaction_status="partial_refund",
+            refunds=[{"refund_amount": "3000.00"}],
+        ),
+    )
+    second = midtrans.parse_webhook(
+        {},
+        resigned(
+            "midtrans_card_capture.json",
+            transaction_status="partial_refund",
+            refunds=[{"refund_amount": "3000.00"}, {"refund_amount": "2000.00"}],
+        ),
+    )
+    assert first.event_id != second.event_id
+    assert (first.refund.total_minor, second.refund.total_minor) == (3000, 5000)
+
+
+def test_a_chargeback_after_a_partial_refund_takes_back_the_whole_payment(midtrans):
+    """Found by review: a full chargeback listing only the earlier 3,000 refund recorded nothing more."""
+    notification = midtrans.parse_webhook(
+        {},
+        resigned(
+            "midtrans_card_capture.json",
+            transaction_status="chargeback",
+            refunds=[{"refund_amount": "3000.00"}],
+        ),
+    )
+    assert notification.refund.chargeback is True
+    assert notification.refund.total_minor == notification.amount_minor  # the gross, not the list's 3,000
+
+
 def test_published_signature_with_unknown_key_is_rejected(midtrans):
     with pytest.raises(WebhookAuthError):
         midtrans.verify_webhook({}, to_body(sample("midtrans_settlement.json")))

@@ -24,11 +24,15 @@ from apikeys.services import Actor, audit_record
 CONTACT_PERMISSION = "invoices.view_customer_contact"
 
 
-def admin_audit(request, action: str, **details) -> None:
+def admin_audit(request, action: str, *, mode: str | None = None, **details) -> None:
     """Record one admin action (its name and the objects it touched) in the audit log, with the staff user
-    (`user:<username>`), address, user agent and the request id."""
+    (`user:<username>`), address, user agent and the request id; `mode` when the objects are of one mode."""
     audit_record(
-        action=AuditLog.Action.ADMIN_ACTION, actor=Actor.for_user(request), action_name=action, **details
+        action=AuditLog.Action.ADMIN_ACTION,
+        actor=Actor.for_user(request),
+        mode=mode,
+        action_name=action,
+        **details,
     )
 
 
@@ -115,7 +119,12 @@ class BackOfficeAdmin(admin.ModelAdmin):
         objects = list(objects)
         if not objects:
             return
-        admin_audit(request, action, **{ids_key: [str(obj.pk) for obj in objects]}, **details)
+        # The row's mode: the objects' when they all have one and share it (admin keys read their own mode's rows).
+        modes = {getattr(obj, "mode", "") for obj in objects}
+        mode = modes.pop() if len(modes) == 1 else ""
+        admin_audit(
+            request, action, mode=mode or None, **{ids_key: [str(obj.pk) for obj in objects]}, **details
+        )
         self.history_log(request, objects, message)
 
     def history_log(self, request, objects: Iterable[Model], message: str) -> None:

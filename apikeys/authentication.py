@@ -148,7 +148,10 @@ def _failure_buckets(request, key: ApiKey) -> list[tuple[str, int]]:
     ip = client_ip(request)
     if not limit or ip is None:
         return []
-    return [(f"verify-failed:{ip}:{key.prefix}", limit), (f"verify-failed:{ip}", limit * ADDRESS_FAILURE_FACTOR)]
+    return [
+        (f"verify-failed:{ip}:{key.prefix}", limit),
+        (f"verify-failed:{ip}", limit * ADDRESS_FAILURE_FACTOR),
+    ]
 
 
 def _verification_allowed(request, key: ApiKey) -> None:

@@ -102,3 +102,16 @@ def test_live_admin_keys_see_back_office_rows_of_no_mode_and_test_keys_do_not(cl
     test = client_for(make_api_key(a, mode="test", scopes=["admin"])[1])
     assert any(row["actor"] == "user:alice" for row in _audit(live, action="admin.action"))
     assert not any(row["actor"] == "user:alice" for row in _audit(test, action="admin.action"))
+
+
+def test_a_back_office_action_on_test_objects_is_a_test_mode_audit_row(client, admin_user, merchant):
+    from tests.payments.factories import make_invoice
+
+    client.force_login(admin_user)
+    invoice = make_invoice(merchant_onboard(name="Voided"), gateway="sandbox")
+    response = client.post(
+        "/admin/invoices/invoice/", {"action": "void_selected", "_selected_action": [invoice.pk]}
+    )
+    assert response.status_code == 302
+    row = AuditLog.objects.get(action="admin.action", details__action_name="invoices.void")
+    assert row.mode == "test"

@@ -26,4 +26,14 @@ class Migration(migrations.Migration):
             "UPDATE apikeys_auditlog a SET mode = k.mode FROM apikeys_apikey k WHERE a.api_key_id = k.id",
             reverse_sql=migrations.RunSQL.noop,
         ),
+        # Rows about no key: the mode their details name (gateway account changes), else the acting key's.
+        migrations.RunSQL(
+            "UPDATE apikeys_auditlog SET mode = details->>'mode' "
+            "WHERE mode = '' AND details->>'mode' IN ('test', 'live')",
+            reverse_sql=migrations.RunSQL.noop,
+        ),
+        migrations.RunSQL(
+            "UPDATE apikeys_auditlog a SET mode = k.mode FROM apikeys_apikey k WHERE a.mode = '' AND a.actor = k.id",
+            reverse_sql=migrations.RunSQL.noop,
+        ),
     ]

@@ -21,6 +21,20 @@ if ! command -v redis-server >/dev/null 2>&1 && ! (exec 3<>/dev/tcp/127.0.0.1/63
             || echo "   could not install redis-server: the Redis tests will be skipped"
     fi
 fi
+# The real-browser tests (tests/browser, `pytest -m browser`) drive Debian's Chromium through Playwright; no
+# browser is ever downloaded (docs/adr/0043). Install the `chromium` package when it is missing, like redis-server
+# above; without it those tests are skipped with the reason.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing chromium for the browser tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q chromium >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+            || echo "   could not install chromium: the browser tests will be skipped"
+    else
+        echo "== no chromium (install Debian's chromium package as root): the browser tests will be skipped"
+    fi
+fi
 echo "== ruff check"
 ruff check .
 echo "== makemigrations --check"

@@ -25,7 +25,7 @@ from gateways.models import GatewayName
 from merchants.models import Merchant
 from paytrust.errors import ValidationError
 from paytrust.models import Mode
-from paytrust.money import CURRENCIES, format_display
+from paytrust.money import CURRENCIES, format_display, format_percent
 from paytrust.params import QUERY_DATETIME_MAX, QUERY_DATETIME_MIN
 from reporting.chart import daily_bar_chart, period_days
 from reporting.render import currency_lines, report_csv, report_csv_filename
@@ -148,7 +148,7 @@ def financial_report_view(request):
         context.update(
             {
                 "report": report,
-                "currencies": currency_lines(report, format_display),
+                "currencies": currency_lines(report, format_display, format_percent),
                 "charts": [
                     {
                         "currency": currency,

@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from paytrust.money import format_amount, format_rate
 from reporting.selectors import Figures, FinancialReport
@@ -56,9 +57,13 @@ def _figures(figures: Figures, currency: str, amount: AmountFormat) -> dict:
     }
 
 
-def currency_lines(report: FinancialReport, amount: AmountFormat = format_amount) -> list[dict]:
-    """The report's per-currency figures, amounts formatted by `amount` (the API's decimal strings by default;
-    the admin page passes `format_display`)."""
+def currency_lines(
+    report: FinancialReport,
+    amount: AmountFormat = format_amount,
+    rate_format: Callable[[Decimal], str] = format_rate,
+) -> list[dict]:
+    """The report's per-currency figures, amounts formatted by `amount` and tax rates by `rate_format` (the API's decimal
+    strings by default; the admin page passes `format_display` and `format_percent`)."""
     return [
         {
             "currency": line.currency,
@@ -69,7 +74,7 @@ def currency_lines(report: FinancialReport, amount: AmountFormat = format_amount
             ],
             "by_tax_rate": [
                 {
-                    "tax_rate": format_rate(rate.tax_rate),
+                    "tax_rate": rate_format(rate.tax_rate),
                     "taxable": amount(rate.taxable_minor, line.currency),
                     "tax_collected": amount(rate.tax_minor, line.currency),
                 }

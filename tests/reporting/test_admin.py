@@ -55,6 +55,7 @@ def test_page_shows_the_merchants_figures_for_staff(staff, merchant, payments):
     ):
         assert text in html, text
     assert "Download CSV" in html
+    assert "<td>11 %</td>" in html and "<td>0.11</td>" not in html  # tax rates as people read them
 
 
 def test_page_chart_has_one_svg_per_currency_with_a_bar_per_day(staff, merchant, payments):

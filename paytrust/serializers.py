@@ -1,8 +1,13 @@
 """Input serializer base: unknown fields are rejected (400, `param` = the field), metadata is validated."""
 
+from typing import ClassVar
+
 from django.utils.functional import cached_property
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
+
+from paytrust.money import ENABLED_CURRENCIES
 
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
@@ -18,6 +23,11 @@ class StrictSerializer(serializers.Serializer):
     saved: validation reads the fields and stores its results on the root instance (`validated_data`, `errors`).
     Fields reach their root for `partial` and `context` only, so an instance given either gets its own copy.
     """
+
+    # What the services check beyond the fields' own validation (ranges, enums, list lengths), merged into the
+    # field's OpenAPI schema by paytrust.schema.ApiAutoSchema, so the schema says what the server accepts while
+    # the serializer stays a shape check: {"quantity": {"minimum": 1}}.
+    schema_constraints: ClassVar[dict[str, dict]] = {}
 
     _shared_fields: dict[type, BindingDict] = {}
 
@@ -48,6 +58,25 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "enum": list(ENABLED_CURRENCIES)}, component_name="Currency")
+class CurrencyField(serializers.CharField):
+    """An enabled currency's ISO 4217 code. The services check it (400 `currency_invalid`); the field documents
+    the enum once, as the `Currency` schema component."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 8)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": METADATA_MAX_KEYS,
+        "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_MAX},
+        "description": f"Up to {METADATA_MAX_KEYS} keys of 1–{METADATA_KEY_MAX} characters, each with a string "
+        f"value of at most {METADATA_VALUE_MAX} characters.",
+    }
+)
 class MetadataField(serializers.JSONField):
     """Up to 50 string keys (≤ 40 chars) with string values (≤ 500 chars)."""
 

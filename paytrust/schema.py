@@ -180,7 +180,7 @@ LIMIT_PARAMETER = OpenApiParameter(
     description=f"Page size: 1–{MAX_LIMIT}, default {DEFAULT_LIMIT}.",
 )
 # An opaque token only the server makes: the format names it (OpenAPI formats are open-ended), so a client or a
-# fuzzer knows that not every string is a cursor.
+# fuzzer knows that not every string is a cursor (tests/test_schema_conformance.py registers a strategy for it).
 CURSOR_PARAMETER = OpenApiParameter(
     "cursor",
     {"type": "string", "format": "cursor"},

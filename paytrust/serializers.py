@@ -1,5 +1,7 @@
-"""Input serializer base: unknown fields are rejected (400, `param` = the field), metadata is validated."""
+"""Input serializer base: unknown fields and values of the wrong JSON type are rejected (400, `param` = the
+field), metadata is validated."""
 
+from decimal import Decimal
 from typing import ClassVar
 
 from django.utils.functional import cached_property
@@ -14,8 +16,27 @@ METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500
 
 
+def _json_type_error(field: serializers.Field, value) -> str | None:
+    """Why `value` is not of the JSON type the field's OpenAPI schema states, or None. DRF would coerce it
+    (`0` to false, `5` to "5", "5" to 5); the schema says boolean, string, integer, so the API does not."""
+    if value is None:
+        return None  # the field's allow_null decides
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "Expected a boolean (true or false)."
+    if isinstance(field, serializers.IntegerField):
+        ok = isinstance(value, int | Decimal) and not isinstance(value, bool)
+        return None if ok else "Expected an integer."
+    if isinstance(
+        field,
+        serializers.CharField | serializers.ChoiceField | serializers.DateField | serializers.DateTimeField,
+    ):
+        return None if isinstance(value, str) else "Expected a string."
+    return None
+
+
 class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not declare, at every nesting level where it is used.
+    """Rejects fields it does not declare, and values of another JSON type than the field's (no coercion), at
+    every nesting level where it is used.
 
     Its bound fields are built once per class and process, not per instance: DRF deep-copies every declared field
     for each serializer instance (and again for each nested serializer inside it), which on invoice creation was
@@ -55,6 +76,12 @@ class StrictSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {unknown[0]: [serializers.ErrorDetail("Unknown field.", code="unknown_field")]}
                 )
+            for key, value in data.items():
+                message = _json_type_error(self.fields[key], value)
+                if message is not None:
+                    raise serializers.ValidationError(
+                        {key: [serializers.ErrorDetail(message, code="invalid")]}
+                    )
         return super().to_internal_value(data)
 
 

@@ -123,6 +123,37 @@ def test_metadata_and_credentials_are_objects_not_nullable(api, schema):
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (
+            "/v1/webhook-endpoints",
+            {"url": "http://localhost:9/", "enabled_events": ["*"], "enabled": 0},
+            "enabled",
+        ),
+        (
+            "/v1/invoices",
+            {"currency": "IDR", "line_items": [{"name": "A", "quantity": "2", "unit_price": "1"}]},
+            "line_items.0.quantity",
+        ),
+        (
+            "/v1/invoices",
+            {"currency": "IDR", "line_items": [{"name": 5, "quantity": 2, "unit_price": "1"}]},
+            "line_items.0.name",
+        ),
+        (
+            "/v1/invoices",
+            {"currency": "IDR", "line_items": [{"name": "A", "quantity": True, "unit_price": "1"}]},
+            "line_items.0.quantity",
+        ),
+    ],
+)
+def test_a_value_of_another_json_type_is_refused_not_coerced(api, path, body, param):
+    # DRF turns 0 into false, "2" into 2 and 5 into "5"; the schema says boolean, integer, string.
+    error = _error(api.post(path, body, format="json"))
+    assert (error["param"], error["code"]) == (param, "parameter_invalid")
+
+
 def test_report_period_parameters_are_dates_or_date_times(schema):
     start = _parameter(schema, "/v1/reports/financial", "get", "start")
     assert {branch["format"] for branch in start["schema"]["anyOf"]} == {"date-time", "date"}

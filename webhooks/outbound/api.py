@@ -37,10 +37,29 @@ _URL_CONSTRAINTS = {
         "format": "uri",
     }
 }
+# services._validate_enabled_events: event types (repeats are dropped), or "*" alone.
+_EVENTS_CONSTRAINTS = {
+    "enabled_events": {
+        "anyOf": [
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": list(EventType.values)},
+                "minItems": 1,
+                "maxItems": len(EVENT_TYPE_CHOICES),
+            },
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": [ALL_EVENTS]},
+                "minItems": 1,
+                "maxItems": len(EVENT_TYPE_CHOICES),
+            },
+        ]
+    }
+}
 
 
 class EndpointCreateInput(StrictSerializer):
-    schema_constraints = _URL_CONSTRAINTS
+    schema_constraints = {**_URL_CONSTRAINTS, **_EVENTS_CONSTRAINTS}
 
     url = serializers.CharField(
         max_length=2048, help_text="https:// URL (http://localhost allowed in test mode)."
@@ -57,7 +76,7 @@ class EndpointCreateInput(StrictSerializer):
 
 
 class EndpointUpdateInput(StrictSerializer):
-    schema_constraints = _URL_CONSTRAINTS
+    schema_constraints = {**_URL_CONSTRAINTS, **_EVENTS_CONSTRAINTS}
 
     url = serializers.CharField(max_length=2048, required=False)
     enabled_events = serializers.ListField(

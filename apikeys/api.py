@@ -26,11 +26,10 @@ from apikeys.services import (
 )
 from apikeys.viewsets import ApiViewSet
 from merchants.selectors import merchant_get, merchant_rate_limit
-from paytrust.errors import ValidationError
 from paytrust.models import Mode
 from paytrust.pagination import paginate
-from paytrust.params import query_datetime
-from paytrust.schema import error_responses
+from paytrust.params import query_choice, query_datetime
+from paytrust.schema import PAGINATION_PARAMETERS, QUERY_DATETIME_SCHEMA, error_responses
 from paytrust.serializers import StrictSerializer
 
 # --- serializers -----------------------------------------------------------------------------------------
@@ -144,8 +143,7 @@ _LIST_PARAMS = [
     OpenApiParameter(
         "merchant", OpenApiTypes.STR, description="Merchant id; default: the calling key's merchant."
     ),
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1–100, default 20."),
-    OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
+    *PAGINATION_PARAMETERS,
 ]
 
 
@@ -176,7 +174,7 @@ class ApiKeyViewSet(ApiViewSet):
         operation_id="api_keys_create",
         summary="Create an API key (the plaintext is returned once)",
         request=ApiKeyCreateInput,
-        responses={201: ApiKeyWithSecretOutput, **error_responses(403)},
+        responses={201: ApiKeyWithSecretOutput, **error_responses(403, 404)},
         tags=["API keys"],
     )
     def create(self, request):
@@ -247,23 +245,19 @@ class AuditLogViewSet(ApiViewSet):
                 description="Merchant id; default: every merchant (of the key's mode).",
             ),
             *_LIST_PARAMS[1:],
-            OpenApiParameter("start", OpenApiTypes.DATETIME, description="From this instant (inclusive)."),
-            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Until this instant (exclusive)."),
+            OpenApiParameter("start", QUERY_DATETIME_SCHEMA, description="From this instant (inclusive)."),
+            OpenApiParameter("end", QUERY_DATETIME_SCHEMA, description="Until this instant (exclusive)."),
             OpenApiParameter(
                 "key", OpenApiTypes.STR, description="Only rows about this API key id (any merchant)."
             ),
             OpenApiParameter("action", OpenApiTypes.STR, enum=AuditLog.Action.values),
         ],
-        responses={200: AuditLogListOutput, **error_responses(403)},
+        responses={200: AuditLogListOutput, **error_responses(403, 404)},
         tags=["API keys"],
     )
     def list(self, request):
         params = request.query_params
-        wanted = params.get("action") or None
-        if wanted and wanted not in AuditLog.Action.values:
-            raise ValidationError(
-                f"action must be one of {', '.join(AuditLog.Action.values)}.", param="action"
-            )
+        wanted = query_choice(params.get("action"), "action", AuditLog.Action.values)
         # Rows of the calling key's mode only; of one merchant with `merchant=`, else of every merchant.
         merchant = params.get("merchant")
         rows = audit_log_list(

@@ -18,13 +18,12 @@ from apikeys.viewsets import ApiViewSet, tenant
 from gateways import selectors, services
 from gateways.models import GatewayAccount, GatewayName
 from paytrust import money
-from paytrust.errors import ValidationError
 from paytrust.pagination import paginate
-from paytrust.schema import error_responses
-from paytrust.serializers import MetadataField, StrictSerializer
+from paytrust.params import query_bool, query_choice
+from paytrust.schema import AMOUNT_SCHEMA, PAGINATION_PARAMETERS, RATE_SCHEMA, error_responses
+from paytrust.serializers import CurrencyField, MetadataField, StrictSerializer
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "example": "0.029"}, {"type": "number"}]})
 class DecimalInput(serializers.Field):
     """A decimal string or JSON number, passed through unchanged (money.py parses it in the service)."""
 
@@ -39,21 +38,46 @@ class DecimalInput(serializers.Field):
         return str(value)
 
 
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 500}}
+)
+class CredentialsField(serializers.JSONField):
+    """Write-only gateway credentials: an object of strings (which keys, and their prefixes, depend on the
+    gateway and the mode; the gateway adapter checks them)."""
+
+
+@extend_schema_field(RATE_SCHEMA)
+class RateInput(DecimalInput):
+    pass
+
+
+@extend_schema_field(AMOUNT_SCHEMA)
+class AmountInput(DecimalInput):
+    pass
+
+
+# Checked by gateways.services (at least one, each at most once); documented so the schema says what the server
+# accepts.
+_CURRENCIES_SCHEMA = {"minItems": 1, "uniqueItems": True}
+
+
 class FeeInput(StrictSerializer):
-    currency = serializers.CharField(max_length=3)
-    percent = DecimalInput(required=False, help_text='Fraction, at most 4 decimals: "0.029" is 2.9 %.')
-    fixed = DecimalInput(required=False, help_text='Fixed fee in the currency, e.g. "2000".')
+    currency = CurrencyField(max_length=3)
+    percent = RateInput(required=False, help_text='Fraction, at most 4 decimals: "0.029" is 2.9 %.')
+    fixed = AmountInput(required=False, help_text='Fixed fee in the currency, e.g. "2000".')
 
 
 class GatewayAccountCreateInput(StrictSerializer):
+    schema_constraints = {"currencies": _CURRENCIES_SCHEMA}
+
     gateway = serializers.ChoiceField(choices=GatewayName.choices)
-    credentials = serializers.JSONField(
+    credentials = CredentialsField(
         required=False,
         help_text='xendit: {"secret_key", "callback_token"}; midtrans: {"server_key", "client_key"}; '
         "sandbox: none. Write-only.",
     )
     currencies = serializers.ListField(
-        child=serializers.CharField(max_length=3),
+        child=CurrencyField(max_length=3),
         required=False,
         max_length=20,
         help_text="Default: every enabled currency the gateway supports.",
@@ -64,12 +88,12 @@ class GatewayAccountCreateInput(StrictSerializer):
 
 
 class GatewayAccountUpdateInput(StrictSerializer):
-    credentials = serializers.JSONField(
+    schema_constraints = {"currencies": _CURRENCIES_SCHEMA}
+
+    credentials = CredentialsField(
         required=False, help_text="Merged over the stored credentials: send only the keys you rotate."
     )
-    currencies = serializers.ListField(
-        child=serializers.CharField(max_length=3), required=False, max_length=20
-    )
+    currencies = serializers.ListField(child=CurrencyField(max_length=3), required=False, max_length=20)
     enabled = serializers.BooleanField(required=False)
     fees = FeeInput(many=True, required=False, max_length=20, help_text="Replaces all fees.")
     metadata = MetadataField(required=False)
@@ -137,14 +161,6 @@ def _actor(request) -> Actor:
     return Actor.for_key(request)
 
 
-def _parse_bool(raw: str | None, *, param: str) -> bool | None:
-    if raw in (None, ""):
-        return None
-    if raw in ("true", "false"):
-        return raw == "true"
-    raise ValidationError(f"{param} must be true or false.", param=param)
-
-
 _EXAMPLE = OpenApiExample(
     "Xendit account",
     value={
@@ -168,20 +184,17 @@ class GatewayAccountViewSet(ApiViewSet):
         parameters=[
             OpenApiParameter("gateway", OpenApiTypes.STR, enum=[c for c, _ in GatewayName.choices]),
             OpenApiParameter("enabled", OpenApiTypes.BOOL),
-            OpenApiParameter("limit", OpenApiTypes.INT),
-            OpenApiParameter("cursor", OpenApiTypes.STR),
+            *PAGINATION_PARAMETERS,
         ],
         responses={200: GatewayAccountList},
     )
     def list(self, request):
         scope = tenant(request)
-        gateway = request.query_params.get("gateway") or None
-        if gateway is not None and gateway not in GatewayName.values:
-            raise ValidationError("Unknown gateway.", param="gateway")
+        params = request.query_params
         qs = selectors.gateway_account_list(
             **scope,
-            gateway=gateway,
-            enabled=_parse_bool(request.query_params.get("enabled"), param="enabled"),
+            gateway=query_choice(params.get("gateway"), "gateway", GatewayName.values),
+            enabled=query_bool(params.get("enabled"), "enabled"),
         )
         page = paginate(
             qs, params=request.query_params, render=lambda rows: [render_account(a) for a in rows]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema_field,
@@ -19,19 +18,27 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
+from gateways.models import GatewayName
 from invoices import selectors
-from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
-from invoices.models import InvoiceStatus
+from invoices.calc import MAX_QUANTITY, CustomerIn, InstallmentsIn, LineItemIn
+from invoices.models import MAX_INSTALLMENTS, MAX_LINE_ITEMS, MIN_INSTALLMENTS, InvoiceStatus
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
-from paytrust.params import query_datetime
-from paytrust.schema import error_responses
-from paytrust.serializers import MetadataField, StrictSerializer
+from paytrust.params import query_choice, query_datetime
+from paytrust.schema import (
+    AMOUNT_SCHEMA,
+    PAGINATION_PARAMETERS,
+    POSITIVE_AMOUNT_SCHEMA,
+    QUERY_DATETIME_SCHEMA,
+    RATE_SCHEMA,
+    error_responses,
+)
+from paytrust.serializers import CurrencyField, MetadataField, StrictSerializer
 
 # ---- input (shape only) --------------------------------------------------------------------------------------
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(AMOUNT_SCHEMA)
 class AmountField(serializers.Field):
     """A decimal string in major units ("150000", "16.99"); a JSON number is accepted too. Converted to minor
     units by the service, which knows the currency."""
@@ -45,11 +52,37 @@ class AmountField(serializers.Field):
         return value
 
 
+@extend_schema_field(POSITIVE_AMOUNT_SCHEMA)
+class PositiveAmountField(AmountField):
+    """An amount greater than zero."""
+
+
+@extend_schema_field(RATE_SCHEMA)
+class RateField(AmountField):
+    """A fraction 0–1 such as a tax rate ("0.11"), at most 4 decimals."""
+
+
+# The constraints below (`schema_constraints`) are checked by invoices.calc / invoices.services; they are in
+# the OpenAPI schema so that it says what the server accepts.
+_INVOICE_CONSTRAINTS = {
+    # A gateway name or a gateway account id (gateways.selectors.gateway_account_resolve).
+    "gateway": {
+        "anyOf": [
+            {"type": "string", "enum": list(GatewayName.values)},
+            {"type": "string", "pattern": r"^gwa_[0-9A-Za-z]+$"},
+        ]
+    },
+    "line_items": {"minItems": 1, "maxItems": MAX_LINE_ITEMS},
+}
+
+
 class LineItemInput(StrictSerializer):
+    schema_constraints = {"quantity": {"minimum": 1, "maximum": MAX_QUANTITY}}
+
     name = serializers.CharField(max_length=255)
     quantity = serializers.IntegerField()
     unit_price = AmountField()
-    tax_rate = AmountField(
+    tax_rate = RateField(
         required=False, default="0", help_text='A fraction 0–1, at most 4 decimals ("0.11").'
     )
 
@@ -61,13 +94,31 @@ class CustomerInput(StrictSerializer):
 
 
 class InstallmentsInput(StrictSerializer):
+    schema_constraints = {
+        "count": {"minimum": MIN_INSTALLMENTS, "maximum": MAX_INSTALLMENTS},
+        "amounts": {"minItems": MIN_INSTALLMENTS, "maxItems": MAX_INSTALLMENTS},
+        "due_dates": {"minItems": MIN_INSTALLMENTS, "maxItems": MAX_INSTALLMENTS, "uniqueItems": True},
+    }
+
     count = serializers.IntegerField(help_text="2–12")
-    amounts = serializers.ListField(child=AmountField(), required=False, allow_null=True)
-    due_dates = serializers.ListField(child=serializers.DateField(), required=False, allow_null=True)
+    amounts = serializers.ListField(
+        child=PositiveAmountField(),
+        required=False,
+        allow_null=True,
+        help_text="One per installment (`count` entries), summing to the invoice total.",
+    )
+    due_dates = serializers.ListField(
+        child=serializers.DateField(),
+        required=False,
+        allow_null=True,
+        help_text="One per installment (`count` entries), strictly increasing, within 5 years from today.",
+    )
 
 
 class InvoiceCreateInput(StrictSerializer):
-    currency = serializers.CharField(max_length=8)
+    schema_constraints = _INVOICE_CONSTRAINTS
+
+    currency = CurrencyField()
     gateway = serializers.CharField(
         max_length=64,
         required=False,
@@ -76,26 +127,32 @@ class InvoiceCreateInput(StrictSerializer):
     external_id = serializers.CharField(max_length=255, required=False, allow_null=True)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     customer = CustomerInput(required=False, allow_null=True)
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="1 hour to 30 days from now; default 24 hours."
+    )
     line_items = serializers.ListField(child=LineItemInput())
     installments = InstallmentsInput(required=False, allow_null=True)
     metadata = MetadataField(required=False)
 
 
 class InvoiceUpdateInput(StrictSerializer):
-    currency = serializers.CharField(max_length=8, required=False)
+    schema_constraints = _INVOICE_CONSTRAINTS
+
+    currency = CurrencyField(required=False)
     gateway = serializers.CharField(max_length=64, required=False)
     external_id = serializers.CharField(max_length=255, required=False, allow_null=True)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     customer = CustomerInput(required=False, allow_null=True)
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="1 hour to 30 days from now; default 24 hours."
+    )
     line_items = serializers.ListField(child=LineItemInput(), required=False)
     installments = InstallmentsInput(required=False, allow_null=True)
     metadata = MetadataField(required=False)
 
 
 class SupplementaryInput(InvoiceCreateInput):
-    currency = serializers.CharField(max_length=8, required=False, help_text="Inherited from the parent.")
+    currency = CurrencyField(required=False, help_text="Inherited from the parent.")
 
 
 def _line_items(data: list[dict]) -> list[LineItemIn]:
@@ -223,14 +280,11 @@ WRITE_ERRORS = error_responses(404, 409)
 
 def invoice_filters(params) -> selectors.InvoiceFilters:
     """The list's query parameters (400 with `param` when one is invalid)."""
-    status = params.get("status") or None
-    if status is not None and status not in InvoiceStatus.values:
-        raise ValidationError(f"status must be one of {', '.join(InvoiceStatus.values)}.", param="status")
-    currency = params.get("currency") or None
+    currency = params.get("currency")
     if currency is not None and currency not in CURRENCIES:
         raise ValidationError(f"Unknown currency {currency!r}.", code="currency_invalid", param="currency")
     return selectors.InvoiceFilters(
-        status=status,
+        status=query_choice(params.get("status"), "status", InvoiceStatus.values),
         currency=currency,
         gateway=params.get("gateway") or None,
         created_gte=query_datetime(params.get("created_gte"), "created_gte"),
@@ -241,11 +295,10 @@ def invoice_filters(params) -> selectors.InvoiceFilters:
 
 INVOICE_LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=InvoiceStatus.values),
-    OpenApiParameter("currency", str),
+    OpenApiParameter("currency", str, enum=list(CURRENCIES)),
     OpenApiParameter("gateway", str, description="Gateway name or gateway account id"),
-    OpenApiParameter("created_gte", OpenApiTypes.DATETIME),
-    OpenApiParameter("created_lt", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_gte", QUERY_DATETIME_SCHEMA, description="Created at or after (inclusive)."),
+    OpenApiParameter("created_lt", QUERY_DATETIME_SCHEMA, description="Created before (exclusive)."),
     OpenApiParameter("external_id", str),
-    OpenApiParameter("limit", int, description="1–100, default 20"),
-    OpenApiParameter("cursor", str),
+    *PAGINATION_PARAMETERS,
 ]

@@ -36,7 +36,8 @@ from invoices.serializers import (
 from payments import selectors, services
 from payments.models import PaymentStatus
 from paytrust.pagination import paginate
-from paytrust.schema import error_responses
+from paytrust.params import query_choice
+from paytrust.schema import PAGINATION_PARAMETERS, error_responses
 from paytrust.serializers import StrictSerializer
 
 # ---- serializers (shape only) --------------------------------------------------------------------------------
@@ -246,15 +247,16 @@ class PaymentViewSet(ApiViewSet):
         parameters=[
             OpenApiParameter("status", str, enum=PaymentStatus.values),
             OpenApiParameter("invoice", str, description="Only this invoice's payments"),
-            OpenApiParameter("limit", int, description="1–100, default 20"),
-            OpenApiParameter("cursor", str),
+            *PAGINATION_PARAMETERS,
         ],
         responses={200: PaymentListOutput},
     )
     def list(self, request):
         params = request.query_params
         qs = selectors.payment_list(
-            **tenant(request), status=params.get("status") or None, invoice=params.get("invoice") or None
+            **tenant(request),
+            status=query_choice(params.get("status"), "status", PaymentStatus.values),
+            invoice=params.get("invoice") or None,
         )
         return Response(paginate(qs, params=params, render=selectors.payments_render))
 

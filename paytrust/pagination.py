@@ -19,16 +19,17 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
+# A few digits at most: int() of thousands of digits raises instead of returning a number.
+_SMALL_INTEGER = re.compile(r"\+?0*[0-9]{1,4}")
+
+
 def parse_limit(raw: str | None) -> int:
-    if raw in (None, ""):
+    """?limit=: absent means DEFAULT_LIMIT; anything but an integer 1–MAX_LIMIT (also `?limit=`) is a 400."""
+    if raw is None:
         return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationError("limit must be an integer between 1 and 100.", param="limit")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError("limit must be an integer between 1 and 100.", param="limit")
-    return limit
+    if not _SMALL_INTEGER.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ValidationError(f"limit must be an integer between 1 and {MAX_LIMIT}.", param="limit")
+    return int(raw)
 
 
 # Every object id is a prefixed base62 string; a cursor naming anything else was not made by us.
@@ -66,7 +67,7 @@ def paginate(
     limit = parse_limit(params.get("limit"))
     cursor = params.get("cursor")
     qs = queryset.order_by(f"-{created_field}", f"-{pk_field}")
-    if cursor:
+    if cursor is not None:  # `?cursor=` too: an empty string is not a cursor
         created_at, pk = decode_cursor(cursor)
         qs = qs.filter(
             Q(**{f"{created_field}__lt": created_at})

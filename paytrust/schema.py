@@ -5,7 +5,12 @@
 - `ApiAutoSchema`: the schema class of `apikeys.viewsets.ApiView`. It adds to every operation the errors every API
   view can return (400, 401, 429, 500; 409/422 idempotency errors on POST), the `Idempotency-Key` request header
   on POST, and the `X-Request-Id` / `X-RateLimit-*` / `Retry-After` / `Idempotent-Replayed` response headers —
-  so a view's `@extend_schema` lists only its success body and its own errors (404, 409, 422, …).
+  so a view's `@extend_schema` lists only its success body and its own errors (404, 409, 422, …). A request body
+  of a `StrictSerializer` is documented with `additionalProperties: false` (the server refuses unknown fields).
+- `LIMIT_PARAMETER`, `CURSOR_PARAMETER`: the query parameters of every list (paytrust/pagination.py).
+
+The schema is the contract: it says exactly what the server accepts, and tests/test_schema_conformance.py
+(schemathesis) fails when the two drift apart (docs/adr/0042-schema-conformance.md).
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from paytrust.money import RATE_MAX_DECIMALS
+from paytrust.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from paytrust.serializers import StrictSerializer
 
 ERROR_TYPES = [
     "invalid_request_error",
@@ -26,7 +35,8 @@ ERROR_TYPES = [
 ]
 
 ERROR_DESCRIPTIONS = {
-    400: "Invalid request: malformed JSON, unknown field, invalid parameter (`param` names it).",
+    400: "Invalid request: malformed JSON, unknown field, invalid parameter (`param` names it). No string may "
+    "contain U+0000 or a lone UTF-16 surrogate.",
     401: "Missing, malformed, unknown, revoked or expired API key.",
     402: "The payment was blocked.",
     403: "The API key is not allowed to do this (e.g. the endpoint needs the `admin` scope).",
@@ -104,14 +114,18 @@ _RETRY_AFTER = OpenApiParameter(
     response=["429"],
     description="Seconds to wait before retrying.",
 )
+# apikeys.idempotency.validate_key: 1-255 characters that Python calls printable. A header value reaches the
+# server as ISO-8859-1 text, where that is exactly U+0020-U+007E, U+00A1-U+00AC and U+00AE-U+00FF (not the
+# controls, the no-break space U+00A0 or the soft hyphen U+00AD).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e\xa1-\xac\xae-\xff]+$"
 _IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
     OpenApiParameter.HEADER,
     required=False,
     description=(
-        "Up to 255 characters. A retry with the same key and body within 24 hours returns the stored "
-        "response with `Idempotent-Replayed: true` instead of doing the work again."
+        "1 to 255 printable characters (e.g. a UUID). A retry with the same key and body within 24 hours "
+        "returns the stored response with `Idempotent-Replayed: true` instead of doing the work again."
     ),
 )
 _REPLAYED = OpenApiParameter(
@@ -122,6 +136,63 @@ _REPLAYED = OpenApiParameter(
     enum=["true"],
     description="Present when this response is a replay of a stored response for the same Idempotency-Key.",
 )
+
+
+# paytrust.money: an amount is a plain decimal string (at most 40 characters; no sign, exponent or "+") or a JSON
+# number, never negative; how many decimals depends on the currency. A rate is a fraction 0–1 with at most
+# RATE_MAX_DECIMALS significant decimals (trailing zeros are exact).
+AMOUNT_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 40, "example": "150000"},
+        {"type": "number", "minimum": 0},
+    ]
+}
+POSITIVE_AMOUNT_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "string",
+            "pattern": r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$",
+            "maxLength": 40,
+            "example": "50000",
+        },
+        {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+    ]
+}
+RATE_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "string",
+            "pattern": rf"^(0*1(\.0+)?|0+(\.[0-9]{{1,{RATE_MAX_DECIMALS}}}0*)?)$",
+            "maxLength": 40,
+            "example": "0.11",
+        },
+        {"type": "number", "minimum": 0, "maximum": 1},
+    ]
+}
+
+# A CharField that may not be blank: DRF strips surrounding whitespace first, so it needs a non-space character.
+NOT_BLANK_PATTERN = r"\S"
+
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    OpenApiParameter.QUERY,
+    description=f"Page size: 1–{MAX_LIMIT}, default {DEFAULT_LIMIT}.",
+)
+# An opaque token only the server makes: the format names it (OpenAPI formats are open-ended), so a client or a
+# fuzzer knows that not every string is a cursor (tests/test_schema_conformance.py registers a strategy for it).
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor",
+    {"type": "string", "format": "cursor"},
+    OpenApiParameter.QUERY,
+    description="Opaque: the `next_cursor` of the previous page.",
+)
+PAGINATION_PARAMETERS = [LIMIT_PARAMETER, CURSOR_PARAMETER]
+# paytrust.params.query_datetime: an RFC 3339 date-time, or a date (its midnight UTC).
+QUERY_DATETIME_SCHEMA = {
+    "type": "string",
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+}
 
 
 class ApiAutoSchema(AutoSchema):
@@ -147,3 +218,39 @@ class ApiAutoSchema(AutoSchema):
                     response, str(status), direction=direction
                 )
         return responses
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(schema, dict)
+            and isinstance(field, serializers.CharField)
+            and field.trim_whitespace
+            and not field.allow_blank
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            schema["pattern"] = NOT_BLANK_PATTERN  # DRF strips the value, then refuses it empty
+        if isinstance(field, serializers.ListSerializer) and isinstance(schema, dict):
+            # drf-spectacular leaves out the bounds of a nested `many=True` serializer (`fees`).
+            if field.min_length is not None:
+                schema.setdefault("minItems", field.min_length)
+            if field.max_length is not None:
+                schema.setdefault("maxItems", field.max_length)
+        return schema
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        if direction == "request" and issubclass(cls, StrictSerializer):
+            schema["additionalProperties"] = False
+            for name, constraints in cls.schema_constraints.items():
+                field_schema = schema["properties"][name]
+                if "enum" in constraints:  # the enum says it all
+                    for keyword in ("pattern", "minLength", "maxLength"):
+                        field_schema.pop(keyword, None)
+                field_schema.update(constraints)
+        if not cls.__doc__:
+            # drf-spectacular reads an inherited docstring (e.g. StrictSerializer's, about its implementation).
+            schema.pop("description", None)
+        return schema

@@ -19,7 +19,8 @@ from apikeys.viewsets import ApiViewSet, tenant
 from gateways.models import GatewayName
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
-from paytrust.params import query_datetime
+from paytrust.params import query_choice, query_datetime
+from paytrust.schema import QUERY_DATETIME_SCHEMA
 from reporting.render import CSV_COLUMNS, report_csv, report_csv_filename, report_representation
 from reporting.selectors import financial_report, report_default_period, report_period_check
 
@@ -41,38 +42,23 @@ class _JsonErrors(BaseContentNegotiation):
 
 def parse_period(raw_start: str | None, raw_end: str | None, *, now: datetime) -> tuple[datetime, datetime]:
     """Both given: parsed and checked. Neither: the current UTC calendar month. Only one: 400 for the other."""
-    if not raw_start and not raw_end:
+    if raw_start is None and raw_end is None:
         return report_default_period(now)
-    for raw, param in ((raw_start, "start"), (raw_end, "end")):
-        if not raw:
-            raise ValidationError(
-                f"{param} is required when {'end' if param == 'start' else 'start'} is given.",
-                code="parameter_missing",
-                param=param,
-            )
     start, end = query_datetime(raw_start, "start"), query_datetime(raw_end, "end")
+    for value, param, other in ((start, "start", "end"), (end, "end", "start")):
+        if value is None:
+            raise ValidationError(
+                f"{param} is required when {other} is given.", code="parameter_missing", param=param
+            )
     report_period_check(start=start, end=end)
     return start, end
 
 
 def parse_currency(raw: str | None) -> str | None:
-    if not raw:
+    if raw is None:
         return None
-    code = raw.strip().upper()
-    if code not in CURRENCIES:
+    if raw not in CURRENCIES:
         raise ValidationError(f"Unknown currency {raw[:10]!r}.", code="currency_invalid", param="currency")
-    return code
-
-
-def parse_gateway(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    if raw not in GatewayName.values:
-        raise ValidationError(
-            f"Unknown gateway {raw[:30]!r}; one of: {', '.join(GatewayName.values)}.",
-            code="parameter_invalid",
-            param="gateway",
-        )
     return raw
 
 
@@ -132,12 +118,19 @@ class ReportViewSet(ApiViewSet):
         parameters=[
             OpenApiParameter(
                 "start",
-                OpenApiTypes.STR,
+                QUERY_DATETIME_SCHEMA,
                 description="Inclusive. RFC 3339 date-time (no offset = UTC) or date (its midnight UTC). "
-                "Required with end; both omitted = the current month.",
+                "Required with end; both omitted = the current month. At most REPORT_MAX_DAYS before end.",
             ),
-            OpenApiParameter("end", OpenApiTypes.STR, description="Exclusive. Same forms as start."),
-            OpenApiParameter("currency", OpenApiTypes.STR, description="Only this currency (ISO 4217 code)."),
+            OpenApiParameter(
+                "end", QUERY_DATETIME_SCHEMA, description="Exclusive; after start. Same forms as start."
+            ),
+            OpenApiParameter(
+                "currency",
+                OpenApiTypes.STR,
+                enum=list(CURRENCIES),
+                description="Only this currency (ISO 4217 code).",
+            ),
             OpenApiParameter(
                 "gateway", OpenApiTypes.STR, enum=GatewayName.values, description="Only this gateway."
             ),
@@ -200,16 +193,14 @@ class ReportViewSet(ApiViewSet):
                     code="parameter_unknown",
                     param=name[:40],
                 )
-        output = (params.get("format") or "json").strip().lower()
-        if output not in FORMATS:
-            raise ValidationError("format must be json or csv.", code="parameter_invalid", param="format")
+        output = query_choice(params.get("format"), "format", FORMATS) or "json"
         start, end = parse_period(params.get("start"), params.get("end"), now=timezone.now())
         report = financial_report(
             **tenant(request),
             start=start,
             end=end,
             currency=parse_currency(params.get("currency")),
-            gateway=parse_gateway(params.get("gateway")),
+            gateway=query_choice(params.get("gateway"), "gateway", GatewayName.values),
         )
         if output == "csv":
             response = HttpResponse(report_csv(report), content_type=f"{CSV}; charset=utf-8")

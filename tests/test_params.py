@@ -5,14 +5,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from paytrust.errors import ValidationError
-from paytrust.params import query_datetime
+from paytrust.params import query_bool, query_choice, query_datetime
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
         (None, None),
-        ("", None),
         ("2026-03-01", datetime(2026, 3, 1, tzinfo=UTC)),
         ("2026-03-01T10:30:00", datetime(2026, 3, 1, 10, 30, tzinfo=UTC)),
         ("2026-03-01T10:30:00Z", datetime(2026, 3, 1, 10, 30, tzinfo=UTC)),
@@ -26,7 +25,7 @@ def test_accepted_forms(raw, expected):
 
 
 @pytest.mark.parametrize(
-    "raw", ["yesterday", "2026-13-01", "2024-02-30", "2026-01-01T25:00:00Z", "1700000000"]
+    "raw", ["", "yesterday", "2026-13-01", "2024-02-30", "2026-01-01T25:00:00Z", "1700000000"]
 )
 def test_bad_values_are_400_with_the_param(raw):
     with pytest.raises(ValidationError) as caught:
@@ -47,3 +46,29 @@ def test_instants_at_the_ends_of_the_calendar_are_400_with_the_param(raw):
     with pytest.raises(ValidationError) as caught:
         query_datetime(raw, "end")
     assert caught.value.param == "end" and "between" in caught.value.message
+
+
+def test_an_offset_postgresql_cannot_store_is_returned_in_utc():
+    # RFC 3339 allows offsets up to ±23:59; PostgreSQL refuses more than ±15:59 (a 500 before).
+    value = query_datetime("2026-03-07T16:46:01+21:28", "created_lt")
+    assert value == datetime(2026, 3, 6, 19, 18, 1, tzinfo=UTC) and value.tzinfo is UTC
+
+
+@pytest.mark.parametrize("raw", ["", "Draft", " draft", "draft "])
+def test_a_choice_is_exact_and_an_empty_value_is_not_absent(raw):
+    with pytest.raises(ValidationError) as caught:
+        query_choice(raw, "status", ["draft", "paid"])
+    assert caught.value.param == "status"
+
+
+def test_an_absent_choice_or_bool_is_none():
+    assert query_choice(None, "status", ["draft"]) is None and query_bool(None, "enabled") is None
+    assert query_choice("draft", "status", ["draft"]) == "draft"
+    assert (query_bool("true", "enabled"), query_bool("false", "enabled")) == (True, False)
+
+
+@pytest.mark.parametrize("raw", ["", "1", "True", "yes"])
+def test_a_bool_is_true_or_false(raw):
+    with pytest.raises(ValidationError) as caught:
+        query_bool(raw, "enabled")
+    assert caught.value.param == "enabled"

@@ -18,7 +18,7 @@ from rest_framework.viewsets import ViewSet
 
 from apikeys.viewsets import ApiViewSet
 from paytrust.pagination import paginate
-from paytrust.schema import error_responses
+from paytrust.schema import PAGINATION_PARAMETERS, error_responses
 from webhooks.inbound import services as inbound
 from webhooks.inbound.selectors import (
     inbound_event_representation,
@@ -118,8 +118,7 @@ class InboundNotificationViewSet(ApiViewSet):
         summary="List failed inbound gateway webhooks (merchant: its own; admin key: every merchant's, of its mode)",
         parameters=[
             OpenApiParameter("gateway", str),
-            OpenApiParameter("limit", int, description="1–100, default 20"),
-            OpenApiParameter("cursor", str),
+            *PAGINATION_PARAMETERS,
         ],
         responses={200: InboundEventListOutput},
     )

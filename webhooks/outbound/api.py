@@ -12,7 +12,8 @@ from rest_framework.response import Response
 
 from apikeys.viewsets import ApiViewSet, tenant
 from paytrust.pagination import paginate
-from paytrust.schema import error_responses
+from paytrust.params import query_choice
+from paytrust.schema import PAGINATION_PARAMETERS, error_responses
 from paytrust.serializers import MetadataField, StrictSerializer
 from webhooks.outbound import selectors, services
 from webhooks.outbound.models import ALL_EVENTS, DeliveryStatus, EventType
@@ -26,8 +27,40 @@ EVENT_TYPE_CHOICES = [*EventType.values, ALL_EVENTS]
 
 # --- input (shape only) ------------------------------------------------------------------------------------
 
+# webhooks.outbound.destinations checks the URL when it is registered: http(s), a host, a port up to 65535, no
+# credentials or fragment (documented here, host names as plain ASCII); that the host resolves to a public address
+# (and http only for localhost in test mode) is checked against DNS and the mode, which no schema can say.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_URL_CONSTRAINTS = {
+    "url": {
+        "pattern": rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:{_PORT})?([/?][^#\s]*)?$",
+        "format": "uri",
+    }
+}
+# services._validate_enabled_events: event types (repeats are dropped), or "*" alone.
+_EVENTS_CONSTRAINTS = {
+    "enabled_events": {
+        "anyOf": [
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": list(EventType.values)},
+                "minItems": 1,
+                "maxItems": len(EVENT_TYPE_CHOICES),
+            },
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": [ALL_EVENTS]},
+                "minItems": 1,
+                "maxItems": len(EVENT_TYPE_CHOICES),
+            },
+        ]
+    }
+}
+
 
 class EndpointCreateInput(StrictSerializer):
+    schema_constraints = {**_URL_CONSTRAINTS, **_EVENTS_CONSTRAINTS}
+
     url = serializers.CharField(
         max_length=2048, help_text="https:// URL (http://localhost allowed in test mode)."
     )
@@ -43,6 +76,8 @@ class EndpointCreateInput(StrictSerializer):
 
 
 class EndpointUpdateInput(StrictSerializer):
+    schema_constraints = {**_URL_CONSTRAINTS, **_EVENTS_CONSTRAINTS}
+
     url = serializers.CharField(max_length=2048, required=False)
     enabled_events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPE_CHOICES),
@@ -171,7 +206,7 @@ class WebhookEndpointViewSet(ApiViewSet):
     @extend_schema(
         summary="List webhook endpoints",
         operation_id="v1_webhook_endpoints_list",
-        parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+        parameters=PAGINATION_PARAMETERS,
         responses={200: _list_envelope("WebhookEndpointList", EndpointOutput), **READ_ERRORS},
         tags=["webhook endpoints"],
     )
@@ -260,8 +295,7 @@ class WebhookEndpointViewSet(ApiViewSet):
         summary="List an endpoint's deliveries",
         parameters=[
             OpenApiParameter("status", str, enum=DeliveryStatus.values),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("cursor", str),
+            *PAGINATION_PARAMETERS,
         ],
         responses={
             200: _list_envelope("WebhookDeliveryList", DeliveryOutput),
@@ -272,7 +306,8 @@ class WebhookEndpointViewSet(ApiViewSet):
     @action(detail=True, methods=["get"])
     def deliveries(self, request, endpoint_id: str):
         endpoint = self._endpoint(request, endpoint_id)
-        qs = selectors.endpoint_deliveries(endpoint=endpoint, status=request.query_params.get("status"))
+        status = query_choice(request.query_params.get("status"), "status", DeliveryStatus.values)
+        qs = selectors.endpoint_deliveries(endpoint=endpoint, status=status)
         return Response(
             paginate(
                 qs, params=request.query_params, render=lambda rows: DeliveryOutput(rows, many=True).data
@@ -289,14 +324,14 @@ class EventViewSet(ApiViewSet):
         operation_id="v1_events_list",
         parameters=[
             OpenApiParameter("type", str, enum=EventType.values),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("cursor", str),
+            *PAGINATION_PARAMETERS,
         ],
         responses={200: _list_envelope("EventList", EventOutput), **READ_ERRORS},
         tags=["events"],
     )
     def list(self, request):
-        qs = selectors.event_list(**tenant(request), type=request.query_params.get("type"))
+        event_type = query_choice(request.query_params.get("type"), "type", EventType.values)
+        qs = selectors.event_list(**tenant(request), type=event_type)
         return Response(
             paginate(qs, params=request.query_params, render=lambda rows: [render_event(e) for e in rows])
         )

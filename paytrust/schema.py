@@ -10,7 +10,7 @@
 - `LIMIT_PARAMETER`, `CURSOR_PARAMETER`: the query parameters of every list (paytrust/pagination.py).
 
 The schema is the contract: it says exactly what the server accepts, and tests/test_schema_conformance.py
-(schemathesis) fails when the two drift apart (docs/adr/0042-schema-conformance.md).
+(schemathesis) fails when the two drift apart (docs/adr/0044-schema-conformance-with-schemathesis.md).
 """
 
 from __future__ import annotations

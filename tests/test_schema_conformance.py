@@ -1,5 +1,5 @@
 """The OpenAPI schema is the contract: schemathesis fuzzes every operation of /v1/schema against the app, in
-process, and every check must hold (docs/adr/0042-schema-conformance.md).
+process, and every check must hold (docs/adr/0044-schema-conformance-with-schemathesis.md).
 
 Per operation: 50 fuzzed requests (`max-examples`, positive and negative data), schemathesis's coverage cases
 (boundary values, each parameter missing or of the wrong type, unsupported methods) and the schema's examples,

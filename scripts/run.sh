@@ -5,11 +5,13 @@
 #
 # Environment: PORT (8000), HOST (127.0.0.1), WEB_CONCURRENCY (2 gunicorn workers), PAYTRUST_DB_NAME (paytrust),
 # DATABASE_URL (skip the search), plus everything in .env.example. Secrets for local use (SECRET_KEY,
-# FIELD_ENCRYPTION_KEYS) are generated once into .data/dev-secrets.env and used unless set in the environment or
-# .env (manage.py reads the same file for commands run outside this script; see its load_dev_secrets).
+# FIELD_ENCRYPTION_KEYS) are generated once into .data/dev-secrets.env (unless both are set in the environment or
+# .env) and each used unless set there (manage.py reads the same file for commands run outside this script; see its
+# load_dev_secrets).
 #
-# Output: gunicorn and the worker write to .data/run-$PORT.log; this script alone writes to the terminal: the log
-# up to readiness, then the banner, then the log as it grows. So the banner is never interleaved with log lines.
+# Output: gunicorn and the worker write to .data/run-$PORT.log (or $PAYTRUST_RUN_LOG); this script alone writes to
+# the terminal: that log up to readiness, then the banner, then the log as it grows. So the banner is never
+# interleaved with log lines.
 set -euo pipefail
 # Started in the background by a non-interactive shell (`bash scripts/run.sh &`), bash inherits SIGINT as
 # ignored and could never trap it: re-exec once with SIGINT restored, so `kill -INT` stops it like Ctrl-C.
@@ -36,7 +38,7 @@ eval "$(python scripts/devdb.py "${PAYTRUST_DB_NAME:-paytrust}")"
 GUNICORN_PID=""
 WORKER_PID=""
 TAIL_PID=""
-RUN_LOG="$ROOT/.data/run-$PORT.log"
+RUN_LOG="${PAYTRUST_RUN_LOG:-$ROOT/.data/run-$PORT.log}"
 STOPPING=0
 
 stop_group() {  # stop_group PID NAME: SIGTERM the process group, wait, SIGKILL if it does not go
@@ -84,7 +86,12 @@ trap cleanup EXIT
 # --- local secrets (generated once, kept in .data/, never committed) ---------------------------------------
 mkdir -p .data
 SECRETS_FILE=.data/dev-secrets.env
-if [ ! -f "$SECRETS_FILE" ]; then
+env_file_sets() { [ -f .env ] && grep -qE "^$1=.+" .env; }  # a non-empty value in .env
+missing=0
+for name in SECRET_KEY FIELD_ENCRYPTION_KEYS; do
+    if [ -z "${!name:-}" ] && ! env_file_sets "$name"; then missing=1; fi
+done
+if [ "$missing" = 1 ] && [ ! -f "$SECRETS_FILE" ]; then
     umask 077
     python - > "$SECRETS_FILE" <<'EOF'
 import secrets
@@ -95,13 +102,14 @@ EOF
     umask 022
     echo "[run] generated local secrets in $SECRETS_FILE"
 fi
-env_file_sets() { [ -f .env ] && grep -qE "^$1=.+" .env; }  # a non-empty value in .env
-while IFS= read -r line; do
-    name="${line%%=*}"
-    if [ -n "$name" ] && [ -z "${!name:-}" ] && ! env_file_sets "$name"; then
-        export "$line"
-    fi
-done < "$SECRETS_FILE"
+if [ -f "$SECRETS_FILE" ]; then
+    while IFS= read -r line; do
+        name="${line%%=*}"
+        if [ -n "$name" ] && [ -z "${!name:-}" ] && ! env_file_sets "$name"; then
+            export "$line"
+        fi
+    done < "$SECRETS_FILE"
+fi
 
 # Local development: test-mode webhook endpoints may point at http://localhost receivers.
 export OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE="${OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE:-true}"
@@ -171,7 +179,7 @@ cat <<EOF
     Admin            $BASE/admin/
     Health           $BASE/healthz   $BASE/readyz   $BASE/metrics
     Commands         .venv/bin/python manage.py …   (from another terminal too: see README, Set-up)$DB_HINT
-    Logs             below, and in .data/run-$PORT.log
+    Logs             below, and in ${RUN_LOG#"$ROOT"/}
 
 EOF
 # Its own session, so Ctrl-C does not end it before the children's last lines are shown; --pid: it ends with us.

@@ -162,6 +162,11 @@ def invoice_next_payable_installment(*, invoice_id: str) -> Installment | None:
     )
 
 
+def invoice_installment_count(*, invoice_id: str) -> int:
+    """How many installments the invoice has (0 for an unknown id): the sandbox checkout page's "1 of 3"."""
+    return Installment.objects.filter(invoice_id=invoice_id).count()
+
+
 def invoice_applications(*, invoice_id: str) -> list[PaymentApplication]:
     """How payments were applied to an invoice (for payments/reporting)."""
     return list(PaymentApplication.objects.filter(invoice_id=invoice_id).order_by("created_at", "id"))

@@ -21,7 +21,26 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")
+
+
+def public_base_url_default(host: str, port: str) -> str:
+    """The URL this server answers on when PUBLIC_BASE_URL is unset: http://HOST:PORT, with the wildcard addresses
+    (0.0.0.0, ::, or no host) as localhost and an IPv6 address in brackets. gunicorn (paytrust/gunicorn_conf.py)
+    and `make run` bind HOST:PORT from the same variables, so checkout and webhook URLs follow `PORT=8100 make run`."""
+    host = host.strip()
+    if host in ("", "0.0.0.0", "::", "[::]", "*"):  # noqa: S104 - wildcard binds are reached as localhost
+        host = "localhost"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port.strip() or '8000'}"
+
+
+# Public URL of this service (checkout URLs, gateway webhook URLs). Set it in production (the address customers
+# and gateways reach, usually https://…); unset or empty, it is derived from HOST and PORT.
+PUBLIC_BASE_URL = (
+    env.str("PUBLIC_BASE_URL", default="")
+    or public_base_url_default(env.str("HOST", default="localhost"), env.str("PORT", default="8000"))
+).rstrip("/")
 
 INSTALLED_APPS = [
     "reporting.admin_apps.BackOfficeAdminConfig",  # django.contrib.admin with the back-office site

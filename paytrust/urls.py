@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from paytrust import ops
+from paytrust import ops, pages
 
 handler400 = "paytrust.errors.handler400"
 handler403 = "paytrust.errors.handler403"
@@ -20,6 +20,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", pages.landing, name="landing"),
     path("v1/", include(api_v1)),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
@@ -30,4 +31,8 @@ urlpatterns = [
     re_path(r"^static/(?P<path>.+)$", ops.static, name="static"),
     path("sandbox/", include("webhooks.inbound.sandbox_urls")),
     path("admin/", admin.site.urls),
+    # Near-misses a person types (APPEND_SLASH is off: the API's URLs have no trailing slash).
+    path("admin", pages.redirect_to("/admin/")),
+    path("docs/", pages.redirect_to("/docs")),
+    path("redoc/", pages.redirect_to("/redoc")),
 ]

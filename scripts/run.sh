@@ -5,7 +5,13 @@
 #
 # Environment: PORT (8000), HOST (127.0.0.1), WEB_CONCURRENCY (2 gunicorn workers), PAYTRUST_DB_NAME (paytrust),
 # DATABASE_URL (skip the search), plus everything in .env.example. Secrets for local use (SECRET_KEY,
-# FIELD_ENCRYPTION_KEYS) are generated once into .data/dev-secrets.env unless set in the environment or .env.
+# FIELD_ENCRYPTION_KEYS) are generated once into .data/dev-secrets.env (unless both are set in the environment or
+# .env) and each used unless set there (manage.py reads the same file for commands run outside this script; see its
+# load_dev_secrets).
+#
+# Output: gunicorn and the worker write to .data/run-$PORT.log (or $PAYTRUST_RUN_LOG); this script alone writes to
+# the terminal: that log up to readiness, then the banner, then the log as it grows. So the banner is never
+# interleaved with log lines.
 set -euo pipefail
 # Started in the background by a non-interactive shell (`bash scripts/run.sh &`), bash inherits SIGINT as
 # ignored and could never trap it: re-exec once with SIGINT restored, so `kill -INT` stops it like Ctrl-C.
@@ -31,6 +37,8 @@ eval "$(python scripts/devdb.py "${PAYTRUST_DB_NAME:-paytrust}")"
 
 GUNICORN_PID=""
 WORKER_PID=""
+TAIL_PID=""
+RUN_LOG="${PAYTRUST_RUN_LOG:-$ROOT/.data/run-$PORT.log}"
 STOPPING=0
 
 stop_group() {  # stop_group PID NAME: SIGTERM the process group, wait, SIGKILL if it does not go
@@ -57,6 +65,13 @@ cleanup() {
     trap - INT TERM EXIT
     stop_group "$GUNICORN_PID" "gunicorn"
     stop_group "$WORKER_PID" "worker"
+    if [ -n "$TAIL_PID" ]; then
+        sleep 0.3  # let the follower show the last lines the children wrote
+        kill "$TAIL_PID" 2>/dev/null || true
+        wait "$TAIL_PID" 2>/dev/null || true
+    elif [ -s "$RUN_LOG" ]; then
+        cat "$RUN_LOG"  # stopped before the banner: show what the children said (why it failed)
+    fi
     if [ "${PAYTRUST_PRIVATE_PG_STARTED:-0}" = 1 ]; then
         echo "[run] stopping the private PostgreSQL cluster"
         python scripts/devdb.py --stop-private || true
@@ -71,7 +86,12 @@ trap cleanup EXIT
 # --- local secrets (generated once, kept in .data/, never committed) ---------------------------------------
 mkdir -p .data
 SECRETS_FILE=.data/dev-secrets.env
-if [ ! -f "$SECRETS_FILE" ]; then
+env_file_sets() { [ -f .env ] && grep -qE "^$1=.+" .env; }  # a non-empty value in .env
+missing=0
+for name in SECRET_KEY FIELD_ENCRYPTION_KEYS; do
+    if [ -z "${!name:-}" ] && ! env_file_sets "$name"; then missing=1; fi
+done
+if [ "$missing" = 1 ] && [ ! -f "$SECRETS_FILE" ]; then
     umask 077
     python - > "$SECRETS_FILE" <<'EOF'
 import secrets
@@ -82,13 +102,14 @@ EOF
     umask 022
     echo "[run] generated local secrets in $SECRETS_FILE"
 fi
-env_file_sets() { [ -f .env ] && grep -qE "^$1=" .env; }
-while IFS= read -r line; do
-    name="${line%%=*}"
-    if [ -n "$name" ] && [ -z "${!name:-}" ] && ! env_file_sets "$name"; then
-        export "$line"
-    fi
-done < "$SECRETS_FILE"
+if [ -f "$SECRETS_FILE" ]; then
+    while IFS= read -r line; do
+        name="${line%%=*}"
+        if [ -n "$name" ] && [ -z "${!name:-}" ] && ! env_file_sets "$name"; then
+            export "$line"
+        fi
+    done < "$SECRETS_FILE"
+fi
 
 # Local development: test-mode webhook endpoints may point at http://localhost receivers.
 export OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE="${OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE:-true}"
@@ -106,10 +127,13 @@ python manage.py seed_demo | sed 's/^/      /'
 
 # --- processes ---------------------------------------------------------------------------------------------
 # Each child gets its own session/process group (setsid) so it can be stopped as a whole, and Ctrl-C in the
-# terminal reaches only this script, which then stops the children gracefully in order.
-setsid python -m gunicorn paytrust.wsgi:application -c python:paytrust.gunicorn_conf &
+# terminal reaches only this script, which then stops the children gracefully in order. Their output goes to
+# $RUN_LOG (unbuffered), shown below by this script.
+: > "$RUN_LOG"
+export PYTHONUNBUFFERED=1
+setsid python -m gunicorn paytrust.wsgi:application -c python:paytrust.gunicorn_conf >> "$RUN_LOG" 2>&1 &
 GUNICORN_PID=$!
-setsid python manage.py procrastinate worker &
+setsid python manage.py procrastinate worker >> "$RUN_LOG" 2>&1 &
 WORKER_PID=$!
 
 BASE="http://$HOST:$PORT"
@@ -120,9 +144,10 @@ for _ in $(seq 1 120); do
         echo "[run] gunicorn exited during start-up (is port $PORT free? set PORT=...)" >&2
         exit 1
     fi
+    # A long timeout: a probe given up while gunicorn's workers boot would still be answered (and logged) later.
     if python - "$BASE/readyz" <<'EOF' 2>/dev/null
 import sys, urllib.request
-sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)
+sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=30).status == 200 else 1)
 EOF
     then
         ready=1
@@ -135,17 +160,31 @@ if [ "$ready" != 1 ]; then
     exit 1
 fi
 
+# What the children wrote until now, the banner, then the log from there on: one writer to the terminal.
+shown=$(wc -c < "$RUN_LOG")
+head -c "$shown" "$RUN_LOG"
+DB_HINT=""
+if [ "${PAYTRUST_PRIVATE_PG:-0}" = 1 ]; then
+    DB_HINT="
+    Database         export DATABASE_URL=$DATABASE_URL   (the private cluster; for manage.py commands)"
+fi
 cat <<EOF
 
   PayTrust is running (gunicorn: $WEB_CONCURRENCY workers, 1 job worker). Ctrl-C stops everything.
 
+    Home             $BASE/
     API              $BASE/v1/   (try: curl -H "Authorization: Bearer <API_KEY above>" $BASE/v1/merchant)
     API docs         $BASE/docs
     OpenAPI schema   $BASE/v1/schema
     Admin            $BASE/admin/
     Health           $BASE/healthz   $BASE/readyz   $BASE/metrics
+    Commands         .venv/bin/python manage.py …   (from another terminal too: see README, Set-up)$DB_HINT
+    Logs             below, and in ${RUN_LOG#"$ROOT"/}
 
 EOF
+# Its own session, so Ctrl-C does not end it before the children's last lines are shown; --pid: it ends with us.
+setsid tail -c "+$((shown + 1))" --pid=$$ -f "$RUN_LOG" &
+TAIL_PID=$!
 
 # Wait until a child dies (then stop the rest and fail) or a signal arrives (the traps exit -> cleanup).
 set +e

@@ -155,7 +155,7 @@ def _resolve_amount(session: SandboxCheckoutSession, action: str, amount: object
     if amount in (None, ""):
         raise ValidationError("Enter an amount.", code="parameter_missing", param="amount")
     minor = money.to_minor(amount, session.currency, param="amount", allow_zero=False)
-    due = money.format_amount(session.amount_minor, session.currency)
+    due = money.format_display(session.amount_minor, session.currency)  # as the checkout page shows amounts
     if action == "pay_partial" and minor >= session.amount_minor:
         raise ValidationError(f"A partial payment must be less than {due}.", param="amount")
     if action == "overpay" and minor <= session.amount_minor:

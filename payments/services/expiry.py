@@ -4,6 +4,7 @@ invoice's payments (docs/adr/0021). The periodic job (`payments.tasks.expire_ove
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
@@ -25,9 +26,12 @@ def invoice_expire_with_payments(*, invoice_id: str, now: datetime | None = None
         )
 
 
-def invoices_expire_overdue(*, now: datetime | None = None, batch_size: int = 500) -> int:
+def invoices_expire_overdue(
+    *, now: datetime | None = None, batch_size: int = 500, progress: Callable[[int], object] | None = None
+) -> int:
     """Expire every open invoice whose lapse time has passed, one short transaction each. Returns the count.
-    Safe to run concurrently with itself and with payments (row locks; skip what is locked)."""
+    Safe to run concurrently with itself and with payments (row locks; skip what is locked). `progress(1)` is
+    called after each invoice looked at (the command's progress bar)."""
     now = now or timezone.now()
     expired = 0
     after: tuple[datetime, str] | None = None
@@ -35,5 +39,7 @@ def invoices_expire_overdue(*, now: datetime | None = None, batch_size: int = 50
         for _lapses_at, pk in batch:
             if invoice_expire_with_payments(invoice_id=pk, now=now):
                 expired += 1
+            if progress is not None:
+                progress(1)
         after = batch[-1]
     return expired

@@ -205,12 +205,12 @@ def test_usd_partial_payment_with_cents(inbound, sandbox):
 @pytest.mark.parametrize(
     "action, amount, fragment",
     [
-        ("pay_partial", "150000", "less than 150000"),
+        ("pay_partial", "150000", "less than IDR 150,000"),
         ("pay_partial", "0", "greater than zero"),
         ("pay_partial", "", "Enter an amount"),
         ("pay_partial", "12.5", "decimal places"),
         ("pay_partial", "abc", "not a decimal"),
-        ("overpay", "150000", "more than 150000"),
+        ("overpay", "150000", "more than IDR 150,000"),
         ("refund_me", None, "action must be one of"),
     ],
 )

@@ -10,9 +10,16 @@ the credential, and the customer (or a test) may have no Django session at all. 
 `form_nonce`, rendered only into the page's form and checked in constant time on POST, so a POST must come from
 someone who loaded this checkout's page (not merely from a link), and a form from another checkout is refused.
 Clickjacking is blocked by X-Frame-Options: DENY (project setting).
+
+Amounts are shown in one format, the display format of paytrust/money.py ("IDR 150,000", "USD 16.99"), and the
+amount field also takes what the page shows (thousands separators, a leading currency code). An installment's
+outcome names it ("Installment 1 of 3 paid"); "Paid in full" is said only of a payment that settles the invoice's
+only installment.
 """
 
 from __future__ import annotations
+
+import re
 
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -23,6 +30,7 @@ from django.views.decorators.http import require_http_methods
 
 from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus
 from gateways.sandbox import services
+from invoices.selectors import invoice_installment_count
 from paytrust import money
 from paytrust.errors import ApplicationError
 from webhooks.inbound.services import sandbox_notification_receive
@@ -34,6 +42,37 @@ OUTCOME_TEXT = {
     "fail": "Payment failed",
     "expire": "Payment expired",
 }
+# The paying outcomes when the invoice has several installments: "Installment 1 of 3 paid".
+INSTALLMENT_OUTCOME_TEXT = {"pay": "paid", "pay_partial": "paid in part", "overpay": "overpaid"}
+_GROUPED = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")  # 150,000 or 1,234.56 (the page's display format)
+
+
+def _installment(session: SandboxCheckoutSession) -> str:
+    """ "2 of 3" for an installment of a plan, "" for a payment of a whole invoice (one installment)."""
+    number = session.installment_number
+    if not number or not session.invoice_id:
+        return str(number or "")
+    count = invoice_installment_count(invoice_id=session.invoice_id)
+    if count <= 1:
+        return "" if count == 1 else str(number)
+    return f"{number} of {count}"
+
+
+def _outcome(session: SandboxCheckoutSession, installment: str) -> str:
+    if " of " in installment and session.action in INSTALLMENT_OUTCOME_TEXT:
+        return f"Installment {installment} {INSTALLMENT_OUTCOME_TEXT[session.action]}"
+    return OUTCOME_TEXT.get(session.action, "")
+
+
+def _plain_amount(value: str | None, currency: str) -> str | None:
+    """The amount field as money.to_minor reads it: "IDR 150,000" and "150,000" become "150000"; anything else is
+    passed on unchanged (and refused there with its message)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text[:3].upper() == currency and text[3:4] in (" ", ""):
+        text = text[3:].strip()
+    return text.replace(",", "") if _GROUPED.match(text) else text
 
 
 def _safe_url(url: str) -> str:
@@ -43,18 +82,18 @@ def _safe_url(url: str) -> str:
 
 def _context(session: SandboxCheckoutSession, **extra) -> dict:
     cur = session.currency
+    installment = _installment(session)
     context = {
         "session": session,
         "amount": money.format_amount(session.amount_minor, cur),
         "amount_display": money.format_display(session.amount_minor, cur),
         "amount_paid_display": money.format_display(session.amount_paid_minor, cur),
         "currency": cur,
-        "exponent": money.CURRENCIES[cur].exponent,
-        "step": str(money.CURRENCIES[cur].quantum),
+        "installment": installment,
         "is_open": session.status == SandboxCheckoutStatus.OPEN,
         "is_past_expiry": session.status == SandboxCheckoutStatus.OPEN
         and timezone.now() >= session.expires_at,
-        "outcome": OUTCOME_TEXT.get(session.action, ""),
+        "outcome": _outcome(session, installment),
         "redirect_url": _safe_url(
             session.success_redirect_url
             if session.status == SandboxCheckoutStatus.SUCCEEDED
@@ -88,7 +127,7 @@ def checkout(request, token: str) -> HttpResponse:
             token=token,
             nonce=request.POST.get("nonce", ""),
             action=request.POST.get("action", ""),
-            amount=request.POST.get("amount"),
+            amount=_plain_amount(request.POST.get("amount"), session.currency),
             receiver=sandbox_notification_receive,
         )
     except ApplicationError as exc:

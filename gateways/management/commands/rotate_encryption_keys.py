@@ -5,9 +5,9 @@ row could not be decrypted with the configured keys (the old key was removed too
 """
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from gateways.services import encryption_keys_rotate
+from paytrust.progress import progress
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run: bool, batch_size: int, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        with tqdm(desc="rows", unit="row", disable=not self.stderr.isatty()) as bar:
+        with progress(self.stderr, total=None, desc="rows", unit="row") as bar:
             reports = encryption_keys_rotate(batch_size=batch_size, dry_run=dry_run, progress=bar.update)
         failed = 0
         for name, report in reports.items():

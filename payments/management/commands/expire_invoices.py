@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from invoices.selectors import invoices_overdue_count
 from payments.services import invoices_expire_overdue
+from paytrust.progress import progress
 
 
 class Command(BaseCommand):
@@ -19,5 +20,7 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"{invoices_overdue_count(now=now)} invoice(s) would expire.")
             return
-        count = invoices_expire_overdue(now=now)
+        total = invoices_overdue_count(now=now)
+        with progress(self.stderr, total=total, desc="expiring", unit="invoice") as bar:
+            count = invoices_expire_overdue(now=now, progress=bar.update)
         self.stdout.write(self.style.SUCCESS(f"Expired {count} invoice(s)."))

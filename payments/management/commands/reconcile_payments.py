@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from payments.services import payments_reconcile, payments_to_reconcile
+from payments.services import ReconcileSummary, payments_reconcile, payments_to_reconcile
+from paytrust.progress import progress
 
 
 class Command(BaseCommand):
@@ -31,7 +32,16 @@ class Command(BaseCommand):
                 self.stdout.write(pk)
             self.stdout.write(f"{len(due)} payment(s) due for reconciliation (dry run).")
             return
-        summary = payments_reconcile(limit=limit, payment_ids=payments)
+        due = payments or payments_to_reconcile(limit=limit)
+        summary = ReconcileSummary()
+        with progress(self.stderr, total=len(due), desc="reconciling", unit="payment") as bar:
+            for pk in due:  # one at a time through the same service, so the bar moves with each gateway call
+                one = payments_reconcile(payment_ids=[pk])
+                summary.checked += one.checked
+                summary.changed += one.changed
+                summary.unchanged += one.unchanged
+                summary.errors += one.errors
+                bar.update()
         self.stdout.write(
             f"checked {summary.checked}, changed {summary.changed}, unchanged {summary.unchanged}, "
             f"errors {summary.errors}"

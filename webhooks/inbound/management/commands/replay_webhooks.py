@@ -15,10 +15,10 @@ from datetime import UTC, datetime, time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from tqdm import tqdm
 
 from paytrust.errors import ApplicationError
 from paytrust.jobs import RetryLater
+from paytrust.progress import progress
 from webhooks.inbound import services as inbound
 from webhooks.inbound.models import InboundNotification, InboundStatus
 
@@ -77,21 +77,24 @@ class Command(BaseCommand):
             self.stdout.write(f"{len(selected)} event(s) would be replayed (dry run).")
             return
         replayed = skipped = processed = errors = 0
-        for pk in tqdm(selected, desc="replaying", unit="event", disable=not selected, file=self.stderr):
-            try:
-                inbound.inbound_event_replay(event_id=pk, defer=not sync)
-            except ApplicationError as exc:
-                skipped += 1
-                self.stderr.write(f"{pk}: skipped ({exc.code})")
-                continue
-            replayed += 1
-            if sync:
-                outcome = self._process(pk)
-                if outcome == "processed":
-                    processed += 1
-                else:
-                    errors += 1
-                    self.stderr.write(f"{pk}: {outcome}")
+        with progress(self.stderr, total=len(selected), desc="replaying", unit="event") as bar:
+            for pk in selected:
+                try:
+                    inbound.inbound_event_replay(event_id=pk, defer=not sync)
+                except ApplicationError as exc:
+                    skipped += 1
+                    bar.note(f"{pk}: skipped ({exc.code})")
+                    bar.update()
+                    continue
+                replayed += 1
+                if sync:
+                    outcome = self._process(pk)
+                    if outcome == "processed":
+                        processed += 1
+                    else:
+                        errors += 1
+                        bar.note(f"{pk}: {outcome}")
+                bar.update()
         summary = f"replayed {replayed}, skipped {skipped}"
         if sync:
             summary += f", processed {processed}, not processed {errors}"

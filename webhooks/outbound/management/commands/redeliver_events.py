@@ -13,8 +13,8 @@ from datetime import UTC, datetime, time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from tqdm import tqdm
 
+from paytrust.progress import progress
 from webhooks.outbound import services
 from webhooks.outbound.models import Delivery, DeliveryStatus, Event
 
@@ -65,7 +65,7 @@ class Command(BaseCommand):
         ids = list(qs.order_by("created_at", "id").values_list("id", flat=True))
 
         queued = 0
-        with tqdm(total=len(ids), unit="delivery", disable=None, file=self.stderr) as bar:
+        with progress(self.stderr, total=len(ids), desc="redelivering", unit="delivery") as bar:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
                 if dry_run:
@@ -96,9 +96,7 @@ class Command(BaseCommand):
                 enabled_events__overlap=[event.type, ALL_EVENTS],
             ).count()
             return self._summary(selected=n, queued=n, dry_run=True)
-        with tqdm(total=1, unit="event", disable=None, file=self.stderr) as bar:
-            queued = services.event_redeliver(event=event)
-            bar.update(1)
+        queued = services.event_redeliver(event=event)
         self._summary(selected=queued, queued=queued, dry_run=False)
 
     def _summary(self, *, selected: int, queued: int, dry_run: bool) -> None:

@@ -35,7 +35,7 @@ def test_a_database_restart_under_load_gives_503s_with_retry_after_and_never_a_5
             "DATABASE_URL": url,
             "DB_POOL_TIMEOUT": "3",
             "DB_POOL_MAX": "6",
-            "RATE_LIMIT_PER_MINUTE": "100000",
+            "DEFAULT_RATE_LIMIT_PER_MINUTE": "100000000",
         }
         with gunicorn(workers=2, env=env) as base:
             results: list[tuple[float, float, int, dict, str]] = []

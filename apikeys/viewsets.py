@@ -142,10 +142,17 @@ class ApiViewSetSchema(ApiAutoSchema):
         return is_list_serializer(serializer)
 
     def get_description(self) -> str:
-        # As for an ApiView: the handler's docstring, else ApiView's. A viewset's own docstring (and those of
-        # ApiViewSet and DRF's ViewSetMixin) documents the code, not the API.
+        # The handler's docstring (written for API users), else a plain statement of what every operation shares.
+        # Class docstrings (the viewset's, ApiViewSet's, ApiView's, DRF's) document the code, not the API.
         handler = getattr(self.view, getattr(self.view, "action", None) or self.method.lower(), None)
-        return get_doc(handler) or get_doc(ApiView)
+        return get_doc(handler) or API_DESCRIPTION
+
+
+API_DESCRIPTION = (
+    "Authenticated with an API key (`Authorization: Bearer pt_…` or `X-API-Key`); the key's merchant and mode "
+    "(test or live) scope every object. Rate-limited per key (X-RateLimit-* headers; 429 with Retry-After). "
+    "POSTs take an `Idempotency-Key`. Errors use the common error envelope."
+)
 
 
 class ApiViewSet(ViewSetMixin, ApiView):

@@ -388,12 +388,12 @@ class InvoiceAdmin(BackOfficeAdmin):
 
     @admin.display(description="status", ordering="status")
     def current_status(self, obj: Invoice) -> str:
-        return effective_status(obj, timezone.now())
+        return InvoiceStatus(effective_status(obj, timezone.now())).label
 
     @admin.display(description="status", ordering="status")
     def state(self, obj: Invoice) -> str:
         """The list's status column says "test" for test-mode invoices (mode is a filter, not a column)."""
-        status = effective_status(obj, timezone.now())
+        status = InvoiceStatus(effective_status(obj, timezone.now())).label  # "Partially paid", not partially_paid
         return f"{status} · test" if obj.mode == "test" else status
 
     @admin.display(description="total", ordering="total_minor")

@@ -10,7 +10,7 @@ ones in `invoices.serializers`), calls ONE service, and renders.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -125,8 +125,32 @@ class InvoiceViewSet(ApiViewSet):
     @extend_schema(
         operation_id="invoices_create",
         summary="Create an invoice",
+        description=(
+            "Line items with per-line tax rates; totals, the gateway's service fee and the installments (2-12, "
+            "optional) are computed from them; amounts are decimal strings in major units. The invoice is created "
+            "as `draft` (editable with PATCH) and becomes `pending` when its first payment is initiated; the "
+            "gateway account is `gateway` (a name or a `gwa_` id) or the mode's default for the currency."
+        ),
         request=InvoiceCreateInput,
         responses={201: InvoiceOutput, **WRITE_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Three installments in IDR",
+                request_only=True,
+                value={
+                    "currency": "IDR",
+                    "gateway": "sandbox",
+                    "external_id": "order-1042",
+                    "description": "English course, term 1",
+                    "customer": {"name": "Budi", "email": "budi@example.com"},
+                    "line_items": [
+                        {"name": "Course fee", "quantity": 1, "unit_price": "300000", "tax_rate": "0.11"}
+                    ],
+                    "installments": {"count": 3},
+                    "metadata": {"crm_id": "C-77"},
+                },
+            )
+        ],
     )
     def create(self, request):
         body = InvoiceCreateInput(data=request.data)
@@ -207,6 +231,7 @@ class InvoiceViewSet(ApiViewSet):
 
     @extend_schema(
         operation_id="invoices_payments_create",
+        examples=[OpenApiExample("The next installment due", request_only=True, value={})],
         summary="Initiate a payment for an invoice (installment)",
         description=(
             "Creates the payment at the invoice's gateway and returns it with `payment_url` (201). If a payment "

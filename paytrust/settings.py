@@ -168,6 +168,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "paytrust.schema.resource_tags_hook",  # one tag per resource
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ApiKeyStatusEnum": ["active", "revoked", "expired"],
         "DeliveryStatusEnum": "webhooks.outbound.models.DeliveryStatus",
@@ -175,7 +179,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=300)
-# Argon2id verifications (API-key cache misses) per client address and rolling minute; 0 = unlimited.
 # Failed Argon2id verifications (wrong secrets) per client address and rolling minute; past it, keys not yet
 # verified in the worker get 429 too_many_verifications without Argon2 (0: no bound). Valid keys never count.
 API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE = env.int(

@@ -331,3 +331,11 @@ def test_the_report_opens_on_test_mode_when_nothing_was_collected_live_and_says_
         "No live payments succeeded in this period." in live
         and "No live payments in this period:" not in live
     )
+
+
+def test_invoice_statuses_read_as_words(finance, idr_invoice):
+    listing = html(finance, "/admin/invoices/invoice/")
+    detail = html(finance, f"/admin/invoices/invoice/{quote(idr_invoice.pk)}/change/")
+    rows = listing.split("<tbody>")[1].split("</tbody>")[0]
+    assert "Partially paid · test" in rows and "partially_paid" not in rows
+    assert "Partially paid" in detail

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -220,6 +220,17 @@ class WebhookEndpointViewSet(ApiViewSet):
         summary="Register a webhook endpoint",
         description="The response carries the `whsec_` signing secret; it is never shown again.",
         request=EndpointCreateInput,
+        examples=[
+            OpenApiExample(
+                "Paid invoices",
+                request_only=True,
+                value={
+                    "url": "https://shop.example.com/paytrust/webhooks",
+                    "enabled_events": ["invoice.paid", "invoice.partially_paid", "payment.failed"],
+                    "description": "Order fulfilment",
+                },
+            )
+        ],
         responses={201: EndpointWithSecretOutput, **WRITE_ERRORS},
         tags=["webhook endpoints"],
     )

@@ -393,7 +393,9 @@ class InvoiceAdmin(BackOfficeAdmin):
     @admin.display(description="status", ordering="status")
     def state(self, obj: Invoice) -> str:
         """The list's status column says "test" for test-mode invoices (mode is a filter, not a column)."""
-        status = InvoiceStatus(effective_status(obj, timezone.now())).label  # "Partially paid", not partially_paid
+        status = InvoiceStatus(
+            effective_status(obj, timezone.now())
+        ).label  # "Partially paid", not partially_paid
         return f"{status} · test" if obj.mode == "test" else status
 
     @admin.display(description="total", ordering="total_minor")

@@ -47,7 +47,8 @@ def can_view_reports(user) -> bool:
 
 class ReportFilterForm(forms.Form):
     start = forms.DateField(label="From (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
-    to = forms.DateField(label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    # The API's parameter names (start/end); here they are dates and the end day is included.
+    end = forms.DateField(label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
     merchant = forms.ModelChoiceField(
         queryset=Merchant.objects.order_by("name"), required=False, empty_label="All merchants"
     )
@@ -61,7 +62,7 @@ class ReportFilterForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        for field in ("start", "to"):  # the day after `to` is computed: keep clear of the calendar's end
+        for field in ("start", "end"):  # the day after `end` is computed: keep clear of the calendar's end
             if not (QUERY_DATETIME_MIN.date() <= data[field] <= QUERY_DATETIME_MAX.date()):
                 self.add_error(
                     field,
@@ -73,12 +74,12 @@ class ReportFilterForm(forms.Form):
         try:
             report_period_check(start=start, end=end)
         except ValidationError as exc:
-            self.add_error("to", exc.message)
+            self.add_error("end", exc.message)
         return data
 
     def period(self) -> tuple[datetime, datetime]:
-        """[start date 00:00 UTC, the day after `to` 00:00 UTC)."""
-        first, last = self.cleaned_data["start"], self.cleaned_data["to"]
+        """[start date 00:00 UTC, the day after `end` 00:00 UTC)."""
+        first, last = self.cleaned_data["start"], self.cleaned_data["end"]
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         return start, end
@@ -88,7 +89,7 @@ def _default_filters(now: datetime) -> dict:
     start, end = report_default_period(now)
     return {
         "start": start.date().isoformat(),
-        "to": (end - timedelta(days=1)).date().isoformat(),
+        "end": (end - timedelta(days=1)).date().isoformat(),
         "mode": "live",
     }
 
@@ -111,7 +112,7 @@ def financial_report_view(request):
     query = {key: value for key, value in request.GET.dict().items() if value}
     wants_csv = query.pop("format", "") == "csv"
     mode_chosen = "mode" in query
-    if "start" not in query and "to" not in query:
+    if "start" not in query and "end" not in query:
         query = {**_default_filters(timezone.now()), **query}
     form = ReportFilterForm(query)
     mode_note = ""

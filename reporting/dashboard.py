@@ -46,7 +46,7 @@ class Dashboard:
 
 
 def _report_url(site_name: str, *, mode: str, first: datetime, last: datetime) -> str:
-    query = {"start": first.date().isoformat(), "to": last.date().isoformat(), "mode": mode}
+    query = {"start": first.date().isoformat(), "end": last.date().isoformat(), "mode": mode}
     return f"{reverse(f'admin:{REPORT_URL_NAME}', current_app=site_name)}?{urlencode(query)}"
 
 

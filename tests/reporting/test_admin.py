@@ -21,7 +21,7 @@ PAGE = "/admin/reporting/financial/"
 def page_params(merchant=None, **extra) -> dict:
     params = {
         "start": START.date().isoformat(),
-        "to": (END - timedelta(days=1)).date().isoformat(),  # inclusive: the same [START, END) as the API
+        "end": (END - timedelta(days=1)).date().isoformat(),  # inclusive: the same [START, END) as the API
         "mode": "test",
         **extra,
     }
@@ -105,13 +105,13 @@ def test_filters_narrow_the_figures(staff, merchant, payments):
 
 
 def test_period_errors_are_shown_on_the_form(staff, settings):
-    response = staff.get(PAGE, {"start": "2026-02-01", "to": "2026-01-01", "mode": "test"})
+    response = staff.get(PAGE, {"start": "2026-02-01", "end": "2026-01-01", "mode": "test"})
     assert response.status_code == 200
     html = response.content.decode()
     assert "end must be after start" in html and "Download CSV" not in html
 
     settings.REPORT_MAX_DAYS = 31
-    html = staff.get(PAGE, {"start": "2026-01-01", "to": "2026-02-01", "mode": "test"}).content.decode()
+    html = staff.get(PAGE, {"start": "2026-01-01", "end": "2026-02-01", "mode": "test"}).content.decode()
     assert "at most 31 days" in html
 
 
@@ -150,9 +150,9 @@ def test_staff_need_the_report_permission_not_merely_the_invoice_view(client):
     assert "Financial report" in client.get("/admin/").content.decode()
 
 
-@pytest.mark.parametrize(("start", "to"), [("9999-12-30", "9999-12-31"), ("0001-01-01", "2026-01-01")])
-def test_dates_at_the_ends_of_the_calendar_are_a_form_error_not_a_500(staff, start, to):
+@pytest.mark.parametrize(("start", "end"), [("9999-12-30", "9999-12-31"), ("0001-01-01", "2026-01-01")])
+def test_dates_at_the_ends_of_the_calendar_are_a_form_error_not_a_500(staff, start, end):
     for extra in ({}, {"format": "csv"}):
-        response = staff.get(PAGE, {**page_params(), "start": start, "to": to, **extra})
+        response = staff.get(PAGE, {**page_params(), "start": start, "end": end, **extra})
         assert response.status_code == 200
         assert b"Pick a date between" in response.content

@@ -20,7 +20,7 @@ from django.db.models import Exists, F, OuterRef
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from apikeys.admin_base import ReadOnlyAdmin, can_see_contacts, short_datetime, truncated
+from apikeys.admin_base import ReadOnlyAdmin, ReadOnlyInline, can_see_contacts, short_datetime, truncated
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
 from payments.models import GatewayCall, Payment, Refund
@@ -39,21 +39,6 @@ def _pretty(value) -> str:
         "<pre style='white-space: pre-wrap'>{}</pre>",
         json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
     )
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class GatewayCallInline(ReadOnlyInline):

@@ -10,29 +10,24 @@ Examples:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
-from paytrust.errors import ApplicationError
+from paytrust.errors import ApplicationError, ValidationError
 from paytrust.jobs import RetryLater
+from paytrust.params import query_datetime
 from paytrust.progress import progress
 from webhooks.inbound import services as inbound
 from webhooks.inbound.models import InboundNotification, InboundStatus
 
 
 def _parse_since(value: str) -> datetime:
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise CommandError(f"--since: not an ISO date or datetime: {value!r}")
-        parsed = datetime.combine(day, time.min)
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, UTC)
-    return parsed
+    """--since: an ISO date or date-time (no offset: UTC), parsed by the API's one parser."""
+    try:
+        return query_datetime(value, "--since")
+    except ValidationError as exc:
+        raise CommandError(exc.message) from None
 
 
 class Command(BaseCommand):

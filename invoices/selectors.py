@@ -167,6 +167,11 @@ def invoice_installment_count(*, invoice_id: str) -> int:
     return Installment.objects.filter(invoice_id=invoice_id).count()
 
 
+def payment_application_get(*, payment_id: str) -> PaymentApplication | None:
+    """How a payment's money was applied (None: it has not been)."""
+    return PaymentApplication.objects.filter(payment_id=payment_id).first()
+
+
 def invoice_applications(*, invoice_id: str) -> list[PaymentApplication]:
     """How payments were applied to an invoice (for payments/reporting)."""
     return list(PaymentApplication.objects.filter(invoice_id=invoice_id).order_by("created_at", "id"))

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "merchants",
     "apikeys",
     "gateways",
+    "ledger",
     "webhooks.outbound",
     "invoices",
     "payments",

@@ -21,6 +21,7 @@ from invoices.selectors import invoice_closed_for_payment
 from invoices.services import invoice_apply_payment
 from payments.models import Payment, PaymentStatus
 from payments.selectors import invoice_payments, payment_representation
+from payments.services import bookkeeping
 from payments.services._support import emit, set_status
 from payments.services.gateway_refunds import (
     REFUND_OUTCOMES,
@@ -173,6 +174,7 @@ def _apply_target(payment: Payment, update: GatewayStatusUpdate, target: str, *,
             payments=invoice_payments(invoice_id=payment.invoice_id),
         )
         application = applied.application
+        bookkeeping.post_payment_applied(payment=payment, application=application)
         note += f"; applied {application.applied_minor}, overpaid {application.overpaid_minor}"
         if not applied.replayed and applied.invoice.status in CLOSED_INVOICE_STATUSES:
             _flag_received_on_closed_invoice(payment)

@@ -25,6 +25,7 @@ from datetime import datetime
 from gateways.base import GatewayOutcome, RefundReport
 from payments.models import Payment, PaymentStatus, Refund
 from payments.selectors import refund_representation
+from payments.services import bookkeeping
 from payments.services._support import set_status
 from payments.states import can_transition
 from paytrust.errors import Conflict, Unprocessable, ValidationError
@@ -91,6 +92,11 @@ def refund_record(
         succeeded_at=(occurred_at or now) if single else now,
     )
     _add_to_payment(payment, refund)
+    if refund.chargeback:
+        bookkeeping.post_chargeback(refund=refund)
+    else:  # made at the gateway: requested and paid out at once
+        bookkeeping.post_refund_requested(refund=refund)
+        bookkeeping.post_refund_succeeded(refund=refund)
     webhook_services.event_record(
         merchant=payment.merchant,
         mode=payment.mode,

@@ -47,7 +47,9 @@ __all__ = [
     "Customer",
     "Gateway",
     "GatewayError",
+    "CaptureRequest",
     "GatewayPaymentNotFound",
+    "GatewayRefundNotFound",
     "GatewayTimeout",
     "GatewayOutcome",
     "PaymentStatusResult",
@@ -65,7 +67,9 @@ __all__ = [
 class GatewayOutcome(StrEnum):
     """A payment's status as the gateway reports it, in OUR vocabulary (values = payments' Payment statuses)."""
 
-    PENDING = "pending"  # created / waiting for the customer (also: card authorized, fraud challenge)
+    PENDING = "pending"  # created / waiting for the customer (also: fraud challenge)
+    AUTHORIZED = "authorized"  # funds held on the card for a manual capture (capture_method "manual")
+    CANCELED = "canceled"  # an authorization voided (released) before capture
     SUCCEEDED = "succeeded"  # money collected (see amount_minor for how much)
     FAILED = "failed"  # denied, cancelled, failed
     EXPIRED = "expired"
@@ -78,6 +82,13 @@ class RefundStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class GatewayRefundNotFound(GatewayError):
+    """The gateway has no refund with our refund id (the refund request never reached it)."""
+
+    code = "gateway_refund_not_found"
+    default_message = "The payment gateway has no such refund."
 
 
 class GatewayPaymentNotFound(GatewayError):
@@ -118,6 +129,9 @@ class CreatePaymentRequest:
     installment_number: int | None = None
     success_redirect_url: str = ""
     failure_redirect_url: str = ""
+    # "automatic" (collect at once) or "manual" (authorize only; `Gateway.capture` collects). Only adapters with
+    # `supports_manual_capture` accept "manual".
+    capture_method: str = "automatic"
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
@@ -168,7 +182,17 @@ class PaymentStatusResult:
     paid_at: datetime | None  # the gateway's paid time when SUCCEEDED/…REFUNDED
     payment_id: str = ""  # our pay_ id as the gateway echoes it
     refund: RefundReport | None = None  # with REFUNDED / PARTIALLY_REFUNDED
+    # With AUTHORIZED: until when the hold may be captured (the gateway's own limit), when it says.
+    capture_before: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    payment_id: str  # our pay_ id
+    gateway_reference: str
+    amount_minor: int  # <= the authorized amount; the rest of the hold is released
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -203,8 +227,9 @@ class RefundRequest:
 @dataclass(frozen=True)
 class RefundResult:
     gateway_refund_reference: str
-    status: RefundStatus
+    status: RefundStatus  # PENDING: the gateway accepted it and will say later (get_refund / a notification)
     amount_minor: int
+    failure_message: str = ""  # with FAILED: the gateway's reason, as it says it
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -223,6 +248,10 @@ class Gateway(ABC):
     # May a verified webhook's status/amount be applied as is? False: the inbound pipeline confirms it with
     # get_status (outside any transaction) and applies the gateway's answer. See docs/adr/0010-gateway-contract.md.
     notifications_are_authoritative: ClassVar[bool] = True
+    # Capabilities (GET /v1/gateway-accounts shows them; payments refuses what an adapter cannot do with 400).
+    supports_manual_capture: ClassVar[bool] = False
+    supports_refunds: ClassVar[bool] = False
+    supports_partial_refunds: ClassVar[bool] = False
 
     def __init__(self, *, account: GatewayAccount, credentials: Mapping[str, str]) -> None:
         self.account = account
@@ -304,11 +333,37 @@ class Gateway(ABC):
         """Ask the gateway to stop accepting money for the payment; returns the resulting status."""
 
     def refund(self, request: RefundRequest) -> RefundResult:
-        """Refund (part of) a succeeded payment. Adapters without a refund API raise a permanent GatewayError."""
+        """Refund (part of) a succeeded payment, idempotent per request.refund_id (sent as the gateway's refund key /
+        idempotency key). Adapters without a refund API raise a permanent GatewayError."""
         raise GatewayError(
             f"Refunds are not supported for {self.name} yet.",
             code="gateway_refund_unsupported",
             retryable=False,
+        )
+
+    def get_refund(
+        self, *, refund_id: str, payment_id: str, gateway_reference: str, gateway_refund_reference: str = ""
+    ) -> RefundResult:
+        """The gateway's truth about a refund we asked for (after a timeout or while it is PENDING).
+        Raises GatewayRefundNotFound when the gateway has no such refund (the request never arrived)."""
+        raise GatewayError(
+            f"Refunds are not supported for {self.name} yet.",
+            code="gateway_refund_unsupported",
+            retryable=False,
+        )
+
+    def capture(self, request: CaptureRequest) -> PaymentStatusResult:
+        """Collect (part of) an AUTHORIZED payment; answers SUCCEEDED with the captured amount as `amount_minor`."""
+        raise GatewayError(
+            f"{self.name} cannot capture an authorization.",
+            code="gateway_capture_unsupported",
+            retryable=False,
+        )
+
+    def void_authorization(self, *, payment_id: str, gateway_reference: str) -> PaymentStatusResult:
+        """Release an AUTHORIZED payment's hold; answers CANCELED."""
+        raise GatewayError(
+            f"{self.name} cannot void an authorization.", code="gateway_capture_unsupported", retryable=False
         )
 
     # ----- inbound webhooks (no I/O) -----------------------------------------------------------------------

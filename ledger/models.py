@@ -27,8 +27,14 @@ from paytrust.money import CURRENCIES
 class AccountCode(models.TextChoices):
     """The chart of accounts (docs/adr/0045). Normal balance: assets debit, the rest credit."""
 
-    GATEWAY_CLEARING = "gateway_clearing", "Gateway clearing"  # asset: collected money the gateways hold for us
-    GATEWAY_AUTHORIZED = "gateway_authorized", "Gateway authorized"  # asset (memo): card holds not yet captured
+    GATEWAY_CLEARING = (
+        "gateway_clearing",
+        "Gateway clearing",
+    )  # asset: collected money the gateways hold for us
+    GATEWAY_AUTHORIZED = (
+        "gateway_authorized",
+        "Gateway authorized",
+    )  # asset (memo): card holds not yet captured
     MERCHANT_PAYABLE = "merchant_payable", "Merchant payable"  # liability: the merchant's available balance
     MERCHANT_PENDING = "merchant_pending", "Merchant pending"  # liability (memo): held by authorizations
     TAX_PAYABLE = "tax_payable", "Tax payable"  # liability: tax collected on the merchant's invoices
@@ -39,12 +45,16 @@ class AccountCode(models.TextChoices):
     BANK = "bank", "Bank"  # asset: settled money (settlement, later)
 
 
-ASSET_CODES = frozenset({AccountCode.GATEWAY_CLEARING, AccountCode.GATEWAY_AUTHORIZED, AccountCode.BANK,
-                         AccountCode.GATEWAY_FEES})
+ASSET_CODES = frozenset(
+    {AccountCode.GATEWAY_CLEARING, AccountCode.GATEWAY_AUTHORIZED, AccountCode.BANK, AccountCode.GATEWAY_FEES}
+)
 
 
 class MovementType(models.TextChoices):
-    PAYMENT = "payment", "Payment"  # a payment's money applied: gross split into tax, fee, merchant, overpayment
+    PAYMENT = (
+        "payment",
+        "Payment",
+    )  # a payment's money applied: gross split into tax, fee, merchant, overpayment
     REFUND = "refund", "Refund"  # a refund requested: its amount leaves the merchant's balance (in flight)
     REFUND_SUCCEEDED = "refund_succeeded", "Refund succeeded"  # the gateway paid it out
     REFUND_FAILED = "refund_failed", "Refund failed"  # a refund in flight failed: its amount comes back
@@ -65,8 +75,12 @@ class Account(models.Model):
     class Meta:
         ordering = ["merchant", "mode", "currency", "code"]
         constraints = [
-            models.UniqueConstraint(fields=["merchant", "mode", "currency", "code"], name="ledger_account_unique"),
-            models.CheckConstraint(condition=Q(mode__in=[m.value for m in Mode]), name="ledger_account_mode_valid"),
+            models.UniqueConstraint(
+                fields=["merchant", "mode", "currency", "code"], name="ledger_account_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(mode__in=[m.value for m in Mode]), name="ledger_account_mode_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(currency__in=list(CURRENCIES)), name="ledger_account_currency_known"
             ),
@@ -80,8 +94,12 @@ class Account(models.Model):
 
 
 class Movement(models.Model):
-    id = models.CharField(primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("txn"), editable=False)
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("txn"), editable=False
+    )
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     mode = models.CharField(max_length=4, choices=Mode.choices)
     currency = models.CharField(max_length=3)
     type = models.CharField(max_length=32, choices=MovementType.choices)
@@ -106,7 +124,9 @@ class Movement(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["source_type", "source_id", "type"], name="ledger_movement_once"),
-            models.CheckConstraint(condition=Q(mode__in=[m.value for m in Mode]), name="ledger_movement_mode_valid"),
+            models.CheckConstraint(
+                condition=Q(mode__in=[m.value for m in Mode]), name="ledger_movement_mode_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(currency__in=list(CURRENCIES)), name="ledger_movement_currency_known"
             ),

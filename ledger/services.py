@@ -27,9 +27,9 @@ def accounts_for(*, merchant_id: str, mode: str, currency: str, codes: list[str]
     INSERT … ON CONFLICT DO NOTHING, then read)."""
     wanted = sorted(set(codes))
     found = dict(
-        Account.objects.filter(merchant_id=merchant_id, mode=mode, currency=currency, code__in=wanted).values_list(
-            "code", "id"
-        )
+        Account.objects.filter(
+            merchant_id=merchant_id, mode=mode, currency=currency, code__in=wanted
+        ).values_list("code", "id")
     )
     missing = [code for code in wanted if code not in found]
     if missing:
@@ -115,7 +115,9 @@ def movement_post(
     return movement, True
 
 
-def movement_reverse(*, movement: Movement, occurred_at: datetime, description: str = "") -> tuple[Movement, bool]:
+def movement_reverse(
+    *, movement: Movement, occurred_at: datetime, description: str = ""
+) -> tuple[Movement, bool]:
     """Correct a movement posted in error with its exact opposite (the original stays, append-only)."""
     lines: dict[str, int] = {}
     for entry in movement.entries.select_related("account"):

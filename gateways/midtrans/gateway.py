@@ -66,6 +66,9 @@ class MidtransGateway(Gateway):
     # The signature leaves transaction_status/fraud_status/transaction_id/times unsigned: notifications only
     # trigger a status query (webhooks.py docstring).
     notifications_are_authoritative = False
+    supports_manual_capture = True  # card transactions only (credit_card.type "authorize")
+    supports_refunds = True  # POST /v2/{order_id}/refund (cancel before settlement)
+    supports_partial_refunds = True
 
     def __init__(self, *, account, credentials: Mapping[str, str]) -> None:
         super().__init__(account=account, credentials=credentials)

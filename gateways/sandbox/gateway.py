@@ -36,6 +36,9 @@ class SandboxGateway(Gateway):
     supported_currencies = frozenset(money.ENABLED_CURRENCIES)
     credential_fields = ()  # the merchant supplies none; PayTrust generates the signing secret
     allowed_modes = frozenset({"test"})
+    supports_manual_capture = True
+    supports_refunds = True
+    supports_partial_refunds = True
 
     @classmethod
     def generated_credentials(cls) -> dict[str, str]:

@@ -34,6 +34,8 @@ class XenditGateway(Gateway):
     # Xendit invoice currencies (InvoiceCurrency enum); intersected with money.ENABLED_CURRENCIES on config.
     supported_currencies = frozenset({"IDR", "USD", "THB", "VND", "PHP", "MYR"})
     credential_fields = ("secret_key", "callback_token")
+    supports_refunds = True  # Refund API (POST /refunds)
+    supports_partial_refunds = True
     # Xendit's secret keys name their environment (dashboard > Settings > API keys).
     credential_mode_prefixes = {"secret_key": {"test": ("xnd_development_",), "live": ("xnd_production_",)}}
 

@@ -9,109 +9,257 @@ import paytrust.ids
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('merchants', '0001_initial'),
+        ("merchants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mode', models.CharField(choices=[('test', 'Test'), ('live', 'Live')], max_length=4)),
-                ('currency', models.CharField(max_length=3)),
-                ('code', models.CharField(choices=[('gateway_clearing', 'Gateway clearing'), ('gateway_authorized', 'Gateway authorized'), ('merchant_payable', 'Merchant payable'), ('merchant_pending', 'Merchant pending'), ('tax_payable', 'Tax payable'), ('service_fees', 'Service fees'), ('customer_credit', 'Customer credit'), ('refunds_payable', 'Refunds payable'), ('gateway_fees', 'Gateway fees'), ('bank', 'Bank')], max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("mode", models.CharField(choices=[("test", "Test"), ("live", "Live")], max_length=4)),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "code",
+                    models.CharField(
+                        choices=[
+                            ("gateway_clearing", "Gateway clearing"),
+                            ("gateway_authorized", "Gateway authorized"),
+                            ("merchant_payable", "Merchant payable"),
+                            ("merchant_pending", "Merchant pending"),
+                            ("tax_payable", "Tax payable"),
+                            ("service_fees", "Service fees"),
+                            ("customer_credit", "Customer credit"),
+                            ("refunds_payable", "Refunds payable"),
+                            ("gateway_fees", "Gateway fees"),
+                            ("bank", "Bank"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="merchants.merchant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['merchant', 'mode', 'currency', 'code'],
+                "ordering": ["merchant", "mode", "currency", "code"],
             },
         ),
         migrations.CreateModel(
-            name='Movement',
+            name="Movement",
             fields=[
-                ('id', models.CharField(default=functools.partial(paytrust.ids.new_id, *('txn',), **{}), editable=False, max_length=32, primary_key=True, serialize=False)),
-                ('mode', models.CharField(choices=[('test', 'Test'), ('live', 'Live')], max_length=4)),
-                ('currency', models.CharField(max_length=3)),
-                ('type', models.CharField(choices=[('payment', 'Payment'), ('refund', 'Refund'), ('refund_succeeded', 'Refund succeeded'), ('refund_failed', 'Refund failed'), ('chargeback', 'Chargeback'), ('authorization', 'Authorization'), ('capture', 'Capture'), ('authorization_release', 'Authorization released'), ('reversal', 'Reversal')], max_length=32)),
-                ('source_type', models.CharField(max_length=32)),
-                ('source_id', models.CharField(max_length=32)),
-                ('occurred_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('description', models.CharField(blank=True, default='', max_length=255)),
-                ('merchant', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='merchants.merchant')),
-                ('reverses', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversed_by', to='ledger.movement')),
+                (
+                    "id",
+                    models.CharField(
+                        default=functools.partial(paytrust.ids.new_id, *("txn",), **{}),
+                        editable=False,
+                        max_length=32,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("mode", models.CharField(choices=[("test", "Test"), ("live", "Live")], max_length=4)),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("payment", "Payment"),
+                            ("refund", "Refund"),
+                            ("refund_succeeded", "Refund succeeded"),
+                            ("refund_failed", "Refund failed"),
+                            ("chargeback", "Chargeback"),
+                            ("authorization", "Authorization"),
+                            ("capture", "Capture"),
+                            ("authorization_release", "Authorization released"),
+                            ("reversal", "Reversal"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("source_type", models.CharField(max_length=32)),
+                ("source_id", models.CharField(max_length=32)),
+                ("occurred_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("description", models.CharField(blank=True, default="", max_length=255)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="merchants.merchant",
+                    ),
+                ),
+                (
+                    "reverses",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reversed_by",
+                        to="ledger.movement",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-occurred_at', '-id'],
+                "ordering": ["-occurred_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Entry',
+            name="Entry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount_minor', models.BigIntegerField()),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='ledger.account')),
-                ('movement', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='ledger.movement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount_minor", models.BigIntegerField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="ledger.account",
+                    ),
+                ),
+                (
+                    "movement",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="ledger.movement",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['movement', 'id'],
+                "ordering": ["movement", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(fields=('merchant', 'mode', 'currency', 'code'), name='ledger_account_unique'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                fields=("merchant", "mode", "currency", "code"), name="ledger_account_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('mode__in', ['test', 'live'])), name='ledger_account_mode_valid'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("mode__in", ["test", "live"])), name="ledger_account_mode_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('currency__in', ['IDR', 'MYR', 'USD', 'SGD', 'THB', 'PHP', 'VND', 'EUR', 'JPY', 'KWD'])), name='ledger_account_currency_known'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("currency__in", ["IDR", "MYR", "USD", "SGD", "THB", "PHP", "VND", "EUR", "JPY", "KWD"])
+                ),
+                name="ledger_account_currency_known",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('code__in', ['gateway_clearing', 'gateway_authorized', 'merchant_payable', 'merchant_pending', 'tax_payable', 'service_fees', 'customer_credit', 'refunds_payable', 'gateway_fees', 'bank'])), name='ledger_account_code_valid'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "code__in",
+                        [
+                            "gateway_clearing",
+                            "gateway_authorized",
+                            "merchant_payable",
+                            "merchant_pending",
+                            "tax_payable",
+                            "service_fees",
+                            "customer_credit",
+                            "refunds_payable",
+                            "gateway_fees",
+                            "bank",
+                        ],
+                    )
+                ),
+                name="ledger_account_code_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='movement',
-            index=models.Index(fields=['merchant', 'mode', '-occurred_at', '-id'], name='ledger_movement_tenant'),
+            model_name="movement",
+            index=models.Index(
+                fields=["merchant", "mode", "-occurred_at", "-id"], name="ledger_movement_tenant"
+            ),
         ),
         migrations.AddIndex(
-            model_name='movement',
-            index=models.Index(fields=['occurred_at'], name='ledger_movement_occurred'),
+            model_name="movement",
+            index=models.Index(fields=["occurred_at"], name="ledger_movement_occurred"),
         ),
         migrations.AddConstraint(
-            model_name='movement',
-            constraint=models.UniqueConstraint(fields=('source_type', 'source_id', 'type'), name='ledger_movement_once'),
+            model_name="movement",
+            constraint=models.UniqueConstraint(
+                fields=("source_type", "source_id", "type"), name="ledger_movement_once"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='movement',
-            constraint=models.CheckConstraint(condition=models.Q(('mode__in', ['test', 'live'])), name='ledger_movement_mode_valid'),
+            model_name="movement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("mode__in", ["test", "live"])), name="ledger_movement_mode_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='movement',
-            constraint=models.CheckConstraint(condition=models.Q(('currency__in', ['IDR', 'MYR', 'USD', 'SGD', 'THB', 'PHP', 'VND', 'EUR', 'JPY', 'KWD'])), name='ledger_movement_currency_known'),
+            model_name="movement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("currency__in", ["IDR", "MYR", "USD", "SGD", "THB", "PHP", "VND", "EUR", "JPY", "KWD"])
+                ),
+                name="ledger_movement_currency_known",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='movement',
-            constraint=models.CheckConstraint(condition=models.Q(('type__in', ['payment', 'refund', 'refund_succeeded', 'refund_failed', 'chargeback', 'authorization', 'capture', 'authorization_release', 'reversal'])), name='ledger_movement_type_valid'),
+            model_name="movement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "type__in",
+                        [
+                            "payment",
+                            "refund",
+                            "refund_succeeded",
+                            "refund_failed",
+                            "chargeback",
+                            "authorization",
+                            "capture",
+                            "authorization_release",
+                            "reversal",
+                        ],
+                    )
+                ),
+                name="ledger_movement_type_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='entry',
-            index=models.Index(fields=['movement'], name='ledger_entry_movement'),
+            model_name="entry",
+            index=models.Index(fields=["movement"], name="ledger_entry_movement"),
         ),
         migrations.AddIndex(
-            model_name='entry',
-            index=models.Index(fields=['account'], include=('amount_minor',), name='ledger_entry_account'),
+            model_name="entry",
+            index=models.Index(fields=["account"], include=("amount_minor",), name="ledger_entry_account"),
         ),
         migrations.AddConstraint(
-            model_name='entry',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_minor', 0), _negated=True), name='ledger_entry_nonzero'),
+            model_name="entry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_minor", 0), _negated=True), name="ledger_entry_nonzero"
+            ),
         ),
     ]

@@ -30,7 +30,9 @@ from ledger.services import movement_post
 from payments.models import Payment, Refund
 
 
-def _post(obj, *, source_type: str, type: str, occurred_at: datetime, lines: dict[str, int], description: str):
+def _post(
+    obj, *, source_type: str, type: str, occurred_at: datetime, lines: dict[str, int], description: str
+):
     movement, _ = movement_post(
         merchant_id=obj.merchant_id,
         mode=obj.mode,
@@ -70,7 +72,9 @@ def _drawn_from(refund: Refund) -> dict[str, int]:
     the merchant's balance. Earlier refunds of the payment (requested and not failed) used up their part."""
     application = payment_application_get(payment_id=refund.payment_id)
     overpaid = application.overpaid_minor if application is not None else 0
-    others = Refund.objects.filter(payment_id=refund.payment_id).exclude(pk=refund.pk).values_list("pk", flat=True)
+    others = (
+        Refund.objects.filter(payment_id=refund.payment_id).exclude(pk=refund.pk).values_list("pk", flat=True)
+    )
     credit_used = source_account_total(source_type="refund", source_ids=others, code=A.CUSTOMER_CREDIT)
     from_credit = max(0, min(refund.amount_minor, overpaid - credit_used))
     return {A.CUSTOMER_CREDIT: from_credit, A.MERCHANT_PAYABLE: refund.amount_minor - from_credit}

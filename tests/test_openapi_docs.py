@@ -13,6 +13,7 @@ RESOURCES = {
     "API keys",
     "reports",
     "merchant",
+    "balance",
 }
 
 

@@ -12,14 +12,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from gateways import base as gw
-from gateways import services as gateway_services
-from gateways.models import GatewayAccount
 from ledger.models import Movement
 from ledger.services import movement_post
-from payments.services import GatewayStatusUpdate, payment_apply_gateway_status, payment_initiate
+from payments.services import payment_initiate
 from payments.services.bookkeeping import post_authorization
 from tests.factories import make_api_key
+from tests.ledger.helpers import refund, sandbox_with_fee
 from tests.reporting.helpers import invoice, pay
 
 pytestmark = pytest.mark.django_db
@@ -27,38 +25,14 @@ pytestmark = pytest.mark.django_db
 PAID_AT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
-def _sandbox_with_fee(merchant) -> GatewayAccount:
-    """IDR fee 1 % of the subtotal + 500."""
-    account = GatewayAccount.objects.get(merchant=merchant, mode="test", gateway="sandbox")
-    return gateway_services.gateway_account_update(
-        account=account, fees=[{"currency": "IDR", "percent": "0.01", "fixed": "500"}]
-    )
-
-
-def _refund(payment, total_minor: int, *, chargeback: bool = False) -> None:
-    outcome = payment_apply_gateway_status(
-        payment_id=payment.id,
-        gateway_account_id=payment.gateway_account_id,
-        update=GatewayStatusUpdate(
-            status=gw.GatewayOutcome.PARTIALLY_REFUNDED,
-            amount_minor=payment.amount_received_minor,
-            currency=payment.currency,
-            occurred_at=timezone.now(),
-            refund=gw.RefundReport(total_minor=total_minor, chargeback=chargeback),
-        ),
-        source="test",
-    )
-    assert outcome.changed
-
-
 @pytest.fixture
 def overpaid_and_refunded(merchant):
     """IDR 100000 @ 11 %: tax 11000, fee 1000 + 500 = 1500, total 112500; paid 120000 (7500 over);
     then 10000 refunded (7500 from the customer credit, 2500 from the merchant)."""
-    account = _sandbox_with_fee(merchant)
+    account = sandbox_with_fee(merchant)
     inv = invoice(merchant, account, currency="IDR", lines=[("Course", 1, "100000", "0.11")])
     payment = pay(inv, amount_minor=120000, at=PAID_AT)
-    _refund(payment, 10000)
+    refund(payment, 10000)
     return payment
 
 
@@ -71,13 +45,13 @@ def _figures(response, currency: str) -> dict:
 
 
 def test_balance_shows_each_figure_of_the_ledger_per_currency(merchant, api, overpaid_and_refunded):
-    usd = invoice(merchant, _sandbox_with_fee(merchant), currency="USD", lines=[("Book", 1, "10.00", "0")])
+    usd = invoice(merchant, sandbox_with_fee(merchant), currency="USD", lines=[("Book", 1, "10.00", "0")])
     pay(usd, amount_minor=None, at=PAID_AT)
     held = payment_initiate(
         merchant=merchant,
         mode="test",
         invoice_id=invoice(
-            merchant, _sandbox_with_fee(merchant), currency="IDR", lines=[("X", 1, "50000", "0")]
+            merchant, sandbox_with_fee(merchant), currency="IDR", lines=[("X", 1, "50000", "0")]
         ).id,
     ).payment
     post_authorization(payment=held, amount_minor=50000, occurred_at=timezone.now())
@@ -108,11 +82,11 @@ def test_balance_shows_each_figure_of_the_ledger_per_currency(merchant, api, ove
 
 
 def test_a_chargeback_beyond_the_merchants_share_shows_a_negative_available(merchant, api):
-    account = _sandbox_with_fee(merchant)
+    account = sandbox_with_fee(merchant)
     inv = invoice(merchant, account, currency="IDR", lines=[("Course", 1, "100000", "0.11")])
     payment = pay(inv, amount_minor=None, at=PAID_AT)  # 112500: merchant 100000, tax 11000, fee 1500
 
-    _refund(payment, 112500, chargeback=True)
+    refund(payment, 112500, chargeback=True)
 
     assert _figures(api.get("/v1/balance"), "IDR")["available"] == "-12500"
 
@@ -121,7 +95,7 @@ def test_balance_is_the_calling_keys_merchant_and_mode_only(
     merchant, other_merchant, client_for, overpaid_and_refunded
 ):
     other_inv = invoice(
-        other_merchant, _sandbox_with_fee(other_merchant), currency="IDR", lines=[("X", 1, "70000", "0")]
+        other_merchant, sandbox_with_fee(other_merchant), currency="IDR", lines=[("X", 1, "70000", "0")]
     )
     pay(other_inv, amount_minor=None, at=PAID_AT)
     live = client_for(make_api_key(merchant, mode="live")[1])

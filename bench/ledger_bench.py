@@ -3,7 +3,7 @@ and how long a balance read takes as a merchant's history grows (docs/adr/0045).
 
     PAYTRUST_ALLOW_DEV_SECRET=true FIELD_ENCRYPTION_KEYS=<fernet key> \
     .venv/bin/python bench/ledger_bench.py [--payments 300] [--rounds 6] [--invoices 200] \
-        [--history 100000] [--server postgresql://postgres@127.0.0.1:5432] [--db paytrust_bench_ledger]
+        [--history 100000] [--server postgresql://postgres@127.0.0.1:5432] [--db paytrust_bench_ledger_cost]
 
 What it does: creates the scratch database (`--db`) on `--server` if missing and migrates it (DATABASE_URL is set
 to it for this process only); a merchant through the real service with its sandbox account (IDR fee 1 % + 500).
@@ -290,7 +290,7 @@ def main() -> int:
     parser.add_argument("--invoices", type=int, default=200)
     parser.add_argument("--history", type=int, default=100_000, help="movements of the balance-read merchant")
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
-    parser.add_argument("--db", default="paytrust_bench_ledger")
+    parser.add_argument("--db", default="paytrust_bench_ledger_cost")
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = ensure_database(args.server, args.db)

@@ -105,6 +105,17 @@ def test_balance_is_the_calling_keys_merchant_and_mode_only(
     assert _figures(other.get("/v1/balance"), "IDR")["available"] == "70000"
 
 
+def test_balance_is_one_aggregate_over_the_ledger(merchant, api):
+    for index, currency in enumerate(["IDR", "USD", "MYR"]):
+        _movement(merchant, index, at=datetime(2026, 11, 1, tzinfo=UTC), currency=currency)
+    api.get("/v1/balance")  # the first request also authenticates the key (then cached)
+
+    with CaptureQueriesContext(connection) as captured:
+        assert len(api.get("/v1/balance").json()["currencies"]) == 3
+
+    assert len([q for q in captured.captured_queries if "ledger_" in (q["sql"] or "")]) == 1
+
+
 def test_a_new_merchant_has_no_currencies(api):
     assert api.get("/v1/balance").json()["currencies"] == []
 

@@ -213,7 +213,7 @@ class BalanceViewSet(ApiViewSet):
         examples=[OpenApiExample("One currency", response_only=True, value=_BALANCE_EXAMPLE)],
     )
     def retrieve(self, request):
-        balances = selectors.account_balances(**tenant(request))
+        balances = selectors.account_balances(**tenant(request), codes=BALANCE_FIGURES.values())
         return Response(balance_representation(balances, mode=request.user.mode))
 
 

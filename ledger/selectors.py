@@ -35,24 +35,27 @@ def movement_lines(*, source_type: str, source_id: str, type: str) -> dict[str, 
 # ---- the balance API (GET /v1/balance, /v1/balance/transactions) ------------------------------------------------
 
 
-def account_balances(*, merchant, mode: str) -> dict[str, dict[str, int]]:
+def account_balances(*, merchant, mode: str, codes: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
     """The tenant's balance per currency and account code: currency -> code -> signed sum (debit > 0).
 
     One aggregate: the tenant's accounts (a handful per currency) LEFT JOIN their entries, GROUP BY currency and
     code; the entries are read from `ledger_entry_account` (account_id INCLUDE amount_minor) by an index-only scan.
-    A currency appears as soon as it has an account; an account without entries sums to 0."""
+    A currency appears as soon as it has an account (of `codes`, when given: only those accounts are read, so the
+    balance API does not scan the gateway side); an account without entries sums to 0."""
     balances: dict[str, dict[str, int]] = {}
-    for currency, code, total in account_balances_query(merchant=merchant, mode=mode):
+    for currency, code, total in account_balances_query(merchant=merchant, mode=mode, codes=codes):
         balances.setdefault(currency, {})[code] = int(total or 0)
     return balances
 
 
-def account_balances_query(*, merchant, mode: str) -> QuerySet:
+def account_balances_query(*, merchant, mode: str, codes: Iterable[str] | None = None) -> QuerySet:
     """(currency, code, total) rows of `account_balances` (bench/ledger_bench.py EXPLAINs it). Ordered by currency and
     code explicitly: Account's default ordering starts with the merchant FK, which would join the merchants table."""
+    accounts = Account.objects.filter(merchant=merchant, mode=mode)
+    if codes is not None:
+        accounts = accounts.filter(code__in=list(codes))
     return (
-        Account.objects.filter(merchant=merchant, mode=mode)
-        .values_list("currency", "code")
+        accounts.values_list("currency", "code")
         .annotate(total=Sum("entries__amount_minor"))
         .order_by("currency", "code")
     )

@@ -212,7 +212,7 @@ def bench_invoices(merchant, account, *, count: int) -> None:
 # ---- 3. balance read -----------------------------------------------------------------------------------------
 
 
-def load_history(merchant, count: int) -> None:
+def load_history(merchant, *, first: int, count: int) -> None:
     from django.db import connection, transaction
 
     from ledger.services import accounts_for
@@ -224,7 +224,7 @@ def load_history(merchant, count: int) -> None:
     started = time.perf_counter()
     for offset in range(0, count, chunk):
         movements, entries = io.StringIO(), io.StringIO()
-        for index in range(offset, min(count, offset + chunk)):
+        for index in range(first + offset, first + min(count, offset + chunk)):
             movement_id = new_id("txn")
             at = (start + timedelta(seconds=index * 30)).isoformat()
             movements.write(
@@ -263,7 +263,7 @@ def bench_balance(*, history: int, runs: int = 7) -> None:
     )
     have = Entry.objects.filter(account__merchant=merchant).count() // len(PAYMENT_LINES)
     if have < history:
-        load_history(merchant, history - have)
+        load_history(merchant, first=have, count=history - have)
     else:
         print(f"   reusing {have:,} movements already loaded")
     from ledger.api import BALANCE_FIGURES

@@ -43,6 +43,9 @@ from gateways.midtrans.client import MidtransClient, bad_response, gross_amount_
 from paytrust.errors import GatewayError
 
 _COLLECTED = (GatewayOutcome.SUCCEEDED, GatewayOutcome.REFUNDED, GatewayOutcome.PARTIALLY_REFUNDED)
+# "By default, reserved fund will be released after seven days if there is no capture action" (Midtrans docs,
+# reference-link/card-feature-pre-authorization): an AUTHORIZED status's capture_before = transaction_time + 7 days.
+AUTHORIZATION_HOLD = timedelta(days=7)
 
 
 class MidtransGateway(Gateway):
@@ -189,6 +192,12 @@ class MidtransGateway(Gateway):
                 error=bad_response,
                 field="settlement_time",
             )
+        capture_before = None
+        if status == GatewayOutcome.AUTHORIZED:
+            authorized_at = webhooks.parse_time(
+                data.get("transaction_time"), error=bad_response, field="transaction_time"
+            )
+            capture_before = authorized_at + AUTHORIZATION_HOLD if authorized_at else None
         return PaymentStatusResult(
             gateway_reference=order_id,
             status=status,
@@ -196,6 +205,7 @@ class MidtransGateway(Gateway):
             currency=currency,
             paid_at=paid_at,
             payment_id=order_id,
+            capture_before=capture_before,
             refund=webhooks.refund_report(
                 data, currency=currency, gross_minor=amount_minor, error=bad_response
             ),

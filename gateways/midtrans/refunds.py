@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateways.base import (
     CaptureRequest,
@@ -54,14 +54,21 @@ from gateways.midtrans.client import (
     DUPLICATE_REFUND_KEY,
     INVALID_AMOUNT,
     NOT_ALLOWED,
+    MidtransClient,
     MidtransRejection,
     bad_response,
     gross_amount_int,
 )
 from paytrust.errors import GatewayError
 
-if TYPE_CHECKING:
-    from gateways.midtrans.gateway import MidtransGateway
+
+class MidtransGateway(Protocol):
+    """What these functions use of gateways.midtrans.gateway.MidtransGateway (not imported: no import circle)."""
+
+    client: MidtransClient
+
+    def status_result(self, data: dict) -> PaymentStatusResult: ...
+
 
 # Not settled yet: Midtrans refuses a refund, a cancel reverses the whole transaction.
 _BEFORE_SETTLEMENT = frozenset({"capture", "authorize", "pending"})

@@ -27,22 +27,29 @@ by `reference_id`. None -> GatewayRefundNotFound.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateways.base import (
     GatewayPaymentNotFound,
     GatewayRefundNotFound,
+    PaymentStatusResult,
     RefundRequest,
     RefundResult,
     RefundStatus,
     gateway_amount_to_minor,
 )
-from gateways.xendit.client import XenditApiError
+from gateways.xendit.client import XenditApiError, XenditClient
 from paytrust import money
 from paytrust.errors import GatewayError
 
-if TYPE_CHECKING:
-    from gateways.xendit.gateway import XenditGateway
+
+class XenditGateway(Protocol):
+    """What these functions use of gateways.xendit.gateway.XenditGateway (not imported: no import circle)."""
+
+    client: XenditClient
+
+    def get_status(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult: ...
+
 
 REASONS = frozenset({"FRAUDULENT", "DUPLICATE", "REQUESTED_BY_CUSTOMER", "CANCELLATION", "OTHERS"})
 _REASON_ALIASES = {

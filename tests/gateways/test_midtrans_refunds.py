@@ -1,7 +1,8 @@
 """Midtrans refunds, cancel-before-settlement, authorize / capture / void against the local fake Midtrans."""
 
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as timezone_module
 
 import pytest
 from django.utils import timezone
@@ -223,6 +224,11 @@ def test_manual_capture_creates_a_card_only_authorize_transaction(midtrans, midt
     status = midtrans.get_status(payment_id=ORDER)
     assert (status.status, status.amount_minor) == (GatewayOutcome.AUTHORIZED, GROSS)
     assert status.paid_at is None
+    authorized_at = datetime.strptime(
+        midtrans_fake.transactions[ORDER]["transaction_time"], "%Y-%m-%d %H:%M:%S"
+    )
+    expected = authorized_at.replace(tzinfo=timezone_module(timedelta(hours=7))) + timedelta(days=7)
+    assert status.capture_before == expected
 
 
 def test_automatic_capture_sends_no_authorize_type(midtrans, midtrans_fake):

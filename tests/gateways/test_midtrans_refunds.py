@@ -185,6 +185,52 @@ def test_refund_retried_after_a_lost_cancel_answer_is_a_replay(midtrans, midtran
     assert paths(midtrans_fake)[-1] == ("GET", f"/v2/{ORDER}/status")  # no second cancel
 
 
+def settles_after(fake, method: str, path: str):
+    """Route wrapper: right after answering `method path`, Midtrans settles the transaction (the D+1 batch)."""
+    original = fake.route
+
+    def route(request):
+        reply = original(request)
+        if (request.method, request.path) == (method, path) and fake.route is route:
+            fake.route = original
+            fake.set_status(ORDER, "settlement")
+        return reply
+
+    fake.route = route
+
+
+def test_settled_between_the_refused_refund_and_the_status_query_is_refunded(midtrans, midtrans_fake):
+    start(midtrans, midtrans_fake, "capture")
+    settles_after(midtrans_fake, "POST", f"/v2/{ORDER}/refund")
+
+    result = midtrans.refund(refund_request("ref_S1", 1000))  # partial: fine once settled
+
+    assert paths(midtrans_fake)[-3:] == [
+        ("POST", f"/v2/{ORDER}/refund"),
+        ("GET", f"/v2/{ORDER}/status"),
+        ("POST", f"/v2/{ORDER}/refund"),
+    ]
+    assert (result.status, result.amount_minor) == (RefundStatus.SUCCEEDED, 1000)
+    assert midtrans_fake.transactions[ORDER]["transaction_status"] == "partial_refund"
+
+
+def test_settled_before_the_cancel_is_refunded_instead(midtrans, midtrans_fake):
+    start(midtrans, midtrans_fake, "capture")
+    settles_after(midtrans_fake, "GET", f"/v2/{ORDER}/status")
+
+    result = midtrans.refund(refund_request("ref_S2", GROSS))
+
+    assert paths(midtrans_fake)[-5:] == [
+        ("POST", f"/v2/{ORDER}/refund"),
+        ("GET", f"/v2/{ORDER}/status"),
+        ("POST", f"/v2/{ORDER}/cancel"),  # 412: settled meanwhile
+        ("GET", f"/v2/{ORDER}/status"),
+        ("POST", f"/v2/{ORDER}/refund"),
+    ]
+    assert (result.status, result.amount_minor) == (RefundStatus.SUCCEEDED, GROSS)
+    assert midtrans_fake.transactions[ORDER]["transaction_status"] == "refund"
+
+
 # ----- timeouts --------------------------------------------------------------------------------------------------
 def test_refund_that_timed_out_but_happened_is_found_by_get_refund_and_a_retry_replays(
     midtrans, midtrans_fake, fast_timeout

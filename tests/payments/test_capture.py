@@ -379,3 +379,27 @@ def test_unknown_capture_method_is_400(api, merchant):
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "capture_method"
     assert not Payment.objects.filter(invoice=invoice).exists()
+
+
+def test_payment_admin_shows_the_hold_to_support_staff(api, merchant):
+    from django.contrib.admin.utils import quote
+
+    from apikeys.services import Actor
+    from reporting.roles import staff_save
+
+    payment, _ = _authorized(api, merchant)
+    user = staff_save(
+        username="support", email="support@paytrust.test", role="support", password=None, actor=Actor.system()
+    ).user
+    staff = Client()
+    staff.force_login(user)
+
+    listing = staff.get(
+        "/admin/payments/payment/", {"status__exact": "authorized", "capture_method": "manual"}
+    )
+    page = staff.get(f"/admin/payments/payment/{quote(payment['id'])}/change/")
+
+    assert listing.status_code == 200 and payment["id"] in listing.content.decode()
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Authorization" in html and "IDR 150,000" in html and "capturable" in html.lower()

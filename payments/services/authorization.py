@@ -3,7 +3,8 @@ one path that applies a gateway's word; docs/adr/0047-authorize-and-capture.md).
 lock, in the application's transaction.
 
 - entering `authorized` (the gateway holds the money, capture_method "manual"): `amount_capturable` = the amount
-  the gateway holds, `capture_before` = the gateway's limit or now + AUTHORIZATION_HOLD_DAYS, `authorized_at`;
+  the gateway holds, `capture_before` = the gateway's limit or now + AUTHORIZATION_HOLD_DAYS (never past the
+  invoice's lapse time), `authorized_at`;
   ledger `post_authorization` (a memo hold: gateway_authorized / merchant_pending). Event `payment.authorized`.
 - leaving it for `succeeded` (a capture: ours, or one made in the gateway's dashboard): ledger `post_capture`
   releases the WHOLE hold (a partial capture releases the rest at once), `captured_at`; then the application
@@ -37,9 +38,10 @@ def hold_fields(payment: Payment, update, *, previous: str, target: str, now: da
         _check_hold(payment, update)
         payment.amount_capturable_minor = update.amount_minor
         payment.authorized_at = update.occurred_at or now
-        payment.capture_before = update.capture_before or now + timedelta(
-            days=settings.AUTHORIZATION_HOLD_DAYS
-        )
+        limit = update.capture_before or now + timedelta(days=settings.AUTHORIZATION_HOLD_DAYS)
+        # Never past the invoice's lapse time: like any payment, a hold does not outlive its invoice (money
+        # captured later would land on a closed invoice).
+        payment.capture_before = min(limit, payment.invoice.lapses_at)
         fields += ["amount_capturable_minor", "authorized_at", "capture_before"]
     if previous == PaymentStatus.AUTHORIZED:
         payment.amount_capturable_minor = 0

@@ -46,8 +46,8 @@ def _authorize_on_checkout_page(payment: dict) -> str:
     return response.content.decode()
 
 
-def _authorized(api, merchant, amount="150000") -> tuple[dict, str]:
-    invoice = make_invoice(merchant, amount=amount)
+def _authorized(api, merchant, amount="150000", expires_in=timedelta(days=30)) -> tuple[dict, str]:
+    invoice = make_invoice(merchant, amount=amount, expires_in=expires_in)
     created = _initiate(api, invoice.id, {"capture_method": "manual"})
     assert created.status_code == 201, created.content
     assert created.json()["capture_method"] == "manual"
@@ -403,3 +403,13 @@ def test_payment_admin_shows_the_hold_to_support_staff(api, merchant):
     assert page.status_code == 200
     html = page.content.decode()
     assert "Authorization" in html and "IDR 150,000" in html and "capturable" in html.lower()
+
+
+def test_hold_never_outlives_its_invoice(api, merchant):
+    invoice = make_invoice(merchant, expires_in=timedelta(hours=2))
+    created = _initiate(api, invoice.id, {"capture_method": "manual"}).json()
+    _authorize_on_checkout_page(created)
+
+    stored = Payment.objects.get(pk=created["id"])
+    invoice.refresh_from_db()
+    assert stored.capture_before == invoice.lapses_at

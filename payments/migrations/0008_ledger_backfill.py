@@ -220,7 +220,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("payments", "0006_flag_money_already_on_closed_invoices"),
+        ("payments", "0007_authorize_and_capture"),
         ("invoices", "0006_back_office_permissions"),
         ("ledger", "0002_integrity_triggers"),
     ]

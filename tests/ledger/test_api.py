@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from gateways.models import SandboxCheckoutSession
 from ledger.models import Movement
 from ledger.services import movement_post
 from payments.services import payment_initiate
@@ -19,6 +21,7 @@ from payments.services.bookkeeping import post_authorization
 from tests.factories import make_api_key
 from tests.ledger.helpers import refund, sandbox_with_fee
 from tests.reporting.helpers import invoice, pay
+from tests.webhooks.inbound_support import process_all
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +82,30 @@ def test_balance_shows_each_figure_of_the_ledger_per_currency(merchant, api, ove
         "fees": "0.00",
         "customer_credit": "0.00",
     }
+
+
+def test_an_authorization_is_pending_until_captured(merchant, api):
+    """The sandbox's authorize-and-capture flow (docs/adr/0047): the hold shows as pending; a partial capture
+    releases all of it and the captured money becomes available."""
+    inv = invoice(merchant, sandbox_with_fee(merchant), currency="IDR", lines=[("Hold", 1, "150000", "0")])
+    created = api.post(f"/v1/invoices/{inv.id}/payments", {"capture_method": "manual"}, format="json")
+    assert created.status_code == 201, created.content
+    path = "/" + created.json()["payment_url"].split("://", 1)[1].split("/", 1)[1]
+    nonce = SandboxCheckoutSession.objects.get(payment_id=created.json()["id"]).form_nonce
+    assert Client().post(path, {"nonce": nonce, "action": "authorize"}).status_code == 200
+    assert process_all() == ["processed"]
+
+    held = _figures(api.get("/v1/balance"), "IDR")
+    captured = api.post(f"/v1/payments/{created.json()['id']}/capture", {"amount": "100000"}, format="json")
+    assert captured.status_code == 200, captured.content
+    after = _figures(api.get("/v1/balance"), "IDR")
+
+    # The hold: the invoice's total, 150000 + fee 1 % + 500 = 152000.
+    assert (held["pending"], held["available"], held["fees"]) == ("152000", "0", "0")
+    # 100000 captured: a partial payment carries the fee's proportional floor, floor(2000 × 100000 / 152000) = 1315.
+    assert (after["pending"], after["available"], after["fees"]) == ("0", "98685", "1315")
+    types = [t["type"] for t in api.get("/v1/balance/transactions").json()["data"]]
+    assert sorted(types) == ["authorization", "capture", "payment"]
 
 
 def test_a_chargeback_beyond_the_merchants_share_shows_a_negative_available(merchant, api):

@@ -233,6 +233,9 @@ OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool(
 
 # Cron schedule of payment reconciliation (a procrastinate periodic job).
 PAYMENT_RECONCILE_CRON = env.str("PAYMENT_RECONCILE_CRON", default="* * * * *")
+# A refund still `pending` this long after it was requested is asked about with the gateway's get_refund (and sent
+# again, same refund id, when the gateway never got it); then after a backoff of 1, 2, 4 ... minutes, at most hourly.
+REFUND_RECONCILE_AFTER_SECONDS = env.int("REFUND_RECONCILE_AFTER_SECONDS", default=300)
 
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
-from payments.models import GatewayCall, Payment, PaymentStatus, Refund
+from payments.models import GatewayCall, Payment, PaymentStatus, Refund, RefundStatus
 from paytrust.errors import NotFound, ValidationError
 from paytrust.money import format_amount
 
@@ -95,6 +95,15 @@ def refund_list(*, merchant, mode: str, payment: str | None = None, status: str 
     if status:
         qs = qs.filter(status=status)
     return qs
+
+
+def payment_refundable_minor(payment: Payment) -> int:
+    """What may still be refunded: received minus the succeeded refunds (`amount_refunded_minor`) and the pending
+    ones (never below 0). Exact only under the payment's row lock (refund_create holds it)."""
+    pending = Refund.objects.filter(payment_id=payment.pk, status=RefundStatus.PENDING).aggregate(
+        total=Sum("amount_minor")
+    )["total"]
+    return max(0, payment.amount_received_minor - payment.amount_refunded_minor - (pending or 0))
 
 
 def payments_render(payments: Iterable[Payment]) -> list[dict]:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.db.models import Sum
-
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from payments.selectors import refund_representation
 from payments.services import bookkeeping
@@ -30,19 +28,6 @@ from webhooks.outbound import services as webhook_services
 logger = logging.getLogger("paytrust.payments")
 
 REFUNDABLE_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
-
-
-def pending_refunds_minor(payment: Payment) -> int:
-    total = Refund.objects.filter(payment=payment, status=RefundStatus.PENDING).aggregate(
-        total=Sum("amount_minor")
-    )["total"]
-    return total or 0
-
-
-def refundable_minor(payment: Payment) -> int:
-    """What may still be refunded: received minus the succeeded refunds and the pending ones (never below 0)."""
-    spoken_for = payment.amount_refunded_minor + pending_refunds_minor(payment)
-    return max(0, payment.amount_received_minor - spoken_for)
 
 
 def add_to_payment(payment: Payment, *, amount_minor: int, at: datetime) -> None:

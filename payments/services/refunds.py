@@ -30,6 +30,7 @@ from django.utils import timezone
 from gateways import base as gw
 from gateways.registry import gateway_class, gateway_for_account
 from payments.models import GatewayCallOperation, Payment, Refund, RefundOrigin, RefundStatus
+from payments.selectors import payment_refundable_minor
 from payments.services import bookkeeping
 from payments.services._support import record_call
 from payments.services.refund_settlement import (
@@ -37,7 +38,6 @@ from payments.services.refund_settlement import (
     refund_mark_failed,
     refund_mark_succeeded,
     refund_note_reference,
-    refundable_minor,
 )
 from paytrust.errors import Conflict, GatewayError, NotFound, Unprocessable, ValidationError
 from paytrust.money import format_amount
@@ -114,7 +114,7 @@ def _phase1_record(
                 "refunded.",
                 code="payment_not_refundable",
             )
-        refundable = refundable_minor(payment)
+        refundable = payment_refundable_minor(payment)
         amount = refundable if amount_minor is None else amount_minor
         _check_capabilities(payment, amount)
         if amount <= 0 or amount > refundable:

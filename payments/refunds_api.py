@@ -62,7 +62,8 @@ REFUND_CREATE_SCHEMA = extend_schema(
         "through the payment's gateway, with the refund id as the gateway's idempotency key. 201 with the refund: "
         "`succeeded`, `failed` (with the gateway's `failure_message`) or `pending` (the gateway will say later; "
         "PayTrust asks it and sends `refund.succeeded` / `refund.failed`). 409 `payment_not_refundable` unless the "
-        "payment is succeeded or partially_refunded; 422 `refund_exceeds_available`; 400 `refund_unsupported` / "
+        "payment collected money (succeeded, partially_refunded, refunded); 422 `refund_exceeds_available` when the "
+        "amount is more than is still refundable (a fully refunded payment: anything); 400 `refund_unsupported` / "
         "`partial_refund_unsupported` when the gateway cannot."
     ),
     request=RefundCreateInput,

@@ -27,7 +27,9 @@ from webhooks.outbound import services as webhook_services
 
 logger = logging.getLogger("paytrust.payments")
 
-REFUNDABLE_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
+# A payment that collected money. A `refunded` one is among them: asking for more is 422
+# `refund_exceeds_available` (SPEC §13: "more gives 422"), not 409.
+REFUNDABLE_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 
 
 def add_to_payment(payment: Payment, *, amount_minor: int, at: datetime) -> None:

@@ -4,7 +4,7 @@ gateway is never called inside a transaction:
 
 1. One transaction: the payment row locked (FOR UPDATE: concurrent refunds of one payment wait for each other, so
    the refundable amount each one sees is exact); checks (404 another tenant's/mode's payment, 409
-   `payment_not_refundable` unless succeeded/partially_refunded, 400 `refund_unsupported` /
+   `payment_not_refundable` unless it collected money: succeeded/partially_refunded/refunded, 400 `refund_unsupported` /
    `partial_refund_unsupported` by the adapter's capabilities, 422 `refund_exceeds_available`); the Refund
    `pending`; ledger `post_refund_requested` (the money leaves the merchant's balance for refunds_payable).
 2. No transaction: `gateway.refund(RefundRequest(refund_id=refund.id, …))`, the refund id being the gateway's
@@ -110,7 +110,7 @@ def _phase1_record(
             raise NotFound(f"No such payment: {payment_id!r}.", param="id")
         if payment.status not in REFUNDABLE_STATUSES:
             raise Conflict(
-                f"Payment {payment.id} is {payment.status}; only a succeeded or partially refunded payment can be "
+                f"Payment {payment.id} is {payment.status}; only a payment that collected money (succeeded) can be "
                 "refunded.",
                 code="payment_not_refundable",
             )

@@ -89,9 +89,10 @@ def test_partial_refunds_until_the_money_is_used_up_then_422(merchant):
     second = _refund(payment, 105000)
 
     assert second.status == "succeeded" and _state(payment) == ("refunded", 150000)
-    with pytest.raises(Conflict) as exc:
-        _refund(payment, 1)
-    assert exc.value.code == "payment_not_refundable"
+    for amount in (1, None):  # fully refunded: more is 422 (SPEC §13)
+        with pytest.raises(Unprocessable) as exc:
+            _refund(payment, amount)
+        assert exc.value.code == "refund_exceeds_available"
     assert Refund.objects.filter(payment=payment).count() == 2
 
 

@@ -193,6 +193,19 @@ def _is_final_failure(error: GatewayError) -> bool:
     return not (error.retryable or gw.outcome_unknown(error) or isinstance(error, gw.GatewayRefundNotFound))
 
 
+def _recorded_by_gateway(refund: Refund, reference: str) -> Refund | None:
+    """A `gateway` refund already holding the gateway's id of this refund (its report arrived first)."""
+    if not reference:
+        return None
+    return (
+        Refund.objects.filter(
+            payment_id=refund.payment_id, gateway_refund_reference=reference, origin=RefundOrigin.GATEWAY
+        )
+        .exclude(pk=refund.pk)
+        .first()
+    )
+
+
 def refund_apply_result(
     *,
     refund_id: str,
@@ -211,7 +224,18 @@ def refund_apply_result(
         if refund.status != RefundStatus.PENDING:
             return refund, False  # settled already (an earlier answer, a gateway report): nothing to change
         reference = result.gateway_refund_reference if result is not None else ""
-        if result is not None and result.status == gw.RefundStatus.SUCCEEDED:
+        twin = _recorded_by_gateway(refund, reference)
+        if result is not None and result.status == gw.RefundStatus.SUCCEEDED and twin is not None:
+            # The gateway's own report of this very refund got here first (e.g. a Xendit callback after our call
+            # timed out) and was recorded as a `gateway` refund: the money is counted there, never twice.
+            changed = refund_mark_failed(
+                payment=payment,
+                refund=refund,
+                failure_code="refund_recorded_by_gateway",
+                failure_message=f"The gateway reported this refund first; it is recorded as {twin.pk}.",
+                now=now,
+            )
+        elif result is not None and result.status == gw.RefundStatus.SUCCEEDED:
             changed = refund_mark_succeeded(
                 payment=payment, refund=refund, succeeded_at=now, gateway_refund_reference=reference
             )

@@ -42,7 +42,7 @@ def remove(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("reporting", "0002_staff_roles"),
-        ("payments", "0007_refunds_api"),
+        ("payments", "0008_refunds_api"),
     ]
 
     operations = [migrations.RunPython(add, remove)]

@@ -335,3 +335,34 @@ def test_a_chargeback_never_settles_our_pending_refund(merchant):
     chargeback = Refund.objects.get(origin="gateway")
     assert (chargeback.chargeback, chargeback.amount_minor) == (True, 10042)
     assert refund_movements(chargeback.id) == ["chargeback"]
+
+
+def test_a_refund_the_gateway_reported_first_is_not_counted_twice(merchant):
+    """Our call timed out (no gateway id known), the gateway's single-refund report arrived and was recorded as a
+    `gateway` refund; its later SUCCEEDED answer for our refund names the same gateway id: ours is closed as
+    failed (`refund_recorded_by_gateway`), the money counted once."""
+    payment = paid_sandbox_payment(merchant)
+    ours = refund_services._phase1_record(
+        merchant=merchant,
+        mode="test",
+        payment_id=payment.id,
+        amount_minor=20000,
+        reason="",
+        metadata={},
+        origin="api",
+    )
+    _report(
+        payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, gw.RefundReport(reference="rfd-1", amount_minor=20000)
+    )
+
+    answer = gw.RefundResult(
+        gateway_refund_reference="rfd-1", status=gw.RefundStatus.SUCCEEDED, amount_minor=20000
+    )
+    refund_apply_result(refund_id=ours.id, result=answer)
+
+    ours.refresh_from_db()
+    twin = Refund.objects.get(origin="gateway")
+    assert (ours.status, ours.failure_code) == ("failed", "refund_recorded_by_gateway")
+    assert twin.id in ours.failure_message
+    assert _state(payment) == ("partially_refunded", 20000)
+    assert balance(merchant, "refunds_payable") == 0

@@ -45,6 +45,7 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "invoices.view_paymentapplication",
     "payments.view_payment",
     "payments.view_gatewaycall",
+    "payments.view_refund",
     "inbound.view_inboundnotification",
     "inbound.view_inboundnotificationattempt",
 )
@@ -62,6 +63,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "invoices.change_invoice",  # edit a draft (through invoices.services)
         "invoices.view_customer_contact",
         "payments.reconcile_payment",
+        "payments.refund_payment",
         "reporting.view_financial_report",
     ),
     OPERATIONS: VIEW_EVERYTHING

@@ -1,4 +1,4 @@
-"""payments migration 0008 (the ledger backfill) posts for money that moved before the ledger existed exactly what
+"""payments migration 0009 (the ledger backfill) posts for money that moved before the ledger existed exactly what
 payments.services.bookkeeping posts now: the data is made through the real flows (which post), the ledger is
 emptied (TRUNCATE: what a database from before the ledger looks like), and the migration is unapplied and applied
 again with Django's MigrationExecutor. It must give back the same movements, lines, times and descriptions; running
@@ -20,8 +20,8 @@ from payments.services import bookkeeping
 from tests.ledger.helpers import refund, sandbox_with_fee
 from tests.reporting.helpers import invoice, pay
 
-BEFORE = ("payments", "0007_authorize_and_capture")
-BACKFILL = ("payments", "0008_ledger_backfill")
+BEFORE = ("payments", "0008_refunds_api")
+BACKFILL = ("payments", "0009_ledger_backfill")
 PAID_AT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
@@ -103,7 +103,7 @@ def test_the_backfill_posts_what_the_code_posts(history, monkeypatch):
     _empty_the_ledger()
     assert _ledger() == {"movements": {}, "accounts": set()}
     # One object per batch: every batch boundary (and a payment's refunds in a later batch than others') is crossed.
-    monkeypatch.setattr(importlib.import_module("payments.migrations.0008_ledger_backfill"), "BATCH", 1)
+    monkeypatch.setattr(importlib.import_module("payments.migrations.0009_ledger_backfill"), "BATCH", 1)
 
     _run_backfill()
 

@@ -1,16 +1,17 @@
-"""The ledger's admin pages for the support and finance roles (reporting.roles.VIEW_LEDGER, docs/adr/0045).
-
-Adds the view permissions of the ledger's models to those two groups (created by 0002 when missing); nothing
-else changes. `manage.py create_staff` applies reporting.roles.ROLES again anyway; a test keeps 0002's frozen
-roles plus ADDED equal to the code.
-"""
+"""Refunds (docs/adr/0046-refunds.md): every role reads the refunds list (`payments.view_refund`); finance refunds
+payments from the payment admin (`payments.refund_payment`). A delta on top of 0002's frozen roles; a test keeps
+0002's roles plus every later migration's `ADDED` equal to reporting.roles.ROLES."""
 
 from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-VIEW_LEDGER = ("ledger.view_account", "ledger.view_movement", "ledger.view_entry")
-ADDED = {"support": VIEW_LEDGER, "finance": VIEW_LEDGER}
+ADDED = {
+    "support": ("payments.view_refund",),
+    "finance": ("payments.view_refund", "payments.refund_payment"),
+    "operations": ("payments.view_refund",),
+    "administrator": ("payments.view_refund",),
+}
 
 
 def _permissions(apps, names):
@@ -22,16 +23,15 @@ def _permissions(apps, names):
     return found
 
 
-def add_ledger_views(apps, schema_editor):
-    # On a new database Django creates permissions only after all migrations (post_migrate): create them first.
-    create_permissions(global_apps.get_app_config("ledger"), verbosity=0, apps=apps)
+def add(apps, schema_editor):
+    create_permissions(global_apps.get_app_config("payments"), verbosity=0, apps=apps)
     Group = apps.get_model("auth", "Group")
     for role, names in ADDED.items():
         group, _ = Group.objects.get_or_create(name=role)
         group.permissions.add(*_permissions(apps, names))
 
 
-def remove_ledger_views(apps, schema_editor):
+def remove(apps, schema_editor):
     Group = apps.get_model("auth", "Group")
     for role, names in ADDED.items():
         group = Group.objects.filter(name=role).first()
@@ -42,7 +42,7 @@ def remove_ledger_views(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("reporting", "0002_staff_roles"),
-        ("ledger", "0002_integrity_triggers"),
+        ("payments", "0008_refunds_api"),
     ]
 
-    operations = [migrations.RunPython(add_ledger_views, remove_ledger_views)]
+    operations = [migrations.RunPython(add, remove)]

@@ -3,7 +3,7 @@ payments.services.bookkeeping would have posted.
 
 - a `payment` movement per invoices.PaymentApplication, as `post_payment_applied`: Dr gateway_clearing gross;
   Cr tax_payable tax, service_fees fee, customer_credit overpaid, merchant_payable the rest; at `paid_at`.
-- per payments.Refund (today all succeeded, origin gateway): a chargeback as `post_chargeback` (at succeeded_at),
+- per succeeded payments.Refund without a movement yet (before the ledger: all of origin gateway): a chargeback as `post_chargeback` (at succeeded_at),
   else `refund` (at created_at) + `refund_succeeded` (at succeeded_at) as `post_refund_requested` and
   `post_refund_succeeded`. A refund draws on what is left of its payment's overpayment (customer credit) first,
   then on the merchant's balance (`bookkeeping._drawn_from`): the payment's refunds already in the ledger (posted
@@ -166,13 +166,12 @@ def _refund_batch_specs(apps, payment_ids: list[str]) -> list[dict]:
         )
     )
     refunds = list(
-        Refund.objects.filter(payment_id__in=payment_ids, status="succeeded").order_by(
-            "payment_id", "created_at", "id"
-        )
+        Refund.objects.filter(payment_id__in=payment_ids).order_by("payment_id", "created_at", "id")
     )
     payment_of = {r.id: r.payment_id for r in refunds}
     ids = list(payment_of)
-    # Refunds already in the ledger drew first: their customer-credit lines (any refund movement) count as used.
+    # Refunds already in the ledger (of any status: a pending one has drawn its part too) drew first: their
+    # customer-credit lines (any refund movement, a failure's give-back included) count as used.
     already = set(
         Movement.objects.filter(
             source_type="refund", source_id__in=ids, type__in=["refund", "chargeback"]
@@ -185,8 +184,8 @@ def _refund_batch_specs(apps, payment_ids: list[str]) -> list[dict]:
         used[payment_of[source_id]] += amount
     specs: list[dict] = []
     for refund in refunds:
-        if refund.id in already:
-            continue
+        if refund.id in already or refund.status != "succeeded":
+            continue  # posted by the code (or, not succeeded, never money that moved before the ledger)
         left = overpaid.get(refund.payment_id, 0) - used[refund.payment_id]
         from_credit = max(0, min(refund.amount_minor, left))
         used[refund.payment_id] += from_credit
@@ -220,7 +219,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("payments", "0007_authorize_and_capture"),
+        ("payments", "0008_refunds_api"),
         ("invoices", "0006_back_office_permissions"),
         ("ledger", "0002_integrity_triggers"),
     ]

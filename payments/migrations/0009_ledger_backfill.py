@@ -3,9 +3,9 @@ payments.services.bookkeeping would have posted.
 
 - a `payment` movement per invoices.PaymentApplication, as `post_payment_applied`: Dr gateway_clearing gross;
   Cr tax_payable tax, service_fees fee, customer_credit overpaid, merchant_payable the rest; at `paid_at`.
-- per succeeded payments.Refund without a movement yet (before the ledger: all of origin gateway): a chargeback as `post_chargeback` (at succeeded_at),
-  else `refund` (at created_at) + `refund_succeeded` (at succeeded_at) as `post_refund_requested` and
-  `post_refund_succeeded`. A refund draws on what is left of its payment's overpayment (customer credit) first,
+- per succeeded payments.Refund without a movement yet (before the ledger: all of origin gateway): a chargeback
+  as `post_chargeback` (at succeeded_at), else `refund` (at created_at) + `refund_succeeded` (at succeeded_at) as
+  `post_refund_requested` and `post_refund_succeeded`. A refund draws on what is left of its payment's overpayment (customer credit) first,
   then on the merchant's balance (`bookkeeping._drawn_from`): the payment's refunds already in the ledger (posted
   by the code since the ledger exists) have drawn theirs first, the others draw in creation order.
 

@@ -71,6 +71,8 @@ class SandboxCheckoutStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
+    AUTHORIZED = "authorized", "Authorized"  # a manual-capture session: held, to be captured or voided
+    CANCELED = "canceled", "Canceled"  # an authorization voided (or lapsed) before capture
 
 
 class SandboxCheckoutSession(TimeStampedModel):
@@ -98,6 +100,8 @@ class SandboxCheckoutSession(TimeStampedModel):
     expires_at = models.DateTimeField()
     success_redirect_url = models.CharField(max_length=2000, blank=True)
     failure_redirect_url = models.CharField(max_length=2000, blank=True)
+    # "manual": the checkout only authorizes (action `authorize`); `sandbox_capture` / `sandbox_void` end the hold.
+    capture_method = models.CharField(max_length=10, default="automatic")
 
     status = models.CharField(
         max_length=10, choices=SandboxCheckoutStatus.choices, default=SandboxCheckoutStatus.OPEN
@@ -106,6 +110,10 @@ class SandboxCheckoutSession(TimeStampedModel):
     amount_paid_minor = models.BigIntegerField(default=0)
     amount_refunded_minor = models.BigIntegerField(default=0)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Authorize and capture: the amount held, when, and until when it may be captured (the sandbox's own limit).
+    amount_authorized_minor = models.BigIntegerField(default=0)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    capture_before = models.DateTimeField(null=True, blank=True)
     # The webhook the sandbox "sent" for the outcome: kept so a resubmitted form re-delivers the same event.
     webhook_event_id = models.CharField(max_length=64, blank=True)
     webhook_body = models.TextField(blank=True)
@@ -122,22 +130,50 @@ class SandboxCheckoutSession(TimeStampedModel):
                 & models.Q(amount_refunded_minor__lte=models.F("amount_paid_minor")),
                 name="sandbox_session_amounts_valid",
             ),
+            # Authorize and capture: a capture collects at most what was held.
+            models.CheckConstraint(
+                condition=models.Q(amount_authorized_minor__gte=0)
+                & (
+                    models.Q(amount_authorized_minor=0)
+                    | models.Q(amount_paid_minor__lte=models.F("amount_authorized_minor"))
+                ),
+                name="sandbox_session_capture_within_hold",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"sandbox checkout {self.id} ({self.payment_id}, {self.status})"
 
 
+class SandboxRefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
 class SandboxRefund(models.Model):
-    """A refund the sandbox gateway accepted; unique per (session, refund id) so a retried refund is a no-op."""
+    """A refund the sandbox gateway accepted; unique per (session, refund id) so a retried refund is a no-op.
+
+    Its outcome follows the amount's last two minor-unit digits (gateways/sandbox/refunds.py): 13 fails
+    ("insufficient balance"), 42 stays pending until completed or failed from the checkout page; any other succeeds.
+    The session's `amount_refunded_minor` counts the succeeded ones."""
 
     session = models.ForeignKey(SandboxCheckoutSession, on_delete=models.CASCADE, related_name="refunds")
     refund_id = models.CharField(max_length=64, help_text="Our ref_ id (the refund's idempotency key).")
     amount_minor = models.BigIntegerField()
+    status = models.CharField(
+        max_length=10, choices=SandboxRefundStatus.choices, default=SandboxRefundStatus.SUCCEEDED
+    )
+    failure_message = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["session", "refund_id"], name="one_sandbox_refund_per_id"),
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="sandbox_refund_positive"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "succeeded", "failed"]),
+                name="sandbox_refund_status_valid",
+            ),
         ]

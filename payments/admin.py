@@ -1,8 +1,10 @@
 """Django admin for payments: read-only, with the gateway calls (secrets redacted; customer e-mail and phone
 masked for staff without `invoices.view_customer_contact`), the refunds recorded on each payment (gateway-reported
 refunds and chargebacks: the "refunded" column, the "refunds" filter, the refunds inline), money received on a
-closed invoice (filter), and a link to the inbound notifications that touched each payment. The one action
-("reconcile", `payments.reconcile_payment`) queues jobs through payments.services. Amounts are shown with their
+closed invoice (filter), and a link to the inbound notifications that touched each payment. The actions:
+"reconcile" (`payments.reconcile_payment`) queues jobs through payments.services; "refund"
+(`payments.refund_payment`, finance) refunds through `refund_create` (payments/refund_admin.py, which also
+registers the read-only refunds list). Amounts are shown with their
 currency ("IDR 277,500", "USD 202.97"), never in minor units.
 
 Also registers the invoice admin (`invoices.admin.InvoiceAdmin`, which invoices/admin.py defines without
@@ -23,6 +25,7 @@ from django.utils.html import format_html
 from apikeys.admin_base import ReadOnlyAdmin, ReadOnlyInline, can_see_contacts, short_datetime, truncated
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
+from payments import refund_admin
 from payments.models import GatewayCall, Payment, Refund
 from payments.services import (
     invoice_expire_with_payments,
@@ -145,6 +148,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     list_filter = [
         "status",
+        "capture_method",
         ("received_on_closed_invoice", admin.BooleanFieldListFilter),
         RefundsFilter,
         "gateway",
@@ -155,9 +159,20 @@ class PaymentAdmin(ReadOnlyAdmin):
     search_fields = ["id", "invoice__id", "gateway_reference", "merchant__id", "merchant__name"]
     list_select_related = ["merchant", "invoice"]
     date_hierarchy = "created_at"
-    actions = ["reconcile_selected"]
+    actions = ["reconcile_selected", "refund_selected"]
 
     inlines = [RefundInline, GatewayCallInline]
+    # Authorize and capture (docs/adr/0047): shown; captures and voids go through the API.
+    _HOLD_FIELDS = [
+        "capture_method",
+        "capturable_display",
+        "capture_before",
+        "hold_operation",
+        "hold_operation_at",
+        "authorized_at",
+        "captured_at",
+        "canceled_at",
+    ]
     fieldsets = [
         (None, {"fields": ["id", "merchant", "mode", "invoice", "installment_number", "status"]}),
         (
@@ -171,6 +186,7 @@ class PaymentAdmin(ReadOnlyAdmin):
                 ]
             },
         ),
+        ("Authorization", {"fields": _HOLD_FIELDS}),
         (
             "Gateway",
             {
@@ -213,6 +229,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "received_display",
         "refunded_display",
         "received_on_closed_invoice",
+        *_HOLD_FIELDS,
         "gateway",
         "gateway_account",
         "gateway_reference",
@@ -253,6 +270,10 @@ class PaymentAdmin(ReadOnlyAdmin):
     def created(self, obj):
         return short_datetime(obj.created_at)
 
+    @admin.display(description="capturable", ordering="amount_capturable_minor")
+    def capturable_display(self, obj):
+        return format_display(obj.amount_capturable_minor, obj.currency)
+
     @admin.display(description="amount", ordering="amount_minor")
     def amount_display(self, obj):
         return format_display(obj.amount_minor, obj.currency)
@@ -290,6 +311,15 @@ class PaymentAdmin(ReadOnlyAdmin):
             f"{len(ids) - queued} of the {len(ids)} selected payments are already final. "
             "The workers ask the gateways within a minute; reload to see the outcome.",
         )
+
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm("payments.refund_payment")
+
+    @admin.action(description="Refund the selected payment…", permissions=["refund"])
+    def refund_selected(self, request, queryset):
+        """One payment: a form (amount, default all that is still refundable; reason), then a confirmation page,
+        then `refund_create` (origin `admin`), audited. See payments/refund_admin.py."""
+        return refund_admin.refund_action(self, request, queryset)
 
 
 class PaymentInline(ReadOnlyInline):

@@ -18,16 +18,37 @@ from paytrust.money import CURRENCIES
 class PaymentStatus(models.TextChoices):
     INITIATING = "initiating", "Initiating"  # recorded, the gateway has not answered yet
     PENDING = "pending", "Pending"  # the gateway created it; waiting for the customer's money
+    AUTHORIZED = "authorized", "Authorized"  # funds held (capture_method "manual"); to be captured or voided
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
     UNKNOWN = "unknown", "Unknown"  # the gateway call's outcome is unknown (timeout): reconciliation asks
     REFUNDED = "refunded", "Refunded"
     PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    CANCELED = "canceled", "Canceled"  # an authorization voided (released) before capture; final
+
+
+class CaptureMethod(models.TextChoices):
+    AUTOMATIC = "automatic", "Automatic"  # the gateway collects at once
+    MANUAL = "manual", "Manual"  # the gateway only authorizes; POST /v1/payments/{id}/capture collects
+
+
+# What is under way at the gateway on an authorized payment's hold (payments/services/capture.py): taken under the
+# payment's row lock before the gateway call, so a second capture or void is refused instead of sent.
+class HoldOperation(models.TextChoices):
+    NONE = "", "None"
+    CAPTURE = "capture", "Capture"
+    VOID = "void", "Void"
 
 
 # A payment in one of these may still collect money: at most one per (invoice, installment) at a time.
-OPEN_STATUSES = (PaymentStatus.INITIATING, PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
+OPEN_STATUSES = (
+    PaymentStatus.INITIATING,
+    PaymentStatus.PENDING,
+    PaymentStatus.UNKNOWN,
+    PaymentStatus.AUTHORIZED,
+)
+_OPEN = ["initiating", "pending", "unknown", "authorized"]
 
 
 class Payment(TimeStampedModel):
@@ -47,12 +68,22 @@ class Payment(TimeStampedModel):
     # What the payment asks for (what the installment still owed at initiation) and what the gateway collected.
     amount_minor = models.BigIntegerField()
     amount_received_minor = models.BigIntegerField(default=0)
-    # The sum of the payment's refunds (Refund rows: today those the gateway reports, chargebacks included).
+    # The sum of the payment's SUCCEEDED refunds (ours and those the gateway reports, chargebacks included).
     amount_refunded_minor = models.BigIntegerField(default=0)
     # Money that arrived after its invoice was voided or had expired (paid after the lapse time): all of it is
     # overpayment of a closed invoice, for finance staff to refund (admin filter, event
     # `payment.received_on_closed_invoice`).
     received_on_closed_invoice = models.BooleanField(default=False)
+    # Authorize and capture (docs/adr/0047): what the hold lets us still collect (0 unless authorized), until when.
+    capture_method = models.CharField(
+        max_length=10, choices=CaptureMethod.choices, default=CaptureMethod.AUTOMATIC
+    )
+    amount_capturable_minor = models.BigIntegerField(default=0)
+    capture_before = models.DateTimeField(null=True, blank=True)
+    hold_operation = models.CharField(
+        max_length=10, choices=HoldOperation.choices, blank=True, default=HoldOperation.NONE
+    )
+    hold_operation_at = models.DateTimeField(null=True, blank=True)
 
     gateway_reference = models.CharField(max_length=128, blank=True, default="")
     payment_url = models.CharField(max_length=2048, blank=True, default="")
@@ -66,6 +97,9 @@ class Payment(TimeStampedModel):
     succeeded_at = models.DateTimeField(null=True, blank=True)  # the gateway's paid time
     failed_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
     # When the gateway said the latest applied status happened (webhook occurred_at / status paid_at).
     gateway_status_at = models.DateTimeField(null=True, blank=True)
     # Reconciliation bookkeeping: when we last asked the gateway, and how many times.
@@ -75,7 +109,10 @@ class Payment(TimeStampedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
-        permissions = [("reconcile_payment", "Can reconcile payments with the gateway")]
+        permissions = [
+            ("reconcile_payment", "Can reconcile payments with the gateway"),
+            ("refund_payment", "Can refund payments"),
+        ]
         indexes = [
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="payment_tenant_created"),
             models.Index(fields=["invoice", "installment_number"], name="payment_invoice_installment"),
@@ -83,7 +120,7 @@ class Payment(TimeStampedModel):
             models.Index(
                 fields=["status", "created_at"],
                 name="payment_open_status",
-                condition=Q(status__in=["initiating", "pending", "unknown"]),
+                condition=Q(status__in=_OPEN),
             ),
             # Reports: succeeded payments by time.
             models.Index(fields=["succeeded_at"], name="payment_succeeded_at"),
@@ -100,7 +137,7 @@ class Payment(TimeStampedModel):
             # Never two open payments (two live gateway charges) for one installment.
             models.UniqueConstraint(
                 fields=["invoice", "installment_number"],
-                condition=Q(status__in=["initiating", "pending", "unknown"]),
+                condition=Q(status__in=_OPEN),
                 name="payment_one_open_per_installment",
             ),
             models.UniqueConstraint(
@@ -119,6 +156,22 @@ class Payment(TimeStampedModel):
                 name="payment_amounts_valid",
             ),
             models.CheckConstraint(condition=Q(installment_number__gte=1), name="payment_installment_valid"),
+            models.CheckConstraint(
+                condition=Q(capture_method__in=[c.value for c in CaptureMethod]),
+                name="payment_capture_method_valid",
+            ),
+            # A hold exists only while authorized (its amount is the gateway's word); nothing is held once the
+            # payment leaves `authorized`, and a capture or void under way is only ever one of an authorized payment.
+            models.CheckConstraint(
+                condition=Q(amount_capturable_minor__gte=0)
+                & (Q(status="authorized") | Q(amount_capturable_minor=0)),
+                name="payment_capturable_only_authorized",
+            ),
+            models.CheckConstraint(
+                condition=Q(hold_operation__in=[h.value for h in HoldOperation])
+                & (Q(hold_operation="") | Q(status="authorized")),
+                name="payment_hold_operation_valid",
+            ),
             # Money collected <=> a success (or a refund of one).
             models.CheckConstraint(
                 condition=Q(
@@ -137,21 +190,28 @@ class Payment(TimeStampedModel):
 
 
 class RefundOrigin(models.TextChoices):
+    API = "api", "API"  # POST /v1/payments/{id}/refunds
+    ADMIN = "admin", "Admin"  # the payment admin's "Refund" action (finance)
     GATEWAY = "gateway", "Gateway"  # reported by the gateway: made in its dashboard / API, or a chargeback
 
 
 class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # requested; the gateway has not said it paid it out (yet)
     SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
 
 
 class Refund(TimeStampedModel):
-    """Money given back on a payment (SPEC §13 refund object, `ref_…`).
+    """Money given back on a payment (SPEC §13 refund object, `ref_…`; docs/adr/0046-refunds.md).
 
-    Today only what a gateway reports (origin `gateway`): a refund made in the gateway's dashboard or API, or a
-    chargeback - a refund with `chargeback` True (the card holder's bank took the money back through a dispute).
-    `payments.services.payment_apply_gateway_status` records it in the transaction that raises the payment's
-    `amount_refunded_minor`, moves the payment to `partially_refunded` / `refunded` and records `refund.succeeded`.
-    The refunds API (SPEC §13: origin `api`, pending / failed) is to build on this table.
+    Origins: `api` / `admin` refunds are ours (payments.services.refunds.refund_create): created `pending`, sent to
+    the gateway with the refund id as its idempotency key, then `succeeded` or `failed` by the gateway's answer,
+    its later `get_refund` answer (reconciliation) or a gateway report that covers them. `gateway` refunds are
+    what a gateway reports that we did not ask for (made in its dashboard, or a chargeback: `chargeback` True,
+    shown as `dispute` in the API); they are recorded `succeeded` at once (payments.services.gateway_refunds).
+
+    The payment's `amount_refunded_minor` is the sum of its SUCCEEDED refunds; what may still be refunded is
+    `amount_received_minor` minus the succeeded and the pending ones.
 
     Idempotency: a report of ONE refund carries the gateway's refund id (`gateway_refund_reference`, Xendit
     `rfd-…`), unique per payment; a CUMULATIVE report (Midtrans `refund_amount`) leaves it blank and records the
@@ -169,18 +229,28 @@ class Refund(TimeStampedModel):
     mode = models.CharField(max_length=4, choices=Mode.choices)
     currency = models.CharField(max_length=3)
     amount_minor = models.BigIntegerField()
-    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.SUCCEEDED)
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING)
     origin = models.CharField(max_length=20, choices=RefundOrigin.choices, default=RefundOrigin.GATEWAY)
-    chargeback = models.BooleanField(default=False)
+    chargeback = models.BooleanField(default=False)  # `dispute` in the API
+    reason = models.CharField(max_length=500, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
     gateway_refund_reference = models.CharField(max_length=128, blank=True, default="")
-    # When the gateway says the refund happened, else when we learned of it.
-    succeeded_at = models.DateTimeField()
+    failure_code = models.CharField(max_length=64, blank=True, default="")
+    failure_message = models.CharField(max_length=500, blank=True, default="")
+    # When the gateway says the refund happened, else when we learned of it. Set <=> succeeded.
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation of pending refunds: when we last asked the gateway, and how many times.
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    reconcile_attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["payment", "created_at"], name="refund_payment_created"),
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="refund_tenant_created"),
+            # The refund reconciliation scans the pending refunds only.
+            models.Index(fields=["created_at"], name="refund_pending_created", condition=Q(status="pending")),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -197,16 +267,31 @@ class Refund(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(origin__in=[o.value for o in RefundOrigin]), name="refund_origin_valid"
             ),
+            # succeeded <=> succeeded_at; failed <=> failed_at.
+            models.CheckConstraint(
+                condition=Q(status="succeeded", succeeded_at__isnull=False)
+                | (~Q(status="succeeded") & Q(succeeded_at__isnull=True)),
+                name="refund_succeeded_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="failed", failed_at__isnull=False)
+                | (~Q(status="failed") & Q(failed_at__isnull=True)),
+                name="refund_failed_consistent",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} ({self.payment_id})"
+        return f"{self.id} ({self.payment_id}, {self.status})"
 
 
 class GatewayCallOperation(models.TextChoices):
     CREATE_PAYMENT = "create_payment", "Create payment"
     GET_STATUS = "get_status", "Get status"
     EXPIRE_PAYMENT = "expire_payment", "Expire payment"
+    REFUND = "refund", "Refund"
+    GET_REFUND = "get_refund", "Get refund"
+    CAPTURE = "capture", "Capture"
+    VOID_AUTHORIZATION = "void_authorization", "Void authorization"
 
 
 class GatewayCall(models.Model):

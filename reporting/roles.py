@@ -45,19 +45,25 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "invoices.view_paymentapplication",
     "payments.view_payment",
     "payments.view_gatewaycall",
+    "payments.view_refund",
     "inbound.view_inboundnotification",
     "inbound.view_inboundnotificationattempt",
 )
 
+# The ledger's pages (read-only for everyone: it is append-only), for the roles that answer money questions.
+VIEW_LEDGER: tuple[str, ...] = ("ledger.view_account", "ledger.view_movement", "ledger.view_entry")
+
 ROLES: dict[str, tuple[str, ...]] = {
-    SUPPORT: VIEW_EVERYTHING,
+    SUPPORT: VIEW_EVERYTHING + VIEW_LEDGER,
     FINANCE: VIEW_EVERYTHING
+    + VIEW_LEDGER
     + (
         "invoices.void_invoice",
         "invoices.expire_invoice",
         "invoices.change_invoice",  # edit a draft (through invoices.services)
         "invoices.view_customer_contact",
         "payments.reconcile_payment",
+        "payments.refund_payment",
         "reporting.view_financial_report",
     ),
     OPERATIONS: VIEW_EVERYTHING

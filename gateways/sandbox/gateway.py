@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from gateways.base import (
+    CaptureRequest,
     CreatePaymentRequest,
     CreatePaymentResult,
     Gateway,
@@ -20,7 +21,8 @@ from gateways.base import (
     RefundStatus,
     WebhookNotification,
 )
-from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus
+from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus, SandboxRefund
+from gateways.sandbox import refunds as sandbox_refunds
 from gateways.sandbox import services
 from gateways.sandbox import webhooks as sandbox_webhooks
 from paytrust import money
@@ -72,13 +74,29 @@ class SandboxGateway(Gateway):
         return _status_result(session)
 
     def refund(self, request: RefundRequest) -> RefundResult:
-        refund = services.sandbox_refund(account=self.account, request=request)
-        return RefundResult(
-            gateway_refund_reference=f"sbxref_{refund.pk}",
-            status=RefundStatus.SUCCEEDED,
-            amount_minor=refund.amount_minor,
-            raw={"checkout_id": refund.session_id, "refund_id": refund.refund_id},
+        """Outcome by the amount's last two minor-unit digits (gateways/sandbox/refunds.py): 13 fails, 42 pending."""
+        return _refund_result(sandbox_refunds.sandbox_refund(account=self.account, request=request))
+
+    def get_refund(
+        self, *, refund_id: str, payment_id: str, gateway_reference: str, gateway_refund_reference: str = ""
+    ) -> RefundResult:
+        refund = sandbox_refunds.sandbox_refund_get(
+            account=self.account,
+            refund_id=refund_id,
+            payment_id=payment_id,
+            gateway_reference=gateway_reference,
         )
+        return _refund_result(refund)
+
+    # ----- authorize and capture (docs/adr/0047) --------------------------------------------------------------
+    def capture(self, request: CaptureRequest) -> PaymentStatusResult:
+        return _status_result(services.sandbox_capture(account=self.account, request=request))
+
+    def void_authorization(self, *, payment_id: str, gateway_reference: str) -> PaymentStatusResult:
+        session = services.sandbox_void(
+            account=self.account, payment_id=payment_id, gateway_reference=gateway_reference
+        )
+        return _status_result(session)
 
     # ----- webhooks -----------------------------------------------------------------------------------------
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
@@ -88,14 +106,34 @@ class SandboxGateway(Gateway):
         return sandbox_webhooks.parse(raw_body)
 
 
+def _refund_result(refund: SandboxRefund) -> RefundResult:
+    return RefundResult(
+        gateway_refund_reference=f"sbxref_{refund.pk}",
+        status=RefundStatus(refund.status),
+        amount_minor=refund.amount_minor,
+        failure_message=refund.failure_message,
+        raw={
+            "checkout_id": refund.session_id,
+            "refund_id": refund.refund_id,
+            "status": refund.status,
+            "failure_message": refund.failure_message,
+        },
+    )
+
+
 def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:
     status = {
         SandboxCheckoutStatus.SUCCEEDED: GatewayOutcome.SUCCEEDED,
         SandboxCheckoutStatus.FAILED: GatewayOutcome.FAILED,
         SandboxCheckoutStatus.EXPIRED: GatewayOutcome.EXPIRED,
+        SandboxCheckoutStatus.AUTHORIZED: GatewayOutcome.AUTHORIZED,
+        SandboxCheckoutStatus.CANCELED: GatewayOutcome.CANCELED,
     }.get(session.status, GatewayOutcome.PENDING)
-    if status == GatewayOutcome.PENDING and timezone.now() >= session.expires_at:
+    now = timezone.now()
+    if status == GatewayOutcome.PENDING and now >= session.expires_at:
         status = GatewayOutcome.EXPIRED  # an open session past its expiry can no longer be paid
+    if status == GatewayOutcome.AUTHORIZED and session.capture_before and now >= session.capture_before:
+        status = GatewayOutcome.EXPIRED  # a hold past its limit can no longer be captured
     if status == GatewayOutcome.SUCCEEDED and session.amount_refunded_minor:
         status = (
             GatewayOutcome.REFUNDED
@@ -103,15 +141,19 @@ def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:
             else GatewayOutcome.PARTIALLY_REFUNDED
         )
     paid = status in (GatewayOutcome.SUCCEEDED, GatewayOutcome.REFUNDED, GatewayOutcome.PARTIALLY_REFUNDED)
+    held = status == GatewayOutcome.AUTHORIZED
     return PaymentStatusResult(
         gateway_reference=session.pk,
         status=status,
-        amount_minor=session.amount_paid_minor if paid else session.amount_minor,
+        amount_minor=session.amount_paid_minor
+        if paid
+        else (session.amount_authorized_minor if held else session.amount_minor),
         currency=session.currency,
         paid_at=session.completed_at if paid else None,
         payment_id=session.payment_id,
         refund=RefundReport(total_minor=session.amount_refunded_minor)
         if session.amount_refunded_minor
         else None,
+        capture_before=session.capture_before if held else None,
         raw={"checkout_id": session.pk, "status": session.status, "action": session.action},
     )

@@ -22,7 +22,7 @@ from payments.selectors import refund_representation
 from payments.services import bookkeeping
 from payments.services._support import set_status
 from payments.states import can_transition
-from paytrust.errors import Conflict
+from paytrust.errors import Conflict, Unprocessable
 from webhooks.outbound import services as webhook_services
 
 logger = logging.getLogger("paytrust.payments")
@@ -78,9 +78,24 @@ def refund_note_reference(refund: Refund, reference: str) -> bool:
 def refund_mark_succeeded(
     *, payment: Payment, refund: Refund, succeeded_at: datetime, gateway_refund_reference: str = ""
 ) -> bool:
-    """A pending refund paid out (payment and refund locked by the caller). False: it was not pending."""
+    """A pending refund paid out (payment and refund locked by the caller). False: it was not pending.
+
+    Raises 422 `refund_exceeds_received` (nothing written, the refund stays pending) when it would take the
+    payment's refunds above what it received: possible only when the gateway took money back on its own meanwhile
+    (a chargeback reported while our refund was in flight) and still pays our refund out. Finance staff must look
+    at such a payment (the error is logged; reconciliation keeps asking)."""
     if refund.status != RefundStatus.PENDING:
         return False
+    if payment.amount_refunded_minor + refund.amount_minor > payment.amount_received_minor:
+        logger.error(
+            "refund paid out above what the payment received",
+            extra={"refund": refund.pk, "payment": payment.pk, "refunded": payment.amount_refunded_minor},
+        )
+        raise Unprocessable(
+            f"The gateway reports refund {refund.pk} of {refund.amount_minor} paid out, but payment {payment.pk} "
+            f"has {payment.amount_refunded_minor} of {payment.amount_received_minor} refunded already.",
+            code="refund_exceeds_received",
+        )
     refund_note_reference(refund, gateway_refund_reference)
     refund.status = RefundStatus.SUCCEEDED
     refund.succeeded_at = succeeded_at

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.db import connection, transaction
@@ -28,19 +29,30 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from rest_framework.test import APIClient
 
 from gateways import base as gw
-from gateways.models import GatewayFee
+from gateways.models import GatewayFee, SandboxCheckoutSession
+from gateways.sandbox.refunds import sandbox_refund_settle
+from gateways.sandbox.services import sandbox_checkout_submit
 from gateways.services import merchant_onboard
 from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
 from invoices.services import invoice_create
+from ledger.api import BALANCE_FIGURES
 from ledger.models import AccountCode, Entry, MovementType
 from merchants.models import Merchant
-from payments.models import Payment
+from payments.models import Payment, Refund
 from payments.services import GatewayStatusUpdate, payment_apply_gateway_status, payment_initiate
+from payments.services.capture import payment_capture, payment_void
+from payments.services.refund_reconciliation import refund_reconcile
+from payments.services.refunds import refund_create
+from paytrust import money
 from paytrust.errors import ApplicationError
 from reporting.selectors import financial_report
+from tests.factories import make_api_key
 from tests.payments.factories import sandbox_account
+from tests.webhooks.inbound_support import process_all
+from webhooks.inbound.services import sandbox_notification_receive
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +81,8 @@ def ledger_figures(merchant: Merchant, mode: str) -> dict[str, dict[str, int]]:
             and code == AccountCode.GATEWAY_CLEARING
         ):
             line["refunds"] -= amount
-    return {currency: dict(line) for currency, line in figures.items()}
+    # Only currencies with collected or refunded money, as the report shows them (holds alone are not in it).
+    return {c: {k: v for k, v in line.items() if v} for c, line in figures.items() if any(line.values())}
 
 
 def report_figures(merchant: Merchant, mode: str) -> dict[str, dict[str, int]]:
@@ -80,6 +93,11 @@ def report_figures(merchant: Merchant, mode: str) -> dict[str, dict[str, int]]:
         values = {"gross": f.gross_minor, "tax": f.tax_minor, "fee": f.fee_minor, "refunds": f.refunds_minor}
         out[line.currency] = {k: v for k, v in values.items() if v}
     return out
+
+
+def _minor(text: str, currency: str) -> int:
+    """A signed decimal string of the API (a balance may be negative: a chargeback) in minor units."""
+    return -money.to_minor(text[1:], currency) if text.startswith("-") else money.to_minor(text, currency)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -127,24 +145,121 @@ class LedgerMachine(RuleBasedStateMachine):
         self.invoices.append(invoice.id)
 
     @precondition(lambda self: self.invoices)
-    @rule(data=st.data(), factor=st.sampled_from(["0.4", "1", "1", "1.25"]))
-    def pay(self, data, factor) -> None:
+    @rule(data=st.data(), action=st.sampled_from(["pay", "pay", "pay_partial", "overpay", "authorize"]))
+    def pay_on_the_sandbox_checkout(self, data, action) -> None:
+        """The customer pays the next installment on the sandbox checkout: all of it, part of it, more than it,
+        or (a manual payment) only authorizes it. The notification goes through the real inbound pipeline."""
         invoice_id = data.draw(st.sampled_from(self.invoices))
+        capture_method = "manual" if action == "authorize" else "automatic"
         try:
-            payment = payment_initiate(merchant=self.merchant, mode=self.mode, invoice_id=invoice_id).payment
+            payment = payment_initiate(
+                merchant=self.merchant, mode=self.mode, invoice_id=invoice_id, capture_method=capture_method
+            ).payment
         except ApplicationError:
-            return  # paid, void, expired, out of order: nothing to collect
-        from decimal import ROUND_HALF_UP, Decimal
-
-        amount = max(1, int((Decimal(payment.amount_minor) * Decimal(factor)).quantize(1, ROUND_HALF_UP)))
-        update = GatewayStatusUpdate(
-            status=gw.GatewayOutcome.SUCCEEDED,
-            amount_minor=amount,
-            currency=payment.currency,
-            occurred_at=timezone.now(),
+            return  # paid, out of order, or the installment already has an open payment of the other kind
+        if payment.capture_method != capture_method:
+            return
+        session = SandboxCheckoutSession.objects.get(payment_id=payment.id)
+        factor = {"pay_partial": Decimal("0.4"), "overpay": Decimal("1.25")}.get(action, Decimal(1))
+        amount_minor = int((Decimal(payment.amount_minor) * factor).quantize(1, ROUND_HALF_UP))
+        if action == "pay_partial" and not 0 < amount_minor < payment.amount_minor:
+            action, amount_minor = "pay", payment.amount_minor
+        sandbox_checkout_submit(
+            token=session.token,
+            nonce=session.form_nonce,
+            action=action,
+            amount=money.format_amount(amount_minor, payment.currency),
+            receiver=sandbox_notification_receive,
         )
-        self._apply(payment.id, update)
+        process_all()  # what the inbound worker's job does
+        payment.refresh_from_db()
         self.payments.append(payment.id)
+        if payment.status == "succeeded":
+            self.notifications.append(
+                (
+                    payment.id,
+                    GatewayStatusUpdate(
+                        status=gw.GatewayOutcome.SUCCEEDED,
+                        amount_minor=payment.amount_received_minor,
+                        currency=payment.currency,
+                        occurred_at=payment.succeeded_at,
+                    ),
+                )
+            )
+
+    @precondition(lambda self: self.payments)
+    @rule(data=st.data(), share=st.sampled_from(["0.3", "1", "1.2"]), void=st.booleans())
+    def capture_or_void(self, data, share, void) -> None:
+        """The merchant captures (part of, or more than: refused) an authorized payment, or voids it."""
+        payment = Payment.objects.get(pk=data.draw(st.sampled_from(self.payments)))
+        if payment.status != "authorized":
+            return
+        try:
+            if void:
+                payment_void(merchant=self.merchant, mode=self.mode, payment_id=payment.id)
+            else:
+                amount = int(
+                    (Decimal(payment.amount_capturable_minor) * Decimal(share)).quantize(1, ROUND_HALF_UP)
+                )
+                payment_capture(
+                    merchant=self.merchant,
+                    mode=self.mode,
+                    payment_id=payment.id,
+                    amount=money.format_amount(max(1, amount), payment.currency),
+                )
+        except ApplicationError as exc:
+            assert exc.code == "capture_exceeds_authorized", exc.code
+
+    @precondition(lambda self: self.payments)
+    @rule(
+        data=st.data(),
+        share=st.sampled_from(["0.3", "0.7", "1", "1.1"]),
+        outcome=st.sampled_from(["", "13", "42"]),
+    )
+    def refund_through_the_api(self, data, share, outcome) -> None:
+        """The merchant refunds part or all of a payment; the sandbox fails refunds ending in 13 and leaves those
+        ending in 42 pending. More than is refundable is refused (422) and writes nothing."""
+        payment = Payment.objects.get(pk=data.draw(st.sampled_from(self.payments)))
+        left = payment.amount_received_minor - payment.amount_refunded_minor
+        amount = int((Decimal(max(left, 1)) * Decimal(share)).quantize(1, ROUND_HALF_UP))
+        if outcome and amount > 100:
+            amount = amount - amount % 100 + int(outcome)
+        before = Entry.objects.count()
+        try:
+            refund_create(
+                merchant=self.merchant, mode=self.mode, payment_id=payment.id, amount_minor=max(1, amount)
+            )
+        except ApplicationError as exc:
+            assert exc.status_code in (409, 422), (exc.status_code, exc.code)
+            assert Entry.objects.count() == before, "a refused refund posted"
+
+    @precondition(lambda self: self.payments)
+    @rule(data=st.data(), complete=st.booleans())
+    def settle_a_pending_refund(self, data, complete) -> None:
+        """A pending sandbox refund is completed or failed at the gateway; reconciliation learns it."""
+        pending = list(
+            Refund.objects.filter(payment__merchant=self.merchant, status="pending").order_by("id")
+        )
+        if not pending:
+            return
+        refund = data.draw(st.sampled_from(pending))
+        session = SandboxCheckoutSession.objects.get(payment_id=refund.payment_id)
+        sandbox_refund_settle(
+            token=session.token,
+            nonce=session.form_nonce,
+            refund_id=refund.id,
+            action="refund_succeed" if complete else "refund_fail",
+        )
+        before = Entry.objects.count()
+        try:
+            refund_reconcile(refund_id=refund.id)
+        except ApplicationError as exc:
+            # A chargeback took the money back while the refund was in flight: the payout is refused, not posted.
+            assert complete and exc.code == "refund_exceeds_received", exc.code
+            assert Entry.objects.count() == before
+            return
+        refund.refresh_from_db()
+        assert refund.status == ("succeeded" if complete else "failed")
 
     @precondition(lambda self: self.notifications)
     @rule(data=st.data())
@@ -161,8 +276,6 @@ class LedgerMachine(RuleBasedStateMachine):
         payment = Payment.objects.get(pk=data.draw(st.sampled_from(self.payments)))
         if payment.status not in SUCCESS_FAMILY:
             return
-        from decimal import ROUND_HALF_UP, Decimal
-
         left = payment.amount_received_minor - payment.amount_refunded_minor
         if left <= 0:
             return
@@ -213,6 +326,22 @@ class LedgerMachine(RuleBasedStateMachine):
         assert {k: v for k, v in per_currency.items() if v} == {}
 
     @invariant()
+    def balance_api_equals_the_sums_of_the_postings(self) -> None:
+        response = self.api.get("/v1/balance")
+        assert response.status_code == 200, response.content
+        shown = {line["currency"]: line for line in response.json()["currencies"]}
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        for currency, code, amount in Entry.objects.filter(
+            account__merchant=self.merchant, account__mode=self.mode
+        ).values_list("account__currency", "account__code", "amount_minor"):
+            sums[(currency, code)] += amount
+        for currency, line in shown.items():
+            for figure, code in BALANCE_FIGURES.items():
+                # Liabilities and revenue are credit balances, shown positive.
+                assert _minor(line[figure], currency) == -sums[(currency, code)], (currency, figure)
+        assert {c for c, _ in sums} <= set(shown)
+
+    @invariant()
     def report_equals_ledger(self) -> None:
         assert report_figures(self.merchant, self.mode) == ledger_figures(self.merchant, self.mode)
 
@@ -223,11 +352,13 @@ def test_ledger_properties_hold_for_random_sequences(db):
     GatewayFee.objects.create(account=account, currency="IDR", percent="0.025", fixed_minor=1000)
     GatewayFee.objects.create(account=account, currency="USD", percent="0.029", fixed_minor=30)
     LedgerMachine.merchant = merchant
+    _, key = make_api_key(merchant)
+    LedgerMachine.api = APIClient(HTTP_AUTHORIZATION=f"Bearer {key}")
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=30,
-            stateful_step_count=12,
+            max_examples=50,
+            stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),

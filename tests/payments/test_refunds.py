@@ -25,6 +25,7 @@ from payments.services import (
     refunds_to_reconcile,
 )
 from payments.services import refunds as refund_services
+from payments.services.refund_reconciliation import refund_reconcile
 from paytrust.errors import Conflict, NotFound, Unprocessable, ValidationError
 from tests.payments.factories import make_invoice
 from tests.payments.refund_support import balance, paid_sandbox_payment, refund_events, refund_movements
@@ -366,3 +367,25 @@ def test_a_refund_the_gateway_reported_first_is_not_counted_twice(merchant):
     assert twin.id in ours.failure_message
     assert _state(payment) == ("partially_refunded", 20000)
     assert balance(merchant, "refunds_payable") == 0
+
+
+def test_a_payout_above_what_is_left_after_a_chargeback_is_refused_and_leaves_the_refund_pending(merchant):
+    """A chargeback takes most of the money back while our refund is in flight; the gateway then says our refund
+    was paid out too. The refunds would exceed what the payment received: 422, nothing written (found by the
+    ledger property test as an IntegrityError, a 500)."""
+    payment = paid_sandbox_payment(merchant)
+    pending = _refund(payment, payment.amount_received_minor - 10000 + 42)
+    _report(
+        payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, gw.RefundReport(total_minor=20000, chargeback=True)
+    )
+    movements_before = refund_movements(pending.id)
+    _settle_at_sandbox(pending)
+
+    with pytest.raises(Unprocessable) as refused:
+        refund_reconcile(refund_id=pending.id)
+
+    assert refused.value.code == "refund_exceeds_received"
+    pending.refresh_from_db()
+    assert pending.status == "pending"
+    assert refund_movements(pending.id) == movements_before == ["refund"]
+    assert _state(payment) == ("partially_refunded", 20000)

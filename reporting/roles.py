@@ -2,7 +2,7 @@
 
 A staff user has exactly one role group. Superusers aside, every page and action of the back office checks a
 permission (apikeys/admin_base.py: actions refused with 403, pages by Django's own checks), so a role is exactly
-its list below. The groups are created by migration reporting/0002 and brought to this definition again by
+its list below. The groups are created by migration reporting/0002 (0004 adds the ledger checks) and brought to this definition again by
 `staff_roles_sync` (called by `manage.py create_staff`), so this module is the one place to change a role; a test
 keeps the migration's copy equal to it.
 
@@ -47,6 +47,7 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "payments.view_gatewaycall",
     "inbound.view_inboundnotification",
     "inbound.view_inboundnotificationattempt",
+    "reporting.view_ledgercheck",  # the daily ledger verification's results (docs/adr/0049)
 )
 
 ROLES: dict[str, tuple[str, ...]] = {

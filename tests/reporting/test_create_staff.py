@@ -112,6 +112,6 @@ def test_sync_sets_each_role_group_to_exactly_its_permissions():
 
 def test_the_migration_creates_the_roles_of_the_code():
     """The migration holds a frozen copy of the roles; while no later migration changes one, it equals the code."""
-    migration = importlib.import_module("reporting.migrations.0002_staff_roles")
+    migration = importlib.import_module("reporting.migrations.0004_ledger_check_roles")
 
     assert migration.ROLES == ROLES

@@ -305,6 +305,7 @@ LISTS = [
     "/admin/invoices/paymentapplication/",
     "/admin/payments/payment/",
     "/admin/inbound/inboundnotification/",
+    "/admin/reporting/ledgercheck/",
 ]
 
 

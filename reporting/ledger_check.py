@@ -493,19 +493,26 @@ def ledger_check(*, merchant_id: str | None = None, since: datetime | None = Non
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("SELECT now()")
         (until,) = cursor.fetchone()
-        build_lines(cursor, scope)
-        breaks = [
-            *check_movements(cursor, scope),
-            *check_tenants(cursor, scope),
-            *check_payments(cursor, scope),
-            *check_refunds(cursor, scope),
-            *check_authorizations(cursor, scope),
-            *check_report(cursor, scope, until=until),
+        timings: dict[str, float] = {}
+        breaks: list[Break] = []
+        steps = [
+            ("lines", lambda: build_lines(cursor, scope) or []),
+            ("movements", lambda: check_movements(cursor, scope)),
+            ("tenants", lambda: check_tenants(cursor, scope)),
+            ("payments", lambda: check_payments(cursor, scope)),
+            ("refunds", lambda: check_refunds(cursor, scope)),
+            ("authorizations", lambda: check_authorizations(cursor, scope)),
+            ("report", lambda: check_report(cursor, scope, until=until)),
         ]
+        for name, step in steps:
+            step_started = time.monotonic()
+            breaks += step()
+            timings[name] = round(time.monotonic() - step_started, 3)
         summary = _summary(cursor)
         cursor.execute("DROP TABLE ledger_check_lines")
     summary.update(
         breaks=len(breaks),
+        seconds_per_step=timings,
         duration_seconds=round(time.monotonic() - started, 3),
         merchant=merchant_id,
         since=since.isoformat() if since else None,

@@ -41,6 +41,8 @@ class Command(BaseCommand):
             self.stderr.write(f"verify_ledger: {len(result.breaks)} breaks. {summary}")
             raise SystemExit(1)
         s = result.summary
+        if options.get("verbosity", 1) >= 2:
+            self.stdout.write(summary)
         self.stdout.write(
             f"ledger OK: {s['movements']} movements, {s['entries']} entries, {s['merchants']} merchants, "
             f"{s['currencies']} currencies checked in {s['duration_seconds']:.2f} s"

@@ -231,3 +231,51 @@ def _xendit(merchant):
     from gateways.models import GatewayAccount
 
     return GatewayAccount.objects.get(merchant=merchant, mode="test", gateway="xendit")
+
+
+def _api_refund(payment: Payment, amount_minor: int, status: str) -> Refund:
+    """A refund as the refunds API records it (pending at request), without its HTTP call: the row and the
+    postings its service makes (payments/services/bookkeeping.py)."""
+    from payments.services import bookkeeping
+
+    refund = Refund.objects.create(
+        payment=payment,
+        merchant_id=payment.merchant_id,
+        mode=payment.mode,
+        currency=payment.currency,
+        amount_minor=amount_minor,
+        status="pending",
+        origin="api",
+    )
+    bookkeeping.post_refund_requested(refund=refund)
+    if status == "failed":
+        Refund.objects.filter(pk=refund.pk).update(status="failed")
+        bookkeeping.post_refund_failed(refund=refund, occurred_at=timezone.now())
+    return refund
+
+
+@pytest.mark.skipif(
+    "pending" not in __import__("payments.models").models.RefundStatus.values,
+    reason="refund statuses pending/failed arrive with the refunds API (issue 13)",
+)
+def test_pending_and_failed_refunds_hold_and_a_pending_one_paid_out_is_a_break(ledger, merchant):
+    payment = Payment.objects.filter(merchant=merchant, currency="IDR", gateway="sandbox").first()
+    pending = _api_refund(payment, 1000, "pending")
+    _api_refund(payment, 2000, "failed")
+    assert verify()[0] == 0
+
+    with ledger_triggers_bypassed():
+        movement_post(
+            merchant_id=merchant.pk,
+            mode="test",
+            currency="IDR",
+            type="refund_succeeded",
+            source_type="refund",
+            source_id=pending.pk,
+            occurred_at=timezone.now(),
+            lines={"refunds_payable": 1000, "gateway_clearing": -1000},
+        )
+
+    code, out = verify()
+    assert code == 1
+    assert f"refund_posting {pending.pk}: 1 refund_succeeded movements (status pending)" in out

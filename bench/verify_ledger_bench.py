@@ -17,8 +17,8 @@ ledger's per-row triggers do not run during the load - verify_ledger checks what
 
 P = movements / 1.115, so the movements come to about `--movements`. VACUUM ANALYZE (what autovacuum does after a
 load), then times, as subprocesses, `manage.py verify_ledger` (everything), `--since` the last month of data and
-`--merchant` the smallest merchant; then breaks one entry (triggers bypassed) and checks verify_ledger exits 1
-naming it. The database is dropped at the end unless `--keep`. Results: bench/README.md.
+`--merchant` the smallest merchant; then breaks one entry (triggers bypassed), checks verify_ledger exits 1
+naming it, and mends it. The database is dropped at the end unless `--keep` (`--reuse` times a kept one again). Results: bench/README.md.
 """
 
 from __future__ import annotations
@@ -271,9 +271,13 @@ def main() -> int:
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--db", default="paytrust_bench_ledger")
     parser.add_argument("--keep", action="store_true", help="keep the database (default: dropped at the end)")
+    parser.add_argument("--reuse", action="store_true", help="time a database kept by --keep (no load)")
     args = parser.parse_args()
 
-    dsn = os.environ["DATABASE_URL"] = recreate_database(args.server, args.db)
+    if args.reuse:
+        dsn = os.environ["DATABASE_URL"] = f"{args.server}/{args.db}"
+    else:
+        dsn = os.environ["DATABASE_URL"] = recreate_database(args.server, args.db)
     os.environ.setdefault("PAYTRUST_ALLOW_DEV_SECRET", "true")
     os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "rLNTU-eyDlvYDc4o1gMLqW9B6Wv4ST1ZnWrcs5oudIY=")
     try:
@@ -286,8 +290,8 @@ def main() -> int:
         import logging
 
         logging.disable(logging.INFO)
-        combos = setup_objects()
-        load(dsn, combos, args.movements)
+        if not args.reuse:
+            load(dsn, setup_objects(), args.movements)
 
         import psycopg
 
@@ -314,7 +318,15 @@ def main() -> int:
                 "WHERE id = (SELECT min(id) FROM ledger_entry) RETURNING movement_id"
             ).fetchone()[0]
             conn.commit()
-        code, seconds, output = verify()
+        try:
+            code, seconds, output = verify()
+        finally:
+            with psycopg.connect(dsn) as conn:  # mend it, for --keep / --reuse
+                conn.execute("SET session_replication_role = replica")
+                conn.execute(
+                    "UPDATE ledger_entry SET amount_minor = amount_minor - 1 WHERE id = (SELECT min(id) FROM ledger_entry)"
+                )
+                conn.commit()
         found = f"movement_unbalanced {broken}" in output
         print(
             f"\nverify_ledger after breaking one entry of {broken}: exit {code}, named: {found}, {seconds:.1f} s"

@@ -45,6 +45,9 @@ from django.db import connection, transaction
 from ledger.models import AccountCode
 from reporting.selectors import Figures, report_figures_by_tenant
 
+# The check's transaction only: big GROUP BYs and hash joins stay in memory; JIT compiling costs ~0.5 s per big
+# query and wins nothing on these single passes (bench/README.md).
+SESSION_SETTINGS = ("SET LOCAL work_mem = '128MB'", "SET LOCAL jit = off")
 # Per check at most this many breaks are listed (a thoroughly broken ledger must not flood the output).
 MAX_BREAKS_PER_CHECK = 10_000
 CODES = [code.value for code in AccountCode]
@@ -497,6 +500,8 @@ def ledger_check(*, merchant_id: str | None = None, since: datetime | None = Non
     with transaction.atomic(), connection.cursor() as cursor:
         if outermost:  # else (tests, a caller's transaction) the snapshot is the caller's
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        for setting in SESSION_SETTINGS:
+            cursor.execute(setting)
         cursor.execute("SELECT now()")
         (until,) = cursor.fetchone()
         timings: dict[str, float] = {}

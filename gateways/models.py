@@ -71,6 +71,8 @@ class SandboxCheckoutStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
+    AUTHORIZED = "authorized", "Authorized"  # a manual-capture session: held, to be captured or voided
+    CANCELED = "canceled", "Canceled"  # an authorization voided (or lapsed) before capture
 
 
 class SandboxCheckoutSession(TimeStampedModel):
@@ -98,6 +100,8 @@ class SandboxCheckoutSession(TimeStampedModel):
     expires_at = models.DateTimeField()
     success_redirect_url = models.CharField(max_length=2000, blank=True)
     failure_redirect_url = models.CharField(max_length=2000, blank=True)
+    # "manual": the checkout only authorizes (action `authorize`); `sandbox_capture` / `sandbox_void` end the hold.
+    capture_method = models.CharField(max_length=10, default="automatic")
 
     status = models.CharField(
         max_length=10, choices=SandboxCheckoutStatus.choices, default=SandboxCheckoutStatus.OPEN
@@ -106,6 +110,10 @@ class SandboxCheckoutSession(TimeStampedModel):
     amount_paid_minor = models.BigIntegerField(default=0)
     amount_refunded_minor = models.BigIntegerField(default=0)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Authorize and capture: the amount held, when, and until when it may be captured (the sandbox's own limit).
+    amount_authorized_minor = models.BigIntegerField(default=0)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    capture_before = models.DateTimeField(null=True, blank=True)
     # The webhook the sandbox "sent" for the outcome: kept so a resubmitted form re-delivers the same event.
     webhook_event_id = models.CharField(max_length=64, blank=True)
     webhook_body = models.TextField(blank=True)
@@ -121,6 +129,15 @@ class SandboxCheckoutSession(TimeStampedModel):
                 condition=models.Q(amount_minor__gt=0, amount_paid_minor__gte=0, amount_refunded_minor__gte=0)
                 & models.Q(amount_refunded_minor__lte=models.F("amount_paid_minor")),
                 name="sandbox_session_amounts_valid",
+            ),
+            # Authorize and capture: a capture collects at most what was held.
+            models.CheckConstraint(
+                condition=models.Q(amount_authorized_minor__gte=0)
+                & (
+                    models.Q(amount_authorized_minor=0)
+                    | models.Q(amount_paid_minor__lte=models.F("amount_authorized_minor"))
+                ),
+                name="sandbox_session_capture_within_hold",
             ),
         ]
 

@@ -145,6 +145,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     list_filter = [
         "status",
+        "capture_method",
         ("received_on_closed_invoice", admin.BooleanFieldListFilter),
         RefundsFilter,
         "gateway",
@@ -158,6 +159,17 @@ class PaymentAdmin(ReadOnlyAdmin):
     actions = ["reconcile_selected"]
 
     inlines = [RefundInline, GatewayCallInline]
+    # Authorize and capture (docs/adr/0047): shown; captures and voids go through the API.
+    _HOLD_FIELDS = [
+        "capture_method",
+        "capturable_display",
+        "capture_before",
+        "hold_operation",
+        "hold_operation_at",
+        "authorized_at",
+        "captured_at",
+        "canceled_at",
+    ]
     fieldsets = [
         (None, {"fields": ["id", "merchant", "mode", "invoice", "installment_number", "status"]}),
         (
@@ -171,6 +183,7 @@ class PaymentAdmin(ReadOnlyAdmin):
                 ]
             },
         ),
+        ("Authorization", {"fields": _HOLD_FIELDS}),
         (
             "Gateway",
             {
@@ -213,6 +226,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "received_display",
         "refunded_display",
         "received_on_closed_invoice",
+        *_HOLD_FIELDS,
         "gateway",
         "gateway_account",
         "gateway_reference",
@@ -252,6 +266,10 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, obj):
         return short_datetime(obj.created_at)
+
+    @admin.display(description="capturable", ordering="amount_capturable_minor")
+    def capturable_display(self, obj):
+        return format_display(obj.amount_capturable_minor, obj.currency)
 
     @admin.display(description="amount", ordering="amount_minor")
     def amount_display(self, obj):

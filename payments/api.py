@@ -29,12 +29,13 @@ from invoices.serializers import (
     InvoiceOutput,
     InvoiceUpdateInput,
     OverpaymentOutput,
+    PositiveAmountField,
     SupplementaryInput,
     invoice_filters,
     service_kwargs,
 )
 from payments import selectors, services
-from payments.models import PaymentStatus
+from payments.models import CaptureMethod, PaymentStatus
 from paytrust.pagination import paginate
 from paytrust.params import query_choice
 from paytrust.schema import PAGINATION_PARAMETERS, error_responses
@@ -49,6 +50,21 @@ class PaymentCreateInput(StrictSerializer):
         min_value=1,
         max_value=12,
         help_text="Installment number; default the next one due. Only the lowest unpaid installment is payable.",
+    )
+    capture_method = serializers.ChoiceField(
+        choices=CaptureMethod.values,
+        required=False,
+        default=CaptureMethod.AUTOMATIC,
+        help_text='"automatic" (collect at once) or "manual": the gateway only authorizes (holds) the money and '
+        "POST /v1/payments/{id}/capture collects it. Only gateways that can hold money take manual.",
+    )
+
+
+class PaymentCaptureInput(StrictSerializer):
+    amount = PositiveAmountField(
+        required=False,
+        help_text="How much to capture, at most `amount_capturable`; default all of it. The rest of the hold is "
+        "released.",
     )
 
 
@@ -68,6 +84,17 @@ class PaymentOutput(serializers.Serializer):
     received_on_closed_invoice = serializers.BooleanField(
         help_text="The money arrived after the invoice was voided or had expired: overpayment to refund."
     )
+    capture_method = serializers.ChoiceField(choices=CaptureMethod.values)
+    amount_capturable = serializers.CharField(
+        help_text="What the authorization still holds (0 unless `authorized`): at most this can be captured."
+    )
+    capture_before = serializers.DateTimeField(
+        allow_null=True,
+        help_text="An authorized payment not captured by then expires (its hold is released).",
+    )
+    authorized_at = serializers.DateTimeField(allow_null=True)
+    captured_at = serializers.DateTimeField(allow_null=True)
+    canceled_at = serializers.DateTimeField(allow_null=True)
     gateway = serializers.CharField()
     gateway_account = serializers.CharField()
     gateway_reference = serializers.CharField(allow_null=True)
@@ -239,13 +266,15 @@ class InvoiceViewSet(ApiViewSet):
             "instead (200): never a second gateway charge. A concurrent initiation on the same invoice gets 409 "
             "`payment_in_progress`; a later installment 409 `installment_out_of_order`; an expired invoice 409 "
             "`invoice_expired`. Gateway refusal: 502 `gateway_error` (payment `failed`); gateway timeout: 504 "
-            "(payment `unknown`, settled later by reconciliation)."
+            '(payment `unknown`, settled later by reconciliation). `capture_method: "manual"` authorizes only '
+            "(the payment becomes `authorized`; capture it with POST /v1/payments/{id}/capture); a gateway that "
+            "cannot hold money gives 400 `capture_method_unsupported`."
         ),
         request=PaymentCreateInput,
         responses={
             201: PaymentOutput,
             200: PaymentOutput,
-            **error_responses(404, 409, 502, 504),
+            **error_responses(400, 404, 409, 502, 504),
         },
     )
     @action(detail=True, methods=["post"])
@@ -256,6 +285,7 @@ class InvoiceViewSet(ApiViewSet):
             **tenant(request),
             invoice_id=invoice_id,
             installment_number=body.validated_data.get("installment"),
+            capture_method=body.validated_data["capture_method"],
         )
         return Response(
             selectors.payment_representation(result.payment), status=201 if result.created else 200
@@ -292,4 +322,43 @@ class PaymentViewSet(ApiViewSet):
     )
     def retrieve(self, request, payment_id: str):
         payment = selectors.payment_get(**tenant(request), payment_id=payment_id)
+        return Response(selectors.payment_representation(payment))
+
+    @extend_schema(
+        operation_id="payments_capture",
+        summary="Capture an authorized payment (all of it, or part)",
+        description=(
+            "Collects `amount` (default: all of `amount_capturable`) of an `authorized` payment through its "
+            "gateway; the rest of the hold is released. The payment becomes `succeeded` with `amount_received` = "
+            "the captured amount, which is applied to the invoice (a partial capture pays part of it). Not "
+            "authorized (or its hold lapsed): 409 `payment_not_capturable`; more than held: 422 "
+            "`capture_exceeds_authorized`; a capture or void already under way: 409 `capture_in_progress`. Gateway "
+            "refusal: 502 (still authorized); timeout: 504 (still authorized; PayTrust asks the gateway later)."
+        ),
+        request=PaymentCaptureInput,
+        responses={200: PaymentOutput, **error_responses(400, 404, 409, 422, 502, 504)},
+        examples=[OpenApiExample("Capture part of the hold", request_only=True, value={"amount": "100000"})],
+    )
+    @action(detail=True, methods=["post"])
+    def capture(self, request, payment_id: str):
+        body = PaymentCaptureInput(data=request.data if request.data is not None else {})
+        body.is_valid(raise_exception=True)
+        payment = services.payment_capture(
+            **tenant(request), payment_id=payment_id, amount=body.validated_data.get("amount")
+        )
+        return Response(selectors.payment_representation(payment))
+
+    @extend_schema(
+        operation_id="payments_void",
+        summary="Void an authorized payment (release its hold)",
+        description=(
+            "Releases the hold of an `authorized` payment at its gateway; the payment becomes `canceled` (final). "
+            "Not authorized: 409 `payment_not_voidable`; a capture under way: 409 `capture_in_progress`."
+        ),
+        request=None,
+        responses={200: PaymentOutput, **error_responses(404, 409, 502, 504)},
+    )
+    @action(detail=True, methods=["post"])
+    def void(self, request, payment_id: str):
+        payment = services.payment_void(**tenant(request), payment_id=payment_id)
         return Response(selectors.payment_representation(payment))

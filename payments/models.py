@@ -18,16 +18,37 @@ from paytrust.money import CURRENCIES
 class PaymentStatus(models.TextChoices):
     INITIATING = "initiating", "Initiating"  # recorded, the gateway has not answered yet
     PENDING = "pending", "Pending"  # the gateway created it; waiting for the customer's money
+    AUTHORIZED = "authorized", "Authorized"  # funds held (capture_method "manual"); to be captured or voided
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
     UNKNOWN = "unknown", "Unknown"  # the gateway call's outcome is unknown (timeout): reconciliation asks
     REFUNDED = "refunded", "Refunded"
     PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    CANCELED = "canceled", "Canceled"  # an authorization voided (released) before capture; final
+
+
+class CaptureMethod(models.TextChoices):
+    AUTOMATIC = "automatic", "Automatic"  # the gateway collects at once
+    MANUAL = "manual", "Manual"  # the gateway only authorizes; POST /v1/payments/{id}/capture collects
+
+
+# What is under way at the gateway on an authorized payment's hold (payments/services/capture.py): taken under the
+# payment's row lock before the gateway call, so a second capture or void is refused instead of sent.
+class HoldOperation(models.TextChoices):
+    NONE = "", "None"
+    CAPTURE = "capture", "Capture"
+    VOID = "void", "Void"
 
 
 # A payment in one of these may still collect money: at most one per (invoice, installment) at a time.
-OPEN_STATUSES = (PaymentStatus.INITIATING, PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
+OPEN_STATUSES = (
+    PaymentStatus.INITIATING,
+    PaymentStatus.PENDING,
+    PaymentStatus.UNKNOWN,
+    PaymentStatus.AUTHORIZED,
+)
+_OPEN = ["initiating", "pending", "unknown", "authorized"]
 
 
 class Payment(TimeStampedModel):
@@ -53,6 +74,16 @@ class Payment(TimeStampedModel):
     # overpayment of a closed invoice, for finance staff to refund (admin filter, event
     # `payment.received_on_closed_invoice`).
     received_on_closed_invoice = models.BooleanField(default=False)
+    # Authorize and capture (docs/adr/0047): what the hold lets us still collect (0 unless authorized), until when.
+    capture_method = models.CharField(
+        max_length=10, choices=CaptureMethod.choices, default=CaptureMethod.AUTOMATIC
+    )
+    amount_capturable_minor = models.BigIntegerField(default=0)
+    capture_before = models.DateTimeField(null=True, blank=True)
+    hold_operation = models.CharField(
+        max_length=10, choices=HoldOperation.choices, blank=True, default=HoldOperation.NONE
+    )
+    hold_operation_at = models.DateTimeField(null=True, blank=True)
 
     gateway_reference = models.CharField(max_length=128, blank=True, default="")
     payment_url = models.CharField(max_length=2048, blank=True, default="")
@@ -66,6 +97,9 @@ class Payment(TimeStampedModel):
     succeeded_at = models.DateTimeField(null=True, blank=True)  # the gateway's paid time
     failed_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
     # When the gateway said the latest applied status happened (webhook occurred_at / status paid_at).
     gateway_status_at = models.DateTimeField(null=True, blank=True)
     # Reconciliation bookkeeping: when we last asked the gateway, and how many times.
@@ -83,7 +117,7 @@ class Payment(TimeStampedModel):
             models.Index(
                 fields=["status", "created_at"],
                 name="payment_open_status",
-                condition=Q(status__in=["initiating", "pending", "unknown"]),
+                condition=Q(status__in=_OPEN),
             ),
             # Reports: succeeded payments by time.
             models.Index(fields=["succeeded_at"], name="payment_succeeded_at"),
@@ -92,7 +126,7 @@ class Payment(TimeStampedModel):
             # Never two open payments (two live gateway charges) for one installment.
             models.UniqueConstraint(
                 fields=["invoice", "installment_number"],
-                condition=Q(status__in=["initiating", "pending", "unknown"]),
+                condition=Q(status__in=_OPEN),
                 name="payment_one_open_per_installment",
             ),
             models.UniqueConstraint(
@@ -111,6 +145,22 @@ class Payment(TimeStampedModel):
                 name="payment_amounts_valid",
             ),
             models.CheckConstraint(condition=Q(installment_number__gte=1), name="payment_installment_valid"),
+            models.CheckConstraint(
+                condition=Q(capture_method__in=[c.value for c in CaptureMethod]),
+                name="payment_capture_method_valid",
+            ),
+            # A hold exists only while authorized (its amount is the gateway's word); nothing is held once the
+            # payment leaves `authorized`, and a capture or void under way is only ever one of an authorized payment.
+            models.CheckConstraint(
+                condition=Q(amount_capturable_minor__gte=0)
+                & (Q(status="authorized") | Q(amount_capturable_minor=0)),
+                name="payment_capturable_only_authorized",
+            ),
+            models.CheckConstraint(
+                condition=Q(hold_operation__in=[h.value for h in HoldOperation])
+                & (Q(hold_operation="") | Q(status="authorized")),
+                name="payment_hold_operation_valid",
+            ),
             # Money collected <=> a success (or a refund of one).
             models.CheckConstraint(
                 condition=Q(
@@ -208,6 +258,8 @@ class GatewayCallOperation(models.TextChoices):
     CREATE_PAYMENT = "create_payment", "Create payment"
     GET_STATUS = "get_status", "Get status"
     EXPIRE_PAYMENT = "expire_payment", "Expire payment"
+    CAPTURE = "capture", "Capture"
+    VOID_AUTHORIZATION = "void_authorization", "Void authorization"
 
 
 class GatewayCall(models.Model):

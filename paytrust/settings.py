@@ -233,6 +233,9 @@ OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool(
 
 # Cron schedule of payment reconciliation (a procrastinate periodic job).
 PAYMENT_RECONCILE_CRON = env.str("PAYMENT_RECONCILE_CRON", default="* * * * *")
+# How long an authorization (capture_method "manual") may be captured when the gateway does not say: past it the
+# reconciliation job voids the hold at the gateway and the payment expires (docs/adr/0047).
+AUTHORIZATION_HOLD_DAYS = env.int("AUTHORIZATION_HOLD_DAYS", default=7)
 
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)

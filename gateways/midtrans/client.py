@@ -1,4 +1,5 @@
-"""Midtrans over HTTP: Snap (create) and Core API (status, expire, refund). Basic auth: server key + ":".
+"""Midtrans over HTTP: Snap (create) and Core API (status, expire, refund, cancel, capture). Basic auth: server
+key + ":".
 
 Base URLs (SPEC §6): live accounts use production, test accounts the Midtrans sandbox; MIDTRANS_API_BASE /
 MIDTRANS_SNAP_BASE, when set, override both (tests point them at a local fake).
@@ -6,6 +7,12 @@ MIDTRANS_SNAP_BASE, when set, override both (tests point them at a local fake).
 Core API answers many errors with HTTP 200 and a `status_code` inside the body ("404" = no such
 transaction, "412" = not allowed in this state, …): `check_body_status` turns those into the same classified
 GatewayErrors as HTTP statuses.
+
+The refund / cancel / capture answers that the adapter must tell apart (406 duplicate refund_key, 412 not allowed
+in this state, 414 invalid amount; MDOCS reference/refund-transactions-card) come either as HTTP 200 with that
+`status_code` in the body or as the HTTP status itself with the same body. Both become a `MidtransRejection`
+(a permanent GatewayError carrying `midtrans_code`): the body case in `check_body_status`, the HTTP case in a
+response hook on the Core API session (`_reject_hook`; gateways/http.py only keeps the status in the message).
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import requests
 from django.conf import settings
 
 from gateways.base import GatewayPaymentNotFound
-from gateways.http import GatewayHttp
+from gateways.http import GatewayHttp, loads_json
+from paytrust import money
 from paytrust.errors import GatewayError
 
 API_BASE_PRODUCTION = "https://api.midtrans.com"
@@ -42,6 +51,43 @@ def _error_message(data: Any) -> str:
     return ""
 
 
+# Midtrans status codes the adapter acts on (refund / cancel / capture); see the module docstring.
+DUPLICATE_REFUND_KEY = "406"
+NOT_ALLOWED = "412"
+INVALID_AMOUNT = "414"
+_DISTINGUISHED = frozenset({DUPLICATE_REFUND_KEY, NOT_ALLOWED, INVALID_AMOUNT})
+
+
+class MidtransRejection(GatewayError):
+    """Midtrans refused the request with a status code the adapter distinguishes (406, 412, 414)."""
+
+    code = "gateway_rejected"
+
+    def __init__(self, message: str, *, midtrans_code: str) -> None:
+        super().__init__(message, retryable=False)
+        self.midtrans_code = midtrans_code
+
+
+def _reject_hook(response, *args, **kwargs):
+    """requests response hook: an HTTP 406 / 412 / 414 answer becomes a MidtransRejection (the body's own
+    `status_code` wins when it has one)."""
+    if response.status_code < 400 or response.status_code >= 500:
+        return response
+    try:
+        data = loads_json(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    code = str(response.status_code)
+    if isinstance(data, dict) and data.get("status_code") is not None:
+        code = str(data["status_code"])
+    if code in _DISTINGUISHED:
+        detail = _error_message(data) or response.reason or "rejected"
+        raise MidtransRejection(
+            f"Midtrans answered HTTP {response.status_code}: {detail}"[:300], midtrans_code=code
+        )
+    return response
+
+
 def check_body_status(data: dict, *, ok: tuple[str, ...] = ("200", "201", "407")) -> dict:
     """Raise for an error `status_code` in a Core API body (HTTP was 2xx)."""
     code = str(data.get("status_code") or "")
@@ -58,6 +104,8 @@ def check_body_status(data: dict, *, ok: tuple[str, ...] = ("200", "201", "407")
         raise GatewayError(message, code="gateway_server_error", retryable=True)
     if code.startswith("2"):
         return data
+    if code in _DISTINGUISHED:
+        raise MidtransRejection(message, midtrans_code=code)
     raise GatewayError(message, code="gateway_rejected", retryable=False)
 
 
@@ -71,12 +119,15 @@ class MidtransClient:
             auth=auth,
             error_message=_error_message,
         )
+        session = requests.Session()
+        session.hooks["response"].append(_reject_hook)
         self.core = GatewayHttp(
             gateway="midtrans",
             account_id=account_id,
             base_url=api_base(production=production),
             auth=auth,
             error_message=_error_message,
+            session=session,
         )
 
     def create_snap_transaction(
@@ -111,6 +162,39 @@ class MidtransClient:
             headers={"Idempotency-Key": idempotency_key[:46]},
         )
         return check_body_status(_object(response.data))
+
+    def cancel(self, order_id: str, *, idempotency_key: str) -> dict:
+        """POST /v2/{order_id}/cancel: a transaction not settled yet (pending, authorize, capture) -> cancel."""
+        response = self.core.request(
+            "POST",
+            f"/v2/{quote(order_id, safe='')}/cancel",
+            operation="cancel",
+            headers={"Idempotency-Key": idempotency_key[:46]},
+        )
+        return check_body_status(_object(response.data))
+
+    def capture(self, *, transaction_id: str, gross_amount: int, idempotency_key: str) -> dict:
+        """POST /v2/capture {"transaction_id", "gross_amount"}: collect an `authorize` card transaction."""
+        response = self.core.request(
+            "POST",
+            "/v2/capture",
+            operation="capture",
+            json_body={"transaction_id": transaction_id, "gross_amount": gross_amount},
+            headers={"Idempotency-Key": idempotency_key[:46]},
+        )
+        return check_body_status(_object(response.data))
+
+
+def bad_response(message: str) -> GatewayError:
+    return GatewayError(message, code="gateway_bad_response", retryable=True)
+
+
+def gross_amount_int(minor: int, currency: str) -> int:
+    """Minor units -> the integer amount Midtrans takes (`gross_amount`, refund `amount`; IDR has no decimals)."""
+    major = money.to_major(minor, currency)
+    if major != major.to_integral_value():
+        raise GatewayError("Midtrans needs whole-rupiah amounts.", code="gateway_rejected", retryable=False)
+    return int(major)
 
 
 def _object(data: Any) -> dict:

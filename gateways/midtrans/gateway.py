@@ -11,6 +11,9 @@
   get_status's answer, never the notification's transaction_status.
 - Refunds / chargebacks (refund, partial_refund, chargeback, partial_chargeback): get_status reports the gross
   amount as collected, the settlement time as paid_at, and a RefundReport with Midtrans' cumulative refunded amount.
+- Refund (refund key = our refund id), cancel before settlement, authorize / capture / void: refunds.py and
+  docs/adr/0048-midtrans-xendit-refunds-and-capture.md. capture_method "manual" makes a card-only Snap
+  transaction with `credit_card.type = "authorize"`; Midtrans then reports `authorize` (AUTHORIZED).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from gateways.base import (
+    CaptureRequest,
     CreatePaymentRequest,
     CreatePaymentResult,
     Gateway,
@@ -31,27 +35,17 @@ from gateways.base import (
     PaymentStatusResult,
     RefundRequest,
     RefundResult,
-    RefundStatus,
     WebhookNotification,
     gateway_amount_to_minor,
 )
-from gateways.midtrans import webhooks
-from gateways.midtrans.client import MidtransClient
-from paytrust import money
+from gateways.midtrans import refunds, webhooks
+from gateways.midtrans.client import MidtransClient, bad_response, gross_amount_int
 from paytrust.errors import GatewayError
 
 _COLLECTED = (GatewayOutcome.SUCCEEDED, GatewayOutcome.REFUNDED, GatewayOutcome.PARTIALLY_REFUNDED)
-
-
-def _bad_response(message: str) -> GatewayError:
-    return GatewayError(message, code="gateway_bad_response", retryable=True)
-
-
-def _amount_int(minor: int, currency: str) -> int:
-    major = money.to_major(minor, currency)
-    if major != major.to_integral_value():
-        raise GatewayError("Midtrans needs whole-rupiah amounts.", code="gateway_rejected", retryable=False)
-    return int(major)
+# "By default, reserved fund will be released after seven days if there is no capture action" (Midtrans docs,
+# reference-link/card-feature-pre-authorization): an AUTHORIZED status's capture_before = transaction_time + 7 days.
+AUTHORIZATION_HOLD = timedelta(days=7)
 
 
 class MidtransGateway(Gateway):
@@ -86,6 +80,12 @@ class MidtransGateway(Gateway):
                 code="gateway_rejected",
                 retryable=False,
             )
+        if request.capture_method not in ("automatic", "manual"):
+            raise GatewayError(
+                f"Unknown capture_method {request.capture_method!r}.",
+                code="gateway_rejected",
+                retryable=False,
+            )
         now = timezone.now()
         minutes = math.floor((request.expires_at - now).total_seconds() / 60)
         if minutes < 1:
@@ -95,7 +95,7 @@ class MidtransGateway(Gateway):
         body: dict = {
             "transaction_details": {
                 "order_id": request.payment_id,
-                "gross_amount": _amount_int(request.amount_minor, request.currency),
+                "gross_amount": gross_amount_int(request.amount_minor, request.currency),
             },
             "expiry": {
                 "start_time": now.astimezone(webhooks.WIB).strftime("%Y-%m-%d %H:%M:%S +0700"),
@@ -114,6 +114,10 @@ class MidtransGateway(Gateway):
         }
         if customer:
             body["customer_details"] = customer
+        if request.capture_method == "manual":
+            # Authorize only (card payments only): Snap offers just the card form; `capture` collects later.
+            body["credit_card"] = {"type": "authorize", "secure": True}
+            body["enabled_payments"] = ["credit_card"]
         if request.success_redirect_url:
             body["callbacks"] = {"finish": request.success_redirect_url}
         if request.invoice_id:
@@ -127,7 +131,7 @@ class MidtransGateway(Gateway):
         )
         token, redirect_url = data.get("token"), data.get("redirect_url")
         if not isinstance(token, str) or not token or not isinstance(redirect_url, str) or not redirect_url:
-            raise _bad_response("Midtrans Snap's answer lacks token or redirect_url.")
+            raise bad_response("Midtrans Snap's answer lacks token or redirect_url.")
         expires_at = now.replace(microsecond=0) + timedelta(minutes=minutes)
         return CreatePaymentResult(
             gateway_reference=request.payment_id,
@@ -138,55 +142,62 @@ class MidtransGateway(Gateway):
         )
 
     def get_status(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
-        return self._status_result(self.client.get_status(gateway_reference or payment_id))
+        return self.status_result(self.client.get_status(gateway_reference or payment_id))
 
     def expire_payment(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
         order_id = gateway_reference or payment_id
         try:
-            return self._status_result(self.client.expire(order_id))
+            return self.status_result(self.client.expire(order_id))
         except GatewayPaymentNotFound:
             raise
         except GatewayError as exc:
             if exc.retryable:
                 raise
             # Settled / already expired transactions cannot be expired: report what Midtrans holds.
-            return self._status_result(self.client.get_status(order_id))
+            return self.status_result(self.client.get_status(order_id))
 
+    # ----- refunds, capture, void: see refunds.py ---------------------------------------------------------------
     def refund(self, request: RefundRequest) -> RefundResult:
-        body = {
-            "refund_key": request.refund_id,
-            "amount": _amount_int(request.amount_minor, request.currency),
-            "reason": request.reason or "refund",
-        }
-        data = self.client.refund(
-            request.gateway_reference or request.payment_id, body, idempotency_key=request.refund_id
-        )
-        status = str(data.get("transaction_status") or "").lower()
-        if status not in ("refund", "partial_refund"):
-            raise _bad_response(f"Midtrans refund answer has transaction_status {status!r}.")
-        reference = data.get("refund_chargeback_id")
-        return RefundResult(
-            gateway_refund_reference=str(reference if reference is not None else request.refund_id),
-            status=RefundStatus.SUCCEEDED,
-            amount_minor=request.amount_minor,
-            raw=data,
+        return refunds.refund(self, request)
+
+    def get_refund(
+        self, *, refund_id: str, payment_id: str, gateway_reference: str, gateway_refund_reference: str = ""
+    ) -> RefundResult:
+        return refunds.get_refund(
+            self,
+            refund_id=refund_id,
+            order_id=gateway_reference or payment_id,
+            gateway_refund_reference=gateway_refund_reference,
         )
 
-    def _status_result(self, data: dict) -> PaymentStatusResult:
+    def capture(self, request: CaptureRequest) -> PaymentStatusResult:
+        return refunds.capture(self, request)
+
+    def void_authorization(self, *, payment_id: str, gateway_reference: str) -> PaymentStatusResult:
+        return refunds.void_authorization(self, order_id=gateway_reference or payment_id)
+
+    def status_result(self, data: dict) -> PaymentStatusResult:
+        """A Core API transaction body (status, expire, capture, cancel answers) -> PaymentStatusResult."""
         order_id = data.get("order_id")
         if not isinstance(order_id, str) or not order_id:
-            raise _bad_response("Midtrans' status answer lacks order_id.")
+            raise bad_response("Midtrans' status answer lacks order_id.")
         currency = str(data.get("currency") or "IDR").upper()
         status = webhooks.map_status(data.get("transaction_status"), data.get("fraud_status"))
         gross = webhooks.field_text(data.get("gross_amount"))
-        amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=_bad_response)
+        amount_minor = gateway_amount_to_minor(gross, currency, param="gross_amount", error=bad_response)
         paid_at = None
         if status in _COLLECTED:  # a refunded transaction was settled first: its gross amount was collected
             paid_at = webhooks.parse_time(
                 data.get("settlement_time") or data.get("transaction_time"),
-                error=_bad_response,
+                error=bad_response,
                 field="settlement_time",
             )
+        capture_before = None
+        if status == GatewayOutcome.AUTHORIZED:
+            authorized_at = webhooks.parse_time(
+                data.get("transaction_time"), error=bad_response, field="transaction_time"
+            )
+            capture_before = authorized_at + AUTHORIZATION_HOLD if authorized_at else None
         return PaymentStatusResult(
             gateway_reference=order_id,
             status=status,
@@ -194,8 +205,9 @@ class MidtransGateway(Gateway):
             currency=currency,
             paid_at=paid_at,
             payment_id=order_id,
+            capture_before=capture_before,
             refund=webhooks.refund_report(
-                data, currency=currency, gross_minor=amount_minor, error=_bad_response
+                data, currency=currency, gross_minor=amount_minor, error=bad_response
             ),
             raw=data,
         )

@@ -6,7 +6,8 @@ sends no other authentication (no custom headers).
 
 Status mapping (transaction_status, case-insensitive; fraud_status may be absent, e.g. Indomaret):
   capture / settlement + fraud accept or absent -> succeeded;  + challenge -> pending;  + deny -> failed
-  pending, authorize -> pending;  deny, cancel, failure -> failed;  expire -> expired
+  pending -> pending;  authorize -> authorized (a card hold, capture_method "manual");  deny, cancel, failure ->
+  failed;  expire -> expired
   refund, chargeback -> refunded;  partial_refund, partial_chargeback -> partially_refunded;  else unknown
 Refund statuses carry a RefundReport (`refund_report`): Midtrans' cumulative refunded amount (`refund_amount`, else
 the sum of the `refunds` list, else - for a full `refund`/`chargeback` - the gross amount) and whether it is a
@@ -59,7 +60,7 @@ WIB = timezone(timedelta(hours=7), "WIB")
 _SUCCESS_STATES = {"capture", "settlement"}
 _SIMPLE = {
     "pending": GatewayOutcome.PENDING,
-    "authorize": GatewayOutcome.PENDING,
+    "authorize": GatewayOutcome.AUTHORIZED,
     "deny": GatewayOutcome.FAILED,
     "cancel": GatewayOutcome.FAILED,
     "failure": GatewayOutcome.FAILED,

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from gateways.base import (
+    CaptureRequest,
     CreatePaymentRequest,
     CreatePaymentResult,
     Gateway,
@@ -80,6 +81,16 @@ class SandboxGateway(Gateway):
             raw={"checkout_id": refund.session_id, "refund_id": refund.refund_id},
         )
 
+    # ----- authorize and capture (docs/adr/0047) --------------------------------------------------------------
+    def capture(self, request: CaptureRequest) -> PaymentStatusResult:
+        return _status_result(services.sandbox_capture(account=self.account, request=request))
+
+    def void_authorization(self, *, payment_id: str, gateway_reference: str) -> PaymentStatusResult:
+        session = services.sandbox_void(
+            account=self.account, payment_id=payment_id, gateway_reference=gateway_reference
+        )
+        return _status_result(session)
+
     # ----- webhooks -----------------------------------------------------------------------------------------
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         sandbox_webhooks.verify(headers, raw_body, secret=self.credentials.get("signing_secret", ""))
@@ -93,9 +104,14 @@ def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:
         SandboxCheckoutStatus.SUCCEEDED: GatewayOutcome.SUCCEEDED,
         SandboxCheckoutStatus.FAILED: GatewayOutcome.FAILED,
         SandboxCheckoutStatus.EXPIRED: GatewayOutcome.EXPIRED,
+        SandboxCheckoutStatus.AUTHORIZED: GatewayOutcome.AUTHORIZED,
+        SandboxCheckoutStatus.CANCELED: GatewayOutcome.CANCELED,
     }.get(session.status, GatewayOutcome.PENDING)
-    if status == GatewayOutcome.PENDING and timezone.now() >= session.expires_at:
+    now = timezone.now()
+    if status == GatewayOutcome.PENDING and now >= session.expires_at:
         status = GatewayOutcome.EXPIRED  # an open session past its expiry can no longer be paid
+    if status == GatewayOutcome.AUTHORIZED and session.capture_before and now >= session.capture_before:
+        status = GatewayOutcome.EXPIRED  # a hold past its limit can no longer be captured
     if status == GatewayOutcome.SUCCEEDED and session.amount_refunded_minor:
         status = (
             GatewayOutcome.REFUNDED
@@ -103,15 +119,19 @@ def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:
             else GatewayOutcome.PARTIALLY_REFUNDED
         )
     paid = status in (GatewayOutcome.SUCCEEDED, GatewayOutcome.REFUNDED, GatewayOutcome.PARTIALLY_REFUNDED)
+    held = status == GatewayOutcome.AUTHORIZED
     return PaymentStatusResult(
         gateway_reference=session.pk,
         status=status,
-        amount_minor=session.amount_paid_minor if paid else session.amount_minor,
+        amount_minor=session.amount_paid_minor
+        if paid
+        else (session.amount_authorized_minor if held else session.amount_minor),
         currency=session.currency,
         paid_at=session.completed_at if paid else None,
         payment_id=session.payment_id,
         refund=RefundReport(total_minor=session.amount_refunded_minor)
         if session.amount_refunded_minor
         else None,
+        capture_before=session.capture_before if held else None,
         raw={"checkout_id": session.pk, "status": session.status, "action": session.action},
     )

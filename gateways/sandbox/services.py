@@ -13,12 +13,13 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateways.base import CreatePaymentRequest, GatewayPaymentNotFound, RefundRequest
+from gateways.base import CaptureRequest, CreatePaymentRequest, GatewayPaymentNotFound, RefundRequest
 from gateways.models import (
     GatewayAccount,
     SandboxCheckoutSession,
@@ -39,8 +40,12 @@ from paytrust.errors import (
 
 logger = logging.getLogger("paytrust.gateways.sandbox")
 
-ACTIONS = ("pay", "pay_partial", "overpay", "fail", "expire")
-_PAYING = {"pay", "pay_partial", "overpay"}
+ACTIONS = ("pay", "pay_partial", "overpay", "fail", "expire", "authorize")
+_PAYING = {"pay", "pay_partial", "overpay", "authorize"}
+# A manual-capture session's customer authorizes (the whole amount, like a card hold) instead of paying.
+_MANUAL_ACTIONS = {"authorize", "fail", "expire"}
+# How long the sandbox keeps an authorization capturable (card holds typically last about a week).
+SANDBOX_AUTHORIZATION_HOLD = timedelta(days=7)
 
 # receiver(account, headers, raw body): takes the signed delivery exactly like `POST /v1/webhooks/sandbox/{account}`
 # with those headers and that body (verify, store, deduplicate on the event id, enqueue processing). Raising means
@@ -80,6 +85,7 @@ def sandbox_session_create(
                     "phone": request.customer.phone,
                 },
                 expires_at=request.expires_at,
+                capture_method=request.capture_method,
                 success_redirect_url=request.success_redirect_url,
                 failure_redirect_url=request.failure_redirect_url,
             )
@@ -148,7 +154,17 @@ class CheckoutOutcome:
 
 
 def _resolve_amount(session: SandboxCheckoutSession, action: str, amount: object) -> int:
-    if action == "pay":
+    manual = session.capture_method == "manual"
+    if manual and action not in _MANUAL_ACTIONS:
+        raise ValidationError(
+            "This checkout only authorizes the payment (the merchant captures it later): choose Authorize.",
+            param="action",
+        )
+    if action == "authorize" and not manual:
+        raise ValidationError(
+            "This checkout collects at once; there is nothing to authorize.", param="action"
+        )
+    if action in ("pay", "authorize"):
         return session.amount_minor
     if action in ("fail", "expire"):
         return 0
@@ -207,9 +223,11 @@ def sandbox_checkout_submit(
                     "This checkout has expired; it can no longer be paid.", code="checkout_expired"
                 )
             paid = _resolve_amount(session, action, amount)
-            status = {"fail": SandboxCheckoutStatus.FAILED, "expire": SandboxCheckoutStatus.EXPIRED}.get(
-                action, SandboxCheckoutStatus.SUCCEEDED
-            )
+            status = {
+                "fail": SandboxCheckoutStatus.FAILED,
+                "expire": SandboxCheckoutStatus.EXPIRED,
+                "authorize": SandboxCheckoutStatus.AUTHORIZED,
+            }.get(action, SandboxCheckoutStatus.SUCCEEDED)
             event_id = "sbxevt_" + secrets.token_hex(16)
             body = sandbox_webhooks.build_body(
                 event_id=event_id,
@@ -226,21 +244,16 @@ def sandbox_checkout_submit(
             )
             session.status = status
             session.action = action
-            session.amount_paid_minor = paid
-            session.completed_at = now
             session.webhook_event_id = event_id
             session.webhook_body = body.decode()
-            session.save(
-                update_fields=[
-                    "status",
-                    "action",
-                    "amount_paid_minor",
-                    "completed_at",
-                    "webhook_event_id",
-                    "webhook_body",
-                    "updated_at",
-                ]
-            )
+            fields = ["status", "action", "webhook_event_id", "webhook_body", "updated_at"]
+            if status == SandboxCheckoutStatus.AUTHORIZED:
+                fields += _authorize(session, paid, now=now)
+            else:
+                session.amount_paid_minor = paid
+                session.completed_at = now
+                fields += ["amount_paid_minor", "completed_at"]
+            session.save(update_fields=fields)
     return _deliver(session, repeated=repeated, receiver=receiver)
 
 
@@ -284,3 +297,80 @@ def _deliver(
         locked.webhook_error = ""
         locked.save(update_fields=["webhook_delivered_at", "webhook_error", "updated_at"])
     return CheckoutOutcome(session=locked, delivered=True, repeated=repeated)
+
+
+# ---- authorize and capture (docs/adr/0047) -------------------------------------------------------------------
+
+
+def _authorize(session: SandboxCheckoutSession, amount_minor: int, *, now: datetime) -> list[str]:
+    """The checkout's `authorize`: hold the amount (nothing is collected yet); the fields to save."""
+    session.amount_authorized_minor = amount_minor
+    session.authorized_at = now
+    session.capture_before = now + SANDBOX_AUTHORIZATION_HOLD
+    return ["amount_authorized_minor", "authorized_at", "capture_before"]
+
+
+def _locked_session(
+    *, account: GatewayAccount, payment_id: str, gateway_reference: str
+) -> SandboxCheckoutSession:
+    session = sandbox_session_get(account=account, payment_id=payment_id, gateway_reference=gateway_reference)
+    return SandboxCheckoutSession.objects.select_for_update().get(pk=session.pk)
+
+
+def sandbox_capture(*, account: GatewayAccount, request: CaptureRequest) -> SandboxCheckoutSession:
+    """Collect (part of) an authorized session; the rest of the hold is released. Idempotent: the same capture
+    again (a retry after a timeout) returns the captured session. No webhook: the caller learns from the answer.
+    Refused (permanent GatewayError `gateway_rejected`): not authorized, another amount than a capture already
+    made, more than held, the currency differs, or the hold lapsed (then the session is canceled)."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = _locked_session(
+            account=account, payment_id=request.payment_id, gateway_reference=request.gateway_reference
+        )
+        if session.status == SandboxCheckoutStatus.SUCCEEDED and session.action == "capture":
+            if session.amount_paid_minor == request.amount_minor:
+                return session
+            raise GatewayError("This authorization was already captured.", code="gateway_rejected")
+        if session.status != SandboxCheckoutStatus.AUTHORIZED:
+            raise GatewayError(
+                f"Only an authorized sandbox checkout can be captured (it is {session.status}).",
+                code="gateway_rejected",
+            )
+        if session.capture_before is not None and now >= session.capture_before:
+            _end_hold(session, action="lapse", now=now)
+            return session  # reported CANCELED: the hold is gone
+        if request.currency != session.currency:
+            raise GatewayError("The capture's currency is not the authorization's.", code="gateway_rejected")
+        if not 0 < request.amount_minor <= session.amount_authorized_minor:
+            raise GatewayError("The capture exceeds the authorized amount.", code="gateway_rejected")
+        session.status = SandboxCheckoutStatus.SUCCEEDED
+        session.action = "capture"
+        session.amount_paid_minor = request.amount_minor
+        session.completed_at = now
+        session.save(update_fields=["status", "action", "amount_paid_minor", "completed_at", "updated_at"])
+    return session
+
+
+def sandbox_void(
+    *, account: GatewayAccount, payment_id: str, gateway_reference: str
+) -> SandboxCheckoutSession:
+    """Release an authorized session's hold (CANCELED). Idempotent: a canceled session is returned as is. A
+    captured (or otherwise ended) session is refused with a permanent GatewayError `gateway_rejected`."""
+    with transaction.atomic():
+        session = _locked_session(account=account, payment_id=payment_id, gateway_reference=gateway_reference)
+        if session.status == SandboxCheckoutStatus.CANCELED:
+            return session
+        if session.status != SandboxCheckoutStatus.AUTHORIZED:
+            raise GatewayError(
+                f"Only an authorized sandbox checkout can be voided (it is {session.status}).",
+                code="gateway_rejected",
+            )
+        _end_hold(session, action="void", now=timezone.now())
+    return session
+
+
+def _end_hold(session: SandboxCheckoutSession, *, action: str, now: datetime) -> None:
+    session.status = SandboxCheckoutStatus.CANCELED
+    session.action = action
+    session.completed_at = now
+    session.save(update_fields=["status", "action", "completed_at", "updated_at"])

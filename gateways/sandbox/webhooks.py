@@ -1,11 +1,14 @@
 """The sandbox gateway's webhook format and signature (decision record: docs/adr/0011-sandbox-gateway.md).
 
 Body (UTF-8 JSON, amounts are decimal strings in major units like the PayTrust API):
-    {"id": "sbxevt_<32 hex>", "type": "checkout.completed", "action": "pay|pay_partial|overpay|fail|expire",
+    {"id": "sbxevt_<32 hex>", "type": "checkout.completed",
+     "action": "pay|pay_partial|overpay|fail|expire|authorize",
      "checkout_id": "ckt_…", "payment_id": "pay_…", "invoice_id": "inv_…" | "", "installment": 2 | null,
-     "status": "succeeded|failed|expired", "amount": "150000", "requested_amount": "150000",
+     "status": "succeeded|failed|expired|authorized", "amount": "150000", "requested_amount": "150000",
      "currency": "IDR", "occurred_at": "2026-11-22T15:18:41Z"}
-`amount` is what the customer paid ("0" unless status is succeeded); `requested_amount` what the session asked.
+`amount` is what the customer paid ("0" unless status is succeeded), or the amount held when status is
+`authorized` (a manual-capture checkout: docs/adr/0047); `requested_amount` what the session asked. Captures and
+voids are answered by the sandbox's API calls themselves and send no webhook.
 
 Signature header (Stripe-style, hex HMAC-SHA256 keyed with the account's sandbox signing secret):
     X-Sandbox-Signature: t=<unix seconds>,v1=<hex(HMAC_SHA256(secret, "<t>." + raw body))>
@@ -39,6 +42,7 @@ _STATUSES = {
     "failed": GatewayOutcome.FAILED,
     "expired": GatewayOutcome.EXPIRED,
     "pending": GatewayOutcome.PENDING,
+    "authorized": GatewayOutcome.AUTHORIZED,
 }
 
 
@@ -141,7 +145,8 @@ def parse(raw_body: bytes) -> WebhookNotification:
         raise WebhookPayloadError(f"Unknown sandbox status {data['status']!r}.", param="status")
     status = _STATUSES[data["status"]]
     currency = data["currency"]
-    amount_key = "amount" if status == GatewayOutcome.SUCCEEDED else "requested_amount"
+    held_or_paid = (GatewayOutcome.SUCCEEDED, GatewayOutcome.AUTHORIZED)
+    amount_key = "amount" if status in held_or_paid else "requested_amount"
     amount_minor = gateway_amount_to_minor(
         data[amount_key], currency, param=amount_key, error=WebhookPayloadError
     )

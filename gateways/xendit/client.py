@@ -1,13 +1,22 @@
-"""Xendit Invoice API over HTTP (https://api.xendit.co): Basic auth with the secret key as user, empty password."""
+"""Xendit Invoice and Refund APIs over HTTP (https://api.xendit.co): Basic auth with the secret key as user, empty
+password.
+
+Refund API errors carry an `error_code` the adapter acts on (409 DUPLICATE_ERROR, 400 MAXIMUM_REFUND_AMOUNT_REACHED,
+REFUND_NOT_SUPPORTED, …; docs/adr/0048-midtrans-xendit-refunds-and-capture.md). gateways/http.py keeps only the
+HTTP status in its message, so the refund calls go through their own session whose response hook
+(`_refund_error_hook`) turns a 4xx answer with an `error_code` (other than 401 / 404 / 429, which http.py
+classifies) into a `XenditApiError` carrying `error_code` and `http_status`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
 
+import requests
 from django.conf import settings
 
-from gateways.http import GatewayHttp
+from gateways.http import GatewayHttp, loads_json
 from paytrust.errors import GatewayError
 
 DEFAULT_API_BASE = "https://api.xendit.co"
@@ -25,6 +34,34 @@ def _error_message(data: Any) -> str:
     return ""
 
 
+class XenditApiError(GatewayError):
+    """A 4xx Refund API answer with Xendit's `error_code` (permanent unless the adapter decides otherwise)."""
+
+    code = "gateway_rejected"
+
+    def __init__(self, message: str, *, error_code: str, http_status: int) -> None:
+        super().__init__(message, retryable=False)
+        self.error_code = error_code
+        self.http_status = http_status
+
+
+def _refund_error_hook(response, *args, **kwargs):
+    status = response.status_code
+    if status < 400 or status >= 500 or status in (401, 404, 429):
+        return response
+    try:
+        data = loads_json(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("error_code"), str):
+        return response
+    raise XenditApiError(
+        f"Xendit answered HTTP {status}: {_error_message(data)}"[:300],
+        error_code=data["error_code"],
+        http_status=status,
+    )
+
+
 class XenditClient:
     def __init__(self, *, secret_key: str, account_id: str, base_url: str | None = None) -> None:
         self.http = GatewayHttp(
@@ -33,6 +70,16 @@ class XenditClient:
             base_url=base_url or api_base(),
             auth=(secret_key, ""),
             error_message=_error_message,
+        )
+        session = requests.Session()
+        session.hooks["response"].append(_refund_error_hook)
+        self.refunds_http = GatewayHttp(
+            gateway="xendit",
+            account_id=account_id,
+            base_url=base_url or api_base(),
+            auth=(secret_key, ""),
+            error_message=_error_message,
+            session=session,
         )
 
     def create_invoice(self, body: dict, *, idempotency_key: str) -> dict:
@@ -74,6 +121,41 @@ class XenditClient:
             "POST", f"/invoices/{quote(invoice_id, safe='')}/expire!", operation="expire_payment"
         )
         return _object(response.data)
+
+    # ----- Refund API (XPY docs/RefundApi.md) -------------------------------------------------------------------
+    def create_refund(self, body: dict, *, idempotency_key: str) -> dict:
+        """POST /refunds with header `idempotency-key`."""
+        response = self.refunds_http.request(
+            "POST",
+            "/refunds",
+            operation="refund",
+            json_body=body,
+            headers={"idempotency-key": idempotency_key},
+        )
+        return _object(response.data)
+
+    def get_refund(self, refund_id: str) -> dict:
+        """GET /refunds/{refund_id}; 404 -> GatewayPaymentNotFound (http.py), turned into not-found by the adapter."""
+        response = self.refunds_http.request(
+            "GET", f"/refunds/{quote(refund_id, safe='')}", operation="get_refund"
+        )
+        return _object(response.data)
+
+    def list_refunds(self, *, invoice_id: str, after_id: str = "", limit: int = 100) -> dict:
+        """GET /refunds?invoice_id=…&limit=…[&after_id=…] -> {"data": [Refund], "has_more": bool}. The API filters by
+        payment_request_id / invoice_id / payment_method_type / channel_code, not by reference_id."""
+        params = {"invoice_id": invoice_id, "limit": str(limit)}
+        if after_id:
+            params["after_id"] = after_id
+        response = self.refunds_http.request("GET", "/refunds", operation="get_refund", params=params)
+        data = _object(response.data)
+        if not isinstance(data.get("data"), list) or not all(isinstance(item, dict) for item in data["data"]):
+            raise GatewayError(
+                "Xendit answered the refund list with an unexpected body.",
+                code="gateway_bad_response",
+                retryable=True,
+            )
+        return data
 
 
 def _object(data: Any) -> dict:

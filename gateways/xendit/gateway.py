@@ -1,5 +1,7 @@
 """Xendit adapter: our contract <-> Xendit Invoice API (POST /v2/invoices, GET /v2/invoices/{id}, expire!).
 
+Refunds: Xendit's Refund API (POST /refunds, GET /refunds/{id}, GET /refunds?invoice_id=…), see refunds.py.
+No manual capture: an invoice collects at once (capture_method "manual" is refused, supports_manual_capture False).
 Webhooks: invoice callbacks and refund callbacks (refunds made in Xendit's dashboard or API), see webhooks.py."""
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from gateways.base import (
     GatewayOutcome,
     GatewayPaymentNotFound,
     PaymentStatusResult,
+    RefundRequest,
+    RefundResult,
     WebhookNotification,
     gateway_amount_to_minor,
 )
-from gateways.xendit import webhooks
+from gateways.xendit import refunds, webhooks
 from gateways.xendit.client import XenditClient
 from paytrust import money
 from paytrust.errors import GatewayError
@@ -48,6 +52,12 @@ class XenditGateway(Gateway):
         if request.currency not in self.supported_currencies:
             raise GatewayError(
                 f"Xendit does not take {request.currency}.", code="gateway_rejected", retryable=False
+            )
+        if request.capture_method != "automatic":
+            raise GatewayError(
+                "Xendit invoices cannot authorize only: capture_method must be automatic.",
+                code="gateway_capture_unsupported",
+                retryable=False,
             )
         duration = int((request.expires_at - timezone.now()).total_seconds())
         if duration < 1:
@@ -115,6 +125,21 @@ class XenditGateway(Gateway):
                 raise
             # Already paid / expired invoices cannot be expired: report what Xendit holds.
             return self._status_result(self.client.get_invoice(gateway_reference))
+
+    # ----- refunds (refunds.py) ------------------------------------------------------------------------------
+    def refund(self, request: RefundRequest) -> RefundResult:
+        return refunds.refund(self, request)
+
+    def get_refund(
+        self, *, refund_id: str, payment_id: str, gateway_reference: str, gateway_refund_reference: str = ""
+    ) -> RefundResult:
+        return refunds.get_refund(
+            self,
+            refund_id=refund_id,
+            payment_id=payment_id,
+            gateway_reference=gateway_reference,
+            gateway_refund_reference=gateway_refund_reference,
+        )
 
     def _status_result(self, data: dict) -> PaymentStatusResult:
         invoice_id = data.get("id")

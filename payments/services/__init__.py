@@ -7,6 +7,9 @@
   docs/adr/0032-gateway-reported-refunds.md)
 - reconciliation.py: `payment_reconcile`, `payments_reconcile`, `payments_to_reconcile`,
   `payments_reconcile_queue` (the admin's action: jobs, not gateway calls), `payment_close_at_gateway`
+- authorization.py: what entering / leaving `authorized` does (hold fields, ledger, events), for application.py
+- capture.py: `payment_capture`, `payment_void` (two phases; docs/adr/0047-authorize-and-capture.md) and
+  `authorization_settle` (reconciliation of authorized payments: lapsed holds, voided invoices, lost answers)
 - voiding.py: `invoice_void_closing_payments` (the API's and the admin's void: the invoice, then its open payments)
 - expiry.py: `invoices_expire_overdue`, `invoice_expire_with_payments` (the expiry job, the command, the admin)
 
@@ -26,6 +29,7 @@ from payments.services.application import (
     PaymentNotFoundForGateway,
     payment_apply_gateway_status,
 )
+from payments.services.capture import payment_capture, payment_void
 from payments.services.expiry import invoice_expire_with_payments, invoices_expire_overdue
 from payments.services.initiation import InitiationResult, payment_initiate
 from payments.services.reconciliation import (
@@ -47,8 +51,10 @@ __all__ = [
     "invoice_void_closing_payments",
     "invoices_expire_overdue",
     "payment_apply_gateway_status",
+    "payment_capture",
     "payment_initiate",
     "payment_reconcile",
+    "payment_void",
     "payments_close_for_invoice",
     "payments_reconcile",
     "payments_reconcile_queue",

@@ -21,7 +21,7 @@ from invoices.selectors import invoice_closed_for_payment
 from invoices.services import invoice_apply_payment
 from payments.models import Payment, PaymentStatus
 from payments.selectors import invoice_payments, payment_representation
-from payments.services import bookkeeping
+from payments.services import authorization, bookkeeping
 from payments.services._support import emit, set_status
 from payments.services.gateway_refunds import (
     REFUND_OUTCOMES,
@@ -42,6 +42,8 @@ _TARGETS: dict[str, str] = {
     gw.GatewayOutcome.SUCCEEDED: PaymentStatus.SUCCEEDED,
     gw.GatewayOutcome.FAILED: PaymentStatus.FAILED,
     gw.GatewayOutcome.EXPIRED: PaymentStatus.EXPIRED,
+    gw.GatewayOutcome.AUTHORIZED: PaymentStatus.AUTHORIZED,
+    gw.GatewayOutcome.CANCELED: PaymentStatus.CANCELED,
 }
 
 
@@ -65,6 +67,8 @@ class GatewayStatusUpdate:
     failure_message: str = ""
     # With REFUNDED / PARTIALLY_REFUNDED: the WebhookNotification's / PaymentStatusResult's `refund` as is.
     refund: gw.RefundReport | None = None
+    # With AUTHORIZED: until when the gateway lets the hold be captured (None: AUTHORIZATION_HOLD_DAYS from now).
+    capture_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ def payment_apply_gateway_status(
       422 currency_mismatch, nothing written).
     - failed / expired (from an open status only; records `payment.failed` for failed). A late EXPIRED or FAILED
       after a success changes nothing. pending (from initiating/unknown) fills in the gateway reference.
+    - authorized / canceled, and a success, failure or expiry of an authorized payment (a capture, a void, a
+      lapse): the hold's fields, ledger movements and events are `authorization`'s (docs/adr/0047).
     - refunded / partially_refunded: `gateway_refunds.refund_record` (refund rows, `amount_refunded_minor`,
       `refund.succeeded`); a payment not yet succeeded here is applied as succeeded first when the report carries
       the payment's whole state (cumulative: Midtrans), else 409 `refund_before_success` (retried by the caller).
@@ -152,6 +158,7 @@ def _apply_target(payment: Payment, update: GatewayStatusUpdate, target: str, *,
     the money to the invoice. Returns the note."""
     previous = payment.status
     fields = _take_update(payment, update, target, now=now)
+    fields += authorization.hold_fields(payment, update, previous=previous, target=target, now=now)
     set_status(payment, target)
     if target == PaymentStatus.SUCCEEDED and invoice_closed_for_payment(
         invoice_id=payment.invoice_id, paid_at=payment.succeeded_at
@@ -161,6 +168,7 @@ def _apply_target(payment: Payment, update: GatewayStatusUpdate, target: str, *,
         fields.append("received_on_closed_invoice")
     payment.save(update_fields=fields)
     emit(payment, target)
+    authorization.hold_movements(payment, previous=previous, target=target, now=now)
     note = f"{previous} -> {target}"
     if target == PaymentStatus.SUCCEEDED:
         applied = invoice_apply_payment(
@@ -248,7 +256,7 @@ def _take_update(payment: Payment, update: GatewayStatusUpdate, target: str, *, 
         payment.payment_url = update.payment_url
         fields.append("payment_url")
     payment.gateway_status_at = update.occurred_at or now
-    if target in (PaymentStatus.SUCCEEDED, PaymentStatus.PENDING):
+    if target in (PaymentStatus.SUCCEEDED, PaymentStatus.PENDING, PaymentStatus.AUTHORIZED):
         payment.failure_code = ""
         payment.failure_message = ""
         fields += ["failure_code", "failure_message"]

@@ -23,14 +23,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gateways import base as gw
-from gateways.registry import gateway_account_mode_mismatch, gateway_for_account
+from gateways.registry import gateway_account_mode_mismatch, gateway_class, gateway_for_account
 from gateways.selectors import gateway_account_enabled
 from invoices.selectors import invoice_get
 from invoices.services import invoice_mark_payment_initiated
-from payments.models import OPEN_STATUSES, GatewayCallOperation, Payment, PaymentStatus
+from payments.models import OPEN_STATUSES, CaptureMethod, GatewayCallOperation, Payment, PaymentStatus
 from payments.services._support import emit, record_call, set_status
 from payments.services.reconciliation import payment_close_at_gateway
-from paytrust.errors import Conflict, GatewayError, GatewayTimeout
+from paytrust.errors import Conflict, GatewayError, GatewayTimeout, ValidationError
 from paytrust.sql import nowait_or_conflict
 
 logger = logging.getLogger("paytrust.payments")
@@ -55,7 +55,13 @@ def _open_payment_locked(invoice_id: str, installment_number: int) -> Payment | 
         return qs.first()
 
 
-def _phase1_record(*, invoice_id: str, installment_number: int | None, now: datetime) -> tuple[Payment, bool]:
+def _phase1_record(
+    *,
+    invoice_id: str,
+    installment_number: int | None,
+    now: datetime,
+    capture_method: str = CaptureMethod.AUTOMATIC,
+) -> tuple[Payment, bool]:
     with transaction.atomic():
         target = invoice_mark_payment_initiated(
             invoice_id=invoice_id, installment_number=installment_number, nowait=True, now=now
@@ -88,6 +94,7 @@ def _phase1_record(*, invoice_id: str, installment_number: int | None, now: date
             currency=invoice.currency,
             amount_minor=target.amount_minor,
             expires_at=min(invoice.lapses_at, now + PAYMENT_MAX_LIFETIME),
+            capture_method=capture_method,
         )
         set_status(payment, PaymentStatus.INITIATING)
         try:
@@ -103,6 +110,20 @@ def _phase1_record(*, invoice_id: str, installment_number: int | None, now: date
                 )
             raise
     return payment, True
+
+
+def _check_capture_method(capture_method: str, *, gateway: str) -> None:
+    if capture_method not in CaptureMethod.values:
+        raise ValidationError(
+            f"capture_method must be one of {', '.join(CaptureMethod.values)}.", param="capture_method"
+        )
+    if capture_method == CaptureMethod.MANUAL and not gateway_class(gateway).supports_manual_capture:
+        raise ValidationError(
+            f"The {gateway} gateway cannot authorize a payment for a later capture; use capture_method "
+            '"automatic".',
+            code="capture_method_unsupported",
+            param="capture_method",
+        )
 
 
 def _create_request(payment: Payment) -> gw.CreatePaymentRequest:
@@ -122,6 +143,7 @@ def _create_request(payment: Payment) -> gw.CreatePaymentRequest:
         ),
         invoice_id=invoice.id,
         installment_number=payment.installment_number,
+        capture_method=payment.capture_method,
     )
 
 
@@ -158,7 +180,12 @@ def _call_gateway_create(payment: Payment) -> tuple[gw.CreatePaymentResult | Non
 def _closed_meanwhile(payment: Payment, now: datetime) -> bool:
     """Closed while its create call was on the wire: ended by reconciliation, or its deadline brought to now by a
     void (payments/services/voiding.py) or passed. A success that got there first is not closed."""
-    if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
+    if payment.status in (
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.REFUNDED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.AUTHORIZED,  # held already: the merchant captures or voids it
+    ):
         return False
     return payment.status != PaymentStatus.INITIATING or (
         payment.expires_at is not None and payment.expires_at <= now
@@ -224,6 +251,7 @@ def payment_initiate(
     mode: str,
     invoice_id: str,
     installment_number: int | None = None,
+    capture_method: str = CaptureMethod.AUTOMATIC,
     now: datetime | None = None,
 ) -> InitiationResult:
     """Start collecting an invoice installment through the invoice's gateway account (SPEC §6).
@@ -236,10 +264,16 @@ def payment_initiate(
     Phase 3 (payment row locked): `pending` with payment_url / reference / expiry; an unknown outcome (timeout,
     5xx) leaves it `unknown` and raises 504 gateway_error (reconciliation settles it); a permanent gateway
     refusal fails it and raises 502 gateway_error with the gateway's message.
+    `capture_method` "manual" (docs/adr/0047) asks the gateway to authorize only; a gateway that cannot hold
+    money gives 400 `capture_method_unsupported` before anything is written. An open payment returned as is
+    keeps its own capture method.
     """
     now = now or timezone.now()
     invoice = invoice_get(merchant=merchant, mode=mode, invoice_id=invoice_id, related=False)
-    payment, created = _phase1_record(invoice_id=invoice.id, installment_number=installment_number, now=now)
+    _check_capture_method(capture_method, gateway=invoice.gateway)
+    payment, created = _phase1_record(
+        invoice_id=invoice.id, installment_number=installment_number, capture_method=capture_method, now=now
+    )
     if not created:
         return InitiationResult(payment=payment, created=False)
     payment = Payment.objects.select_related("invoice", "gateway_account", "merchant").get(pk=payment.pk)

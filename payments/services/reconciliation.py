@@ -18,6 +18,7 @@ from gateways.registry import gateway_for_account
 from payments.models import OPEN_STATUSES, GatewayCallOperation, Payment, PaymentStatus
 from payments.services._support import record_call
 from payments.services.application import ApplyOutcome, GatewayStatusUpdate, payment_apply_gateway_status
+from payments.services.capture import HOLD_OPERATION_STALE_AFTER, authorization_settle
 from paytrust.errors import ApplicationError, GatewayError
 from paytrust.jobs import app, defer_in_transaction
 
@@ -50,12 +51,15 @@ def _backoff(attempts: int) -> timedelta:
 
 def payments_to_reconcile(*, now: datetime | None = None, limit: int = 500) -> list[str]:
     """Ids of payments whose truth we should ask the gateway for: `unknown`; `initiating` older than a minute;
-    `pending` past expiry (plus a grace for the gateway's own expiry webhook). Each at most once per backoff."""
+    `pending` past expiry (plus a grace for the gateway's own expiry webhook); `authorized` past `capture_before`
+    or with a capture/void whose answer never came (docs/adr/0047). Each at most once per backoff."""
     now = now or timezone.now()
     candidates = Payment.objects.filter(
         Q(status=PaymentStatus.UNKNOWN)
         | Q(status=PaymentStatus.INITIATING, created_at__lte=now - INITIATING_STALE_AFTER)
         | Q(status=PaymentStatus.PENDING, expires_at__lte=now - PENDING_EXPIRY_GRACE)
+        | Q(status=PaymentStatus.AUTHORIZED, capture_before__lte=now)
+        | Q(status=PaymentStatus.AUTHORIZED, hold_operation_at__lte=now - HOLD_OPERATION_STALE_AFTER)
     ).order_by("created_at", "id")
     due: list[str] = []
     for pk, reconciled_at, attempts in candidates.values_list("pk", "reconciled_at", "reconcile_attempts")[
@@ -119,7 +123,8 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
       is expired. Not for an `initiating` payment younger than INITIATING_STALE_AFTER: its create call may not
       have reached the gateway yet (a void's job can ask in that window), so that answer is not final and the
       payment is left to phase 3 of its initiation (which closes it) or a later reconciliation;
-    - a transient error: tried again after a backoff (1, 2, 4 … minutes, at most hourly).
+    - a transient error: tried again after a backoff (1, 2, 4 … minutes, at most hourly);
+    - an `authorized` payment: `capture.authorization_settle` (captured elsewhere, lapsed, its invoice voided).
     """
     now = now or timezone.now()
     payment = Payment.objects.select_related("gateway_account").filter(pk=payment_id).first()
@@ -135,6 +140,8 @@ def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyO
         GatewayCallOperation.GET_STATUS,
         lambda: adapter.get_status(payment_id=payment.id, gateway_reference=reference),
     )
+    if payment.status == PaymentStatus.AUTHORIZED:
+        return authorization_settle(payment=payment, result=result, error=error, now=now)
     past_expiry = payment.expires_at is not None and payment.expires_at <= now
     if result is not None and result.status == gw.GatewayOutcome.PENDING and past_expiry:
         # Still open at the gateway although it should have ended (its deadline passed, or its invoice was

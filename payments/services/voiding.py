@@ -13,9 +13,10 @@ from django.utils import timezone
 from invoices.models import Invoice
 from invoices.services import invoice_void
 from merchants.models import Merchant
-from payments.models import OPEN_STATUSES, Payment
+from payments.models import OPEN_STATUSES, HoldOperation, Payment, PaymentStatus
 from payments.selectors import invoice_payments
 from payments.services.reconciliation import RECONCILE_PAYMENT_TASK
+from paytrust.errors import Conflict
 from paytrust.jobs import app, defer_in_transaction
 from paytrust.sql import nowait_or_conflict
 
@@ -68,7 +69,12 @@ def payments_close_for_invoice(*, invoice_id: str, locked: set[str], now: dateti
 
     A payment initiated while the void waited for the invoice lock is open too but was not locked first: it is
     locked now without waiting (the invoice is held; waiting could deadlock with a webhook holding that payment),
-    and if it is busy the whole void gives 409 `payment_in_progress` (retry)."""
+    and if it is busy the whole void gives 409 `payment_in_progress` (retry).
+
+    An authorized payment's hold is released the same way (docs/adr/0047): it is marked for a void
+    (`hold_operation` "void", `capture_before` now, so no capture is accepted any more) and the job voids it at
+    the gateway, making it `canceled`. A capture under way on it refuses the whole void (409
+    `capture_in_progress`): the money may be arriving."""
     ids = list(
         Payment.objects.filter(invoice_id=invoice_id, status__in=OPEN_STATUSES)
         .order_by("pk")
@@ -81,6 +87,7 @@ def payments_close_for_invoice(*, invoice_id: str, locked: set[str], now: dateti
         Payment.objects.filter(pk__in=ids).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).update(
             expires_at=now, updated_at=now
         )
+        _release_holds(ids, now=now)
         defer_in_transaction(app.tasks[RECONCILE_PAYMENT_TASK], *({"payment_id": pk} for pk in ids))
     return ids
 
@@ -91,3 +98,14 @@ def _lock_nowait(payment_ids: list[str]) -> None:
     )
     with nowait_or_conflict():
         list(qs.values_list("pk", flat=True))
+
+
+def _release_holds(payment_ids: list[str], *, now: datetime) -> None:
+    """The (locked) authorized ones among the invoice's closing payments: mark them for a void."""
+    held = Payment.objects.filter(pk__in=payment_ids, status=PaymentStatus.AUTHORIZED)
+    if held.filter(hold_operation=HoldOperation.CAPTURE).exists():
+        raise Conflict(
+            "A capture of one of the invoice's payments is in progress; the invoice cannot be voided now.",
+            code="capture_in_progress",
+        )
+    held.update(hold_operation=HoldOperation.VOID, hold_operation_at=now, capture_before=now, updated_at=now)

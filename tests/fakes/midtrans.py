@@ -6,7 +6,15 @@
 - GET /v2/{order_id}/status: 404 until the customer starts paying (`customer_starts`), then the recorded status
   shape adjusted to the transaction's current state (`set_status`: settlement, expire, deny, …).
 - POST /v2/{order_id}/expire (pending -> expire, status_code 407; settled -> body status_code 412),
-  POST /v2/{order_id}/refund (settlement -> refund / partial_refund; refund_key reused -> 406).
+  POST /v2/{order_id}/refund (only settlement / partial_refund -> refund / partial_refund, the transaction keeps a
+  `refunds` list and the cumulative `refund_amount` as in the published refund notification; refund_key reused ->
+  406 "Duplicate refund ID"; not settled -> 412; amount not an integer, <= 0 or more than what is left -> 414),
+  POST /v2/{order_id}/cancel (pending / authorize / capture -> cancel, answer status_code "200"; else 412),
+  POST /v2/capture {"transaction_id", "gross_amount"} (authorize -> capture with the captured gross_amount, answer
+  shaped like the recorded card capture; other states 412; more than authorized 414).
+- Refusals come as HTTP 200 with the code in the body's status_code (as the expire answer); `http_errors = True`
+  sends the same body with that HTTP status instead (Midtrans does both, see gateways/midtrans/client.py).
+- A Snap transaction created with credit_card.type "authorize" becomes a credit_card `authorize` transaction.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ class FakeMidtrans(FakeGatewayServer):
         self.snaps: dict[str, dict] = {}  # order_id -> {"token", "redirect_url", "body"}
         self.transactions: dict[str, dict] = {}  # order_id -> status body
         self._idempotency: dict[str, str] = {}
+        self.http_errors = False
         self._state_lock = threading.Lock()
 
     @property
@@ -66,6 +75,8 @@ class FakeMidtrans(FakeGatewayServer):
         if request.method == "POST" and path == f"{self.SNAP_PREFIX}/transactions":
             return self._snap(request)
         parts = path.strip("/").split("/")
+        if request.method == "POST" and parts == ["v2", "capture"]:
+            return self._capture(request)
         if len(parts) == 3 and parts[0] == "v2":
             order_id, action = parts[1], parts[2]
             if request.method == "GET" and action == "status":
@@ -74,6 +85,8 @@ class FakeMidtrans(FakeGatewayServer):
                 return self._expire(order_id)
             if request.method == "POST" and action == "refund":
                 return self._refund(order_id, request)
+            if request.method == "POST" and action == "cancel":
+                return self._cancel(order_id)
         return Reply(404, {"status_code": "404", "status_message": "route not found"})
 
     def _snap(self, request: RecordedRequest) -> Reply:
@@ -109,7 +122,7 @@ class FakeMidtrans(FakeGatewayServer):
         tx = self.transactions.get(order_id)
         if tx is None:
             return self._not_found()
-        return Reply(200, {k: v for k, v in tx.items() if not k.startswith("_")})
+        return Reply(200, self._public(tx))
 
     def _expire(self, order_id: str) -> Reply:
         with self._state_lock:
@@ -117,13 +130,7 @@ class FakeMidtrans(FakeGatewayServer):
             if tx is None:
                 return self._not_found()
             if tx["transaction_status"] != "pending":
-                return Reply(
-                    200,
-                    {
-                        "status_code": "412",
-                        "status_message": "Merchant cannot modify the status of the transaction",
-                    },
-                )
+                return self._refusal("412", "Merchant cannot modify the status of the transaction")
             tx.update(
                 transaction_status="expire",
                 status_code="407",
@@ -132,32 +139,47 @@ class FakeMidtrans(FakeGatewayServer):
             self._sign(tx)
             return Reply(200, {k: v for k, v in tx.items() if not k.startswith("_")})
 
+    def _refusal(self, code: str, message: str) -> Reply:
+        return Reply(int(code) if self.http_errors else 200, {"status_code": code, "status_message": message})
+
+    def _public(self, tx: dict) -> dict:
+        return {k: v for k, v in tx.items() if not k.startswith("_")}
+
     def _refund(self, order_id: str, request: RecordedRequest) -> Reply:
         body = request.json if isinstance(request.json, dict) else {}
         with self._state_lock:
             tx = self.transactions.get(order_id)
             if tx is None:
                 return self._not_found()
-            refunds = tx.setdefault("_refund_keys", [])
-            if body.get("refund_key") in refunds:
-                return Reply(200, {"status_code": "406", "status_message": "Duplicate refund ID"})
+            refunds = tx.setdefault("refunds", [])
+            if any(item["refund_key"] == body.get("refund_key") for item in refunds):
+                return self._refusal("406", "Duplicate refund ID")
             if tx["transaction_status"] not in ("settlement", "partial_refund"):
-                return Reply(
-                    200,
-                    {
-                        "status_code": "412",
-                        "status_message": "Merchant cannot modify the status of the transaction",
-                    },
-                )
+                return self._refusal("412", "Merchant cannot modify the status of the transaction")
             amount = body.get("amount")
             gross = int(Decimal(tx["gross_amount"]))
             already = int(Decimal(tx.get("refund_amount", "0")))
-            if not isinstance(amount, int) or amount <= 0 or already + amount > gross:
-                return Reply(200, {"status_code": "414", "status_message": "Refund amount is invalid"})
-            refunds.append(body.get("refund_key"))
+            if (
+                isinstance(amount, bool)
+                or not isinstance(amount, int)
+                or amount <= 0
+                or already + amount > gross
+            ):
+                return self._refusal("414", "Refund amount is invalid")
             total = already + amount
             status = "refund" if total == gross else "partial_refund"
-            tx.update(transaction_status=status, refund_amount=f"{total}.00")
+            refunds.append(
+                {
+                    "refund_chargeback_id": len(refunds) + 1,
+                    "refund_amount": f"{amount}.00",
+                    "created_at": _wib_now(),
+                    "reason": body.get("reason", ""),
+                    "refund_key": body.get("refund_key"),
+                    "refund_method": "online",
+                }
+            )
+            tx.update(transaction_status=status, refund_amount=f"{total}.00", status_code="200")
+            self._sign(tx)
             response = sample(
                 "midtrans_refund_response.json"
                 if status == "refund"
@@ -173,6 +195,55 @@ class FakeMidtrans(FakeGatewayServer):
                 transaction_status=status,
             )
             return Reply(200, response)
+
+    def _cancel(self, order_id: str) -> Reply:
+        with self._state_lock:
+            tx = self.transactions.get(order_id)
+            if tx is None:
+                return self._not_found()
+            if tx["transaction_status"] not in ("pending", "authorize", "capture"):
+                return self._refusal("412", "Merchant cannot modify the status of the transaction")
+            # The state keeps the notification's code ("202"); the API answer says "200" (MDOCS cancel page).
+            tx.update(transaction_status="cancel", status_code="202")
+            self._sign(tx)
+            answer = self._public(tx)
+            answer.update(status_code="200", status_message="Success, transaction is canceled")
+            return Reply(200, answer)
+
+    def _capture(self, request: RecordedRequest) -> Reply:
+        body = request.json if isinstance(request.json, dict) else {}
+        with self._state_lock:
+            tx = next(
+                (t for t in self.transactions.values() if t["transaction_id"] == body.get("transaction_id")),
+                None,
+            )
+            if tx is None:
+                return self._not_found()
+            if tx["transaction_status"] != "authorize":
+                return self._refusal("412", "Merchant cannot modify the status of the transaction")
+            amount = body.get("gross_amount")
+            if (
+                isinstance(amount, bool)
+                or not isinstance(amount, int)
+                or not 0 < amount <= int(Decimal(tx["gross_amount"]))
+            ):
+                return self._refusal("414", "Capture amount is invalid")
+            tx.update(
+                transaction_status="capture",
+                fraud_status="accept",
+                status_code="200",
+                gross_amount=f"{amount}.00",
+                _authorized_amount=tx["gross_amount"],
+            )
+            self._sign(tx)
+            answer = sample("midtrans_card_capture.json")
+            for key in ("signature_key", "merchant_id", "masked_card", "approval_code"):
+                answer.pop(key, None)
+            answer.update(
+                {k: tx[k] for k in ("order_id", "transaction_id", "transaction_time", "gross_amount")},
+                status_message="Success, Credit Card capture transaction is successful",
+            )
+            return Reply(200, answer)
 
     def _sign(self, tx: dict) -> None:
         tx["signature_key"] = midtrans_signature(
@@ -198,6 +269,9 @@ class FakeMidtrans(FakeGatewayServer):
             approval_code=secrets.token_hex(4),
         )
         tx.pop("fraud_status", None)
+        card = (snap["body"].get("credit_card") or {}).get("type") == "authorize"
+        if card or status in ("authorize", "capture"):
+            tx.update(payment_type="credit_card", fraud_status="accept")
         if status == "settlement":
             tx["settlement_time"] = _wib_now()
         self._sign(tx)

@@ -6,6 +6,9 @@ Subclasses implement `route(request) -> (status, body_bytes_or_json, headers)`. 
   "timeout"  hold the request open until the test ends (the client's timeout fires first)
   "error500" HTTP 500 with a JSON error body
   "garbage"  HTTP 200 with a body that is not JSON
+  "late"     the request takes effect (routed as normal) but its answer never comes (the client times out): a
+             call whose outcome the caller cannot know
+`late_requests` ({(method, path)}) does the same as "late" for those requests only.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Reply:
 class FakeGatewayServer:
     def __init__(self) -> None:
         self.behaviour = "normal"
+        self.late_requests: set[tuple[str, str]] = set()
         self.requests: list[RecordedRequest] = []
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -141,6 +145,10 @@ class FakeGatewayServer:
             return None
         if behaviour == "error500":
             return Reply(500, {"error_code": "SERVER_ERROR", "message": "Internal server error"})
+        if behaviour == "late" or (request.method, request.path) in self.late_requests:
+            self.route(request)
+            self._release.wait(timeout=30)
+            return None
         if behaviour == "garbage":
             return Reply(200, b"<html>502 Bad Gateway from some proxy</html>", {"Content-Type": "text/html"})
         return self.route(request)

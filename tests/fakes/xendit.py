@@ -4,17 +4,29 @@
 - POST /v2/invoices: external_id (string) and amount (JSON number) required; answers the recorded create
   response adjusted to the request; the same X-IDEMPOTENCY-KEY returns the same invoice.
 - GET /v2/invoices/{id}, GET /v2/invoices?external_id=… (a JSON array), POST /invoices/{id}/expire!.
+- Refund API (XPY docs/RefundApi.md + docs/refund/*.md, xendit-php docs/Refund/*.md, docs.xendit.co
+  apidocs/refund-payment-request and qr-codes/test-scenarios): POST /refunds (header idempotency-key; body
+  invoice_id, reference_id, amount (number), currency, reason in FRAUDULENT / DUPLICATE / REQUESTED_BY_CUSTOMER /
+  CANCELLATION / OTHERS, metadata) answers the Refund object, PENDING unless `refund_initial_status` says otherwise;
+  a reused idempotency-key -> 409 DUPLICATE_ERROR; invoice not paid -> 403 INELIGIBLE_TRANSACTION; more than what
+  is left -> 400 MAXIMUM_REFUND_AMOUNT_REACHED; unknown invoice -> 404 DATA_NOT_FOUND; `refund_errors` (a list of
+  (http status, error_code)) makes the next refund creations fail that way (REFUND_NOT_SUPPORTED, …).
+  GET /refunds/{id}; GET /refunds?invoice_id=…&limit=…&after_id=… -> {"data": [...], "has_more"} (no reference_id
+  filter, as in the API). `settle_refund` moves a refund to SUCCEEDED / FAILED (failure_code) like Xendit does later.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tests.fakes.samples import sample
 from tests.fakes.server import FakeGatewayServer, RecordedRequest, Reply
+
+REFUND_REASONS = ("FRAUDULENT", "DUPLICATE", "REQUESTED_BY_CUSTOMER", "CANCELLATION", "OTHERS")
 
 
 def _iso(dt: datetime) -> str:
@@ -30,6 +42,10 @@ class FakeXendit(FakeGatewayServer):
         self.invoices: dict[str, dict] = {}
         self._by_idempotency: dict[str, str] = {}
         self._state_lock = threading.Lock()
+        self.refunds: dict[str, dict] = {}  # rfd- id -> Refund object, in creation order
+        self._refund_keys: set[str] = set()
+        self.refund_initial_status = "PENDING"
+        self.refund_errors: list[tuple[int, str]] = []
 
     def _unauthorized(self) -> Reply:
         return Reply(
@@ -53,6 +69,13 @@ class FakeXendit(FakeGatewayServer):
         if request.method == "GET" and path.startswith("/v2/invoices/"):
             invoice = self.invoices.get(path.removeprefix("/v2/invoices/"))
             return Reply(200, invoice) if invoice else self._not_found()
+        if request.method == "POST" and path == "/refunds":
+            return self._create_refund(request)
+        if request.method == "GET" and path == "/refunds":
+            return self._list_refunds(request)
+        if request.method == "GET" and path.startswith("/refunds/"):
+            refund = self.refunds.get(path.removeprefix("/refunds/"))
+            return Reply(200, refund) if refund else self._refund_not_found()
         if request.method == "POST" and path.startswith("/invoices/") and path.endswith("/expire!"):
             return self._expire(path.removeprefix("/invoices/").removesuffix("/expire!"))
         return Reply(404, {"error_code": "NOT_FOUND", "message": "route not found"})
@@ -106,6 +129,93 @@ class FakeXendit(FakeGatewayServer):
             invoice.update(status="EXPIRED", updated=_iso(datetime.now(UTC)))
         return Reply(200, invoice)
 
+    # ----- Refund API -----------------------------------------------------------------------------------------
+    def _refund_not_found(self) -> Reply:
+        return Reply(404, {"error_code": "DATA_NOT_FOUND", "message": "Data not found"})
+
+    def _create_refund(self, request: RecordedRequest) -> Reply:
+        body = request.json if isinstance(request.json, dict) else {}
+        key = request.header("idempotency-key")
+        amount = body.get("amount")
+        if body.get("reason") not in REFUND_REASONS or (
+            amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | Decimal))
+        ):
+            return Reply(
+                400, {"error_code": "API_VALIDATION_ERROR", "message": "reason or amount is invalid"}
+            )
+        with self._state_lock:
+            if key and key in self._refund_keys:
+                return Reply(
+                    409,
+                    {
+                        "error_code": "DUPLICATE_ERROR",
+                        "message": "duplicate value on idempotency_key, try again with a new key",
+                    },
+                )
+            if self.refund_errors:
+                status, code = self.refund_errors.pop(0)
+                return Reply(status, {"error_code": code, "message": f"{code} (test scenario)"})
+            invoice = self.invoices.get(body.get("invoice_id") or "")
+            if invoice is None:
+                return self._refund_not_found()
+            if invoice["status"] not in ("PAID", "SETTLED"):
+                return Reply(
+                    403, {"error_code": "INELIGIBLE_TRANSACTION", "message": "Transaction is not refundable"}
+                )
+            paid = Decimal(str(invoice.get("paid_amount", invoice["amount"])))
+            taken = sum(
+                (
+                    Decimal(str(r["amount"]))
+                    for r in self.refunds.values()
+                    if r["invoice_id"] == invoice["id"] and r["status"] != "FAILED"
+                ),
+                Decimal(0),
+            )
+            amount = paid - taken if amount is None else Decimal(str(amount))
+            if amount <= 0 or taken + amount > paid:
+                return Reply(
+                    400,
+                    {
+                        "error_code": "MAXIMUM_REFUND_AMOUNT_REACHED",
+                        "message": "Error because the provided amount is greater than the allowed refund amount.",
+                    },
+                )
+            now = _iso(datetime.now(UTC))
+            refund = {
+                "id": f"rfd-{uuid.uuid4()}",
+                "payment_request_id": None,
+                "invoice_id": invoice["id"],
+                "payment_id": None,
+                "amount": int(amount) if amount == amount.to_integral_value() else amount,
+                "payment_method_type": invoice.get("payment_method", "BANK_TRANSFER"),
+                "channel_code": "BCA",
+                "currency": body.get("currency") or invoice["currency"],
+                "status": self.refund_initial_status,
+                "reason": body["reason"],
+                "reference_id": body.get("reference_id"),
+                "failure_code": None,
+                "refund_fee_amount": None,
+                "country": "ID",
+                "created": now,
+                "updated": now,
+                "metadata": body.get("metadata"),
+            }
+            self.refunds[refund["id"]] = refund
+            if key:
+                self._refund_keys.add(key)
+            return Reply(200, refund)
+
+    def _list_refunds(self, request: RecordedRequest) -> Reply:
+        invoice_id = (request.query.get("invoice_id") or [""])[0]
+        limit = int((request.query.get("limit") or ["10"])[0])
+        after_id = (request.query.get("after_id") or [""])[0]
+        with self._state_lock:
+            items = [r for r in self.refunds.values() if not invoice_id or r["invoice_id"] == invoice_id]
+        if after_id:
+            ids = [r["id"] for r in items]
+            items = items[ids.index(after_id) + 1 :] if after_id in ids else []
+        return Reply(200, {"data": items[:limit], "has_more": len(items) > limit})
+
     # ----- test controls ----------------------------------------------------------------------------------
     def mark_paid(self, invoice_id: str, *, paid_amount=None) -> dict:
         with self._state_lock:
@@ -119,3 +229,12 @@ class FakeXendit(FakeGatewayServer):
                 payment_method="BANK_TRANSFER",
             )
             return invoice
+
+    def settle_refund(
+        self, refund_id: str, *, status: str = "SUCCEEDED", failure_code: str | None = None
+    ) -> dict:
+        """Xendit finishes a refund (what its refund.succeeded / refund.failed callback then reports)."""
+        with self._state_lock:
+            refund = self.refunds[refund_id]
+            refund.update(status=status, failure_code=failure_code, updated=_iso(datetime.now(UTC)))
+            return dict(refund)

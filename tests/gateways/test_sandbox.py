@@ -370,3 +370,99 @@ def test_concurrent_submissions_send_exactly_one_webhook(monkeypatch):
     assert len(handler.deliveries) == 1
     session = SandboxCheckoutSession.objects.get(token=token)
     assert json.loads(handler.deliveries[0][2])["id"] == session.webhook_event_id
+
+
+# ---- authorize and capture (docs/adr/0047) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def authorized(sandbox, inbound):
+    """A manual-capture checkout the customer authorized on the page."""
+    result = sandbox.create_payment(make_request(capture_method="manual"))
+    token = result.payment_url.rsplit("/", 1)[1]
+    html = page(Client(), token).content.decode()
+    assert "Authorize IDR 150,000" in html and 'value="pay_partial"' not in html
+    response = submit(token, "authorize")
+    assert response.status_code == 200, response.content
+    assert "held; the merchant captures it" in response.content.decode()
+    return result
+
+
+def _capture(sandbox, result, amount_minor, currency="IDR"):
+    from gateways.base import CaptureRequest
+
+    return sandbox.capture(
+        CaptureRequest(
+            payment_id="pay_Sandbox0000000000001",
+            gateway_reference=result.gateway_reference,
+            amount_minor=amount_minor,
+            currency=currency,
+        )
+    )
+
+
+def test_authorize_sends_an_authorized_notification_and_holds_the_amount(sandbox, authorized, inbound):
+    (_, _, body, note) = inbound.deliveries[0]
+    assert json.loads(body)["status"] == "authorized"
+    assert (note.status, note.amount_minor) == (GatewayOutcome.AUTHORIZED, 150000)
+    status = sandbox.get_status(payment_id="pay_Sandbox0000000000001")
+    assert (status.status, status.amount_minor, status.paid_at) == (GatewayOutcome.AUTHORIZED, 150000, None)
+    assert status.capture_before > timezone.now() + timedelta(days=6)
+
+
+def test_manual_checkout_refuses_paying_actions(sandbox, inbound):
+    result = sandbox.create_payment(make_request(capture_method="manual"))
+    token = result.payment_url.rsplit("/", 1)[1]
+    assert submit(token, "pay").status_code == 400
+    assert SandboxCheckoutSession.objects.get(token=token).status == "open"
+    assert inbound.deliveries == []
+
+
+def test_partial_capture_collects_part_and_is_idempotent(sandbox, authorized):
+    first = _capture(sandbox, authorized, 100000)
+    again = _capture(sandbox, authorized, 100000)  # a retry after a lost answer
+
+    assert (first.status, first.amount_minor) == (GatewayOutcome.SUCCEEDED, 100000)
+    assert (again.status, again.amount_minor) == (GatewayOutcome.SUCCEEDED, 100000)
+    assert first.paid_at is not None
+    session = SandboxCheckoutSession.objects.get(pk=authorized.gateway_reference)
+    assert (session.status, session.amount_paid_minor) == ("succeeded", 100000)
+    with pytest.raises(GatewayError):
+        _capture(sandbox, authorized, 50000)  # another capture of a captured hold
+    with pytest.raises(GatewayError):
+        sandbox.void_authorization(
+            payment_id="pay_Sandbox0000000000001", gateway_reference=authorized.gateway_reference
+        )
+
+
+@pytest.mark.parametrize("amount, currency", [(150001, "IDR"), (100000, "USD")])
+def test_capture_beyond_the_hold_or_in_another_currency_is_refused(sandbox, authorized, amount, currency):
+    with pytest.raises(GatewayError) as refused:
+        _capture(sandbox, authorized, amount, currency)
+    assert refused.value.code == "gateway_rejected" and not refused.value.retryable
+    assert SandboxCheckoutSession.objects.get(pk=authorized.gateway_reference).status == "authorized"
+
+
+def test_void_releases_the_hold_and_is_idempotent(sandbox, authorized):
+    reference = authorized.gateway_reference
+    first = sandbox.void_authorization(payment_id="pay_Sandbox0000000000001", gateway_reference=reference)
+    again = sandbox.void_authorization(payment_id="pay_Sandbox0000000000001", gateway_reference=reference)
+    assert first.status == again.status == GatewayOutcome.CANCELED
+    with pytest.raises(GatewayError):
+        _capture(sandbox, authorized, 100000)
+
+
+def test_hold_past_its_limit_reports_expired_and_cannot_be_captured(sandbox, authorized):
+    SandboxCheckoutSession.objects.filter(pk=authorized.gateway_reference).update(
+        capture_before=timezone.now() - timedelta(seconds=1)
+    )
+    assert sandbox.get_status(payment_id="pay_Sandbox0000000000001").status == GatewayOutcome.EXPIRED
+    assert _capture(sandbox, authorized, 100000).status == GatewayOutcome.CANCELED
+    assert SandboxCheckoutSession.objects.get(pk=authorized.gateway_reference).action == "lapse"
+
+
+def test_automatic_checkout_cannot_be_captured(sandbox, checkout, inbound):
+    result, token = checkout
+    with pytest.raises(GatewayError):
+        _capture(sandbox, result, 150000)
+    assert submit(token, "authorize").status_code == 400

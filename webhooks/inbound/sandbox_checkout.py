@@ -15,6 +15,10 @@ Amounts are shown in one format, the display format of paytrust/money.py ("IDR 1
 amount field also takes what the page shows (thousands separators, a leading currency code). An installment's
 outcome names it ("Installment 1 of 3 paid"); "Paid in full" is said only of a payment that settles the invoice's
 only installment.
+
+A payment created with capture_method "manual" (docs/adr/0047) is authorized here, not paid: the page offers
+"Authorize" (and the failure simulations) instead of the paying buttons; the merchant captures or voids it later
+through the API.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ OUTCOME_TEXT = {
     "overpay": "Overpaid",
     "fail": "Payment failed",
     "expire": "Payment expired",
+    "authorize": "Payment authorized",
+    "capture": "Payment captured",
+    "void": "Authorization voided",
+    "lapse": "Authorization lapsed",
 }
 # The paying outcomes when the invoice has several installments: "Installment 1 of 3 paid".
 INSTALLMENT_OUTCOME_TEXT = {"pay": "paid", "pay_partial": "paid in part", "overpay": "overpaid"}
@@ -91,6 +99,8 @@ def _context(session: SandboxCheckoutSession, **extra) -> dict:
         "currency": cur,
         "installment": installment,
         "is_open": session.status == SandboxCheckoutStatus.OPEN,
+        "is_manual": session.capture_method == "manual",
+        "amount_authorized_display": money.format_display(session.amount_authorized_minor, cur),
         "is_past_expiry": session.status == SandboxCheckoutStatus.OPEN
         and timezone.now() >= session.expires_at,
         "outcome": _outcome(session, installment),

@@ -219,6 +219,7 @@ def _update_from_truth(
         failure_code=_failure_code(truth.status, raw),
         failure_message=_failure_message(raw),
         refund=truth.refund,
+        capture_before=truth.capture_before,
     )
 
 

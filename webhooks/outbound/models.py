@@ -27,6 +27,10 @@ class EventType(models.TextChoices):
     INSTALLMENT_PAID = "installment.paid"
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
+    # Authorize and capture (docs/adr/0047): held; the hold voided; the hold lapsed uncaptured.
+    PAYMENT_AUTHORIZED = "payment.authorized"
+    PAYMENT_CANCELED = "payment.canceled"
+    PAYMENT_EXPIRED = "payment.expired"
     # Money arrived on a void or expired invoice: recorded, flagged for finance staff, to be refunded.
     PAYMENT_RECEIVED_ON_CLOSED_INVOICE = "payment.received_on_closed_invoice"
     REFUND_SUCCEEDED = "refund.succeeded"

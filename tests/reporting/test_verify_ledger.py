@@ -23,6 +23,7 @@ from ledger.services import movement_post
 from payments.models import Payment, Refund
 from reporting.ledger_check import ledger_check
 from tests.reporting.helpers import END, START, invoice, pay, record_refund
+from tests.webhooks.inbound_support import process_all
 
 pytestmark = pytest.mark.django_db
 
@@ -279,3 +280,56 @@ def test_pending_and_failed_refunds_hold_and_a_pending_one_paid_out_is_a_break(l
     code, out = verify()
     assert code == 1
     assert f"refund_posting {pending.pk}: 1 refund_succeeded movements (status pending)" in out
+
+
+def _authorized(api, merchant) -> dict:
+    """A manual-capture payment authorized on the sandbox checkout page (its notification not processed yet)."""
+    from django.test import Client
+
+    from gateways.models import SandboxCheckoutSession
+    from tests.payments.factories import make_invoice
+
+    invoice = make_invoice(merchant, amount="150000", expires_in=timedelta(days=30))
+    created = api.post(f"/v1/invoices/{invoice.id}/payments", {"capture_method": "manual"}, format="json")
+    assert created.status_code == 201, created.content
+    path = "/" + created.json()["payment_url"].split("://", 1)[1].split("/", 1)[1]
+    session = SandboxCheckoutSession.objects.get(payment_id=created.json()["id"])
+    response = Client().post(path, {"nonce": session.form_nonce, "action": "authorize"})
+    assert response.status_code == 200, response.content
+    return created.json()
+
+
+def test_holds_are_checked_a_release_of_a_still_authorized_payment_is_named(merchant, api):
+    """Authorize on the sandbox checkout, capture one hold through the API (the real postings: authorization,
+    capture, payment), leave the other authorized; then forge a release of the authorized one."""
+    held, captured = _authorized(api, merchant), _authorized(api, merchant)
+    assert sorted(process_all()) == ["processed", "processed"]
+    response = api.post(f"/v1/payments/{captured['id']}/capture", {}, format="json")
+    assert response.status_code == 200, response.content
+    assert Payment.objects.get(pk=held["id"]).status == "authorized"
+    assert list(
+        Movement.objects.filter(source_id=captured["id"])
+        .order_by("occurred_at")
+        .values_list("type", flat=True)
+    ) == ["authorization", "capture", "payment"]
+    code, out = verify()
+    assert code == 0, out
+
+    hold = Entry.objects.get(movement__source_id=held["id"], account__code="gateway_authorized").amount_minor
+    with ledger_triggers_bypassed():
+        movement_post(
+            merchant_id=merchant.pk,
+            mode="test",
+            currency="IDR",
+            type="authorization_release",
+            source_type="payment",
+            source_id=held["id"],
+            occurred_at=timezone.now(),
+            lines={"gateway_authorized": -hold, "merchant_pending": hold},
+        )
+
+    code, out = verify()
+    assert code == 1
+    assert (
+        f"authorization_posting {held['id']}: still authorized, yet captured or released" in out.splitlines()
+    )

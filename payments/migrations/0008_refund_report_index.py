@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("merchants", "0001_initial"),
-        ("payments", "0006_flag_money_already_on_closed_invoices"),
+        ("payments", "0007_authorize_and_capture"),
     ]
 
     operations = [

@@ -145,16 +145,35 @@ class SandboxCheckoutSession(TimeStampedModel):
         return f"sandbox checkout {self.id} ({self.payment_id}, {self.status})"
 
 
+class SandboxRefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
 class SandboxRefund(models.Model):
-    """A refund the sandbox gateway accepted; unique per (session, refund id) so a retried refund is a no-op."""
+    """A refund the sandbox gateway accepted; unique per (session, refund id) so a retried refund is a no-op.
+
+    Its outcome follows the amount's last two minor-unit digits (gateways/sandbox/refunds.py): 13 fails
+    ("insufficient balance"), 42 stays pending until completed or failed from the checkout page; any other succeeds.
+    The session's `amount_refunded_minor` counts the succeeded ones."""
 
     session = models.ForeignKey(SandboxCheckoutSession, on_delete=models.CASCADE, related_name="refunds")
     refund_id = models.CharField(max_length=64, help_text="Our ref_ id (the refund's idempotency key).")
     amount_minor = models.BigIntegerField()
+    status = models.CharField(
+        max_length=10, choices=SandboxRefundStatus.choices, default=SandboxRefundStatus.SUCCEEDED
+    )
+    failure_message = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["session", "refund_id"], name="one_sandbox_refund_per_id"),
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="sandbox_refund_positive"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "succeeded", "failed"]),
+                name="sandbox_refund_status_valid",
+            ),
         ]

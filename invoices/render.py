@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 from invoices.models import Installment, Invoice, LineItem
 from invoices.states import effective_status
-from paytrust.money import format_amount, format_rate
+from paytrust.money import format_amount, format_rate, to_minor
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -48,6 +48,12 @@ def installment_representation(installment: Installment, currency: str) -> dict:
     }
 
 
+def _refunded_minor(payments: list[dict], currency: str) -> int:
+    """What the invoice's payments had refunded (their succeeded refunds, chargebacks included): the sum of the
+    payment objects' `amount_refunded` (one currency: an invoice's payments are all in the invoice's)."""
+    return sum(to_minor(p.get("amount_refunded") or "0", currency) for p in payments)
+
+
 def invoice_representation(
     invoice: Invoice,
     *,
@@ -80,6 +86,7 @@ def invoice_representation(
         "amount_paid": format_amount(invoice.amount_paid_minor, cur),
         "amount_due": format_amount(invoice.amount_due_minor, cur),
         "overpaid": format_amount(invoice.overpaid_minor, cur),
+        "amount_refunded": format_amount(_refunded_minor(payments, cur), cur),
         "line_items": [line_item_representation(line, cur) for line in line_items],
         "installments": [installment_representation(inst, cur) for inst in installments],
         "expires_at": rfc3339(invoice.expires_at),

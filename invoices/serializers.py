@@ -230,6 +230,10 @@ class InvoiceOutput(serializers.Serializer):
     amount_paid = serializers.CharField()
     amount_due = serializers.CharField()
     overpaid = serializers.CharField()
+    amount_refunded = serializers.CharField(
+        help_text="Refunded on the invoice's payments (succeeded refunds; chargebacks included). The money stays "
+        "applied to the invoice: `amount_paid` and the status do not change."
+    )
     line_items = LineItemOutput(many=True)
     installments = InstallmentOutput(many=True)
     expires_at = serializers.DateTimeField()

@@ -1,8 +1,10 @@
 """Django admin for payments: read-only, with the gateway calls (secrets redacted; customer e-mail and phone
 masked for staff without `invoices.view_customer_contact`), the refunds recorded on each payment (gateway-reported
 refunds and chargebacks: the "refunded" column, the "refunds" filter, the refunds inline), money received on a
-closed invoice (filter), and a link to the inbound notifications that touched each payment. The one action
-("reconcile", `payments.reconcile_payment`) queues jobs through payments.services. Amounts are shown with their
+closed invoice (filter), and a link to the inbound notifications that touched each payment. The actions:
+"reconcile" (`payments.reconcile_payment`) queues jobs through payments.services; "refund"
+(`payments.refund_payment`, finance) refunds through `refund_create` (payments/refund_admin.py, which also
+registers the read-only refunds list). Amounts are shown with their
 currency ("IDR 277,500", "USD 202.97"), never in minor units.
 
 Also registers the invoice admin (`invoices.admin.InvoiceAdmin`, which invoices/admin.py defines without
@@ -23,6 +25,7 @@ from django.utils.html import format_html
 from apikeys.admin_base import ReadOnlyAdmin, ReadOnlyInline, can_see_contacts, short_datetime, truncated
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
+from payments import refund_admin
 from payments.models import GatewayCall, Payment, Refund
 from payments.services import (
     invoice_expire_with_payments,
@@ -156,7 +159,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     search_fields = ["id", "invoice__id", "gateway_reference", "merchant__id", "merchant__name"]
     list_select_related = ["merchant", "invoice"]
     date_hierarchy = "created_at"
-    actions = ["reconcile_selected"]
+    actions = ["reconcile_selected", "refund_selected"]
 
     inlines = [RefundInline, GatewayCallInline]
     # Authorize and capture (docs/adr/0047): shown; captures and voids go through the API.
@@ -308,6 +311,15 @@ class PaymentAdmin(ReadOnlyAdmin):
             f"{len(ids) - queued} of the {len(ids)} selected payments are already final. "
             "The workers ask the gateways within a minute; reload to see the outcome.",
         )
+
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm("payments.refund_payment")
+
+    @admin.action(description="Refund the selected payment…", permissions=["refund"])
+    def refund_selected(self, request, queryset):
+        """One payment: a form (amount, default all that is still refundable; reason), then a confirmation page,
+        then `refund_create` (origin `admin`), audited. See payments/refund_admin.py."""
+        return refund_admin.refund_action(self, request, queryset)
 
 
 class PaymentInline(ReadOnlyInline):

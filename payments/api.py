@@ -1,6 +1,6 @@
 """The invoice and payment HTTP resources: `InvoiceViewSet` (/v1/invoices: list, create, retrieve, edit, void,
 supplementary, installments, overpayment, and payment initiation at /v1/invoices/{id}/payments) and
-`PaymentViewSet` (/v1/payments), registered on the router in payments/urls.py.
+`PaymentViewSet` (/v1/payments, and its refunds at /v1/payments/{id}/refunds: payments/refunds_api.py), registered on the router in payments/urls.py.
 
 The invoice resource lives here, above the invoices app, because voiding an invoice closes its open payments
 (`payments.services.invoice_void_closing_payments`) and an invoice embeds its payments
@@ -36,6 +36,7 @@ from invoices.serializers import (
 )
 from payments import selectors, services
 from payments.models import CaptureMethod, PaymentStatus
+from payments.refunds_api import REFUND_CREATE_SCHEMA, refund_create_view
 from paytrust.pagination import paginate
 from paytrust.params import query_choice
 from paytrust.schema import PAGINATION_PARAMETERS, error_responses
@@ -362,3 +363,8 @@ class PaymentViewSet(ApiViewSet):
     def void(self, request, payment_id: str):
         payment = services.payment_void(**tenant(request), payment_id=payment_id)
         return Response(selectors.payment_representation(payment))
+
+    @REFUND_CREATE_SCHEMA
+    @action(detail=True, methods=["post"])
+    def refunds(self, request, payment_id: str):
+        return refund_create_view(request, payment_id)

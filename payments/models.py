@@ -68,7 +68,7 @@ class Payment(TimeStampedModel):
     # What the payment asks for (what the installment still owed at initiation) and what the gateway collected.
     amount_minor = models.BigIntegerField()
     amount_received_minor = models.BigIntegerField(default=0)
-    # The sum of the payment's refunds (Refund rows: today those the gateway reports, chargebacks included).
+    # The sum of the payment's SUCCEEDED refunds (ours and those the gateway reports, chargebacks included).
     amount_refunded_minor = models.BigIntegerField(default=0)
     # Money that arrived after its invoice was voided or had expired (paid after the lapse time): all of it is
     # overpayment of a closed invoice, for finance staff to refund (admin filter, event
@@ -109,7 +109,10 @@ class Payment(TimeStampedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
-        permissions = [("reconcile_payment", "Can reconcile payments with the gateway")]
+        permissions = [
+            ("reconcile_payment", "Can reconcile payments with the gateway"),
+            ("refund_payment", "Can refund payments"),
+        ]
         indexes = [
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="payment_tenant_created"),
             models.Index(fields=["invoice", "installment_number"], name="payment_invoice_installment"),
@@ -179,21 +182,28 @@ class Payment(TimeStampedModel):
 
 
 class RefundOrigin(models.TextChoices):
+    API = "api", "API"  # POST /v1/payments/{id}/refunds
+    ADMIN = "admin", "Admin"  # the payment admin's "Refund" action (finance)
     GATEWAY = "gateway", "Gateway"  # reported by the gateway: made in its dashboard / API, or a chargeback
 
 
 class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # requested; the gateway has not said it paid it out (yet)
     SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
 
 
 class Refund(TimeStampedModel):
-    """Money given back on a payment (SPEC §13 refund object, `ref_…`).
+    """Money given back on a payment (SPEC §13 refund object, `ref_…`; docs/adr/0046-refunds.md).
 
-    Today only what a gateway reports (origin `gateway`): a refund made in the gateway's dashboard or API, or a
-    chargeback - a refund with `chargeback` True (the card holder's bank took the money back through a dispute).
-    `payments.services.payment_apply_gateway_status` records it in the transaction that raises the payment's
-    `amount_refunded_minor`, moves the payment to `partially_refunded` / `refunded` and records `refund.succeeded`.
-    The refunds API (SPEC §13: origin `api`, pending / failed) is to build on this table.
+    Origins: `api` / `admin` refunds are ours (payments.services.refunds.refund_create): created `pending`, sent to
+    the gateway with the refund id as its idempotency key, then `succeeded` or `failed` by the gateway's answer,
+    its later `get_refund` answer (reconciliation) or a gateway report that covers them. `gateway` refunds are
+    what a gateway reports that we did not ask for (made in its dashboard, or a chargeback: `chargeback` True,
+    shown as `dispute` in the API); they are recorded `succeeded` at once (payments.services.gateway_refunds).
+
+    The payment's `amount_refunded_minor` is the sum of its SUCCEEDED refunds; what may still be refunded is
+    `amount_received_minor` minus the succeeded and the pending ones.
 
     Idempotency: a report of ONE refund carries the gateway's refund id (`gateway_refund_reference`, Xendit
     `rfd-…`), unique per payment; a CUMULATIVE report (Midtrans `refund_amount`) leaves it blank and records the
@@ -211,12 +221,20 @@ class Refund(TimeStampedModel):
     mode = models.CharField(max_length=4, choices=Mode.choices)
     currency = models.CharField(max_length=3)
     amount_minor = models.BigIntegerField()
-    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.SUCCEEDED)
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING)
     origin = models.CharField(max_length=20, choices=RefundOrigin.choices, default=RefundOrigin.GATEWAY)
-    chargeback = models.BooleanField(default=False)
+    chargeback = models.BooleanField(default=False)  # `dispute` in the API
+    reason = models.CharField(max_length=500, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
     gateway_refund_reference = models.CharField(max_length=128, blank=True, default="")
-    # When the gateway says the refund happened, else when we learned of it.
-    succeeded_at = models.DateTimeField()
+    failure_code = models.CharField(max_length=64, blank=True, default="")
+    failure_message = models.CharField(max_length=500, blank=True, default="")
+    # When the gateway says the refund happened, else when we learned of it. Set <=> succeeded.
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation of pending refunds: when we last asked the gateway, and how many times.
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    reconcile_attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -232,6 +250,8 @@ class Refund(TimeStampedModel):
                 condition=Q(status="succeeded"),
                 name="refund_report",
             ),
+            # The refund reconciliation scans the pending refunds only.
+            models.Index(fields=["created_at"], name="refund_pending_created", condition=Q(status="pending")),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -248,16 +268,29 @@ class Refund(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(origin__in=[o.value for o in RefundOrigin]), name="refund_origin_valid"
             ),
+            # succeeded <=> succeeded_at; failed <=> failed_at.
+            models.CheckConstraint(
+                condition=Q(status="succeeded", succeeded_at__isnull=False)
+                | (~Q(status="succeeded") & Q(succeeded_at__isnull=True)),
+                name="refund_succeeded_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="failed", failed_at__isnull=False)
+                | (~Q(status="failed") & Q(failed_at__isnull=True)),
+                name="refund_failed_consistent",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} ({self.payment_id})"
+        return f"{self.id} ({self.payment_id}, {self.status})"
 
 
 class GatewayCallOperation(models.TextChoices):
     CREATE_PAYMENT = "create_payment", "Create payment"
     GET_STATUS = "get_status", "Get status"
     EXPIRE_PAYMENT = "expire_payment", "Expire payment"
+    REFUND = "refund", "Refund"
+    GET_REFUND = "get_refund", "Get refund"
     CAPTURE = "capture", "Capture"
     VOID_AUTHORIZATION = "void_authorization", "Void authorization"
 

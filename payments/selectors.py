@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
-from payments.models import GatewayCall, Payment, PaymentStatus, Refund
+from payments.models import GatewayCall, Payment, PaymentStatus, Refund, RefundStatus
 from paytrust.errors import NotFound, ValidationError
 from paytrust.money import format_amount
 
@@ -55,24 +55,61 @@ def payment_representation(payment: Payment) -> dict:
 
 
 def refund_representation(refund: Refund, payment: Payment) -> dict:
-    """The refund object (the `data` of `refund.succeeded`), with the refunded payment embedded as it is after the
-    refund (`amount_refunded`, status). Needs no query."""
+    """The refund object (the API's, and the `data` of `refund.succeeded` / `refund.failed`). `payment` is the
+    refund's payment (for its invoice id). Needs no query."""
     cur = refund.currency
     return {
         "id": refund.id,
         "object": "refund",
         "mode": refund.mode,
         "status": refund.status,
-        "origin": refund.origin,
-        "chargeback": refund.chargeback,
-        "invoice": payment.invoice_id,
-        "currency": cur,
         "amount": format_amount(refund.amount_minor, cur),
+        "currency": cur,
+        "payment": refund.payment_id,
+        "invoice": payment.invoice_id,
+        "reason": refund.reason or None,
+        "metadata": refund.metadata or {},
+        "origin": refund.origin,
+        "dispute": refund.chargeback,
         "gateway_reference": refund.gateway_refund_reference or None,
-        "succeeded_at": _rfc3339(refund.succeeded_at),
+        "failure_code": refund.failure_code or None,
+        "failure_message": refund.failure_message or None,
         "created_at": _rfc3339(refund.created_at),
-        "payment": payment_representation(payment),
+        "updated_at": _rfc3339(refund.updated_at),
+        "succeeded_at": _rfc3339(refund.succeeded_at),
     }
+
+
+def refunds_render(refunds: Iterable[Refund]) -> list[dict]:
+    """Refunds fetched with `select_related("payment")` (refund_list does)."""
+    return [refund_representation(refund, refund.payment) for refund in refunds]
+
+
+def refund_get(*, merchant, mode: str, refund_id: str) -> Refund:
+    refund = (
+        Refund.objects.select_related("payment").filter(merchant=merchant, mode=mode, pk=refund_id).first()
+    )
+    if refund is None:
+        raise NotFound(f"No such refund: {refund_id!r}.", param="id")
+    return refund
+
+
+def refund_list(*, merchant, mode: str, payment: str | None = None, status: str | None = None) -> QuerySet:
+    qs = Refund.objects.select_related("payment").filter(merchant=merchant, mode=mode)
+    if payment:
+        qs = qs.filter(payment_id=payment)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def payment_refundable_minor(payment: Payment) -> int:
+    """What may still be refunded: received minus the succeeded refunds (`amount_refunded_minor`) and the pending
+    ones (never below 0). Exact only under the payment's row lock (refund_create holds it)."""
+    pending = Refund.objects.filter(payment_id=payment.pk, status=RefundStatus.PENDING).aggregate(
+        total=Sum("amount_minor")
+    )["total"]
+    return max(0, payment.amount_received_minor - payment.amount_refunded_minor - (pending or 0))
 
 
 def payments_render(payments: Iterable[Payment]) -> list[dict]:

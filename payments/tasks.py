@@ -8,7 +8,12 @@ import logging
 from django.conf import settings
 from django.db import close_old_connections
 
-from payments.services import invoices_expire_overdue, payment_reconcile, payments_reconcile
+from payments.services import (
+    invoices_expire_overdue,
+    payment_reconcile,
+    payments_reconcile,
+    refunds_reconcile,
+)
 from paytrust.jobs import app
 
 logger = logging.getLogger("paytrust.payments")
@@ -20,12 +25,16 @@ PAYMENTS_QUEUE = "payments"
 @app.task(name="payments.reconcile_payments", queue=PAYMENTS_QUEUE)
 def reconcile_payments(timestamp: int) -> None:
     """Every minute: ask the gateways about `unknown` payments, `initiating` ones older than a minute and
-    `pending` ones past their expiry, and apply their answer (payments.services.payments_reconcile)."""
+    `pending` ones past their expiry, and apply their answer (payments.services.payments_reconcile); then the
+    refunds pending longer than REFUND_RECONCILE_AFTER_SECONDS (payments.services.refunds_reconcile)."""
     close_old_connections()
     try:
         summary = payments_reconcile()
         if summary.checked:
             logger.info("payments reconciled", extra=vars(summary))
+        refunds = refunds_reconcile()
+        if refunds.checked:
+            logger.info("refunds reconciled", extra=vars(refunds))
     finally:
         close_old_connections()
 

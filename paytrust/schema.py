@@ -261,7 +261,9 @@ class ApiAutoSchema(AutoSchema):
 RESOURCE_TAGS = [
     ("/v1/invoices/{invoice_id}/payments", "payments"),
     ("/v1/invoices", "invoices"),
+    ("/v1/payments/{payment_id}/refunds", "refunds"),
     ("/v1/payments", "payments"),
+    ("/v1/refunds", "refunds"),
     ("/v1/gateway-accounts", "gateway accounts"),
     ("/v1/webhooks", "inbound notifications"),
     ("/v1/webhook-endpoints", "outbound events and endpoints"),

@@ -233,6 +233,9 @@ OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = env.bool(
 
 # Cron schedule of payment reconciliation (a procrastinate periodic job).
 PAYMENT_RECONCILE_CRON = env.str("PAYMENT_RECONCILE_CRON", default="* * * * *")
+# A refund still `pending` this long after it was requested is asked about with the gateway's get_refund (and sent
+# again, same refund id, when the gateway never got it); then after a backoff of 1, 2, 4 ... minutes, at most hourly.
+REFUND_RECONCILE_AFTER_SECONDS = env.int("REFUND_RECONCILE_AFTER_SECONDS", default=300)
 # How long an authorization (capture_method "manual") may be captured when the gateway does not say: past it the
 # reconciliation job voids the hold at the gateway and the payment expires (docs/adr/0047).
 AUTHORIZATION_HOLD_DAYS = env.int("AUTHORIZATION_HOLD_DAYS", default=7)

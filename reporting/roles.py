@@ -2,9 +2,9 @@
 
 A staff user has exactly one role group. Superusers aside, every page and action of the back office checks a
 permission (apikeys/admin_base.py: actions refused with 403, pages by Django's own checks), so a role is exactly
-its list below. The groups are created by migration reporting/0002 (0004 adds the ledger checks) and brought to this definition again by
-`staff_roles_sync` (called by `manage.py create_staff`), so this module is the one place to change a role; a test
-keeps the migration's copy equal to it.
+its list below. The groups are created by migration reporting/0002 (later migrations add their `ADDED`) and
+brought to this definition again by `staff_roles_sync` (called by `manage.py create_staff`), so this module is
+the one place to change a role; a test keeps the migrations' copy equal to it.
 
 Roles live here, in the top layer, because they name the permissions of every app below (as strings only).
 """
@@ -45,6 +45,7 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "invoices.view_paymentapplication",
     "payments.view_payment",
     "payments.view_gatewaycall",
+    "payments.view_refund",
     "inbound.view_inboundnotification",
     "inbound.view_inboundnotificationattempt",
     "reporting.view_ledgercheck",  # the daily ledger verification's results (docs/adr/0049)
@@ -59,6 +60,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "invoices.change_invoice",  # edit a draft (through invoices.services)
         "invoices.view_customer_contact",
         "payments.reconcile_payment",
+        "payments.refund_payment",
         "reporting.view_financial_report",
     ),
     OPERATIONS: VIEW_EVERYTHING

@@ -7,6 +7,7 @@ from drf_spectacular.generators import SchemaGenerator
 RESOURCES = {
     "invoices",
     "payments",
+    "refunds",
     "gateway accounts",
     "inbound notifications",
     "outbound events and endpoints",
@@ -32,6 +33,7 @@ def test_one_tag_per_resource(operations):
     assert all(len(op["tags"]) == 1 for _, _, op in operations)
     tags = {(method, path): op["tags"][0] for method, path, op in operations}
     assert tags[("POST", "/v1/invoices/{invoice_id}/payments")] == "payments"
+    assert tags[("POST", "/v1/payments/{payment_id}/refunds")] == "refunds"
     assert tags[("GET", "/v1/invoices/{invoice_id}/payment-initiation")] == "invoices"
     assert tags[("POST", "/v1/webhooks/{gateway}/{account_id}")] == "inbound notifications"
 

@@ -113,6 +113,14 @@ RULES = [
     Rule(INVOICE_WRITES, "supplementary_mismatch"),
     # An installment number must exist on the invoice (its plan says how many).
     Rule(r"POST /v1/invoices/\{invoice_id\}/payments$", "installment_invalid", r"installment"),
+    # Refunds: the amount's decimals and maximum follow the payment's currency (not in the request); whether a
+    # gateway refunds at all, or only in full, is the payment's gateway's.
+    Rule(r"POST /v1/payments/\{payment_id\}/refunds$", r"amount_precision|amount_too_large", r"amount"),
+    Rule(
+        r"POST /v1/payments/\{payment_id\}/refunds$",
+        r"refund_unsupported|partial_refund_unsupported",
+        r"amount",
+    ),
     # Gateway accounts: which credentials (and which key prefixes) depend on the gateway and the mode; which
     # currencies a gateway takes and which modes it exists in; fee currencies must be the account's.
     Rule(ACCOUNT_WRITES, r"parameter_missing|parameter_unknown|parameter_invalid", r"credentials(\..*)?"),

@@ -21,7 +21,8 @@ from gateways.base import (
     RefundStatus,
     WebhookNotification,
 )
-from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus
+from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus, SandboxRefund
+from gateways.sandbox import refunds as sandbox_refunds
 from gateways.sandbox import services
 from gateways.sandbox import webhooks as sandbox_webhooks
 from paytrust import money
@@ -73,13 +74,19 @@ class SandboxGateway(Gateway):
         return _status_result(session)
 
     def refund(self, request: RefundRequest) -> RefundResult:
-        refund = services.sandbox_refund(account=self.account, request=request)
-        return RefundResult(
-            gateway_refund_reference=f"sbxref_{refund.pk}",
-            status=RefundStatus.SUCCEEDED,
-            amount_minor=refund.amount_minor,
-            raw={"checkout_id": refund.session_id, "refund_id": refund.refund_id},
+        """Outcome by the amount's last two minor-unit digits (gateways/sandbox/refunds.py): 13 fails, 42 pending."""
+        return _refund_result(sandbox_refunds.sandbox_refund(account=self.account, request=request))
+
+    def get_refund(
+        self, *, refund_id: str, payment_id: str, gateway_reference: str, gateway_refund_reference: str = ""
+    ) -> RefundResult:
+        refund = sandbox_refunds.sandbox_refund_get(
+            account=self.account,
+            refund_id=refund_id,
+            payment_id=payment_id,
+            gateway_reference=gateway_reference,
         )
+        return _refund_result(refund)
 
     # ----- authorize and capture (docs/adr/0047) --------------------------------------------------------------
     def capture(self, request: CaptureRequest) -> PaymentStatusResult:
@@ -97,6 +104,21 @@ class SandboxGateway(Gateway):
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookNotification:
         return sandbox_webhooks.parse(raw_body)
+
+
+def _refund_result(refund: SandboxRefund) -> RefundResult:
+    return RefundResult(
+        gateway_refund_reference=f"sbxref_{refund.pk}",
+        status=RefundStatus(refund.status),
+        amount_minor=refund.amount_minor,
+        failure_message=refund.failure_message,
+        raw={
+            "checkout_id": refund.session_id,
+            "refund_id": refund.refund_id,
+            "status": refund.status,
+            "failure_message": refund.failure_message,
+        },
+    )
 
 
 def _status_result(session: SandboxCheckoutSession) -> PaymentStatusResult:

@@ -19,12 +19,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gateways.base import CaptureRequest, CreatePaymentRequest, GatewayPaymentNotFound, RefundRequest
+from gateways.base import CaptureRequest, CreatePaymentRequest, GatewayPaymentNotFound
 from gateways.models import (
     GatewayAccount,
     SandboxCheckoutSession,
     SandboxCheckoutStatus,
-    SandboxRefund,
 )
 from gateways.sandbox import webhooks as sandbox_webhooks
 from gateways.selectors import gateway_account_credentials
@@ -119,30 +118,6 @@ def sandbox_session_expire(
             session.completed_at = timezone.now()
             session.save(update_fields=["status", "action", "completed_at", "updated_at"])
     return session
-
-
-def sandbox_refund(*, account: GatewayAccount, request: RefundRequest) -> SandboxRefund:
-    """Refund part of a paid session. Idempotent per refund id; over-refunding is refused."""
-    session = sandbox_session_get(
-        account=account, payment_id=request.payment_id, gateway_reference=request.gateway_reference
-    )
-    with transaction.atomic():
-        session = SandboxCheckoutSession.objects.select_for_update().get(pk=session.pk)
-        existing = SandboxRefund.objects.filter(session=session, refund_id=request.refund_id).first()
-        if existing is not None:
-            return existing
-        if session.status != SandboxCheckoutStatus.SUCCEEDED:
-            raise GatewayError("Only a paid sandbox checkout can be refunded.", code="gateway_rejected")
-        if request.amount_minor <= 0 or (
-            session.amount_refunded_minor + request.amount_minor > session.amount_paid_minor
-        ):
-            raise GatewayError("The refund exceeds what was paid.", code="gateway_rejected")
-        refund = SandboxRefund.objects.create(
-            session=session, refund_id=request.refund_id, amount_minor=request.amount_minor
-        )
-        session.amount_refunded_minor += request.amount_minor  # row is locked
-        session.save(update_fields=["amount_refunded_minor", "updated_at"])
-    return refund
 
 
 @dataclass(frozen=True)

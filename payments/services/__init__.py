@@ -5,6 +5,10 @@
   (inbound webhooks and reconciliation both use it) and hands money received to `invoice_apply_payment`
 - gateway_refunds.py: `refund_record`, the refunds and chargebacks a gateway reports (called by application.py;
   docs/adr/0032-gateway-reported-refunds.md)
+- refunds.py: `refund_create` (our refunds: API and admin; three phases) and `refund_apply_result`, the one code
+  path for a gateway's answer about one of our refunds; refund_settlement.py: what succeeded/failed write (shared
+  with gateway_refunds.py); refund_reconciliation.py: `refunds_reconcile`, pending refunds asked with get_refund
+  (docs/adr/0046-refunds.md)
 - reconciliation.py: `payment_reconcile`, `payments_reconcile`, `payments_to_reconcile`,
   `payments_reconcile_queue` (the admin's action: jobs, not gateway calls), `payment_close_at_gateway`
 - authorization.py: what entering / leaving `authorized` does (hold fields, ledger, events), for application.py
@@ -39,6 +43,8 @@ from payments.services.reconciliation import (
     payments_reconcile_queue,
     payments_to_reconcile,
 )
+from payments.services.refund_reconciliation import refund_reconcile, refunds_reconcile, refunds_to_reconcile
+from payments.services.refunds import refund_apply_result, refund_create
 from payments.services.voiding import invoice_void_closing_payments, payments_close_for_invoice
 
 __all__ = [
@@ -59,4 +65,9 @@ __all__ = [
     "payments_reconcile",
     "payments_reconcile_queue",
     "payments_to_reconcile",
+    "refund_apply_result",
+    "refund_create",
+    "refund_reconcile",
+    "refunds_reconcile",
+    "refunds_to_reconcile",
 ]

@@ -1,20 +1,24 @@
-"""Refunds and chargebacks a gateway reports on a payment (issue 11; SPEC §13 until the refunds API exists).
+"""Refunds and chargebacks a gateway reports on a payment (issue 11; docs/adr/0032, and 0046 for our own).
 
 `payment_apply_gateway_status` (application.py) calls `refund_record` under the payment's row lock when a gateway
 reports REFUNDED / PARTIALLY_REFUNDED. What the gateway says is a `gateways.base.RefundReport`:
 
-- cumulative (`total_minor`, Midtrans `refund_amount`; a REFUNDED status without a report means "all of it"): the
-  total is the truth. The increment from the payment's recorded `amount_refunded_minor` is recorded as one Refund
-  row; a replay, a duplicate or an older report (increment <= 0) changes nothing.
-- one refund (`reference` + `amount_minor`, Xendit refund callbacks): recorded once per gateway refund id (unique
-  per payment in the database); the same refund again changes nothing.
-- `chargeback`: the Refund row is flagged (a chargeback is a refund with a dispute flag); money-wise it is a refund.
+- cumulative (`total_minor`, Midtrans `refund_amount`, the sandbox; a REFUNDED status without a report means "all
+  of it"): the total is the truth. The increment over the payment's recorded `amount_refunded_minor` first
+  completes our own pending refunds (origin api/admin), oldest first, each whose amount fits what is left of the
+  increment; only the remainder is recorded as one `gateway` Refund row. A replay, a duplicate or an older report
+  (increment <= 0) changes nothing.
+- one refund (`reference` + `amount_minor`, Xendit refund callbacks): when the reference names a refund we know
+  (its `gateway_refund_reference`, or our ref_ id), that refund is settled (a pending one succeeds; a succeeded one
+  is left alone); otherwise it is recorded once per gateway refund id (unique per payment in the database).
+- `chargeback`: the Refund row is flagged (a chargeback is a refund with a dispute flag); money-wise it is a refund;
+  it never settles one of our pending refunds.
 
 The payment's `amount_refunded_minor` never exceeds what it received (422 `refund_exceeds_received`, nothing
 written; also a database constraint). The payment ends `refunded` when all it received is refunded, else
-`partially_refunded`, whatever the gateway's word (Xendit does not say which). Each Refund row records the outbound
-event `refund.succeeded` (the refund object with the payment embedded) in the same transaction. The invoice is not
-touched: the money stays applied to it; the refunds work (SPEC §13) decides what a refund does to an invoice.
+`partially_refunded`, whatever the gateway's word (Xendit does not say which). Each Refund row settled or recorded
+records the outbound event `refund.succeeded` (the refund object) in the same transaction. The invoice is not
+touched: the money stays applied to it.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from django.db.models import Q
+
 from gateways.base import GatewayOutcome, RefundReport
-from payments.models import Payment, PaymentStatus, Refund
+from payments.models import Payment, PaymentStatus, Refund, RefundOrigin, RefundStatus
 from payments.selectors import refund_representation
 from payments.services import bookkeeping
-from payments.services._support import set_status
-from payments.states import can_transition
+from payments.services.refund_settlement import add_to_payment, refund_mark_succeeded
 from paytrust.errors import Conflict, Unprocessable, ValidationError
 from webhooks.outbound import services as webhook_services
 
@@ -35,6 +40,7 @@ logger = logging.getLogger("paytrust.payments")
 
 REFUND_OUTCOMES = frozenset({GatewayOutcome.REFUNDED, GatewayOutcome.PARTIALLY_REFUNDED})
 SUCCESS_FAMILY = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+OURS = (RefundOrigin.API, RefundOrigin.ADMIN)
 
 
 def describes_collection(report: RefundReport | None) -> bool:
@@ -69,9 +75,12 @@ def refund_record(
             f"The gateway reports a refund of payment {payment.id}, which has not succeeded here yet.",
             code="refund_before_success",
         )
-    increment = _increment(payment, status=status, report=report)
-    if isinstance(increment, str):
-        return False, increment
+    if report is not None and report.reference:
+        return _record_single(payment, report=report, at=occurred_at or now, now=now)
+    return _record_cumulative(payment, status=status, report=report, now=now)
+
+
+def _check_not_above_received(payment: Payment, increment: int) -> None:
     if payment.amount_refunded_minor + increment > payment.amount_received_minor:
         raise Unprocessable(
             f"The gateway reports refunds of {payment.amount_refunded_minor + increment} on payment {payment.id}, "
@@ -79,22 +88,100 @@ def refund_record(
             code="refund_exceeds_received",
             param="refund_amount",
         )
-    single = report is not None and bool(report.reference)
+
+
+def _record_single(
+    payment: Payment, *, report: RefundReport, at: datetime, now: datetime
+) -> tuple[bool, str]:
+    """One refund by the gateway's id: ours when it names one we know (its gateway id or our ref_ id), settled;
+    else a new `gateway` refund, once per reference."""
+    reference = report.reference
+    known = (
+        Refund.objects.select_for_update()
+        .filter(payment=payment)
+        .filter(Q(gateway_refund_reference=reference) | Q(pk=reference))
+        .first()
+    )
+    if known is not None:
+        if known.status == RefundStatus.PENDING and not report.chargeback:
+            refund_mark_succeeded(
+                payment=payment, refund=known, succeeded_at=at, gateway_refund_reference=reference
+            )
+            return (
+                True,
+                f"refund {known.id} succeeded ({reference}); refunded {payment.amount_refunded_minor}",
+            )
+        if known.status == RefundStatus.FAILED:
+            logger.warning(
+                "gateway reports a refund we recorded as failed",
+                extra={"payment": payment.id, "refund": known.id, "reference": reference},
+            )
+            return False, f"refund {reference} is recorded as failed ({known.id}); ignored"
+        return False, f"refund {reference} already recorded"
+    amount = report.amount_minor
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ValidationError(
+            f"The gateway reports refund {reference} without a positive amount.",
+            code="amount_invalid",
+            param="refund_amount",
+        )
+    _check_not_above_received(payment, amount)
+    refund = _record_gateway_refund(
+        payment, amount_minor=amount, chargeback=report.chargeback, reference=reference, succeeded_at=at
+    )
+    kind = "chargeback" if refund.chargeback else "refund"
+    return True, f"{kind} {amount} recorded ({refund.id}); refunded {payment.amount_refunded_minor}"
+
+
+def _record_cumulative(
+    payment: Payment, *, status: str, report: RefundReport | None, now: datetime
+) -> tuple[bool, str]:
+    """The gateway's cumulative total: the increment over what is recorded first completes our pending refunds,
+    oldest first (each whose amount fits what is left of it); only the rest becomes a `gateway` refund."""
+    increment = _increment(payment, status=status, report=report)
+    if isinstance(increment, str):
+        return False, increment
+    _check_not_above_received(payment, increment)
+    chargeback = report is not None and report.chargeback
+    left, settled = increment, []
+    if not chargeback:  # a chargeback is the card holder's bank, never a refund we asked for
+        pending = Refund.objects.select_for_update().filter(
+            payment=payment, status=RefundStatus.PENDING, origin__in=OURS
+        )
+        for refund in pending.order_by("created_at", "id"):
+            if refund.amount_minor <= left:
+                refund_mark_succeeded(payment=payment, refund=refund, succeeded_at=now)
+                left -= refund.amount_minor
+                settled.append(refund.id)
+    notes = [f"settled {', '.join(settled)}"] if settled else []
+    if left:
+        refund = _record_gateway_refund(
+            payment, amount_minor=left, chargeback=chargeback, reference="", succeeded_at=now
+        )
+        notes.append(f"{'chargeback' if chargeback else 'refund'} {left} recorded ({refund.id})")
+    return True, f"{'; '.join(notes)}; refunded {payment.amount_refunded_minor}"
+
+
+def _record_gateway_refund(
+    payment: Payment, *, amount_minor: int, chargeback: bool, reference: str, succeeded_at: datetime
+) -> Refund:
+    """A refund (or chargeback) made at the gateway, not asked for by us: requested and paid out at once."""
     refund = Refund.objects.create(
         payment=payment,
         merchant_id=payment.merchant_id,
         mode=payment.mode,
         currency=payment.currency,
-        amount_minor=increment,
-        chargeback=report is not None and report.chargeback,
-        gateway_refund_reference=report.reference if single else "",
-        # A single refund's report is about that refund (its time); a cumulative one is the payment's state.
-        succeeded_at=(occurred_at or now) if single else now,
+        amount_minor=amount_minor,
+        status=RefundStatus.SUCCEEDED,
+        origin=RefundOrigin.GATEWAY,
+        chargeback=chargeback,
+        gateway_refund_reference=reference,
+        succeeded_at=succeeded_at,
     )
-    _add_to_payment(payment, refund)
+    add_to_payment(payment, amount_minor=amount_minor, at=succeeded_at)
     if refund.chargeback:
         bookkeeping.post_chargeback(refund=refund)
-    else:  # made at the gateway: requested and paid out at once
+    else:
         bookkeeping.post_refund_requested(refund=refund)
         bookkeeping.post_refund_succeeded(refund=refund)
     webhook_services.event_record(
@@ -103,40 +190,11 @@ def refund_record(
         type="refund.succeeded",
         data=refund_representation(refund, payment),
     )
-    kind = "chargeback" if refund.chargeback else "refund"
-    return True, f"{kind} {increment} recorded ({refund.id}); refunded {payment.amount_refunded_minor}"
-
-
-def _add_to_payment(payment: Payment, refund: Refund) -> None:
-    """Raise the (locked) payment's refunded amount by the refund's; refunded when all it received is refunded."""
-    previous = payment.status
-    payment.amount_refunded_minor += refund.amount_minor  # the row is locked
-    target = (
-        PaymentStatus.REFUNDED
-        if payment.amount_refunded_minor == payment.amount_received_minor
-        else PaymentStatus.PARTIALLY_REFUNDED
-    )
-    if target != previous and not can_transition(previous, target):  # unreachable: refunds only add up
-        raise Conflict(f"A {previous} payment cannot become {target}.", code="payment_transition_invalid")
-    set_status(payment, target)
-    payment.gateway_status_at = refund.succeeded_at
-    fields = ["amount_refunded_minor", "status", "pain002_status", "pain002_reason", "gateway_status_at"]
-    payment.save(update_fields=[*fields, "updated_at"])
+    return refund
 
 
 def _increment(payment: Payment, *, status: str, report: RefundReport | None) -> int | str:
-    """The amount to add to the payment's refunds, or why nothing is added (a str note)."""
-    if report is not None and report.reference:
-        if Refund.objects.filter(payment=payment, gateway_refund_reference=report.reference).exists():
-            return f"refund {report.reference} already recorded"
-        amount = report.amount_minor
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise ValidationError(
-                f"The gateway reports refund {report.reference} without a positive amount.",
-                code="amount_invalid",
-                param="refund_amount",
-            )
-        return amount
+    """The amount to add to the payment's refunds from a cumulative report, or why nothing is added (a note)."""
     total = report.total_minor if report is not None else None
     if total is None and status == GatewayOutcome.REFUNDED:
         total = payment.amount_received_minor  # "refunded", no amount: all of it

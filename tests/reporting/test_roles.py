@@ -304,6 +304,7 @@ LISTS = [
     "/admin/invoices/invoice/",
     "/admin/invoices/paymentapplication/",
     "/admin/payments/payment/",
+    "/admin/payments/refund/",
     "/admin/inbound/inboundnotification/",
     "/admin/reporting/ledgercheck/",
 ]

@@ -250,7 +250,7 @@ def _api_refund(payment: Payment, amount_minor: int, status: str) -> Refund:
     )
     bookkeeping.post_refund_requested(refund=refund)
     if status == "failed":
-        Refund.objects.filter(pk=refund.pk).update(status="failed")
+        Refund.objects.filter(pk=refund.pk).update(status="failed", failed_at=timezone.now())
         bookkeeping.post_refund_failed(refund=refund, occurred_at=timezone.now())
     return refund
 

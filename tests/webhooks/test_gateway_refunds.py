@@ -162,7 +162,7 @@ def test_midtrans_partial_refund_then_refund_are_recorded_once_each(
     )
     assert _report_refunds(api) == {"IDR": ("50000", "100000")}
     [event] = _refund_events()
-    assert (event["object"], event["amount"], event["currency"], event["chargeback"]) == (
+    assert (event["object"], event["amount"], event["currency"], event["dispute"]) == (
         "refund",
         "50000",
         "IDR",
@@ -170,7 +170,7 @@ def test_midtrans_partial_refund_then_refund_are_recorded_once_each(
     )
     assert (event["origin"], event["status"]) == ("gateway", "succeeded")
     assert event["id"] == Refund.objects.get().id and event["id"].startswith("ref_")
-    assert (event["payment"]["id"], event["payment"]["amount_refunded"]) == (payment.id, "50000")
+    assert (event["payment"], event["invoice"]) == (payment.id, payment.invoice_id)
 
     # The same notification again (Midtrans retries) is a duplicate; replaying every event changes nothing.
     assert (
@@ -202,7 +202,7 @@ def test_midtrans_full_refund_refunds_everything_received(api, merchant, midtran
     process_all()
 
     assert _state(payment) == ("refunded", 150000)
-    assert [(e["amount"], e["payment"]["status"]) for e in _refund_events()] == [("150000", "refunded")]
+    assert [(e["amount"], e["payment"]) for e in _refund_events()] == [("150000", payment.id)]
     assert _report_refunds(api) == {"IDR": ("150000", "0")}
 
 
@@ -217,7 +217,7 @@ def test_midtrans_chargeback_is_a_refund_flagged_as_a_dispute(api, merchant, mid
     refund = Refund.objects.get(payment=payment)
     assert (refund.chargeback, refund.amount_minor, refund.origin) == (True, 150000, "gateway")
     [event] = _refund_events()
-    assert (event["chargeback"], event["amount"]) == (True, "150000")
+    assert (event["dispute"], event["amount"]) == (True, "150000")
     assert _report_refunds(api) == {"IDR": ("150000", "0")}
     _replay_everything()
     assert _state(payment) == ("refunded", 150000) and Refund.objects.count() == 1
@@ -234,7 +234,7 @@ def test_midtrans_partial_chargeback_records_the_reported_amount(
     process_all()
 
     assert _state(payment) == ("partially_refunded", 40000)
-    assert [(e["amount"], e["chargeback"]) for e in _refund_events()] == [("40000", True)]
+    assert [(e["amount"], e["dispute"]) for e in _refund_events()] == [("40000", True)]
     assert _report_refunds(api) == {"IDR": ("40000", "110000")}
 
 
@@ -279,7 +279,7 @@ def test_xendit_refund_callbacks_are_recorded_once_per_refund(api, merchant, xen
     event = InboundNotification.objects.get(gateway_event_id__startswith="refund:")
     assert event.payment_id == payment.id  # found by the Xendit invoice id: the callback does not echo ours
     [data] = _refund_events()
-    assert (data["amount"], data["chargeback"]) == ("50000", False)
+    assert (data["amount"], data["dispute"]) == ("50000", False)
     assert data["gateway_reference"] == "rfd-6f4a377d-a201-437f-9119-f8b00cbbe857"
     assert _report_refunds(api) == {"IDR": ("50000", "100000")}
 

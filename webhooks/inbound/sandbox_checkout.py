@@ -11,6 +11,12 @@ the credential, and the customer (or a test) may have no Django session at all. 
 someone who loaded this checkout's page (not merely from a link), and a form from another checkout is refused.
 Clickjacking is blocked by X-Frame-Options: DENY (project setting).
 
+Refunds (docs/adr/0046-refunds.md): the page lists the payment's sandbox refunds; a pending one (amount ending in
+42 minor units) has "Complete refund" / "Fail refund" buttons (`action` = `refund_succeed` | `refund_fail`, field
+`refund` = our ref_ id, the same form nonce). After settling it the page calls
+`payments.services.refund_reconcile` for that refund, which asks the sandbox (`get_refund`) and applies the answer
+exactly like the reconciliation job: the page plays the gateway's notification.
+
 Amounts are shown in one format, the display format of paytrust/money.py ("IDR 150,000", "USD 16.99"), and the
 amount field also takes what the page shows (thousands separators, a leading currency code). An installment's
 outcome names it ("Installment 1 of 3 paid"); "Paid in full" is said only of a payment that settles the invoice's
@@ -33,8 +39,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus
+from gateways.sandbox import refunds as sandbox_refunds
 from gateways.sandbox import services
 from invoices.selectors import invoice_installment_count
+from payments.services import refund_reconcile
 from paytrust import money
 from paytrust.errors import ApplicationError
 from webhooks.inbound.services import sandbox_notification_receive
@@ -110,8 +118,41 @@ def _context(session: SandboxCheckoutSession, **extra) -> dict:
             else session.failure_redirect_url
         ),
     }
+    context["refunds"] = [
+        {
+            "refund_id": refund.refund_id,
+            "amount_display": money.format_display(refund.amount_minor, cur),
+            "status": refund.status,
+            "failure_message": refund.failure_message,
+        }
+        for refund in session.refunds.order_by("created_at", "id")
+    ]
     context.update(extra)
     return context
+
+
+def _settle_refund(request, token: str, session: SandboxCheckoutSession) -> HttpResponse:
+    """Complete or fail a pending sandbox refund, then have PayTrust ask the sandbox about it at once (what a real
+    gateway's refund notification would trigger; the reconciliation job would otherwise ask later)."""
+    refund_id = request.POST.get("refund", "")
+    try:
+        refund = sandbox_refunds.sandbox_refund_settle(
+            token=token,
+            nonce=request.POST.get("nonce", ""),
+            refund_id=refund_id,
+            action=request.POST["action"],
+        )
+    except ApplicationError as exc:
+        if exc.status_code == 404 and not refund_id:
+            return _not_found(request)
+        session.refresh_from_db()
+        return render(
+            request, "sandbox/checkout.html", _context(session, error=exc.message), status=exc.status_code
+        )
+    refund_reconcile(refund_id=refund.refund_id)  # no transaction is open here
+    session.refresh_from_db()
+    notice = f"Refund {refund.refund_id} {refund.status}; PayTrust has been told."
+    return render(request, "sandbox/checkout.html", _context(session, refund_notice=notice))
 
 
 def _not_found(request) -> HttpResponse:
@@ -131,6 +172,8 @@ def checkout(request, token: str) -> HttpResponse:
         return _not_found(request)
     if request.method == "GET":
         return render(request, "sandbox/checkout.html", _context(session))
+    if request.POST.get("action", "") in sandbox_refunds.SETTLE_ACTIONS:
+        return _settle_refund(request, token, session)
 
     try:
         outcome = services.sandbox_checkout_submit(

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reporting", "0002_staff_roles"),
+        ("reporting", "0003_refund_permissions"),
     ]
 
     operations = [

@@ -270,6 +270,7 @@ RESOURCE_TAGS = [
     ("/v1/events", "outbound events and endpoints"),
     ("/v1/api-keys", "API keys"),
     ("/v1/reports", "reports"),
+    ("/v1/balance", "balance"),
     ("/v1/merchant", "merchant"),
 ]
 

@@ -12,6 +12,7 @@ handler500 = "paytrust.errors.handler500"
 api_v1 = [
     path("", include("apikeys.urls")),
     path("", include("gateways.urls")),
+    path("", include("ledger.urls")),
     path("", include("payments.urls")),
     path("", include("webhooks.outbound.urls")),
     path("", include("webhooks.inbound.urls")),

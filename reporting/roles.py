@@ -51,9 +51,13 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "reporting.view_ledgercheck",  # the daily ledger verification's results (docs/adr/0049)
 )
 
+# The ledger's pages (read-only for everyone: it is append-only), for the roles that answer money questions.
+VIEW_LEDGER: tuple[str, ...] = ("ledger.view_account", "ledger.view_movement", "ledger.view_entry")
+
 ROLES: dict[str, tuple[str, ...]] = {
-    SUPPORT: VIEW_EVERYTHING,
+    SUPPORT: VIEW_EVERYTHING + VIEW_LEDGER,
     FINANCE: VIEW_EVERYTHING
+    + VIEW_LEDGER
     + (
         "invoices.void_invoice",
         "invoices.expire_invoice",

@@ -14,6 +14,7 @@ RESOURCES = {
     "API keys",
     "reports",
     "merchant",
+    "balance",
 }
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("merchants", "0001_initial"),
-        ("payments", "0008_refunds_api"),
+        ("payments", "0009_ledger_backfill"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reporting", "0003_refund_permissions"),
+        ("reporting", "0004_ledger_view_roles"),
     ]
 
     operations = [

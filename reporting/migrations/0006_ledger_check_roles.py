@@ -40,6 +40,6 @@ def remove(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("reporting", "0004_ledger_check")]
+    dependencies = [("reporting", "0005_ledger_check")]
 
     operations = [migrations.RunPython(add, remove)]

@@ -124,14 +124,6 @@ class Payment(TimeStampedModel):
             ),
             # Reports: succeeded payments by time.
             models.Index(fields=["succeeded_at"], name="payment_succeeded_at"),
-            # The financial report's refunds (reporting.selectors): refunded payments of a tenant by success time,
-            # summed from the index alone. Partial: only payments with a refund are in it.
-            models.Index(
-                fields=["merchant", "mode", "succeeded_at"],
-                include=["currency", "gateway", "amount_refunded_minor"],
-                condition=Q(amount_refunded_minor__gt=0),
-                name="payment_refunds_report",
-            ),
         ]
         constraints = [
             # Never two open payments (two live gateway charges) for one installment.
@@ -249,6 +241,15 @@ class Refund(TimeStampedModel):
         indexes = [
             models.Index(fields=["payment", "created_at"], name="refund_payment_created"),
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="refund_tenant_created"),
+            # The financial report's refunds (reporting.selectors.refunds_paid_out_in; docs/adr/0049): a tenant's
+            # refunds paid out in a period, summed from the index alone; the payment id leads to the gateway.
+            # Partial: pending and failed refunds are in no report.
+            models.Index(
+                fields=["merchant", "mode", "succeeded_at"],
+                include=["currency", "amount_minor", "payment"],
+                condition=Q(status="succeeded"),
+                name="refund_report",
+            ),
             # The refund reconciliation scans the pending refunds only.
             models.Index(fields=["created_at"], name="refund_pending_created", condition=Q(status="pending")),
         ]

@@ -11,7 +11,11 @@ Helpers other apps call (cheap, never raise):
     rate_limited(), idempotent_replay(), auth_failed(reason), rate_limit_store_error(backend=)
 At scrape time `/metrics` also reports `paytrust_jobs_waiting{queue=…}` (procrastinate jobs to do, per queue):
 the outbound webhook queue's depth is `paytrust_jobs_waiting{queue="outbound_webhooks"}` (one job per delivery
-waiting or due; it replaced a gauge that only the old delivery sweeper set).
+waiting or due; it replaced a gauge that only the old delivery sweeper set), and the latest ledger verification
+(`manage.py verify_ledger`'s daily job, recorded as rows of reporting_ledgercheck): `paytrust_ledger_breaks` (its
+breaks; alert when > 0) and `paytrust_ledger_check_timestamp_seconds` (when it finished; alert when older than a
+day and a bit). Both are read from the database at scrape time, so every process reports the same value whichever
+process ran the check (this module imports no app: the table is read by name).
 """
 
 from __future__ import annotations
@@ -144,6 +148,35 @@ class JobQueueCollector:
         yield family
 
 
+class LedgerCheckCollector:
+    """The latest ledger check (reporting.LedgerCheck), read at scrape time. No check yet: no sample."""
+
+    def collect(self):
+        breaks = GaugeMetricFamily(
+            "paytrust_ledger_breaks", "Breaks found by the latest ledger verification (verify_ledger)."
+        )
+        finished = GaugeMetricFamily(
+            "paytrust_ledger_check_timestamp_seconds",
+            "When the latest ledger verification finished (Unix time).",
+        )
+        try:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT breaks_count, EXTRACT(EPOCH FROM finished_at) FROM reporting_ledgercheck "
+                    "ORDER BY started_at DESC, id DESC LIMIT 1"
+                )
+                row = cursor.fetchone()
+            if row is not None:
+                breaks.add_metric([], row[0])
+                finished.add_metric([], float(row[1]))
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
+            logger.warning("metrics: could not read the latest ledger check", exc_info=True)
+        yield breaks
+        yield finished
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of all processes' metrics, and its content type."""
     if MULTIPROCESS:
@@ -155,4 +188,5 @@ def render() -> tuple[bytes, str]:
         registry = REGISTRY
     jobs = CollectorRegistry()
     jobs.register(JobQueueCollector())
+    jobs.register(LedgerCheckCollector())
     return generate_latest(registry) + generate_latest(jobs), CONTENT_TYPE_LATEST

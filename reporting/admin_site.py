@@ -14,8 +14,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from reporting import admin as reporting_admin
+from reporting.admin_ledger import LedgerCheckAdmin
 from reporting.admin_staff import back_office_base
 from reporting.dashboard import dashboard_for
+from reporting.models import LedgerCheck
 
 
 class BackOfficeSite(admin.AdminSite):
@@ -25,6 +27,10 @@ class BackOfficeSite(admin.AdminSite):
     index_template = "admin/backoffice_index.html"
     # The lists need the width (1366-px screens): navigation is the index and the breadcrumbs.
     enable_nav_sidebar = False
+
+    def __init__(self, name="admin"):
+        super().__init__(name)
+        self.register(LedgerCheck, LedgerCheckAdmin)  # see reporting/admin_ledger.py
 
     def index(self, request, extra_context=None):
         """Django's index (the apps this user may see) with the dashboard above it."""
@@ -58,9 +64,12 @@ class BackOfficeSite(admin.AdminSite):
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
         if app_label in (None, "reporting") and reporting_admin.can_view_reports(request.user):
-            apps.append(
-                self._reporting_app(reverse(f"admin:{reporting_admin.URL_NAME}", current_app=self.name))
-            )
+            report = self._reporting_app(reverse(f"admin:{reporting_admin.URL_NAME}", current_app=self.name))
+            listed = next((app for app in apps if app["app_label"] == "reporting"), None)
+            if listed is None:
+                apps.append(report)
+            else:  # the app's models (the ledger checks) are listed already: the report joins them
+                listed["models"] = [*report["models"], *listed["models"]]
         return apps
 
     @staticmethod

@@ -71,7 +71,10 @@ class _FiguresOutput(serializers.Serializer):
     tax_collected = serializers.CharField(help_text="Tax carried by those payments.")
     service_fees = serializers.CharField(help_text="Service fees carried by those payments.")
     net_to_merchant = serializers.CharField(help_text="gross_collected − service_fees − refunds.")
-    refunds = serializers.CharField(help_text="Refunds recorded on those payments (whenever refunded).")
+    refunds = serializers.CharField(
+        help_text="Refunds paid out in the period (succeeded in [start, end), chargebacks included), whatever "
+        "the payment's date."
+    )
 
 
 class _GatewayOutput(_FiguresOutput):
@@ -109,7 +112,8 @@ class ReportViewSet(ApiViewSet):
             "For the payments that succeeded in [start, end) (the calling key's merchant and mode): per currency, "
             "the number of payments, gross collected (what customers paid), tax and service fees carried by those "
             "payments (an installment's shares; partial payments the proportional floor, the completing payment "
-            "the rest; overpaid money carries none), refunds recorded on those payments, and net to merchant = "
+            "the rest; overpaid money carries none), refunds paid out in the period (chargebacks included, "
+            "whenever their payment was made), and net to merchant = "
             "gross − fees − refunds; broken down by gateway and by tax rate (taxable base and tax). Each currency "
             "stands alone: nothing is ever summed across currencies. Without start and end: the current calendar "
             "month (UTC). The span may be at most REPORT_MAX_DAYS (366) days. `format=csv` returns the same "

@@ -2,9 +2,9 @@
 
 A staff user has exactly one role group. Superusers aside, every page and action of the back office checks a
 permission (apikeys/admin_base.py: actions refused with 403, pages by Django's own checks), so a role is exactly
-its list below. The groups are created by migration reporting/0002 and brought to this definition again by
-`staff_roles_sync` (called by `manage.py create_staff`), so this module is the one place to change a role; a test
-keeps the migration's copy equal to it.
+its list below. The groups are created by migration reporting/0002 (later migrations add their `ADDED`) and
+brought to this definition again by `staff_roles_sync` (called by `manage.py create_staff`), so this module is
+the one place to change a role; a test keeps the migrations' copy equal to it.
 
 Roles live here, in the top layer, because they name the permissions of every app below (as strings only).
 """
@@ -48,6 +48,7 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "payments.view_refund",
     "inbound.view_inboundnotification",
     "inbound.view_inboundnotificationattempt",
+    "reporting.view_ledgercheck",  # the daily ledger verification's results (docs/adr/0049)
 )
 
 # The ledger's pages (read-only for everyone: it is append-only), for the roles that answer money questions.

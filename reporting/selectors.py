@@ -6,19 +6,25 @@ Facts:
   `amount_minor` (what the customer paid, overpayment included) and the `tax_minor` / `fee_minor` it carries.
 - `invoices.PaymentApplicationTax`: the same payment's taxable base and tax per tax rate (they add up exactly to
   the application's `taxable_minor` / `tax_minor`).
-- `payments.Payment.amount_refunded_minor`: refunds recorded on a payment (SPEC §13): the sum of its `Refund` rows,
-  today the refunds and chargebacks its gateway reported (`payments.services.gateway_refunds`).
+- `payments.Refund`: money given back on a payment (SPEC §13), chargebacks included; its `status` and `succeeded_at`
+  (when the gateway paid it out). The gateway is its payment's (a join on the payment's primary key).
 
-Rules (docs/adr/0040-financial-report.md):
+Rules (docs/adr/0040-financial-report.md, refunds: docs/adr/0049-ledger-verification-and-refunds-by-payout.md):
 - A payment is in the period when it succeeded in [start, end).
-- Refunds are those recorded, as of now, on the payments of the period (whenever the refund happened): the
-  figures of a past period fall when one of its payments is refunded later.
+- A refund is in the period when it SUCCEEDED (was paid out) in [start, end), whenever its payment was made: a
+  period's refunds are the money that went back in it, like a bank statement, and a closed period never changes.
+  Pending and failed refunds are in no period. The ledger's `refund_succeeded` / `chargeback` movements carry the
+  same time (occurred_at = the refund's succeeded_at), so `manage.py verify_ledger` finds ledger and report equal.
 - net to merchant = gross − service fees − refunds.
 - Every figure is per currency. Figures of different currencies are never added: the only sums done outside SQL
   are of gateway lines of one currency into that currency's line.
 
 Each aggregate is one GROUP BY over an index whose INCLUDE columns hold every summed column, so PostgreSQL answers
-with an index-only scan of the tenant's slice of the period (see bench/report_bench.py).
+with an index-only scan of the tenant's slice of the period (see bench/report_bench.py); the refunds' gateway costs
+one payment primary-key probe per refund of the period (refunds are a small fraction of payments).
+
+`applications_in` and `refunds_paid_out_in` are the two rules (which rows, by which time); the report and
+`report_figures_by_tenant` (verify_ledger's comparison, every tenant at once) both aggregate them.
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from invoices.models import PaymentApplication, PaymentApplicationTax
 from merchants.models import Merchant
-from payments.models import Payment
+from payments.models import Payment, Refund
 from paytrust.errors import ValidationError
 from webhooks.inbound.selectors import inbound_events_failed
 from webhooks.outbound.models import Delivery, DeliveryStatus
@@ -114,22 +120,63 @@ def report_default_period(now: datetime) -> tuple[datetime, datetime]:
 
 def _filters(
     *,
-    merchant: Merchant | None,
-    mode: str,
-    start: datetime,
-    end: datetime,
+    merchant_id: str | None,
+    mode: str | None,
+    start: datetime | None,
+    end: datetime | None,
     currency: str | None,
-    gateway: str | None,
     time_field: str,
 ) -> dict:
-    filters: dict = {"mode": mode, f"{time_field}__gte": start, f"{time_field}__lt": end}
-    if merchant is not None:
-        filters["merchant"] = merchant
+    """None means "any" (verify_ledger reads every tenant and all time; the report always gives a period)."""
+    filters: dict = {}
+    if mode is not None:
+        filters["mode"] = mode
+    if start is not None:
+        filters[f"{time_field}__gte"] = start
+    if end is not None:
+        filters[f"{time_field}__lt"] = end
+    if merchant_id is not None:
+        filters["merchant_id"] = merchant_id
     if currency:
         filters["currency"] = currency
+    return filters
+
+
+def applications_in(
+    *,
+    merchant_id: str | None,
+    mode: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    currency: str | None = None,
+    gateway: str | None = None,
+) -> QuerySet:
+    """The payments of a period: their PaymentApplication facts, by the payment's success time (`paid_at`)."""
+    filters = _filters(
+        merchant_id=merchant_id, mode=mode, start=start, end=end, currency=currency, time_field="paid_at"
+    )
     if gateway:
         filters["gateway"] = gateway
-    return filters
+    return PaymentApplication.objects.filter(**filters).order_by()
+
+
+def refunds_paid_out_in(
+    *,
+    merchant_id: str | None,
+    mode: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    currency: str | None = None,
+    gateway: str | None = None,
+) -> QuerySet:
+    """The refunds of a period: those that succeeded (were paid out) in it, chargebacks included, by their own
+    success time. Index `refund_report` (partial: succeeded refunds only)."""
+    filters = _filters(
+        merchant_id=merchant_id, mode=mode, start=start, end=end, currency=currency, time_field="succeeded_at"
+    )
+    if gateway:
+        filters["payment__gateway"] = gateway
+    return Refund.objects.filter(status="succeeded", **filters).order_by()
 
 
 def financial_report(
@@ -143,10 +190,10 @@ def financial_report(
 ) -> FinancialReport:
     """The report for payments that succeeded in [start, end) in `mode`, for one merchant (None: every merchant,
     for finance staff), optionally one currency / gateway. Currencies (by code), gateways (by name) and tax rates
-    (lowest first) are in a stable order; only currencies with payments in the period appear.
+    (lowest first) are in a stable order; only currencies with payments or paid-out refunds in the period appear.
     Three queries; the caller validates the period (`report_period_check`)."""
     scope = {
-        "merchant": merchant,
+        "merchant_id": merchant.pk if merchant is not None else None,
         "mode": mode,
         "start": start,
         "end": end,
@@ -156,8 +203,7 @@ def financial_report(
 
     lines: dict[tuple[str, str], Figures] = {}
     collected = (
-        PaymentApplication.objects.filter(**_filters(**scope, time_field="paid_at"))
-        .order_by()
+        applications_in(**scope)
         .values("currency", "gateway")
         .annotate(
             payments_count=Count("*"),
@@ -175,18 +221,20 @@ def financial_report(
         )
 
     refunded = (
-        Payment.objects.filter(**_filters(**scope, time_field="succeeded_at"), amount_refunded_minor__gt=0)
-        .order_by()
-        .values("currency", "gateway")
-        .annotate(refunds=Sum("amount_refunded_minor"))
+        refunds_paid_out_in(**scope)
+        .values("currency", gateway=F("payment__gateway"))
+        .annotate(refunds=Sum("amount_minor"))
     )
     for row in refunded:
         key = (row["currency"], row["gateway"])
         lines[key] = lines.get(key, Figures()) + Figures(refunds_minor=int(row["refunds"]))
 
     rates: dict[str, list[TaxRateLine]] = defaultdict(list)
+    tax_filters = _filters(**{k: v for k, v in scope.items() if k != "gateway"}, time_field="paid_at")
+    if gateway:
+        tax_filters["gateway"] = gateway
     by_rate = (
-        PaymentApplicationTax.objects.filter(**_filters(**scope, time_field="paid_at"))
+        PaymentApplicationTax.objects.filter(**tax_filters)
         .order_by()
         .values("currency", "tax_rate")
         .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
@@ -210,6 +258,37 @@ def financial_report(
     return FinancialReport(start=start, end=end, currencies=currencies)
 
 
+def report_figures_by_tenant(
+    *, merchant_id: str | None, start: datetime | None, end: datetime | None
+) -> dict[tuple[str, str, str], Figures]:
+    """The report's figures of [start, end) (None: unbounded) per (merchant id, mode, currency), every tenant in
+    two GROUP BYs: the same rows by the same rules as `financial_report`, without its period limit (which guards
+    the API, not this). For `reporting.ledger_check` (verify_ledger), which compares them with the ledger."""
+    scope = {"merchant_id": merchant_id, "mode": None, "start": start, "end": end}
+    figures: dict[tuple[str, str, str], Figures] = {}
+    collected = (
+        applications_in(**scope)
+        .values("merchant_id", "mode", "currency")
+        .annotate(n=Count("*"), gross=Sum("amount_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor"))
+    )
+    for row in collected:
+        figures[(row["merchant_id"], row["mode"], row["currency"])] = Figures(
+            payments_count=row["n"],
+            gross_minor=int(row["gross"]),
+            tax_minor=int(row["tax"]),
+            fee_minor=int(row["fee"]),
+        )
+    refunded = (
+        refunds_paid_out_in(**scope)
+        .values("merchant_id", "mode", "currency")
+        .annotate(refunds=Sum("amount_minor"))
+    )
+    for row in refunded:
+        key = (row["merchant_id"], row["mode"], row["currency"])
+        figures[key] = figures.get(key, Figures()) + Figures(refunds_minor=int(row["refunds"]))
+    return figures
+
+
 def daily_collected(
     *,
     merchant: Merchant | None,
@@ -222,16 +301,13 @@ def daily_collected(
     """Gross collected per UTC day, per currency: {currency: [(day, gross_minor), ...]} (days with payments only,
     in order). For the admin report's chart."""
     rows = (
-        PaymentApplication.objects.filter(
-            **_filters(
-                merchant=merchant,
-                mode=mode,
-                start=start,
-                end=end,
-                currency=currency,
-                gateway=gateway,
-                time_field="paid_at",
-            )
+        applications_in(
+            merchant_id=merchant.pk if merchant is not None else None,
+            mode=mode,
+            start=start,
+            end=end,
+            currency=currency,
+            gateway=gateway,
         )
         .annotate(day=TruncDate("paid_at", tzinfo=UTC))
         .order_by()

@@ -87,7 +87,7 @@ def payments(merchant, xendit_account, sandbox_account, other_merchant):
 
     IDR, xendit (2.9 % + 2000):
       A  2 × 150000 @ 11 % + 99999 @ 0 %: subtotal 399999, tax 33000, fee round(11599.971) + 2000 = 13600,
-         total 446599, paid in full; later refunded 46599.
+         total 446599, paid in full; 46599 refunded (paid out) the next day, inside the period.
       B  1000000 @ 11 %: tax 110000, fee 29000 + 2000 = 31000, total 1141000 in 2 installments of 570500, each
          tax share 55000 and fee share 15500.
          B1 pays 200000 of installment 1: tax floor(55000 × 200000 / 570500) = 19281,
@@ -112,7 +112,7 @@ def payments(merchant, xendit_account, sandbox_account, other_merchant):
     )
     assert a.total_minor == 446599
     paid_a = pay(a, amount_minor=None, at=START + timedelta(days=1, hours=10))
-    record_refund(paid_a, 46599)
+    record_refund(paid_a, 46599, at=START + timedelta(days=2, hours=9))
 
     b = invoice(
         merchant, xendit_account, currency="IDR", lines=[("Course", 1, "1000000", "0.11")], installments=2

@@ -11,7 +11,7 @@ from django.utils import timezone
 from gateways import base as gw
 from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
 from invoices.services import invoice_create
-from payments.models import Payment
+from payments.models import Payment, Refund
 from payments.services import GatewayStatusUpdate, payment_apply_gateway_status, payment_initiate
 
 # The report period of the scenario (tests.reporting.conftest.payments): seven whole UTC days, ten days ago.
@@ -57,8 +57,27 @@ def pay(inv, *, amount_minor: int | None, at: datetime) -> Payment:
     return outcome.payment
 
 
-def record_refund(payment: Payment, amount_minor: int) -> None:
-    """Refunds (SPEC §13) are not built yet: record what the refunds service will, the refunded amount on the
-    payment and its status."""
-    status = "refunded" if amount_minor == payment.amount_received_minor else "partially_refunded"
-    Payment.objects.filter(pk=payment.pk).update(amount_refunded_minor=amount_minor, status=status)
+def record_refund(
+    payment: Payment, amount_minor: int, *, at: datetime, reference: str = "", chargeback: bool = False
+) -> Refund:
+    """The gateway reports one refund (or chargeback) of `payment`, paid out at `at`: the production code path
+    (`payment_apply_gateway_status` -> `gateway_refunds.refund_record`: Refund row, ledger movements)."""
+    reference = reference or f"rfd-{payment.pk}-{amount_minor}-{at.timestamp():.0f}"
+    payment.refresh_from_db()
+    remaining = payment.amount_received_minor - payment.amount_refunded_minor
+    outcome = payment_apply_gateway_status(
+        payment_id=payment.id,
+        gateway_account_id=payment.gateway_account_id,
+        update=GatewayStatusUpdate(
+            status=gw.GatewayOutcome.REFUNDED
+            if amount_minor == remaining
+            else gw.GatewayOutcome.PARTIALLY_REFUNDED,
+            amount_minor=amount_minor,
+            currency=payment.currency,
+            occurred_at=at,
+            refund=gw.RefundReport(reference=reference, amount_minor=amount_minor, chargeback=chargeback),
+        ),
+        source="test",
+    )
+    assert outcome.changed, outcome.note
+    return Refund.objects.get(payment=payment, gateway_refund_reference=reference)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from reporting.selectors import financial_report
 from tests.reporting.conftest import xendit_account_for
-from tests.reporting.helpers import END, START, URL, invoice, pay, q
+from tests.reporting.helpers import END, START, URL, invoice, pay, q, record_refund
 
 pytestmark = pytest.mark.django_db
 
@@ -293,7 +293,65 @@ def test_each_report_query_can_use_its_report_index(merchant, payments):
     assert len(plans) == 3
     for plan, index in zip(
         plans,
-        ("payment_application_report", "payment_refunds_report", "payment_application_tax_report"),
+        ("payment_application_report", "refund_report", "payment_application_tax_report"),
         strict=True,
     ):
         assert f"using {index} on" in plan, plan
+
+
+def _refunds(merchant, start=START, end=END) -> dict[tuple[str, str], int]:
+    report = financial_report(merchant=merchant, mode="test", start=start, end=end)
+    return {
+        (cur.currency, line.gateway): line.figures.refunds_minor
+        for cur in report.currencies
+        for line in cur.by_gateway
+    }
+
+
+def test_refunds_count_in_the_period_they_were_paid_out_whatever_the_payment_period(
+    merchant, xendit_account, payments
+):
+    """ADR 0049: a period's refunds are the refunds paid out in it (like a bank statement)."""
+    early = invoice(merchant, xendit_account, currency="IDR", lines=[("Old", 1, "20000", "0")])
+    paid_early = pay(early, amount_minor=None, at=START - timedelta(days=30))  # long before the period
+    record_refund(paid_early, 5000, at=START + timedelta(days=5))  # paid out inside it: counts
+    record_refund(paid_early, 1000, at=END)  # paid out at `end`: the next period's
+    inside = invoice(merchant, xendit_account, currency="USD", lines=[("New", 1, "10.00", "0")])
+    paid_inside = pay(inside, amount_minor=None, at=START + timedelta(days=1))
+    record_refund(paid_inside, 300, at=END + timedelta(days=1))  # refunded after the period: not in it
+    record_refund(paid_inside, 200, at=START + timedelta(days=6), chargeback=True)  # a chargeback counts
+
+    assert _refunds(merchant) == {
+        ("IDR", "sandbox"): 0,
+        ("IDR", "xendit"): 46599 + 5000,
+        ("USD", "xendit"): 200,
+    }
+    assert _refunds(merchant, start=END, end=END + timedelta(days=2)) == {
+        ("IDR", "xendit"): 1000,  # no payment in that period: the line shows the refund alone
+        ("USD", "xendit"): 300,
+    }
+    idr = financial_report(merchant=merchant, mode="test", start=START, end=END, currency="IDR").currencies[0]
+    assert idr.figures.net_minor == 1744099 - 45600 - (46599 + 5000)  # gross − fees − refunds
+
+
+def test_a_period_s_refunds_never_change_after_it_closed(merchant, xendit_account, payments):
+    before = financial_report(merchant=merchant, mode="test", start=START, end=END)
+    a_payment = payments_of(merchant, gateway="xendit", currency="IDR")[0]
+
+    record_refund(a_payment, 1000, at=END + timedelta(hours=1))
+
+    assert financial_report(merchant=merchant, mode="test", start=START, end=END) == before
+
+
+def payments_of(merchant, *, gateway: str, currency: str):
+    from payments.models import Payment
+
+    return list(
+        Payment.objects.filter(
+            merchant=merchant,
+            gateway=gateway,
+            currency=currency,
+            succeeded_at__gte=START,
+            succeeded_at__lt=END,
+        ).order_by("succeeded_at")
+    )

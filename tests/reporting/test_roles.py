@@ -306,6 +306,7 @@ LISTS = [
     "/admin/payments/payment/",
     "/admin/payments/refund/",
     "/admin/inbound/inboundnotification/",
+    "/admin/reporting/ledgercheck/",
 ]
 
 

@@ -171,6 +171,9 @@ class RefundReport:
     reference: str = ""
     amount_minor: int | None = None
     chargeback: bool = False
+    # Our ref_ id when the gateway echoes it (Xendit `reference_id`, which we send as our refund id): the report is
+    # of that refund of ours, even when we do not know the gateway's id for it yet (its answer was lost).
+    our_refund_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -361,6 +361,8 @@ class PaymentViewSet(ApiViewSet):
     )
     @action(detail=True, methods=["post"])
     def void(self, request, payment_id: str):
+        # No fields: anything sent is refused (400 unknown field), as everywhere (SPEC §2).
+        StrictSerializer(data=request.data if request.data is not None else {}).is_valid(raise_exception=True)
         payment = services.payment_void(**tenant(request), payment_id=payment_id)
         return Response(selectors.payment_representation(payment))
 

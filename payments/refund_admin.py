@@ -122,10 +122,12 @@ class RefundAdmin(ReadOnlyAdmin):
         "origin",
         "amount_display",
         "chargeback",
+        "failure_code",
         "created",
     ]
     list_filter = [
         "status",
+        "failure_code",  # `refund_exceeds_received`: paid out after a chargeback, held for review
         "origin",
         "chargeback",
         "mode",

@@ -89,6 +89,12 @@ def parse_callback(raw_body: bytes) -> WebhookNotification:
     return _invoice_callback(data)
 
 
+def _our_refund_id(value: object) -> str:
+    """Xendit echoes the `reference_id` we sent (our ref_ id); anything else (a refund made in Xendit's dashboard)
+    is not ours."""
+    return value if isinstance(value, str) and value.startswith("ref_") and len(value) <= 64 else ""
+
+
 def _refund_callback(envelope: dict) -> WebhookNotification:
     data = envelope.get("data")
     if not isinstance(data, dict):
@@ -123,7 +129,13 @@ def _refund_callback(envelope: dict) -> WebhookNotification:
         amount_minor=amount_minor,
         currency=currency,
         occurred_at=occurred_at,
-        refund=RefundReport(reference=data["id"], amount_minor=amount_minor) if succeeded else None,
+        refund=RefundReport(
+            reference=data["id"],
+            amount_minor=amount_minor,
+            our_refund_id=_our_refund_id(data.get("reference_id")),
+        )
+        if succeeded
+        else None,
         raw=envelope,
     )
 

@@ -4,12 +4,14 @@
 reports REFUNDED / PARTIALLY_REFUNDED. What the gateway says is a `gateways.base.RefundReport`:
 
 - cumulative (`total_minor`, Midtrans `refund_amount`, the sandbox; a REFUNDED status without a report means "all
-  of it"): the total is the truth. The increment over the payment's recorded `amount_refunded_minor` first
-  completes our own pending refunds (origin api/admin), oldest first, each whose amount fits what is left of the
-  increment; only the remainder is recorded as one `gateway` Refund row. A replay, a duplicate or an older report
-  (increment <= 0) changes nothing.
+  of it"): the total is the truth. The increment over the payment's recorded `amount_refunded_minor` settles our
+  own pending refunds (origin api/admin) only when it is exactly one of them or all of them together; with pending
+  refunds of ours and any other increment the report is ambiguous (409, retried later, after reconciliation has
+  settled ours by id). Without pending refunds of ours it is recorded as one `gateway` Refund row. A replay, a
+  duplicate or an older report (increment <= 0) changes nothing.
 - one refund (`reference` + `amount_minor`, Xendit refund callbacks): when the reference names a refund we know
-  (its `gateway_refund_reference`, or our ref_ id), that refund is settled (a pending one succeeds; a succeeded one
+  (its `gateway_refund_reference`, or our ref_ id, or `our_refund_id`: Xendit echoes our id as `reference_id`),
+  that refund is settled (a pending one succeeds; a succeeded one
   is left alone); otherwise it is recorded once per gateway refund id (unique per payment in the database).
 - `chargeback`: the Refund row is flagged (a chargeback is a refund with a dispute flag); money-wise it is a refund;
   it never settles one of our pending refunds.
@@ -96,12 +98,10 @@ def _record_single(
     """One refund by the gateway's id: ours when it names one we know (its gateway id or our ref_ id), settled;
     else a new `gateway` refund, once per reference."""
     reference = report.reference
-    known = (
-        Refund.objects.select_for_update()
-        .filter(payment=payment)
-        .filter(Q(gateway_refund_reference=reference) | Q(pk=reference))
-        .first()
-    )
+    named = Q(gateway_refund_reference=reference) | Q(pk=reference)
+    if report.our_refund_id:
+        named |= Q(pk=report.our_refund_id, origin__in=OURS)
+    known = Refund.objects.select_for_update().filter(payment=payment).filter(named).first()
     if known is not None:
         if known.status == RefundStatus.PENDING and not report.chargeback:
             refund_mark_succeeded(
@@ -136,30 +136,53 @@ def _record_single(
 def _record_cumulative(
     payment: Payment, *, status: str, report: RefundReport | None, now: datetime
 ) -> tuple[bool, str]:
-    """The gateway's cumulative total: the increment over what is recorded first completes our pending refunds,
-    oldest first (each whose amount fits what is left of it); only the rest becomes a `gateway` refund."""
+    """The gateway's cumulative total. A total names no refund, so the increment over what is recorded is ours
+    only when it is exactly one pending refund of ours, or all of them together: those are settled. With pending
+    refunds of ours and any other increment, which refunds the gateway paid is unknown: 409
+    `refund_report_ambiguous`, nothing written; reconciliation settles ours by their ids (`get_refund`) and the
+    report, retried by the inbound pipeline, then records only what is left as a `gateway` refund. Without pending
+    refunds of ours (or for a chargeback: never ours) the increment is one `gateway` refund."""
     increment = _increment(payment, status=status, report=report)
     if isinstance(increment, str):
         return False, increment
     _check_not_above_received(payment, increment)
     chargeback = report is not None and report.chargeback
-    left, settled = increment, []
-    if not chargeback:  # a chargeback is the card holder's bank, never a refund we asked for
-        pending = Refund.objects.select_for_update().filter(
-            payment=payment, status=RefundStatus.PENDING, origin__in=OURS
-        )
-        for refund in pending.order_by("created_at", "id"):
-            if refund.amount_minor <= left:
-                refund_mark_succeeded(payment=payment, refund=refund, succeeded_at=now)
-                left -= refund.amount_minor
-                settled.append(refund.id)
-    notes = [f"settled {', '.join(settled)}"] if settled else []
-    if left:
-        refund = _record_gateway_refund(
-            payment, amount_minor=left, chargeback=chargeback, reference="", succeeded_at=now
-        )
-        notes.append(f"{'chargeback' if chargeback else 'refund'} {left} recorded ({refund.id})")
-    return True, f"{'; '.join(notes)}; refunded {payment.amount_refunded_minor}"
+    pending = [] if chargeback else _our_pending(payment)
+    if pending:
+        settled = _paid_by(pending, increment)
+        if settled is None:
+            raise Conflict(
+                f"The gateway reports {increment} more refunded on payment {payment.id}, which does not match its "
+                f"pending refunds ({', '.join(f'{r.id}: {r.amount_minor}' for r in pending)}); they are settled "
+                "one by one with the gateway first.",
+                code="refund_report_ambiguous",
+            )
+        for refund in settled:
+            refund_mark_succeeded(payment=payment, refund=refund, succeeded_at=now)
+        return True, f"settled {', '.join(r.id for r in settled)}; refunded {payment.amount_refunded_minor}"
+    refund = _record_gateway_refund(
+        payment, amount_minor=increment, chargeback=chargeback, reference="", succeeded_at=now
+    )
+    kind = "chargeback" if chargeback else "refund"
+    return True, f"{kind} {increment} recorded ({refund.id}); refunded {payment.amount_refunded_minor}"
+
+
+def _our_pending(payment: Payment) -> list[Refund]:
+    return list(
+        Refund.objects.select_for_update()
+        .filter(payment=payment, status=RefundStatus.PENDING, origin__in=OURS)
+        .order_by("created_at", "id")
+    )
+
+
+def _paid_by(pending: list[Refund], increment: int) -> list[Refund] | None:
+    """The pending refunds an increment is exactly: one of them, or all together; None when it is neither."""
+    exact = [refund for refund in pending if refund.amount_minor == increment]
+    if len(exact) == 1:
+        return exact
+    if sum(refund.amount_minor for refund in pending) == increment:
+        return pending
+    return None
 
 
 def _record_gateway_refund(

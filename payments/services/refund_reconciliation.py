@@ -35,9 +35,13 @@ def refunds_to_reconcile(*, now: datetime | None = None, limit: int = 500) -> li
     """Ids of our refunds pending longer than REFUND_RECONCILE_AFTER_SECONDS, each at most once per backoff."""
     now = now or timezone.now()
     after = timedelta(seconds=settings.REFUND_RECONCILE_AFTER_SECONDS)
-    candidates = Refund.objects.filter(
-        status=RefundStatus.PENDING, origin__in=OUR_ORIGINS, created_at__lte=now - after
-    ).order_by("created_at", "id")
+    candidates = (
+        Refund.objects.filter(
+            status=RefundStatus.PENDING, origin__in=OUR_ORIGINS, created_at__lte=now - after
+        )
+        .exclude(failure_code="refund_exceeds_received")
+        .order_by("created_at", "id")
+    )  # held for finance review
     due: list[str] = []
     for pk, reconciled_at, attempts in candidates.values_list("pk", "reconciled_at", "reconcile_attempts")[
         : limit * 4

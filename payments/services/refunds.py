@@ -206,6 +206,33 @@ def _recorded_by_gateway(refund: Refund, reference: str) -> Refund | None:
     )
 
 
+NEEDS_REVIEW = "refund_exceeds_received"
+
+
+def _above_received(payment: Payment, refund: Refund) -> bool:
+    return payment.amount_refunded_minor + refund.amount_minor > payment.amount_received_minor
+
+
+def _hold_for_review(payment: Payment, refund: Refund) -> bool:
+    """The gateway paid our refund out, but the gateway took money back on its own meanwhile (a chargeback while
+    the refund was in flight): together they exceed what the payment received, which the payment cannot record.
+    The refund stays `pending`, marked for finance staff (failure_code `refund_exceeds_received`, shown in the
+    admin; reconciliation stops asking); its amount stays in `refunds_in_flight` until they settle it with the
+    gateway (docs/adr/0046)."""
+    if refund.failure_code == NEEDS_REVIEW:
+        return False
+    refund.failure_code = NEEDS_REVIEW
+    refund.failure_message = (
+        f"The gateway paid this refund out, but payment {payment.pk} already has {payment.amount_refunded_minor} of "
+        f"{payment.amount_received_minor} refunded (a chargeback while it was in flight): finance must review it."
+    )[:500]
+    refund.save(update_fields=["failure_code", "failure_message", "updated_at"])
+    logger.error(
+        "refund paid out above what the payment received", extra={"refund": refund.pk, "payment": payment.pk}
+    )
+    return True
+
+
 def refund_apply_result(
     *,
     refund_id: str,
@@ -235,6 +262,12 @@ def refund_apply_result(
                 failure_message=f"The gateway reported this refund first; it is recorded as {twin.pk}.",
                 now=now,
             )
+        elif (
+            result is not None
+            and result.status == gw.RefundStatus.SUCCEEDED
+            and _above_received(payment, refund)
+        ):
+            changed = _hold_for_review(payment, refund)
         elif result is not None and result.status == gw.RefundStatus.SUCCEEDED:
             changed = refund_mark_succeeded(
                 payment=payment, refund=refund, succeeded_at=now, gateway_refund_reference=reference

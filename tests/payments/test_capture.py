@@ -413,3 +413,12 @@ def test_hold_never_outlives_its_invoice(api, merchant):
     stored = Payment.objects.get(pk=created["id"])
     invoice.refresh_from_db()
     assert stored.capture_before == invoice.lapses_at
+
+
+def test_void_refuses_unknown_fields_and_changes_nothing(api, merchant):
+    payment, _ = _authorized(api, merchant)
+
+    response = api.post(f"/v1/payments/{payment['id']}/void", {"amount": "1000"}, format="json")
+
+    assert response.status_code == 400 and response.json()["error"]["param"] == "amount"
+    assert api.get(f"/v1/payments/{payment['id']}").json()["status"] == "authorized"

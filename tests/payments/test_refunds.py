@@ -6,6 +6,7 @@ cover our refunds (settled, never counted twice)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -280,26 +281,42 @@ def _report(payment: Payment, status, refund: gw.RefundReport):
     )
 
 
-def test_a_cumulative_report_completes_our_pending_refunds_first_and_records_only_the_rest(merchant):
+def test_a_cumulative_increment_settles_our_pending_refund_only_when_it_is_exactly_ours(merchant):
     payment = paid_sandbox_payment(merchant)
     older, newer = _refund(payment, 10042), _refund(payment, 30042)
 
-    outcome = _report(
-        payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, gw.RefundReport(total_minor=10042 + 5000)
-    )
+    outcome = _report(payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, gw.RefundReport(total_minor=30042))
 
     assert outcome.changed
     older.refresh_from_db()
     newer.refresh_from_db()
-    assert (older.status, newer.status) == ("succeeded", "pending")  # the newer one does not fit in 15042
+    assert (older.status, newer.status) == ("pending", "succeeded")  # the increment is exactly the newer one
+    assert not Refund.objects.filter(origin="gateway").exists()
+    assert _state(payment) == ("partially_refunded", 30042)
+
+
+def test_an_ambiguous_cumulative_increment_waits_until_our_refunds_are_settled_by_id(merchant):
+    """A total names no refund: 15042 more with pending refunds of 10042 and 30042 cannot say which the gateway
+    paid (crediting the older one blindly counted refunds the gateway never made). 409, nothing written; once
+    reconciliation has settled ours by id, the same report records only the rest as a gateway refund."""
+    payment = paid_sandbox_payment(merchant)
+    older, newer = _refund(payment, 10042), _refund(payment, 30042)
+    report = gw.RefundReport(total_minor=10042 + 5000)
+
+    with pytest.raises(Conflict) as ambiguous:
+        _report(payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, report)
+
+    assert ambiguous.value.code == "refund_report_ambiguous"
+    assert _state(payment) == ("succeeded", 0) and Refund.objects.count() == 2
+    _settle_at_sandbox(older)
+    _settle_at_sandbox(newer, "refund_fail")
+    refund_reconcile(refund_id=older.id)
+    refund_reconcile(refund_id=newer.id)
+    assert _report(payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, report).changed
     [gateway_refund] = Refund.objects.filter(origin="gateway")
     assert gateway_refund.amount_minor == 5000
     assert _state(payment) == ("partially_refunded", 15042)
-    # The same total again is a replay: nothing more.
-    assert not _report(
-        payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, gw.RefundReport(total_minor=15042)
-    ).changed
-    assert Refund.objects.count() == 3
+    assert not _report(payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, report).changed  # a replay
 
 
 def test_a_single_refund_report_naming_our_refund_settles_it_instead_of_adding_one(merchant):
@@ -369,10 +386,11 @@ def test_a_refund_the_gateway_reported_first_is_not_counted_twice(merchant):
     assert balance(merchant, "refunds_payable") == 0
 
 
-def test_a_payout_above_what_is_left_after_a_chargeback_is_refused_and_leaves_the_refund_pending(merchant):
-    """A chargeback takes most of the money back while our refund is in flight; the gateway then says our refund
-    was paid out too. The refunds would exceed what the payment received: 422, nothing written (found by the
-    ledger property test as an IntegrityError, a 500)."""
+def test_a_payout_above_what_is_left_after_a_chargeback_is_held_for_review_not_recorded(merchant, settings):
+    """A chargeback takes money back while our refund is in flight; the gateway then says our refund was paid out
+    too. Together they exceed what the payment received, which it cannot record: the refund stays pending, marked
+    for finance (`refund_exceeds_received`), nothing is posted, and reconciliation stops asking (this was an
+    IntegrityError, a 500, found by the ledger property test)."""
     payment = paid_sandbox_payment(merchant)
     pending = _refund(payment, payment.amount_received_minor - 10000 + 42)
     _report(
@@ -381,11 +399,59 @@ def test_a_payout_above_what_is_left_after_a_chargeback_is_refused_and_leaves_th
     movements_before = refund_movements(pending.id)
     _settle_at_sandbox(pending)
 
-    with pytest.raises(Unprocessable) as refused:
-        refund_reconcile(refund_id=pending.id)
+    assert refund_reconcile(refund_id=pending.id)
 
-    assert refused.value.code == "refund_exceeds_received"
     pending.refresh_from_db()
-    assert pending.status == "pending"
+    assert (pending.status, pending.failure_code) == ("pending", "refund_exceeds_received")
     assert refund_movements(pending.id) == movements_before == ["refund"]
     assert _state(payment) == ("partially_refunded", 20000)
+    settings.REFUND_RECONCILE_AFTER_SECONDS = 0
+    assert pending.id not in refunds_to_reconcile(now=timezone.now() + timedelta(days=1))
+
+
+def test_a_single_refund_report_echoing_our_refund_id_settles_it_without_knowing_the_gateway_id(merchant):
+    """Our call's answer was lost (no gateway id on the refund), then the gateway's callback arrives with its own
+    id and our ref_ id as Xendit's `reference_id`: it is our refund that succeeded, not a new gateway refund."""
+    payment = paid_sandbox_payment(merchant)
+    pending = _refund(payment, 10042)
+    assert not pending.gateway_refund_reference or pending.gateway_refund_reference.startswith("sbxref_")
+    Refund.objects.filter(pk=pending.pk).update(gateway_refund_reference="")
+
+    _report(
+        payment,
+        gw.GatewayOutcome.PARTIALLY_REFUNDED,
+        gw.RefundReport(reference="rfd-lost-answer", amount_minor=10042, our_refund_id=pending.id),
+    )
+
+    pending.refresh_from_db()
+    assert (pending.status, pending.gateway_refund_reference) == ("succeeded", "rfd-lost-answer")
+    assert not Refund.objects.filter(origin="gateway").exists()
+    assert _state(payment) == ("partially_refunded", 10042)
+
+
+def test_xendit_refund_callback_carries_our_refund_id_from_its_reference_id():
+    from gateways.xendit.webhooks import parse_callback
+
+    def callback(reference_id):
+        return json.dumps(
+            {
+                "event": "refund.succeeded",
+                "business_id": "5f27a14a9bf05c73dd040bc8",
+                "created": "2026-11-30T10:00:00.000Z",
+                "data": {
+                    "id": "rfd-6f4a377d-a201-437f-9119-f8b00cbbe857",
+                    "invoice_id": "inv-xendit-1",
+                    "amount": 50000,
+                    "currency": "IDR",
+                    "status": "SUCCEEDED",
+                    "reference_id": reference_id,
+                    "created": "2026-11-30T10:00:00.000Z",
+                    "updated": "2026-11-30T10:00:00.000Z",
+                },
+            }
+        ).encode()
+
+    ours = parse_callback(callback("ref_0VcTrvpPmwI7UJ29uDZFjWrt")).refund
+    theirs = parse_callback(callback("b2756a1e-e6cd-4352-9a68-0483aa2b6a2")).refund
+    assert ours.our_refund_id == "ref_0VcTrvpPmwI7UJ29uDZFjWrt" and ours.reference.startswith("rfd-")
+    assert theirs.our_refund_id == ""

@@ -48,6 +48,9 @@ MERCHANT_WEIGHTS = (55, 25, 15, 5)
 RATES = (Decimal("0"), Decimal("0.06"), Decimal("0.1"), Decimal("0.11"))
 XENDIT = {"secret_key": "xnd_development_" + "b" * 40, "callback_token": "cbtok_" + "c" * 30}
 MIDTRANS = {"server_key": "SB-Mid-server-" + "d" * 24, "client_key": "SB-Mid-client-" + "e" * 24}
+# Live accounts take live keys only (issue 11: a key of the other mode is refused).
+XENDIT_LIVE = {"secret_key": "xnd_production_" + "b" * 40, "callback_token": "cbtok_" + "c" * 30}
+MIDTRANS_LIVE = {"server_key": "Mid-server-" + "d" * 24, "client_key": "Mid-client-" + "e" * 24}
 
 
 def ensure_database(server: str, name: str) -> str:
@@ -82,8 +85,8 @@ def setup_objects():
         }
         for mode, gateway, credentials, currencies in (
             ("test", "xendit", XENDIT, ["IDR", "USD"]),
-            ("live", "xendit", XENDIT, ["IDR", "USD", "MYR"]),
-            ("live", "midtrans", MIDTRANS, ["IDR"]),
+            ("live", "xendit", XENDIT_LIVE, ["IDR", "USD", "MYR"]),
+            ("live", "midtrans", MIDTRANS_LIVE, ["IDR"]),
         ):
             account = GatewayAccount.objects.filter(merchant=merchant, mode=mode, gateway=gateway).first()
             accounts[(mode, gateway)] = account or gateway_account_create(

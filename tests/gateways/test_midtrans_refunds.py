@@ -173,7 +173,7 @@ def test_partial_refund_before_settlement_is_refused_without_cancelling(midtrans
     assert midtrans_fake.transactions[ORDER]["transaction_status"] == "capture"
 
 
-def test_refund_retried_after_a_lost_cancel_answer_is_a_replay(midtrans, midtrans_fake, fast_timeout):
+def test_refund_retried_after_a_lost_cancel_answer_is_a_replay(fast_timeout, midtrans, midtrans_fake):
     start(midtrans, midtrans_fake, "capture")
     with answer_lost(midtrans_fake, "POST", f"/v2/{ORDER}/cancel"), pytest.raises(GatewayTimeout):
         midtrans.refund(refund_request("ref_H1", GROSS))
@@ -233,7 +233,7 @@ def test_settled_before_the_cancel_is_refunded_instead(midtrans, midtrans_fake):
 
 # ----- timeouts --------------------------------------------------------------------------------------------------
 def test_refund_that_timed_out_but_happened_is_found_by_get_refund_and_a_retry_replays(
-    midtrans, midtrans_fake, fast_timeout
+    fast_timeout, midtrans, midtrans_fake
 ):
     start(midtrans, midtrans_fake, "settlement")
     midtrans_fake.behaviour = "late"  # Midtrans refunds, its answer never arrives
@@ -250,7 +250,7 @@ def test_refund_that_timed_out_but_happened_is_found_by_get_refund_and_a_retry_r
     assert len(midtrans_fake.transactions[ORDER]["refunds"]) == 1
 
 
-def test_refund_that_never_arrived_is_not_found(midtrans, midtrans_fake, fast_timeout):
+def test_refund_that_never_arrived_is_not_found(fast_timeout, midtrans, midtrans_fake):
     start(midtrans, midtrans_fake, "settlement")
     midtrans_fake.behaviour = "timeout"  # nothing processed
     with pytest.raises(GatewayTimeout):
@@ -304,7 +304,7 @@ def test_capture_posts_the_transaction_id_and_amount_and_reports_succeeded(midtr
     assert paths(midtrans_fake)[-1] == ("GET", f"/v2/{ORDER}/status")  # no second capture
 
 
-def test_capture_that_timed_out_is_replayed_from_the_status(midtrans, midtrans_fake, fast_timeout):
+def test_capture_that_timed_out_is_replayed_from_the_status(fast_timeout, midtrans, midtrans_fake):
     start(midtrans, midtrans_fake, "authorize", capture_method="manual")
     with answer_lost(midtrans_fake, "POST", "/v2/capture"), pytest.raises(GatewayTimeout):
         midtrans.capture(

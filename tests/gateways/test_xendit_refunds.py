@@ -127,7 +127,7 @@ def test_reused_idempotency_key_409_returns_the_existing_refund(xendit, xendit_f
     assert len(xendit_fake.refunds) == 1
 
 
-def test_refund_that_timed_out_but_happened_is_found_and_a_retry_replays(xendit, xendit_fake, fast_timeout):
+def test_refund_that_timed_out_but_happened_is_found_and_a_retry_replays(fast_timeout, xendit, xendit_fake):
     invoice_id = paid_invoice(xendit, xendit_fake)
     xendit_fake.behaviour = "late"
     with pytest.raises(GatewayTimeout):
@@ -142,7 +142,7 @@ def test_refund_that_timed_out_but_happened_is_found_and_a_retry_replays(xendit,
     assert len(xendit_fake.refunds) == 1
 
 
-def test_refund_that_never_arrived_is_not_found(xendit, xendit_fake, fast_timeout):
+def test_refund_that_never_arrived_is_not_found(fast_timeout, xendit, xendit_fake):
     invoice_id = paid_invoice(xendit, xendit_fake)
     xendit_fake.behaviour = "timeout"
     with pytest.raises(GatewayTimeout):

@@ -13,6 +13,7 @@ payments authorized, captured (partly) or voided - and after EVERY step:
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -292,7 +293,14 @@ class LedgerMachine(RuleBasedStateMachine):
             occurred_at=timezone.now(),
             refund=gw.RefundReport(total_minor=total, chargeback=chargeback),
         )
-        self._apply(payment.id, update)
+        before = Entry.objects.count()
+        try:
+            self._apply(payment.id, update)
+        except ApplicationError as exc:
+            # A total that is neither exactly one of our pending refunds nor all of them names no refund: nothing
+            # is written until reconciliation has settled ours by id (docs/adr/0046).
+            assert exc.code == "refund_report_ambiguous", exc.code
+            assert Entry.objects.count() == before
 
     def _apply(self, payment_id: str, update: GatewayStatusUpdate, *, record: bool = True) -> None:
         payment = Payment.objects.get(pk=payment_id)
@@ -361,8 +369,10 @@ def test_ledger_properties_hold_for_random_sequences(db):
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=50,
-            stateful_step_count=20,
+            max_examples=30,
+            stateful_step_count=15,
+            # CI runs the same examples every time (a red build is then reproducible); locally each run explores.
+            derandomize=os.environ.get("CI") == "true",
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),

@@ -30,3 +30,35 @@ def drop_pattern_ops_index(app_label: str, model_name: str, field_name: str) -> 
             schema_editor.execute(statement)
 
     return migrations.RunPython(forward, backward)
+
+
+def grant_role_permissions(app_label: str, added: dict[str, tuple[str, ...]]) -> migrations.RunPython:
+    """Add the permissions `added` ({"finance": ("payments.refund_payment", …), …}) to the staff role groups
+    (docs/adr/0042), creating the app's permissions first: on a new database Django creates them only after all
+    migrations (post_migrate). Reversed by removing them again. The role migrations' deltas use it."""
+
+    def permissions(apps, names):
+        Permission = apps.get_model("auth", "Permission")
+        return [
+            Permission.objects.get(content_type__app_label=name.split(".")[0], codename=name.split(".")[1])
+            for name in names
+        ]
+
+    def grant(apps, schema_editor):
+        from django.apps import apps as global_apps
+        from django.contrib.auth.management import create_permissions
+
+        create_permissions(global_apps.get_app_config(app_label), verbosity=0, apps=apps)
+        Group = apps.get_model("auth", "Group")
+        for role, names in added.items():
+            group, _ = Group.objects.get_or_create(name=role)
+            group.permissions.add(*permissions(apps, names))
+
+    def revoke(apps, schema_editor):
+        Group = apps.get_model("auth", "Group")
+        for role, names in added.items():
+            group = Group.objects.filter(name=role).first()
+            if group is not None:
+                group.permissions.remove(*permissions(apps, names))
+
+    return migrations.RunPython(grant, revoke)

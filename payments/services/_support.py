@@ -4,9 +4,15 @@ of a gateway call."""
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
 
 from payments.models import GatewayCall, Payment
 from payments.pain002 import payment_status_to_pain002
@@ -71,3 +77,40 @@ def record_call(
         response=redact(jsonable(response or {})),
         error_message="" if error is None else error.message[:500],
     )
+
+
+logger = logging.getLogger("paytrust.payments")
+
+
+def gateway_call(
+    payment: Payment, operation: str, fn: Callable[[], Any], *, request: Any
+) -> tuple[Any, GatewayError | None]:
+    """Call the gateway (`fn`, with NO transaction open) and record the call as a GatewayCall: (result, error).
+
+    Every gateway call of the payments layer goes through here. A GatewayError is returned, not raised; an adapter
+    that crashes (a bug) is an unknown outcome - the gateway may or may not have acted - so it becomes a retryable
+    `gateway_bad_response` (logged with its traceback) and the caller's "outcome unknown" path handles it."""
+    started_at, t0 = timezone.now(), time.perf_counter()
+    result, error = None, None
+    try:
+        result = fn()
+    except GatewayError as exc:
+        error = exc
+    except Exception as exc:  # noqa: BLE001 - an adapter bug: the gateway may or may not have acted
+        logger.exception("gateway call crashed", extra={"payment": payment.id, "operation": operation})
+        error = GatewayError(
+            f"The {payment.gateway} adapter failed unexpectedly ({type(exc).__name__}).",
+            code="gateway_bad_response",
+            retryable=True,
+        )
+    with transaction.atomic():
+        record_call(
+            payment_id=payment.id,
+            operation=operation,
+            started_at=started_at,
+            seconds=time.perf_counter() - t0,
+            request=request,
+            response=getattr(result, "raw", None),
+            error=error,
+        )
+    return result, error

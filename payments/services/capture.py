@@ -25,7 +25,6 @@ mark over (the gateway's idempotency makes a capture that did happen answer SUCC
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -35,7 +34,7 @@ from gateways import base as gw
 from gateways.registry import gateway_for_account
 from merchants.models import Merchant
 from payments.models import GatewayCallOperation, HoldOperation, Payment, PaymentStatus
-from payments.services._support import record_call
+from payments.services._support import gateway_call
 from payments.services.application import ApplyOutcome, GatewayStatusUpdate, payment_apply_gateway_status
 from payments.services.gateway_refunds import SUCCESS_FAMILY
 from paytrust import money
@@ -162,23 +161,7 @@ def _begin(
 
 def _call_and_apply(payment: Payment, operation: str, request, fn) -> ApplyOutcome:
     """Phases 2 and 3: call the gateway (no transaction), record the call, apply its answer."""
-    started_at, t0 = timezone.now(), time.perf_counter()
-    result: gw.PaymentStatusResult | None = None
-    error: GatewayError | None = None
-    try:
-        result = fn()
-    except GatewayError as exc:
-        error = exc
-    with transaction.atomic():
-        record_call(
-            payment_id=payment.id,
-            operation=_OPERATIONS[operation],
-            started_at=started_at,
-            seconds=time.perf_counter() - t0,
-            request=request,
-            response=result.raw if result is not None else None,
-            error=error,
-        )
+    result, error = gateway_call(payment, _OPERATIONS[operation], fn, request=request)
     if error is not None:
         if gw.outcome_unknown(error):
             raise GatewayTimeout(
@@ -252,24 +235,14 @@ def authorization_settle(
             _clear_mark(payment.id, payment.hold_operation)
         return None
     adapter = gateway_for_account(payment.gateway_account)
-    started_at, t0 = timezone.now(), time.perf_counter()
-    answer, failure = None, None
-    try:
-        answer = adapter.void_authorization(
+    answer, failure = gateway_call(
+        payment,
+        GatewayCallOperation.VOID_AUTHORIZATION,
+        lambda: adapter.void_authorization(
             payment_id=payment.id, gateway_reference=payment.gateway_reference
-        )
-    except GatewayError as exc:
-        failure = exc
-    with transaction.atomic():
-        record_call(
-            payment_id=payment.id,
-            operation=GatewayCallOperation.VOID_AUTHORIZATION,
-            started_at=started_at,
-            seconds=time.perf_counter() - t0,
-            request={"payment_id": payment.id, "gateway_reference": payment.gateway_reference},
-            response=answer.raw if answer is not None else None,
-            error=failure,
-        )
+        ),
+        request={"payment_id": payment.id, "gateway_reference": payment.gateway_reference},
+    )
     if failure is not None:
         logger.warning(
             "releasing an authorization failed", extra={"payment": payment.id, "code": failure.code}

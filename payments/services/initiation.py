@@ -15,7 +15,6 @@ payment `expired`, and the initiation answers 409 `payment_closed`.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +27,7 @@ from gateways.selectors import gateway_account_enabled
 from invoices.selectors import invoice_get
 from invoices.services import invoice_mark_payment_initiated
 from payments.models import OPEN_STATUSES, CaptureMethod, GatewayCallOperation, Payment, PaymentStatus
-from payments.services._support import emit, record_call, set_status
+from payments.services._support import emit, gateway_call, set_status
 from payments.services.reconciliation import payment_close_at_gateway
 from paytrust.errors import Conflict, GatewayError, GatewayTimeout, ValidationError
 from paytrust.sql import nowait_or_conflict
@@ -150,31 +149,10 @@ def _create_request(payment: Payment) -> gw.CreatePaymentRequest:
 def _call_gateway_create(payment: Payment) -> tuple[gw.CreatePaymentResult | None, GatewayError | None]:
     """Phase 2: outside any transaction. Records the call (phase 3 does, with the result)."""
     request = _create_request(payment)
-    started_at, t0 = timezone.now(), time.perf_counter()
-    result: gw.CreatePaymentResult | None = None
-    error: GatewayError | None = None
-    try:
-        result = gateway_for_account(payment.gateway_account).create_payment(request)
-    except GatewayError as exc:
-        error = exc
-    except Exception as exc:  # noqa: BLE001 - an adapter bug: we cannot know whether the gateway created it
-        logger.exception("gateway create_payment crashed", extra={"payment": payment.id})
-        error = GatewayError(
-            f"The {payment.gateway} adapter failed unexpectedly ({type(exc).__name__}).",
-            code="gateway_bad_response",
-            retryable=True,
-        )
-    with transaction.atomic():
-        record_call(
-            payment_id=payment.id,
-            operation=GatewayCallOperation.CREATE_PAYMENT,
-            started_at=started_at,
-            seconds=time.perf_counter() - t0,
-            request=request,
-            response=result.raw if result is not None else None,
-            error=error,
-        )
-    return result, error
+    adapter = gateway_for_account(payment.gateway_account)
+    return gateway_call(
+        payment, GatewayCallOperation.CREATE_PAYMENT, lambda: adapter.create_payment(request), request=request
+    )
 
 
 def _closed_meanwhile(payment: Payment, now: datetime) -> bool:

@@ -4,7 +4,6 @@ ended) and apply it through `payment_apply_gateway_status`, the webhook path (do
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from django.utils import timezone
 from gateways import base as gw
 from gateways.registry import gateway_for_account
 from payments.models import OPEN_STATUSES, GatewayCallOperation, Payment, PaymentStatus
-from payments.services._support import record_call
+from payments.services._support import gateway_call
 from payments.services.application import ApplyOutcome, GatewayStatusUpdate, payment_apply_gateway_status
 from payments.services.capture import HOLD_OPERATION_STALE_AFTER, authorization_settle
 from paytrust.errors import ApplicationError, GatewayError
@@ -93,23 +92,12 @@ def _status_update_from(result: gw.GatewayOutcomeResult, *, fallback_currency: s
 
 
 def _gateway_call(payment: Payment, operation: str, fn) -> tuple[Any, GatewayError | None]:
-    started_at, t0 = timezone.now(), time.perf_counter()
-    result, error = None, None
-    try:
-        result = fn()
-    except GatewayError as exc:
-        error = exc
-    with transaction.atomic():
-        record_call(
-            payment_id=payment.id,
-            operation=operation,
-            started_at=started_at,
-            seconds=time.perf_counter() - t0,
-            request={"payment_id": payment.id, "gateway_reference": payment.gateway_reference},
-            response=getattr(result, "raw", None),
-            error=error,
-        )
-    return result, error
+    return gateway_call(
+        payment,
+        operation,
+        fn,
+        request={"payment_id": payment.id, "gateway_reference": payment.gateway_reference},
+    )
 
 
 def payment_reconcile(*, payment_id: str, now: datetime | None = None) -> ApplyOutcome | None:
@@ -229,20 +217,31 @@ def payments_reconcile(
     *, now: datetime | None = None, limit: int = 500, payment_ids: list[str] | None = None
 ) -> ReconcileSummary:
     """Reconcile every payment due (or the given ids). One failure does not stop the others."""
+    ids = payment_ids if payment_ids is not None else payments_to_reconcile(now=now, limit=limit)
+
+    def reconcile_one(pk: str) -> bool:
+        outcome = payment_reconcile(payment_id=pk, now=now)
+        return outcome is not None and outcome.changed
+
+    return reconcile_each(ids, reconcile_one, what="payment")
+
+
+def reconcile_each(ids, reconcile_one, *, what: str) -> ReconcileSummary:
+    """Run `reconcile_one(id) -> changed` for each id; one failure (logged) does not stop the others."""
     summary = ReconcileSummary()
-    for pk in payment_ids if payment_ids is not None else payments_to_reconcile(now=now, limit=limit):
+    for pk in ids:
         summary.checked += 1
         try:
-            outcome = payment_reconcile(payment_id=pk, now=now)
+            changed = reconcile_one(pk)
         except ApplicationError as exc:
             summary.errors += 1
-            logger.warning("reconciliation failed", extra={"payment": pk, "code": exc.code})
+            logger.warning(f"{what} reconciliation failed", extra={what: pk, "code": exc.code})
             continue
         except Exception:  # noqa: BLE001 - keep going; logged with traceback
             summary.errors += 1
-            logger.exception("reconciliation crashed", extra={"payment": pk})
+            logger.exception(f"{what} reconciliation crashed", extra={what: pk})
             continue
-        if outcome is not None and outcome.changed:
+        if changed:
             summary.changed += 1
         else:
             summary.unchanged += 1

@@ -24,9 +24,9 @@ from django.utils import timezone
 from gateways import base as gw
 from gateways.registry import gateway_for_account
 from payments.models import GatewayCallOperation, Refund, RefundStatus
-from payments.services.reconciliation import ReconcileSummary, _backoff
-from payments.services.refunds import OUR_ORIGINS, refund_apply_result, refund_gateway_call, refund_send
-from paytrust.errors import ApplicationError
+from payments.services._support import gateway_call
+from payments.services.reconciliation import ReconcileSummary, _backoff, reconcile_each
+from payments.services.refunds import OUR_ORIGINS, refund_apply_result, refund_send
 
 logger = logging.getLogger("paytrust.payments")
 
@@ -76,8 +76,8 @@ def refund_reconcile(*, refund_id: str, now: datetime | None = None) -> bool:
         "gateway_reference": payment.gateway_reference,
         "gateway_refund_reference": refund.gateway_refund_reference,
     }
-    result, error = refund_gateway_call(
-        payment, GatewayCallOperation.GET_REFUND, query, lambda: adapter.get_refund(**query)
+    result, error = gateway_call(
+        payment, GatewayCallOperation.GET_REFUND, lambda: adapter.get_refund(**query), request=query
     )
     if isinstance(error, gw.GatewayRefundNotFound):
         logger.info("refund unknown to the gateway: sending it again", extra={"refund": refund.id})
@@ -95,21 +95,5 @@ def refunds_reconcile(
     *, now: datetime | None = None, limit: int = 500, refund_ids: list[str] | None = None
 ) -> ReconcileSummary:
     """Reconcile every pending refund due (or the given ids). One failure does not stop the others."""
-    summary = ReconcileSummary()
-    for pk in refund_ids if refund_ids is not None else refunds_to_reconcile(now=now, limit=limit):
-        summary.checked += 1
-        try:
-            changed = refund_reconcile(refund_id=pk, now=now)
-        except ApplicationError as exc:
-            summary.errors += 1
-            logger.warning("refund reconciliation failed", extra={"refund": pk, "code": exc.code})
-            continue
-        except Exception:  # noqa: BLE001 - keep going; logged with traceback
-            summary.errors += 1
-            logger.exception("refund reconciliation crashed", extra={"refund": pk})
-            continue
-        if changed:
-            summary.changed += 1
-        else:
-            summary.unchanged += 1
-    return summary
+    ids = refund_ids if refund_ids is not None else refunds_to_reconcile(now=now, limit=limit)
+    return reconcile_each(ids, lambda pk: refund_reconcile(refund_id=pk, now=now), what="refund")

@@ -21,7 +21,6 @@ reconciliation); it changes only a pending refund, so applying the same answer t
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
 
 from django.db import transaction
@@ -32,7 +31,7 @@ from gateways.registry import gateway_class, gateway_for_account
 from payments.models import GatewayCallOperation, Payment, Refund, RefundOrigin, RefundStatus
 from payments.selectors import payment_refundable_minor
 from payments.services import bookkeeping
-from payments.services._support import record_call
+from payments.services._support import gateway_call
 from payments.services.refund_settlement import (
     REFUNDABLE_STATUSES,
     refund_mark_failed,
@@ -151,41 +150,13 @@ def refund_request(refund: Refund, payment: Payment) -> gw.RefundRequest:
     )
 
 
-def refund_gateway_call(
-    payment: Payment, operation: str, request: object, fn
-) -> tuple[gw.RefundResult | None, GatewayError | None]:
-    """Call the gateway (no transaction open) and record the call; an adapter crash is an unknown outcome."""
-    started_at, t0 = timezone.now(), time.perf_counter()
-    result, error = None, None
-    try:
-        result = fn()
-    except GatewayError as exc:
-        error = exc
-    except Exception as exc:  # noqa: BLE001 - an adapter bug: the gateway may or may not have acted
-        logger.exception("gateway refund call crashed", extra={"payment": payment.id})
-        error = GatewayError(
-            f"The {payment.gateway} adapter failed unexpectedly ({type(exc).__name__}).",
-            code="gateway_bad_response",
-            retryable=True,
-        )
-    with transaction.atomic():
-        record_call(
-            payment_id=payment.id,
-            operation=operation,
-            started_at=started_at,
-            seconds=time.perf_counter() - t0,
-            request=request,
-            response=getattr(result, "raw", None),
-            error=error,
-        )
-    return result, error
-
-
 def refund_send(refund: Refund, payment: Payment) -> tuple[gw.RefundResult | None, GatewayError | None]:
     """Phase 2 (also reconciliation's resend): the refund at the gateway, keyed by the refund id."""
     request = refund_request(refund, payment)
     adapter = gateway_for_account(payment.gateway_account)
-    return refund_gateway_call(payment, GatewayCallOperation.REFUND, request, lambda: adapter.refund(request))
+    return gateway_call(
+        payment, GatewayCallOperation.REFUND, lambda: adapter.refund(request), request=request
+    )
 
 
 def _is_final_failure(error: GatewayError) -> bool:

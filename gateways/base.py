@@ -25,7 +25,7 @@ import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,6 +57,8 @@ __all__ = [
     "RefundRequest",
     "RefundResult",
     "RefundStatus",
+    "SettlementKind",
+    "SettlementLine",
     "WebhookAuthError",
     "WebhookNotification",
     "WebhookPayloadError",
@@ -236,6 +238,40 @@ class RefundResult:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+class SettlementKind(StrEnum):
+    """What one line of a gateway's settlement (or transaction list) for a day is."""
+
+    PAYMENT = "payment"  # money the gateway collected for a payment (gross; its fee in fee_minor)
+    REFUND = "refund"  # money the gateway paid back (amount positive; the direction is the kind's)
+    CHARGEBACK = "chargeback"  # money a card dispute took back
+    FEE = "fee"  # a fee not attached to one payment (monthly fee, dispute fee, …)
+    PAYOUT = "payout"  # money the gateway paid out to the merchant's bank account
+    ADJUSTMENT = "adjustment"  # anything else the gateway moved (amount signed: + credit to the merchant)
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    """One line of what a gateway says it moved on a UTC day (its API list or a settlement file), in our vocabulary.
+
+    Reconciliation (issue 15) matches PAYMENT / REFUND lines against PayTrust's succeeded payments and refunds, and
+    posts fees and payouts to the ledger (`gateway_fees`, `bank`)."""
+
+    kind: SettlementKind
+    reference: (
+        str  # the gateway's own id of this line (transaction / charge / capture id): unique in one report
+    )
+    amount_minor: int  # > 0 for every kind but ADJUSTMENT (signed); the gross amount for PAYMENT / REFUND
+    currency: str
+    occurred_at: datetime  # aware UTC: when the gateway says it happened (its settlement / paid time)
+    payment_id: str = (
+        ""  # our pay_ id as the gateway echoes it (external_id / order_id / metadata), "" if none
+    )
+    gateway_reference: str = ""  # the payment's gateway reference (invoice / order / session id), "" if none
+    refund_id: str = ""  # our ref_ id when the gateway echoes it (REFUND lines)
+    fee_minor: int = 0  # the gateway's fee taken on this line (>= 0)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
 class Gateway(ABC):
     """One gateway account's adapter. Instances are cheap; build them with `gateway_for_account`."""
 
@@ -255,6 +291,11 @@ class Gateway(ABC):
     supports_manual_capture: ClassVar[bool] = False
     supports_refunds: ClassVar[bool] = False
     supports_partial_refunds: ClassVar[bool] = False
+    # Can `settlement_lines` read the gateway's own list of what it moved on a day (reconciliation, issue 15)?
+    supports_settlement_report: ClassVar[bool] = False
+    # Does `verify_webhook` call the gateway (PayPal's verify-webhook-signature API)? Then it is called outside any
+    # database transaction, like the other HTTP methods, and a gateway failure there is 503 (retry), never 401.
+    webhook_verification_does_io: ClassVar[bool] = False
 
     def __init__(self, *, account: GatewayAccount, credentials: Mapping[str, str]) -> None:
         self.account = account
@@ -369,7 +410,17 @@ class Gateway(ABC):
             f"{self.name} cannot void an authorization.", code="gateway_capture_unsupported", retryable=False
         )
 
-    # ----- inbound webhooks (no I/O) -----------------------------------------------------------------------
+    def settlement_lines(self, *, day: date) -> list[SettlementLine]:
+        """What the gateway says it moved on the UTC day `day` (payments, refunds, fees, payouts), from its own list
+        API, every page. Adapters without one (`supports_settlement_report` False) raise a permanent GatewayError:
+        their day is reconciled from an uploaded settlement file."""
+        raise GatewayError(
+            f"{self.name} has no settlement list API; upload its settlement file instead.",
+            code="gateway_settlement_unsupported",
+            retryable=False,
+        )
+
+    # ----- inbound webhooks (no I/O unless webhook_verification_does_io) -----------------------------------------------------------------------
     @abstractmethod
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         """Authenticate an inbound webhook; raise WebhookAuthError (401). Constant-time comparisons only."""

@@ -9,6 +9,9 @@ class GatewayName(models.TextChoices):
     SANDBOX = "sandbox", "Sandbox"
     XENDIT = "xendit", "Xendit"
     MIDTRANS = "midtrans", "Midtrans"
+    STRIPE = "stripe", "Stripe"
+    PAYPAL = "paypal", "PayPal"
+    MANUAL = "manual", "Manual bank transfer"
 
 
 class GatewayAccount(TimeStampedModel):

@@ -59,8 +59,10 @@ INSTALLED_APPS = [
     "ledger",
     "webhooks.outbound",
     "invoices",
+    "risk",
     "payments",
     "webhooks.inbound",
+    "reconciliation",
     "reporting",
 ]
 

@@ -31,8 +31,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("ledger",),
     ("webhooks.outbound",),
     ("invoices",),
+    ("risk",),
     ("payments",),
     ("webhooks.inbound",),
+    ("reconciliation",),
     ("reporting", "iso20022"),
 ]
 PACKAGES = (
@@ -43,7 +45,9 @@ PACKAGES = (
     "ledger",
     "webhooks",
     "invoices",
+    "risk",
     "payments",
+    "reconciliation",
     "reporting",
     "iso20022",
 )

@@ -35,6 +35,10 @@ class EventType(models.TextChoices):
     PAYMENT_RECEIVED_ON_CLOSED_INVOICE = "payment.received_on_closed_invoice"
     REFUND_SUCCEEDED = "refund.succeeded"
     REFUND_FAILED = "refund.failed"
+    # Risk (issue 15): a payment refused before any gateway call (score >= the block threshold).
+    PAYMENT_BLOCKED = "payment.blocked"
+    # Reconciliation (issue 15): a gateway account's day compared with the gateway's records.
+    RECONCILIATION_COMPLETED = "reconciliation.completed"
 
 
 ALL_EVENTS = "*"

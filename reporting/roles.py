@@ -49,6 +49,9 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "inbound.view_inboundnotification",
     "inbound.view_inboundnotificationattempt",
     "reporting.view_ledgercheck",  # the daily ledger verification's results (docs/adr/0049)
+    "reconciliation.view_reconciliationrun",  # reconciliation runs, their lines and file mappings (docs/adr/0054)
+    "reconciliation.view_reconciliationline",
+    "reconciliation.view_settlementfilemapping",
 )
 
 # The ledger's pages (read-only for everyone: it is append-only), for the roles that answer money questions.
@@ -66,6 +69,11 @@ ROLES: dict[str, tuple[str, ...]] = {
         "payments.reconcile_payment",
         "payments.refund_payment",
         "reporting.view_financial_report",
+        "reconciliation.run_reconciliation",
+        "reconciliation.resolve_reconciliationline",
+        "reconciliation.apply_reconciliationline",
+        "reconciliation.add_settlementfilemapping",
+        "reconciliation.change_settlementfilemapping",
     ),
     OPERATIONS: VIEW_EVERYTHING
     + (

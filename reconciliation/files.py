@@ -73,7 +73,7 @@ PRESETS: dict[str, Preset] = {
     "generic": Preset(
         name="generic",
         columns={f: f for f in FIELDS if f not in ("status", "fee_tax")},
-        kinds={k.upper(): SettlementKind(k) for k in SettlementKind.values},
+        kinds={k.value.upper(): k for k in SettlementKind},
         source="PayTrust's own format (docs/adr/0054)",
     ),
     "xendit_transactions_v2": Preset(

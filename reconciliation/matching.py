@@ -134,7 +134,9 @@ def _classify_payments(account, lines: list[SettlementLine], result: DayResult) 
 
 def _classify_refunds(account, lines: list[SettlementLine], result: DayResult) -> set[str]:
     ids = {line.refund_id for line in lines if line.refund_id}
-    refs = {line.reference for line in lines}
+    refs = {line.reference for line in lines} | {
+        line.gateway_reference for line in lines if line.gateway_reference
+    }
     found = Refund.objects.filter(payment__gateway_account=account).filter(
         Q(pk__in=ids) | Q(gateway_refund_reference__in=refs)
     )
@@ -145,7 +147,11 @@ def _classify_refunds(account, lines: list[SettlementLine], result: DayResult) -
             by_ref[refund.gateway_refund_reference] = refund
     claimed: set[str] = set()
     for line in lines:
-        refund = by_id.get(line.refund_id) or by_ref.get(line.reference)
+        refund = (
+            by_id.get(line.refund_id)
+            or by_ref.get(line.reference)
+            or by_ref.get(line.gateway_reference or "-")
+        )
         item = Classified(
             key=f"{line.kind}:{line.reference}",
             line_class=LineClass.MISSING_IN_PAYTRUST,

@@ -5,27 +5,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('gateways', '0006_stripe_paypal_manual'),
+        ("gateways", "0006_stripe_paypal_manual"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SandboxSettlementAdjustment',
+            name="SandboxSettlementAdjustment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('kind', models.CharField(choices=[('unknown_payment', 'A settled payment PayTrust never heard of'), ('alter_amount', 'A payment settled for another amount'), ('drop', 'A payment left out of the settlement')], max_length=20)),
-                ('payment_id', models.CharField(max_length=64)),
-                ('amount_minor', models.BigIntegerField(blank=True, null=True)),
-                ('currency', models.CharField(blank=True, default='', max_length=3)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sandbox_adjustments', to='gateways.gatewayaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("unknown_payment", "A settled payment PayTrust never heard of"),
+                            ("alter_amount", "A payment settled for another amount"),
+                            ("drop", "A payment left out of the settlement"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("payment_id", models.CharField(max_length=64)),
+                ("amount_minor", models.BigIntegerField(blank=True, null=True)),
+                ("currency", models.CharField(blank=True, default="", max_length=3)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sandbox_adjustments",
+                        to="gateways.gatewayaccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['day', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('account', 'day', 'kind', 'payment_id'), name='one_sandbox_adjustment_per_payment'), models.CheckConstraint(condition=models.Q(('amount_minor__isnull', True), ('amount_minor__gt', 0), _connector='OR'), name='sandbox_adjustment_amount_positive')],
+                "ordering": ["day", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("account", "day", "kind", "payment_id"),
+                        name="one_sandbox_adjustment_per_payment",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("amount_minor__isnull", True), ("amount_minor__gt", 0), _connector="OR"
+                        ),
+                        name="sandbox_adjustment_amount_positive",
+                    ),
+                ],
             },
         ),
     ]

@@ -9,9 +9,7 @@ import pytest
 
 from gateways.models import SandboxSettlementAdjustmentKind as Inject
 from gateways.sandbox.settlement import sandbox_fee, sandbox_settlement_inject
-from gateways.services import merchant_onboard
 from ledger.models import Movement
-from merchants.models import Merchant
 from reconciliation.models import LineClass, ReconciliationLine, RunStatus
 from reconciliation.services import reconcile_day
 from reporting.ledger_check import ledger_check
@@ -19,11 +17,6 @@ from tests.reconciliation.support import balance, paid_payments, refund, sandbox
 from webhooks.outbound.models import Event
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def merchant() -> Merchant:
-    return merchant_onboard(name="Toko Rekon")
 
 
 def snapshot(run):

@@ -26,7 +26,7 @@ from gateways.registry import gateway_for_account
 from gateways.sandbox.settlement import day_bounds
 from payments.models import OPEN_STATUSES, Payment, PaymentStatus, Refund, RefundStatus
 from payments.services import payment_reconcile, payments_reconcile, refund_reconcile
-from paytrust.errors import Conflict, GatewayError, NotFound, ValidationError
+from paytrust.errors import ApplicationError, Conflict, GatewayError, NotFound, ValidationError
 from reconciliation import matching, posting
 from reconciliation.models import (
     DISCREPANCY_CLASSES,
@@ -104,6 +104,25 @@ def reconcile_day(
         run.save()
         _record_event(run)
     return run
+
+
+def reconcile_api_accounts(*, day: date, started_by: str) -> dict[str, int]:
+    """`day` of every account whose gateway lists what it settled (the daily job). One account failing does not
+    stop the others (its run is recorded `failed`). Returns the counts."""
+    from reconciliation.selectors import api_reconcilable_accounts
+
+    done = {"accounts": 0, "failed": 0, "open_discrepancies": 0}
+    for account in api_reconcilable_accounts():
+        done["accounts"] += 1
+        try:
+            run = reconcile_day(account=account, day=day, started_by=started_by)
+        except ApplicationError as exc:
+            done["failed"] += 1
+            logger.error("reconciliation failed", extra={"account": account.pk, "code": exc.code})
+            continue
+        done["failed"] += run.status == RunStatus.FAILED
+        done["open_discrepancies"] += run.open_discrepancies
+    return done
 
 
 def _mark_failed(account, day, exc: GatewayError, *, started_by: str, started_at) -> ReconciliationRun:

@@ -7,11 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import close_old_connections
 
-from paytrust.errors import ApplicationError
 from paytrust.jobs import app
-from reconciliation.models import RunStatus
-from reconciliation.selectors import api_reconcilable_accounts
-from reconciliation.services import reconcile_day
+from reconciliation.services import reconcile_api_accounts
 
 logger = logging.getLogger("paytrust.reconciliation")
 RECONCILIATION_QUEUE = "housekeeping"
@@ -29,18 +26,8 @@ def reconcile_yesterday(timestamp: int) -> dict:
     the same runs (a re-run replaces a day's lines and posts nothing twice). Returns the counts (for the log)."""
     day = (datetime.fromtimestamp(timestamp, tz=UTC) - timedelta(days=1)).date()
     close_old_connections()
-    done = {"accounts": 0, "failed": 0, "open_discrepancies": 0}
     try:
-        for account in api_reconcilable_accounts():
-            done["accounts"] += 1
-            try:
-                run = reconcile_day(account=account, day=day, started_by="job")
-            except ApplicationError as exc:
-                done["failed"] += 1
-                logger.error("reconciliation failed", extra={"account": account.pk, "code": exc.code})
-                continue
-            done["failed"] += run.status == RunStatus.FAILED
-            done["open_discrepancies"] += run.open_discrepancies
+        done = reconcile_api_accounts(day=day, started_by="job")
         log = logger.error if done["failed"] else logger.info
         log("reconciliation of yesterday done", extra={"day": day.isoformat(), **done})
         return done

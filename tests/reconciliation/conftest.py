@@ -6,8 +6,12 @@ from __future__ import annotations
 import pytest
 
 from gateways.services import merchant_onboard
-from tests.gateways.conftest import XENDIT_CALLBACK_TOKEN, XENDIT_SECRET, _fresh_breakers  # noqa: F401
-from tests.gateways.conftest import xendit_fake  # noqa: F401 - fixture re-exported
+from tests.gateways.conftest import (  # noqa: F401
+    XENDIT_CALLBACK_TOKEN,
+    XENDIT_SECRET,
+    _fresh_breakers,
+    xendit_fake,  # noqa: F401 - fixture re-exported
+)
 
 
 @pytest.fixture

@@ -62,7 +62,10 @@ def test_the_sandbox_export_uploaded_as_a_file_reconciles_like_the_api(merchant)
         (b"reference;amount;currency\nx;1;IDR\n", "lacks the column(s) type, reference, payment_id"),
         (HEADER.encode(), None),  # header only: an empty day, fine
         (
-            (HEADER + "payment,t1,pay_x,,,12.5,0,IDR,{d}T10:00:00Z\npayment,t2,pay_y,,,abc,0,IDR,{d}T10:00:00Z\n").encode(),
+            (
+                HEADER
+                + "payment,t1,pay_x,,,12.5,0,IDR,{d}T10:00:00Z\npayment,t2,pay_y,,,abc,0,IDR,{d}T10:00:00Z\n"
+            ).encode(),
             "line 2: amount '12.5' is not an amount in IDR; line 3: amount 'abc' is not an amount in IDR",
         ),
         (
@@ -73,7 +76,15 @@ def test_the_sandbox_export_uploaded_as_a_file_reconciles_like_the_api(merchant)
         ((HEADER + "payment,t1,pay_x,,,100,0,IDR,yesterday\n").encode(), "time 'yesterday' is not an ISO"),
         (b"\xff\xfe\x00garbage\x81", "not UTF-8 text"),
     ],
-    ids=["wrong-columns", "header-only", "bad-amounts", "other-currency", "unknown-type", "bad-time", "binary"],
+    ids=[
+        "wrong-columns",
+        "header-only",
+        "bad-amounts",
+        "other-currency",
+        "unknown-type",
+        "bad-time",
+        "binary",
+    ],
 )
 def test_a_bad_file_is_refused_with_its_problems_and_nothing_is_imported(merchant, content, message):
     account = sandbox_account(merchant)
@@ -98,10 +109,14 @@ def test_ten_megabytes_of_garbage_are_refused_by_size_before_being_parsed(mercha
 
     assert refused.value.code in ("settlement_file_too_large", "settlement_file_invalid")
     assert "larger than 5 MB" in refused.value.message or "not UTF-8" in refused.value.message
-    text_garbage = (HEADER + (",,,,,,,,\n" * 1_200_000)).encode()  # ≈ 11 MB of empty rows: read up to the limit
+    text_garbage = (
+        HEADER + (",,,,,,,,\n" * 1_200_000)
+    ).encode()  # ≈ 11 MB of empty rows: read up to the limit
     with pytest.raises(ValidationError) as too_large:
         upload(account, text_garbage)
-    assert too_large.value.code == "settlement_file_too_large" and "larger than 5 MB" in too_large.value.message
+    assert (
+        too_large.value.code == "settlement_file_too_large" and "larger than 5 MB" in too_large.value.message
+    )
     nothing_imported()
 
 
@@ -141,7 +156,9 @@ def test_the_xendit_and_midtrans_presets_read_their_columns(merchant):
         f"pay_c,9aed5972-5b6a,150000.00,IDR,settlement,{day} 10:00:00\n"
     ).encode()
     SettlementFileMapping.objects.create(account=account, preset="midtrans")
-    parsed = parse_settlement_file(stream=io.BytesIO(midtrans), account=account, day=today(), preset_name="midtrans")
+    parsed = parse_settlement_file(
+        stream=io.BytesIO(midtrans), account=account, day=today(), preset_name="midtrans"
+    )
     (line,) = parsed.lines
     assert (line.kind, line.amount_minor, line.reference) == ("payment", 150_000, "9aed5972-5b6a")
     assert line.occurred_at.hour == 3  # 10:00 WIB is 03:00 UTC

@@ -245,6 +245,11 @@ AUTHORIZATION_HOLD_DAYS = env.int("AUTHORIZATION_HOLD_DAYS", default=7)
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)
 
+# --- Reconciliation (docs/adr/0054) -----------------------------------------------------------------------
+# An uploaded settlement CSV larger than this, or with more rows, is refused (checked while it is read).
+RECONCILIATION_MAX_UPLOAD_BYTES = env.int("RECONCILIATION_MAX_UPLOAD_BYTES", default=5 * 1024 * 1024)
+RECONCILIATION_MAX_ROWS = env.int("RECONCILIATION_MAX_ROWS", default=200_000)
+
 # --- Background jobs (procrastinate, in PostgreSQL) -------------------------------------------------------
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
 PROCRASTINATE_IMPORT_PATHS = ["paytrust.jobs"]  # its periodic task retry_stalled_jobs

@@ -50,11 +50,11 @@ WIB = timezone(timedelta(hours=7))
 
 
 def max_upload_bytes() -> int:
-    return getattr(settings, "RECONCILIATION_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
+    return settings.RECONCILIATION_MAX_UPLOAD_BYTES
 
 
 def max_rows() -> int:
-    return getattr(settings, "RECONCILIATION_MAX_ROWS", 200_000)
+    return settings.RECONCILIATION_MAX_ROWS
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class _Limited:
             self.read_bytes += len(chunk)
             if self.read_bytes > self.limit:
                 raise ValidationError(
-                    f"The file is larger than {self.limit // (1024 * 1024)} MB; split it by day.",
+                    f"The file is larger than {self.limit / (1024 * 1024):g} MB; split it by day.",
                     code="settlement_file_too_large",
                     param="file",
                 )

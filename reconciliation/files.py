@@ -67,6 +67,9 @@ class Preset:
     naive_tz: timezone = UTC  # the zone of times written without an offset
     settles_to_bank: bool = False
     source: str = ""
+    # Columns a file may lack (then empty). A gateway preset's columns are all required: its export has them, and
+    # a missing fee column must not read as "no fee".
+    optional: frozenset[str] = frozenset()
 
 
 PRESETS: dict[str, Preset] = {
@@ -75,6 +78,7 @@ PRESETS: dict[str, Preset] = {
         columns={f: f for f in FIELDS if f not in ("status", "fee_tax")},
         kinds={k.value.upper(): k for k in SettlementKind},
         source="PayTrust's own format (docs/adr/0054)",
+        optional=frozenset({"payment_id", "gateway_reference", "refund_id", "fee"}),
     ),
     "xendit_transactions_v2": Preset(
         name="xendit_transactions_v2",
@@ -210,7 +214,7 @@ def parse_settlement_file(
     errors: list[str] = []
     try:
         header = next(reader, None)
-        index = _header_index(header, columns)
+        index = _header_index(header, columns, optional=preset.optional)
         seen: set[tuple[str, str]] = set()
         for number, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
@@ -245,15 +249,19 @@ def parse_settlement_file(
     return parsed
 
 
-def _header_index(header: list[str] | None, columns: dict[str, str]) -> dict[str, int]:
+def _header_index(
+    header: list[str] | None, columns: dict[str, str], *, optional=frozenset()
+) -> dict[str, int]:
     if not header:
         raise ValidationError("The file is empty.", code="settlement_file_invalid", param="file")
     names = [cell.strip() for cell in header]
+    columns = {name: column for name, column in columns.items() if column in names or name not in optional}
     missing = [column for column in columns.values() if column not in names]
     if missing:
         shown = ", ".join(names[:15])[:300]
+        hint = " Columns must be separated by commas." if len(names) == 1 and ";" in names[0] else ""
         raise ValidationError(
-            f"The file lacks the column(s) {', '.join(missing)} of its mapping (its header: {shown}).",
+            f"The file lacks the column(s) {', '.join(missing)} of its mapping (its header: {shown}).{hint}",
             code="settlement_file_columns",
             param="file",
         )

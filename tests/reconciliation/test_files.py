@@ -59,7 +59,10 @@ def test_the_sandbox_export_uploaded_as_a_file_reconciles_like_the_api(merchant)
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"reference;amount;currency\nx;1;IDR\n", "lacks the column(s) type, reference, payment_id"),
+        (
+            b"reference;amount;currency\nx;1;IDR\n",
+            "lacks the column(s) type, reference, amount, currency, occurred_at of its mapping (its header: reference;amount;currency). Columns must be separated by commas.",
+        ),
         (HEADER.encode(), None),  # header only: an empty day, fine
         (
             (

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from gateways.base import SettlementLine
 from gateways.models import GatewayAccount
-from gateways.registry import gateway_for_account
+from gateways.registry import gateway_class, gateway_for_account
 from gateways.sandbox.settlement import day_bounds
 from payments.models import OPEN_STATUSES, Payment, PaymentStatus, Refund, RefundStatus
 from payments.services import payment_reconcile, payments_reconcile, refund_reconcile
@@ -82,6 +82,12 @@ def reconcile_day(
         raise ValidationError("A future day cannot be reconciled.", param="date")
     source = RunSource.API if lines is None else RunSource.FILE
     started_at = timezone.now()
+    if lines is None and not gateway_class(account.gateway).supports_settlement_report:
+        raise ValidationError(
+            f"{account.gateway} has no settlement list API: upload its settlement file for the day instead.",
+            code="settlement_file_required",
+            param="file",
+        )
     resolve_unknown_payments(account=account, day=day)
     if lines is None:
         adapter = gateway_for_account(account)

@@ -92,3 +92,48 @@ def test_resolve_needs_a_note_and_an_open_discrepancy(merchant, django_user_mode
 def test_a_future_day_is_refused(merchant):
     with pytest.raises(ValidationError):
         reconcile_day(account=sandbox_account(merchant), day=today() + timedelta(days=1))
+
+
+def test_a_gateway_without_a_list_api_needs_a_file(merchant):
+    from gateways import services
+    from tests.gateways.conftest import MIDTRANS_CLIENT_KEY, MIDTRANS_SERVER_KEY
+
+    account = services.gateway_account_create(
+        merchant=merchant,
+        mode="test",
+        gateway="midtrans",
+        credentials={"server_key": MIDTRANS_SERVER_KEY, "client_key": MIDTRANS_CLIENT_KEY},
+        currencies=["IDR"],
+    )
+    with pytest.raises(ValidationError) as refused:
+        reconcile_day(account=account, day=today())
+    assert refused.value.code == "settlement_file_required"
+
+
+def test_a_file_whose_gateway_settles_each_transaction_to_the_bank_posts_the_net_to_bank(merchant):
+    from ledger.models import Movement
+    from reconciliation.models import SettlementFileMapping
+    from tests.reconciliation.support import balance, refund
+
+    account = sandbox_account(merchant)
+    paid = paid_payments(merchant, [150_000, 90_000])
+    ref = refund(paid[0], 40_000)
+    SettlementFileMapping.objects.create(account=account, preset="midtrans")
+    day = today().isoformat()
+    rows = [
+        f"{paid[0].pk},mt-1,150000.00,IDR,settlement,{day} 07:00:00",  # WIB: 00:00 UTC
+        f"{paid[1].pk},mt-2,90000.00,IDR,capture,{day} 07:00:01",
+        f"{paid[0].pk},{ref.gateway_refund_reference},40000.00,IDR,partial_refund,{day} 07:00:02",
+    ]
+    csv = (
+        "order_id,transaction_id,gross_amount,currency,transaction_status,settlement_time\n" + "\n".join(rows)
+    ).encode()
+
+    run = reconcile_file(
+        account=account, day=today(), stream=io.BytesIO(csv), filename="mt.csv", started_by="t"
+    )
+
+    assert run.counts[LineClass.MATCHED] == 3 and run.open_discrepancies == 0
+    assert Movement.objects.filter(type="settlement", merchant=merchant).count() == 3
+    assert balance(merchant, "bank") == 150_000 + 90_000 - 40_000
+    assert balance(merchant, "gateway_clearing") == 0  # everything collected is in the bank

@@ -32,6 +32,7 @@ from paytrust.errors import ValidationError
 
 MAX_ERRORS = 20
 CHUNK = 64 * 1024
+MAX_LINE = 64 * 1024  # characters in one line of the file
 FIELDS = (
     "type",
     "status",
@@ -180,14 +181,22 @@ class _Limited:
 
 
 def _text_lines(stream, limit: int):
-    """Decoded lines of the stream (UTF-8, a BOM allowed), read chunk by chunk."""
+    """Decoded lines of the stream (UTF-8, a BOM allowed), read chunk by chunk; a line longer than MAX_LINE is
+    refused (garbage without line breaks is never accumulated)."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     pending = ""
     try:
         for chunk in _Limited(stream, limit).chunks():
-            pending += decoder.decode(chunk)
-            *complete, pending = pending.split("\n")
-            for line in complete:
+            parts = decoder.decode(chunk).split("\n")
+            parts[0] = pending + parts[0]
+            pending = parts.pop()
+            if len(pending) > MAX_LINE:
+                raise ValidationError(
+                    f"The file has a line longer than {MAX_LINE // 1024} KB: it is not a settlement CSV.",
+                    code="settlement_file_invalid",
+                    param="file",
+                )
+            for line in parts:
                 yield line + "\n"
         pending += decoder.decode(b"", final=True)
     except UnicodeDecodeError:

@@ -103,23 +103,24 @@ def test_a_bad_file_is_refused_with_its_problems_and_nothing_is_imported(merchan
     nothing_imported()
 
 
-def test_ten_megabytes_of_garbage_are_refused_by_size_before_being_parsed(merchant, settings):
+def test_ten_megabytes_of_garbage_are_refused_without_reading_them_whole(merchant, settings):
     account = sandbox_account(merchant)
-    garbage = (HEADER + "x" * 200 + "\n").encode() + os.urandom(10 * 1024 * 1024)
+    binary = (HEADER + "x" * 200 + "\n").encode() + os.urandom(10 * 1024 * 1024)
+    no_line_breaks = HEADER.encode() + b"x" * (10 * 1024 * 1024)
+    empty_rows = (HEADER + (",,,,,,,,\n" * 1_200_000)).encode()  # ≈ 11 MB of rows with nothing in them
 
-    with pytest.raises(ValidationError) as refused:
-        upload(account, garbage)
+    refusals = []
+    for content in (binary, no_line_breaks, empty_rows):
+        settings.RECONCILIATION_MAX_UPLOAD_BYTES = 1024 * 1024 if content is empty_rows else 5 * 1024 * 1024
+        with pytest.raises(ValidationError) as refused:
+            upload(account, content)
+        refusals.append((refused.value.code, refused.value.message))
 
-    assert refused.value.code in ("settlement_file_too_large", "settlement_file_invalid")
-    assert "larger than 5 MB" in refused.value.message or "not UTF-8" in refused.value.message
-    text_garbage = (
-        HEADER + (",,,,,,,,\n" * 1_200_000)
-    ).encode()  # ≈ 11 MB of empty rows: read up to the limit
-    with pytest.raises(ValidationError) as too_large:
-        upload(account, text_garbage)
-    assert (
-        too_large.value.code == "settlement_file_too_large" and "larger than 5 MB" in too_large.value.message
-    )
+    assert refusals == [
+        ("settlement_file_invalid", "The file is not UTF-8 text (is it a CSV export?)."),
+        ("settlement_file_invalid", "The file has a line longer than 64 KB: it is not a settlement CSV."),
+        ("settlement_file_too_large", "The file is larger than 1 MB; split it by day."),
+    ]
     nothing_imported()
 
 

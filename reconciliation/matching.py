@@ -13,13 +13,12 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Q
 
 from gateways.base import SettlementKind, SettlementLine
 from gateways.models import GatewayAccount
-from gateways.sandbox.settlement import day_bounds
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from paytrust.errors import ValidationError
 from reconciliation.models import LineClass
@@ -55,6 +54,12 @@ class DayResult:
         for line in self.lines:
             counts[line.line_class] += 1
         return counts
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC day as [start, end)."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
 
 
 def posting_key(account_id: str, line_key: str) -> str:

@@ -23,7 +23,6 @@ from django.utils import timezone
 from gateways.base import SettlementLine
 from gateways.models import GatewayAccount
 from gateways.registry import gateway_class, gateway_for_account
-from gateways.sandbox.settlement import day_bounds
 from payments.models import OPEN_STATUSES, Payment, PaymentStatus, Refund, RefundStatus
 from payments.services import payment_reconcile, payments_reconcile, refund_reconcile
 from paytrust.errors import ApplicationError, Conflict, GatewayError, NotFound, ValidationError
@@ -56,7 +55,7 @@ def _run_for(account: GatewayAccount, day: date) -> ReconciliationRun:
 def resolve_unknown_payments(*, account: GatewayAccount, day: date) -> int:
     """Ask the gateway about the account's `unknown` payments created on `day` (payments reconciliation, the
     webhook path); how many changed."""
-    start, end = day_bounds(day)
+    start, end = matching.day_bounds(day)
     ids = list(
         Payment.objects.filter(
             gateway_account=account, status=PaymentStatus.UNKNOWN, created_at__gte=start, created_at__lt=end

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from gateways.services import merchant_onboard
-from tests.gateways.conftest import (  # noqa: F401
+from tests.gateways.conftest import (  # noqa: F401 - fixtures re-exported
     XENDIT_CALLBACK_TOKEN,
     XENDIT_SECRET,
     _fresh_breakers,
-    xendit_fake,  # noqa: F401 - fixture re-exported
+    fast_timeout,
 )
+from tests.payments.conftest import xendit_fake  # noqa: F401 - re-exported: a fake whose create can hang
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ import pytest
 from gateways import base as gw
 from gateways.xendit import settlement as xendit_settlement
 from ledger.models import Movement
+from payments.models import Payment
 from payments.services import GatewayStatusUpdate, payment_apply_gateway_status, payment_initiate
+from paytrust.errors import ApplicationError
 from reconciliation.models import LineClass, ReconciliationLine, RunStatus
 from reconciliation.services import reconcile_day
 from reporting.ledger_check import ledger_check
@@ -115,3 +117,29 @@ def test_xendit_unreachable_marks_the_run_failed_and_keeps_nothing_half_done(
     assert run.status == RunStatus.FAILED and "gateway_" in run.error
     assert not ReconciliationLine.objects.exists()
     assert not Movement.objects.filter(source_type="settlement_line").exists()
+
+
+def test_an_unknown_payment_of_the_day_is_asked_about_before_the_day_is_classified(
+    merchant, xendit_account, xendit_fake, fast_timeout
+):
+    invoice = make_invoice(merchant, gateway=xendit_account.pk, amount="150000")
+    xendit_fake.hang_after_create = True  # Xendit creates the invoice but its answer never arrives
+    with pytest.raises(ApplicationError):
+        payment_initiate(merchant=merchant, mode="test", invoice_id=invoice.id)
+    xendit_fake.hang_after_create = False
+    payment = Payment.objects.get(invoice=invoice)
+    assert payment.status == "unknown"
+    (xendit_invoice,) = xendit_fake.invoices.values()
+    xendit_fake.mark_paid(xendit_invoice["id"])  # the customer paid it anyway
+    xendit_fake.record_transaction(
+        reference_id=payment.pk,
+        product_id=xendit_invoice["id"],
+        amount=150_000,
+        created=iso(datetime.now(UTC)),
+    )
+
+    run = reconcile_day(account=xendit_account, day=today())
+
+    payment.refresh_from_db()
+    assert payment.status == "succeeded"  # asked through the payments reconciliation, applied the webhook way
+    assert run.counts[LineClass.MATCHED] == 1 and run.open_discrepancies == 0

@@ -1,6 +1,9 @@
 """End to end through the API against the fake Stripe: a USD invoice in 2 installments, both paid through Checkout
 Sessions and signed Stripe events, part of one refunded; the ledger balances and `verify_ledger` passes."""
 
+# Fixtures are imported from tests/gateways/stripe_support.py.
+# ruff: noqa: F811
+
 import io
 
 import pytest
@@ -21,7 +24,7 @@ def merchant(db):
 
 def test_usd_invoice_in_two_installments_paid_through_stripe_and_part_refunded(
     api, stripe_account, stripe_fake
-):  # noqa: F811
+):
     created = api.post(
         "/v1/invoices",
         {

@@ -1,5 +1,8 @@
 """Stripe adapter against the local fake Stripe (form-encoded HTTP on 127.0.0.1) and the recorded payloads."""
 
+# Fixtures are imported from tests/gateways/stripe_support.py.
+# ruff: noqa: F811
+
 from datetime import timedelta
 
 import pytest
@@ -33,7 +36,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def stripe(stripe_account, stripe_fake):  # noqa: F811
+def stripe(stripe_account, stripe_fake):
     return gateway_for_account(stripe_account)
 
 
@@ -247,7 +250,7 @@ def test_refund_and_partial_refund_and_lookup(stripe, stripe_fake):
 # ----- failures ------------------------------------------------------------------------------------------------
 
 
-def test_timeout_5xx_and_garbage_are_classified(stripe_account, stripe_fake, settings):  # noqa: F811
+def test_timeout_5xx_and_garbage_are_classified(stripe_account, stripe_fake, settings):
     settings.GATEWAY_TIMEOUT_SECONDS = 0.3
     stripe = gateway_for_account(stripe_account)
     stripe_fake.behaviour = "error500"

@@ -1,6 +1,9 @@
 """Stripe through PayTrust: API initiation -> fake Stripe -> signed events at /v1/webhooks/stripe/{gwa} -> the
 inbound pipeline -> payment state; capture, void, refunds through the API; reconciliation after a timeout."""
 
+# Fixtures are imported from tests/gateways/stripe_support.py.
+# ruff: noqa: F811
+
 import pytest
 
 from payments.models import Payment, Refund
@@ -8,7 +11,7 @@ from payments.services import payments_reconcile
 from tests.fakes.stripe import stripe_event
 from tests.gateways.stripe_support import deliver, post_stripe, stripe_account, stripe_fake  # noqa: F401
 from tests.payments.factories import make_invoice
-from tests.webhooks.inbound_support import initiate, process_all
+from tests.webhooks.inbound_support import process_all
 from webhooks.inbound.models import InboundNotification
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +28,7 @@ def _status(api, payment: Payment) -> dict:
     return api.get(f"/v1/payments/{payment.id}").json()
 
 
-def test_pay_through_a_signed_checkout_session_completed(api, merchant, stripe_account, stripe_fake):  # noqa: F811
+def test_pay_through_a_signed_checkout_session_completed(api, merchant, stripe_account, stripe_fake):
     payment = _payment(api, merchant)
     assert payment.status == "pending" and payment.gateway_reference.startswith("cs_test_")
     assert payment.payment_url.startswith("https://checkout.stripe.com/")
@@ -42,7 +45,7 @@ def test_pay_through_a_signed_checkout_session_completed(api, merchant, stripe_a
     assert Payment.objects.get(pk=payment.pk).succeeded_at is not None
 
 
-def test_forged_and_expired_signatures_are_401_and_store_nothing(api, merchant, stripe_account, stripe_fake):  # noqa: F811
+def test_forged_and_expired_signatures_are_401_and_store_nothing(api, merchant, stripe_account, stripe_fake):
     payment = _payment(api, merchant)
     body = stripe_event("checkout.session.completed", stripe_fake.pay(payment.gateway_reference))
     assert post_stripe(stripe_account.id, body, secret="whsec_forged").status_code == 401
@@ -54,7 +57,7 @@ def test_forged_and_expired_signatures_are_401_and_store_nothing(api, merchant, 
     assert Payment.objects.get(pk=payment.pk).status == "pending"
 
 
-def test_declined_card_fails_and_expired_session_expires(api, merchant, stripe_account, stripe_fake):  # noqa: F811
+def test_declined_card_fails_and_expired_session_expires(api, merchant, stripe_account, stripe_fake):
     failed = _payment(api, merchant)
     deliver(stripe_account.id, "payment_intent.payment_failed", stripe_fake.decline(failed.gateway_reference))
     expired = _payment(api, merchant, amount="5.00")
@@ -68,7 +71,7 @@ def test_declined_card_fails_and_expired_session_expires(api, merchant, stripe_a
     assert Payment.objects.get(pk=expired.pk).status == "expired"
 
 
-def test_manual_capture_partial_then_refunds_and_dispute(api, merchant, stripe_account, stripe_fake):  # noqa: F811
+def test_manual_capture_partial_then_refunds_and_dispute(api, merchant, stripe_account, stripe_fake):
     payment = _payment(api, merchant, amount="20.00", capture_method="manual")
     stripe_fake.pay(payment.gateway_reference)
     deliver(
@@ -118,7 +121,7 @@ def test_manual_capture_partial_then_refunds_and_dispute(api, merchant, stripe_a
     assert _status(api, payment)["status"] == "refunded"
 
 
-def test_void_of_an_authorization(api, merchant, stripe_account, stripe_fake):  # noqa: F811
+def test_void_of_an_authorization(api, merchant, stripe_account, stripe_fake):
     payment = _payment(api, merchant, capture_method="manual")
     stripe_fake.pay(payment.gateway_reference)
     deliver(
@@ -138,8 +141,8 @@ def test_void_of_an_authorization(api, merchant, stripe_account, stripe_fake):  
 def test_timeout_leaves_unknown_then_reconciliation_finds_the_session(
     api,
     merchant,
-    stripe_account,  # noqa: F811
-    stripe_fake,  # noqa: F811
+    stripe_account,
+    stripe_fake,
     settings,
 ):
     settings.GATEWAY_TIMEOUT_SECONDS = 0.3
@@ -162,7 +165,7 @@ def test_timeout_leaves_unknown_then_reconciliation_finds_the_session(
     )
 
 
-def test_events_of_other_payments_are_acknowledged_without_harm(api, merchant, stripe_account, stripe_fake):  # noqa: F811
+def test_events_of_other_payments_are_acknowledged_without_harm(api, merchant, stripe_account, stripe_fake):
     payment = _payment(api, merchant)
     response = post_stripe(
         stripe_account.id, stripe_event("customer.created", {"id": "cus_1", "object": "customer"})

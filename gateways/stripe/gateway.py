@@ -8,8 +8,8 @@
 - get_status: the session with its intent and the intent's latest charge expanded; by our payment id (after a
   create timeout) the recent sessions are listed (the list API has no metadata filter) and ours is found by
   `metadata.payment_id` / `client_reference_id`.
-- expire_payment: `POST /v1/checkout/sessions/{id}/expire` while open; an authorized (requires_capture) intent is
-  canceled instead; anything else reports what Stripe holds.
+- expire_payment: `POST /v1/checkout/sessions/{id}/expire` while open; anything else (paid, expired, an
+  authorization, which payments' void releases) reports what Stripe holds.
 - capture / void_authorization: `POST /v1/payment_intents/{pi}/capture` (amount_to_capture) / `…/cancel`.
 - refunds: refunds.py. Webhooks: webhooks.py.
 """
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from gateways.base import (
@@ -125,7 +126,8 @@ class StripeGateway(Gateway):
                     "quantity": 1,
                 }
             ],
-            "success_url": request.success_redirect_url or "https://checkout.stripe.com/success",
+            # Stripe's hosted page sends the customer here when paid; PayTrust's own page when the merchant gave none.
+            "success_url": request.success_redirect_url or f"{settings.PUBLIC_BASE_URL}/",
             "cancel_url": request.failure_redirect_url or request.success_redirect_url or None,
             "expires_at": int(expires_at.timestamp()),
             "client_reference_id": request.payment_id,
@@ -186,8 +188,8 @@ class StripeGateway(Gateway):
     def expire_payment(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
         current = self.get_status(payment_id=payment_id, gateway_reference=gateway_reference)
         reference = current.gateway_reference
-        if current.status == GatewayOutcome.AUTHORIZED:
-            return self.void_authorization(payment_id=payment_id, gateway_reference=reference)
+        # Only an open session is expired. An authorization (requires_capture) is money already held: it is
+        # reported as it is, and released by payments' void (its hold bookkeeping), never here behind its back.
         if current.status != GatewayOutcome.PENDING or current.raw.get("status") != "open":
             return current
         try:

@@ -74,8 +74,10 @@ def from_stripe(value: object, currency: str, *, field: str, error: type[Excepti
     currency = currency.upper()
     if currency not in money.CURRENCIES:
         raise error(f"Stripe reports an unknown currency {currency!r}.")
-    major = Decimal(value).scaleb(-stripe_exponent(currency))
+    # Balance transactions are signed (a refund is a debit): the magnitude is converted, the sign kept.
+    major = Decimal(abs(value)).scaleb(-stripe_exponent(currency))
     try:
-        return money.to_minor(major, currency, param=field)
+        minor = money.to_minor(major, currency, param=field)
     except ValidationError as exc:
         raise error(f"Stripe's {field} {value} {currency} does not convert exactly: {exc.message}")
+    return -minor if value < 0 else minor

@@ -211,3 +211,19 @@ class StripeClient:
         if starting_after:
             params["starting_after"] = starting_after
         return _page(self._get("/v1/refunds", operation="get_refund", params=params), "refund")
+
+    # ----- Balance transactions (settlement) ----------------------------------------------------------------
+    def list_balance_transactions(
+        self, *, created_gte: int, created_lt: int, starting_after: str = ""
+    ) -> dict:
+        params: dict[str, Any] = {
+            "created": {"gte": created_gte, "lt": created_lt},
+            "limit": 100,
+            "expand": ["data.source", "data.source.payment_intent"],
+        }
+        if starting_after:
+            params["starting_after"] = starting_after
+        return _page(
+            self._get("/v1/balance_transactions", operation="settlement_lines", params=params),
+            "balance transaction",
+        )

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -34,9 +34,10 @@ from gateways.base import (
     RefundReport,
     RefundRequest,
     RefundResult,
+    SettlementLine,
     WebhookNotification,
 )
-from gateways.stripe import refunds, webhooks
+from gateways.stripe import refunds, settlement, webhooks
 from gateways.stripe.amounts import from_stripe, to_stripe
 from gateways.stripe.client import StripeApiError, StripeClient
 from paytrust import money
@@ -65,6 +66,7 @@ class StripeGateway(Gateway):
     supports_manual_capture = True
     supports_refunds = True
     supports_partial_refunds = True
+    supports_settlement_report = True  # GET /v1/balance_transactions (settlement.py)
 
     def __init__(self, *, account, credentials: Mapping[str, str]) -> None:
         super().__init__(account=account, credentials=credentials)
@@ -243,6 +245,10 @@ class StripeGateway(Gateway):
             gateway_reference=gateway_reference,
             gateway_refund_reference=gateway_refund_reference,
         )
+
+    # ----- settlement (reconciliation) ----------------------------------------------------------------------
+    def settlement_lines(self, *, day: date) -> list[SettlementLine]:
+        return settlement.settlement_lines(self.client, day=day)
 
     # ----- webhooks -----------------------------------------------------------------------------------------
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:

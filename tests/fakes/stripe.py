@@ -73,7 +73,10 @@ class FakeStripe(FakeGatewayServer):
         self.intents: dict[str, dict] = {}
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
+        self.disputes: dict[str, dict] = {}
         self.refund_status = "succeeded"
+        self.balance_transactions: list[dict] = []  # (txn, source kind, source id), see _txn
+        self.fee_minor = 59  # Stripe's fee on each charge in these tests, in Stripe's minor units
         self._replies: dict[str, Reply] = {}
         self._state = threading.RLock()
 
@@ -122,6 +125,8 @@ class FakeStripe(FakeGatewayServer):
         if path == "/v1/refunds":
             items = [r for r in self.refunds.values() if r["payment_intent"] == query.get("payment_intent")]
             return self._list(items, query)
+        if path == "/v1/balance_transactions":
+            return self._balance_transactions(query)
         if parts[:2] == ["v1", "refunds"] and len(parts) == 3:
             refund = self.refunds.get(parts[2])
             return Reply(200, refund) if refund else self._missing("refund", parts[2])
@@ -225,6 +230,9 @@ class FakeStripe(FakeGatewayServer):
             return _error(400, "invalid_request_error", "Amount to capture is too large.", "amount_too_large")
         intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
         self.charges[intent["latest_charge"]].update(amount_captured=amount, captured=True)
+        self._txn(
+            "charge", amount, intent["currency"], ("charge", intent["latest_charge"]), fee=self.fee_minor
+        )
         return Reply(200, self._intent_answer(intent, form))
 
     def _cancel(self, intent_id: str) -> Reply:
@@ -283,6 +291,7 @@ class FakeStripe(FakeGatewayServer):
         self.refunds[refund["id"]] = refund
         if refund["status"] == "succeeded":
             self._refund_charge(charge, amount)
+            self._txn("refund", -amount, refund["currency"], ("refund", refund["id"]))
         return Reply(200, refund)
 
     def _refund_charge(self, charge: dict, amount: int) -> None:
@@ -337,6 +346,8 @@ class FakeStripe(FakeGatewayServer):
             )
             self.intents[intent["id"]] = intent
             self.charges[charge_id] = charge
+            if not manual:
+                self._txn("charge", amount, session["currency"], ("charge", charge_id), fee=self.fee_minor)
             session.update(
                 status="complete",
                 payment_status="unpaid" if manual else "paid",
@@ -387,6 +398,55 @@ class FakeStripe(FakeGatewayServer):
             created=int(time.time()),
         )
         return dispute
+
+    def record_dispute(self, dispute: dict, *, fee: int = 1500) -> None:
+        """The dispute's debit (and Stripe's dispute fee) on the balance."""
+        with self._state:
+            self.disputes[dispute["id"]] = dispute
+            self._txn("dispute", -dispute["amount"], dispute["currency"], ("dispute", dispute["id"]), fee=fee)
+
+    def record_payout(self, amount: int, currency: str) -> None:
+        with self._state:
+            self._txn("payout", -amount, currency, None)
+
+    def _txn(self, category: str, amount: int, currency: str, source, *, fee: int = 0) -> None:
+        txn = fixture("balance_transaction")
+        txn.update(
+            id="txn_" + secrets.token_hex(12),
+            amount=amount,
+            fee=fee,
+            net=amount - fee,
+            currency=currency,
+            created=int(time.time()),
+            available_on=int(time.time()) + 2 * 86400,
+            reporting_category=category,
+            type=category if category != "dispute" else "adjustment",
+            description=None,
+            source=source[1] if source else "po_" + secrets.token_hex(12),
+        )
+        self.balance_transactions.append({"txn": txn, "source": source})
+
+    def _source(self, source, expand: set[str]):
+        kind, ident = source
+        obj = copy.deepcopy(
+            {"charge": self.charges, "refund": self.refunds, "dispute": self.disputes}[kind][ident]
+        )
+        if "data.source.payment_intent" in expand and isinstance(obj.get("payment_intent"), str):
+            obj["payment_intent"] = copy.deepcopy(self.intents[obj["payment_intent"]])
+        return obj
+
+    def _balance_transactions(self, query: dict) -> Reply:
+        gte, lt = int(query.get("created[gte]", 0)), int(query.get("created[lt]", 2**40))
+        expand = {v for k, v in query.items() if k.startswith("expand")}
+        items = []
+        for entry in self.balance_transactions:
+            txn = copy.deepcopy(entry["txn"])
+            if not gte <= txn["created"] < lt:
+                continue
+            if "data.source" in expand and entry["source"]:
+                txn["source"] = self._source(entry["source"], expand)
+            items.append(txn)
+        return self._list(items, query)
 
     def session(self, session_id: str) -> dict:
         return self._public(copy.deepcopy(self.sessions[session_id]))

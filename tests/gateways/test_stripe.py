@@ -82,6 +82,7 @@ def test_amounts_follow_stripes_exponents_and_never_round():
         to_stripe(5124, "KWD")  # Stripe takes three-decimal amounts ending in 0 only
     assert exc.value.code == "gateway_amount_unsupported"
     assert from_stripe(15000000, "idr", field="amount", error=ValueError) == 150000
+    assert from_stripe(-5000000, "IDR", field="amount", error=ValueError) == -50000
     with pytest.raises(ValueError):
         from_stripe(15000050, "IDR", field="amount", error=ValueError)  # 150000.50 IDR: no IDR cents here
     with pytest.raises(ValueError):
@@ -333,3 +334,51 @@ def test_parse_maps_events(stripe):
         stripe.parse_webhook({}, stripe_event("checkout.session.completed", bad))
     with pytest.raises(WebhookPayloadError):
         stripe.parse_webhook({}, b"not json")
+
+
+# ----- settlement (balance transactions) -----------------------------------------------------------------------
+
+
+def test_settlement_lines_of_a_day_from_balance_transactions(stripe, stripe_fake):
+    stripe_fake.fee_minor = 290000  # 2900 IDR (Stripe's IDR has two decimals)
+    created = stripe.create_payment(make_request(currency="IDR", amount_minor=150000))
+    stripe_fake.pay(created.gateway_reference)
+    stripe.refund(
+        RefundRequest(
+            refund_id="ref_Settle",
+            payment_id="pay_TestStripe0001",
+            gateway_reference=created.gateway_reference,
+            amount_minor=50000,
+            currency="IDR",
+        )
+    )
+    stripe_fake.record_dispute(stripe_fake.dispute(created.gateway_reference, amount=2000000), fee=1500000)
+    stripe_fake.record_payout(5000000, "idr")
+
+    lines = stripe.settlement_lines(day=timezone.now().date())
+
+    call = next(r for r in stripe_fake.requests if r.path == "/v1/balance_transactions")
+    assert {"expand[0]", "expand[1]", "created[gte]", "created[lt]"} <= set(call.query)
+    by_kind = {line.kind: line for line in lines}
+    assert [line.kind for line in lines] == ["payment", "refund", "chargeback", "payout"]
+    payment, refund = by_kind["payment"], by_kind["refund"]
+    # Stripe's IDR is two-decimal: 15000000 at Stripe is 150000 IDR here, its 59 fee is not a whole rupiah.
+    assert (payment.amount_minor, payment.currency, payment.payment_id) == (
+        150000,
+        "IDR",
+        "pay_TestStripe0001",
+    )
+    assert (refund.amount_minor, refund.refund_id, refund.payment_id) == (
+        50000,
+        "ref_Settle",
+        "pay_TestStripe0001",
+    )
+    assert (by_kind["chargeback"].amount_minor, by_kind["chargeback"].fee_minor) == (20000, 15000)
+    assert by_kind["chargeback"].payment_id == "pay_TestStripe0001"
+    assert by_kind["payout"].amount_minor == 50000
+    assert stripe.supports_settlement_report
+    assert stripe.settlement_lines(day=timezone.now().date() - timedelta(days=1)) == []
+    stripe_fake.balance_transactions[0]["txn"]["fee"] = 59  # 0.59 IDR: not an amount PayTrust can hold
+    with pytest.raises(GatewayError) as exc:
+        stripe.settlement_lines(day=timezone.now().date())
+    assert exc.value.code == "gateway_bad_response"

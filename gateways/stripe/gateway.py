@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -48,6 +49,13 @@ SESSION_MAX = timedelta(hours=24)
 # A session lives 24 h at most; one created longer ago than this cannot be an open payment's.
 _LOOKBACK = timedelta(hours=48)
 _MAX_PAGES = 20
+
+
+def _fresh_key(payment_id: str, operation: str) -> str:
+    """A new Idempotency-Key per call, like stripe-python's own: Stripe replays a key's first answer for 24 h, even a
+    500, so a fixed key would block a retry after a transient error. Safety comes from the status read first (a
+    capture or void is sent only while the intent is requires_capture) and payments' hold marks (docs/adr/0047)."""
+    return f"{payment_id}:{operation}:{uuid.uuid4().hex}"
 
 
 def bad_response(message: str) -> GatewayError:
@@ -114,6 +122,8 @@ class StripeGateway(Gateway):
             intent_data["description"] = request.description[:1000]
         if request.capture_method == "manual":
             intent_data["capture_method"] = "manual"
+            # The session says so too: its checkout.session.completed then never counts as money collected.
+            metadata["capture_method"] = "manual"
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [
@@ -195,7 +205,7 @@ class StripeGateway(Gateway):
         if current.status != GatewayOutcome.PENDING or current.raw.get("status") != "open":
             return current
         try:
-            self.client.expire_session(reference, idempotency_key=f"{payment_id}:expire")
+            self.client.expire_session(reference, idempotency_key=_fresh_key(payment_id, "expire"))
         except StripeApiError:
             pass  # no longer open (paid or expired meanwhile): report what Stripe holds
         return self.get_status(payment_id=payment_id, gateway_reference=reference)
@@ -220,7 +230,7 @@ class StripeGateway(Gateway):
         intent = self.client.capture_intent(
             intent_id,
             amount=to_stripe(request.amount_minor, request.currency),
-            idempotency_key=f"{request.payment_id}:capture",
+            idempotency_key=_fresh_key(request.payment_id, "capture"),
         )
         return intent_status(intent, session=current.raw)
 
@@ -228,7 +238,7 @@ class StripeGateway(Gateway):
         intent_id, current = self._intent_id(payment_id, gateway_reference)
         if current.status != GatewayOutcome.AUTHORIZED:
             return current
-        intent = self.client.cancel_intent(intent_id, idempotency_key=f"{payment_id}:void")
+        intent = self.client.cancel_intent(intent_id, idempotency_key=_fresh_key(payment_id, "void"))
         return intent_status(intent, session=current.raw)
 
     # ----- refunds ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ older than 300 s refused. Any failure is a 401 and nothing is stored.
 Mapping (event id = Stripe's `evt_…`; our payment id is `metadata.payment_id`, which we set on the Checkout Session,
 its PaymentIntent (`payment_intent_data[metadata]`) and our refunds; docs/adr/0050-stripe.md):
 | event                                             | object          | outcome                                   |
-| checkout.session.completed (payment_status paid)  | Session         | SUCCEEDED, amount_total                   |
+| checkout.session.completed (payment_status paid, not manual capture) | Session | SUCCEEDED, amount_total |
 | checkout.session.completed (unpaid: manual capture or async method) | | PENDING (the intent's events follow) |
 | checkout.session.async_payment_succeeded / _failed | Session        | SUCCEEDED / FAILED                        |
 | checkout.session.expired                          | Session         | EXPIRED                                   |
@@ -132,7 +132,10 @@ def _session_event(kind: str, obj: dict, base: dict, event: dict) -> WebhookNoti
     currency = _currency(obj)
     status = GatewayOutcome.UNKNOWN
     if kind == "checkout.session.completed":
-        status = GatewayOutcome.SUCCEEDED if obj.get("payment_status") == "paid" else GatewayOutcome.PENDING
+        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        paid = obj.get("payment_status") == "paid" and metadata.get("capture_method") != "manual"
+        # A manual-capture session completes with the money only held: its intent's events say AUTHORIZED.
+        status = GatewayOutcome.SUCCEEDED if paid else GatewayOutcome.PENDING
     elif kind == "checkout.session.async_payment_succeeded":
         status = GatewayOutcome.SUCCEEDED
     elif kind == "checkout.session.async_payment_failed":

@@ -310,6 +310,10 @@ def test_parse_maps_events(stripe):
     )
     assert (note.payment_id, note.gateway_reference) == ("pay_A", session["id"])
 
+    held = {**session, "metadata": {"payment_id": "pay_A", "capture_method": "manual"}}
+    note = stripe.parse_webhook({}, stripe_event("checkout.session.completed", held))
+    assert note.status == GatewayOutcome.PENDING  # money only held: the intent's events say AUTHORIZED
+
     refund = {**fixture("refund"), "metadata": {"payment_id": "pay_A", "refund_id": "ref_A"}, "amount": 300}
     note = stripe.parse_webhook({}, stripe_event("refund.updated", refund))
     assert note.status == "partially_refunded" and note.refund.our_refund_id == "ref_A"

@@ -177,3 +177,19 @@ def test_events_of_other_payments_are_acknowledged_without_harm(api, merchant, s
     deliver(stripe_account.id, "charge.dispute.created", stripe_fake.dispute(payment.gateway_reference))
     assert process_all() == ["failed", "failed", "failed"]  # visible in the failed list, no payment touched
     assert Payment.objects.get(pk=payment.pk).status == "pending"
+
+
+def test_account_api_refuses_a_live_key_on_a_test_account(api, merchant):
+    body = {
+        "gateway": "stripe",
+        "credentials": {"secret_key": "sk_live_abc", "webhook_secret": "whsec_abc"},
+        "currencies": ["USD"],
+    }
+    response = api.post("/v1/gateway-accounts", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "credentials.secret_key"
+    body["credentials"]["secret_key"] = "sk_test_abc"
+    created = api.post("/v1/gateway-accounts", body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["webhook_url"].endswith(f"/v1/webhooks/stripe/{created.json()['id']}")
+    assert "sk_test_abc" not in created.content.decode()

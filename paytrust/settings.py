@@ -206,6 +206,7 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 XENDIT_API_BASE = env.str("XENDIT_API_BASE", default="")
 MIDTRANS_API_BASE = env.str("MIDTRANS_API_BASE", default="")
 MIDTRANS_SNAP_BASE = env.str("MIDTRANS_SNAP_BASE", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=10.0)
 # Circuit breaker per gateway account (per process): open after N consecutive transient failures, retry after.
 GATEWAY_CIRCUIT_FAILURE_THRESHOLD = env.int("GATEWAY_CIRCUIT_FAILURE_THRESHOLD", default=5)

@@ -57,9 +57,10 @@ def clean_currencies(*, gateway: str, currencies: object, param: str = "currenci
     cleaned: list[str] = []
     for index, code in enumerate(currencies):
         money.get_currency(code, param=f"{param}.{index}")
-        if code not in cls.supported_currencies:
+        refusal = cls.currency_refusal(code)
+        if refusal is not None:
             raise ValidationError(
-                f"{gateway} does not support {code}; it takes "
+                f"{refusal} {gateway} takes "
                 f"{', '.join(sorted(cls.supported_currencies & set(ENABLED_CURRENCIES)))}.",
                 code="gateway_currency_unsupported",
                 param=f"{param}.{index}",

@@ -443,6 +443,11 @@ class Gateway(ABC):
         gateway collects on its own. Call it through payments.services.completion only (once per payment)."""
         return None
 
+    def approval_return_reference(self, query: Mapping[str, str]) -> str:
+        """The gateway reference named by the customer's return to PayTrust after approving at the gateway (the
+        query string of our return URL; PayPal: `token` = the order id), "" when there is none. Default: ""."""
+        return ""
+
     def resolve_notification(self, notification: WebhookNotification) -> WebhookNotification:
         """The notification with what it leaves out filled in from the gateway (HTTP; outside any transaction).
         Default: as is."""

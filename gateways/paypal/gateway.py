@@ -366,6 +366,11 @@ class PayPalGateway(Gateway):
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookNotification:
         return webhooks.parse(raw_body)
 
+    def approval_return_reference(self, query: Mapping[str, str]) -> str:
+        # PayPal appends ?token=<order id>&PayerID=<payer> to the return_url after the buyer approves.
+        token = query.get("token") or ""
+        return token if token.isalnum() and len(token) <= 36 else ""
+
     def resolve_notification(self, notification: WebhookNotification) -> WebhookNotification:
         return webhooks.resolve(self.client, notification)
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """PayPal adapter against a local fake PayPal (HTTP on 127.0.0.1) fed with the recorded payloads."""
 
 from __future__ import annotations

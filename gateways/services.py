@@ -168,7 +168,7 @@ def gateway_account_create(
             )
         cleaned_credentials = cls.generated_credentials()
     if currencies is None:
-        currencies = [c for c in ENABLED_CURRENCIES if c in cls.supported_currencies]
+        currencies = [c for c in ENABLED_CURRENCIES if cls.currency_refusal(c) is None]
     cleaned_currencies = clean_currencies(gateway=gateway, currencies=currencies)
     cleaned_fees = clean_fees(fees=fees, currencies=cleaned_currencies)
     account = GatewayAccount(

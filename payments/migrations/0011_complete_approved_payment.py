@@ -4,31 +4,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('gateways', '0006_stripe_paypal_manual'),
-        ('invoices', '0006_back_office_permissions'),
-        ('merchants', '0001_initial'),
-        ('payments', '0010_refund_report_index'),
+        ("gateways", "0006_stripe_paypal_manual"),
+        ("invoices", "0006_back_office_permissions"),
+        ("merchants", "0001_initial"),
+        ("payments", "0010_refund_report_index"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='payment',
-            name='payment_hold_operation_valid',
+            model_name="payment",
+            name="payment_hold_operation_valid",
         ),
         migrations.AlterField(
-            model_name='gatewaycall',
-            name='operation',
-            field=models.CharField(choices=[('create_payment', 'Create payment'), ('get_status', 'Get status'), ('expire_payment', 'Expire payment'), ('refund', 'Refund'), ('get_refund', 'Get refund'), ('capture', 'Capture'), ('void_authorization', 'Void authorization'), ('complete_payment', 'Complete an approved payment')], max_length=20),
+            model_name="gatewaycall",
+            name="operation",
+            field=models.CharField(
+                choices=[
+                    ("create_payment", "Create payment"),
+                    ("get_status", "Get status"),
+                    ("expire_payment", "Expire payment"),
+                    ("refund", "Refund"),
+                    ("get_refund", "Get refund"),
+                    ("capture", "Capture"),
+                    ("void_authorization", "Void authorization"),
+                    ("complete_payment", "Complete an approved payment"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='payment',
-            name='hold_operation',
-            field=models.CharField(blank=True, choices=[('', 'None'), ('capture', 'Capture'), ('void', 'Void'), ('complete', 'Complete an approved payment')], default='', max_length=10),
+            model_name="payment",
+            name="hold_operation",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "None"),
+                    ("capture", "Capture"),
+                    ("void", "Void"),
+                    ("complete", "Complete an approved payment"),
+                ],
+                default="",
+                max_length=10,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payment',
-            constraint=models.CheckConstraint(condition=models.Q(('hold_operation__in', ['', 'capture', 'void', 'complete']), models.Q(('hold_operation', ''), models.Q(('hold_operation__in', ['capture', 'void']), ('status', 'authorized')), models.Q(('hold_operation', 'complete'), ('status__in', ['pending', 'unknown'])), _connector='OR')), name='payment_hold_operation_valid'),
+            model_name="payment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("hold_operation__in", ["", "capture", "void", "complete"]),
+                    models.Q(
+                        ("hold_operation", ""),
+                        models.Q(("hold_operation__in", ["capture", "void"]), ("status", "authorized")),
+                        models.Q(("hold_operation", "complete"), ("status__in", ["pending", "unknown"])),
+                        _connector="OR",
+                    ),
+                ),
+                name="payment_hold_operation_valid",
+            ),
         ),
     ]

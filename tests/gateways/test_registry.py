@@ -20,4 +20,4 @@ def test_every_adapter_is_known_even_when_one_adapter_module_was_imported_first(
         check=True,
         env={**os.environ, "PAYTRUST_ALLOW_DEV_SECRET": "true"},
     ).stdout
-    assert "['midtrans', 'sandbox', 'xendit']" in out
+    assert "['midtrans', 'paypal', 'sandbox', 'xendit']" in out

@@ -54,7 +54,9 @@ def gateway_return(request, gateway: str, account_id: str):
         )
     except PaymentNotFoundForGateway:
         return _page(request, "No such payment.", status=404)
-    except ApplicationError as exc:  # under way elsewhere (the notification), or the gateway cannot answer now
+    except (
+        ApplicationError
+    ) as exc:  # under way elsewhere (the notification), or the gateway cannot answer now
         logger.info("gateway return: not completed now", extra={"account": account.pk, "code": exc.code})
         return _page(request, PENDING_MESSAGE)
     if outcome is not None:
@@ -74,4 +76,6 @@ def gateway_return(request, gateway: str, account_id: str):
 @require_http_methods(["GET"])
 def gateway_cancel(request, gateway: str, account_id: str):
     """The customer left the gateway's page without approving: nothing changes (the payment expires as usual)."""
-    return _page(request, "You canceled the payment. You can close this page or pay again from the merchant's site.")
+    return _page(
+        request, "You canceled the payment. You can close this page or pay again from the merchant's site."
+    )

@@ -22,7 +22,7 @@ verified by PayPal's verify-webhook-signature API. Decisions and sources: docs/a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, date
 
 from django.conf import settings
 from django.utils import timezone
@@ -40,9 +40,10 @@ from gateways.base import (
     RefundRequest,
     RefundResult,
     RefundStatus,
+    SettlementLine,
     WebhookNotification,
 )
-from gateways.paypal import webhooks
+from gateways.paypal import settlement, webhooks
 from gateways.paypal.client import PayPalClient, error_issue
 from paytrust import money
 from paytrust.errors import GatewayError
@@ -75,6 +76,7 @@ class PayPalGateway(Gateway):
     supports_refunds = True
     supports_partial_refunds = True
     webhook_verification_does_io = True  # POST /v1/notifications/verify-webhook-signature
+    supports_settlement_report = True  # GET /v1/reporting/transactions (settlement.py)
 
     def __init__(self, *, account, credentials: Mapping[str, str]) -> None:
         super().__init__(account=account, credentials=credentials)
@@ -358,6 +360,9 @@ class PayPalGateway(Gateway):
             "PENDING": GatewayOutcome.PENDING,
         }
         return mapped.get(auth_status, GatewayOutcome.UNKNOWN), None, None, None
+
+    def settlement_lines(self, *, day: date) -> list[SettlementLine]:
+        return settlement.settlement_lines(self.client, day=day)
 
     # ----- webhooks ---------------------------------------------------------------------------------------------
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:

@@ -5,8 +5,8 @@ more call (PayPal Orders: capture the approved order, or authorize it for captur
 reaches us as a notification (`WebhookNotification.approved`: PayPal's CHECKOUT.ORDER.APPROVED) or as the
 customer's return to PayTrust; both call `payment_complete_approved`, which makes that call EXACTLY ONCE per payment:
 
-1. under the payment's row lock: it must still be `pending` or `unknown` (anything else: already completed or
-   closed; nothing to do), and no completion may be under way (`hold_operation` "complete" younger than
+1. under the payment's row lock: it must still be `pending` or `unknown` and before its deadline (anything else:
+   already completed or closed, or its invoice voided / lapsed; nothing to do), and no completion may be under way (`hold_operation` "complete" younger than
    HOLD_OPERATION_STALE_AFTER, else 409 `payment_completion_in_progress`). The mark is set and committed, so a
    concurrent caller (the other of notification and return, a duplicate notification) is refused without calling
    the gateway.
@@ -69,6 +69,10 @@ def _begin(
                 f"No payment {named!r} was initiated through gateway account {gateway_account_id}."
             )
         if payment.status not in _COMPLETABLE:
+            return None
+        if payment.expires_at is not None and payment.expires_at <= now:
+            # Past its deadline (or its invoice was voided, which brings the deadline to now): no money is collected
+            # any more; reconciliation expires it (PayPal: an approved, uncaptured order moves no money).
             return None
         if gateway_reference and payment.gateway_reference not in ("", gateway_reference):
             raise Conflict(

@@ -91,6 +91,9 @@ class FakePayPal(FakeGatewayServer):
         self.decline_next_capture = False
         self.refund_status = "COMPLETED"
         self.verify_result: str | None = None  # force "FAILURE" / "SUCCESS" regardless of the signature
+        self.extra_transactions: list[
+            dict
+        ] = []  # transaction_info rows not made through the API (payouts, fees)
 
     # ----- test helpers -----------------------------------------------------------------------------------------
     def revoke_tokens(self) -> None:
@@ -172,6 +175,8 @@ class FakePayPal(FakeGatewayServer):
             return Reply(200, refund) if refund else _error(404, "INVALID_RESOURCE_ID")
         if request.path == "/v1/notifications/verify-webhook-signature" and method == "POST":
             return self._verify(request.json or {})
+        if request.path == "/v1/reporting/transactions" and method == "GET":
+            return self._transactions(request)
         return _error(404, "NOT_FOUND")
 
     # ----- OAuth2 -----------------------------------------------------------------------------------------------
@@ -399,6 +404,81 @@ class FakePayPal(FakeGatewayServer):
             status = "REFUNDED" if Decimal(amount["value"]) == left else "PARTIALLY_REFUNDED"
             in_order["status"] = capture["status"] = status
         return Reply(201, refund)
+
+    # ----- Transaction Search (PPSPEC reporting_transactions_v1.json) ----------------------------------------------
+    def transaction_rows(self) -> list[dict]:
+        rows = []
+        for capture in self.captures.values():
+            if capture["status"] == "DECLINED":
+                continue
+            fee = capture["seller_receivable_breakdown"]["paypal_fee"]
+            rows.append(
+                {
+                    "transaction_id": capture["id"],
+                    "transaction_event_code": "T0006",
+                    "transaction_initiation_date": capture["create_time"],
+                    "transaction_updated_date": capture["update_time"],
+                    "transaction_amount": dict(capture["amount"]),
+                    "fee_amount": {"currency_code": fee["currency_code"], "value": f"-{fee['value']}"},
+                    "transaction_status": "S",
+                    "invoice_id": capture.get("invoice_id"),
+                    "custom_field": capture.get("custom_id"),
+                    "protection_eligibility": "02",
+                }
+            )
+        for refund in self.refunds.values():
+            if refund["status"] != "COMPLETED":
+                continue
+            capture_id = refund["links"][1]["href"].rsplit("/", 1)[-1]
+            row = {
+                "transaction_id": refund["id"],
+                "paypal_reference_id": capture_id,
+                "paypal_reference_id_type": "TXN",
+                "transaction_event_code": "T1107",
+                "transaction_initiation_date": refund["create_time"],
+                "transaction_updated_date": refund["update_time"],
+                "transaction_amount": {
+                    "currency_code": refund["amount"]["currency_code"],
+                    "value": f"-{refund['amount']['value']}",
+                },
+                "transaction_status": "S",
+            }
+            row.update({k: refund[k] for k in ("invoice_id",) if k in refund})
+            if "custom_id" in refund:
+                row["custom_field"] = refund["custom_id"]
+            rows.append(row)
+        return rows + self.extra_transactions
+
+    def _transactions(self, request: RecordedRequest) -> Reply:
+        query = {k: v[0] for k, v in request.query.items()}
+        try:
+            start = datetime.fromisoformat(query["start_date"])
+            end = datetime.fromisoformat(query["end_date"])
+            size, page = int(query.get("page_size", "100")), int(query.get("page", "1"))
+        except (KeyError, ValueError):
+            return _error(400, "INVALID_REQUEST")
+        if end < start or end - start > timedelta(days=31) or not 1 <= size <= 500:
+            return _error(400, "INVALID_REQUEST")
+        rows = [
+            r
+            for r in self.transaction_rows()
+            if start <= datetime.fromisoformat(r["transaction_initiation_date"]) <= end
+        ]
+        pages = max(1, -(-len(rows) // size))
+        chunk = rows[(page - 1) * size : page * size]
+        return Reply(
+            200,
+            {
+                "transaction_details": [{"transaction_info": row} for row in chunk],
+                "account_number": "7CL55F9ES7MLC",
+                "start_date": query["start_date"],
+                "end_date": query["end_date"],
+                "last_refreshed_datetime": _now(),
+                "page": page,
+                "total_items": len(rows),
+                "total_pages": pages,
+            },
+        )
 
     # ----- webhooks ---------------------------------------------------------------------------------------------
     def _signature(self, transmission_id: str, time: str, body: bytes) -> str:

@@ -333,3 +333,50 @@ def test_the_token_never_reaches_logs_or_reprs(paypal, paypal_fake, caplog):
     token = paypal.client._token()
     assert token not in repr(paypal) + repr(paypal.client) + caplog.text
     assert PAYPAL_CLIENT_SECRET not in repr(paypal) + repr(paypal.client) + caplog.text
+
+
+def test_settlement_lines_list_the_days_payments_refunds_and_payouts_across_pages(
+    paypal, paypal_fake, monkeypatch
+):
+    from gateways.base import SettlementKind
+    from gateways.paypal import settlement
+
+    monkeypatch.setattr(settlement, "PAGE_SIZE", 2)
+    order_id = _captured(paypal, paypal_fake)
+    paypal.refund(
+        RefundRequest(
+            refund_id="ref_one",
+            payment_id="pay_TestPayPal0001",
+            gateway_reference=order_id,
+            amount_minor=2500,
+            currency="USD",
+        )
+    )
+    today = timezone.now().date()
+    paypal_fake.extra_transactions.append(
+        {
+            "transaction_id": "2NX79446UA6523213",
+            "transaction_event_code": "T0400",
+            "transaction_initiation_date": f"{today.isoformat()}T00:00:01Z",
+            "transaction_amount": {"currency_code": "USD", "value": "-50.00"},
+            "transaction_status": "S",
+        }
+    )
+    lines = paypal.settlement_lines(day=today)
+    assert paypal_fake.count("GET", "/v1/reporting/transactions") == 2  # 3 rows, 2 a page
+    by_kind = {line.kind: line for line in lines}
+    payment = by_kind[SettlementKind.PAYMENT]
+    assert (payment.amount_minor, payment.payment_id, payment.currency) == (
+        10000,
+        "pay_TestPayPal0001",
+        "USD",
+    )
+    assert payment.fee_minor == 398  # 3.49 % + 0.49 of 100.00, as the fake charges
+    refund = by_kind[SettlementKind.REFUND]
+    assert (refund.amount_minor, refund.refund_id, refund.payment_id) == (
+        2500,
+        "ref_one",
+        "pay_TestPayPal0001",
+    )
+    assert by_kind[SettlementKind.PAYOUT].amount_minor == 5000
+    assert paypal.settlement_lines(day=today - timedelta(days=2)) == []

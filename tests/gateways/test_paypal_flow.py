@@ -306,3 +306,20 @@ def test_create_timeout_leaves_the_payment_unknown_and_reconciliation_settles_it
     payment.refresh_from_db()
     assert (payment.status, payment.failure_code) == ("failed", "gateway_payment_not_found")
     assert paypal_fake.count("POST", "/capture") == 0
+
+
+@pytest.mark.django_db
+def test_an_approval_after_the_payment_deadline_collects_nothing(api, merchant, paypal_account, paypal_fake):
+    payment = _payment(api, merchant)
+    api.post(f"/v1/invoices/{payment.invoice_id}/void", format="json")  # brings the payment's deadline to now
+    paypal_fake.approve(payment.gateway_reference)
+    assert (
+        deliver(
+            paypal_fake, paypal_account.pk, paypal_fake.approved_event(payment.gateway_reference)
+        ).status_code
+        == 200
+    )
+    process_all()
+    assert _captures(paypal_fake, payment) == 0
+    payment.refresh_from_db()
+    assert payment.status in ("pending", "expired")

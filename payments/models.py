@@ -39,6 +39,9 @@ class HoldOperation(models.TextChoices):
     NONE = "", "None"
     CAPTURE = "capture", "Capture"
     VOID = "void", "Void"
+    # Completing a payment the customer approved at the gateway (PayPal: capturing / authorizing the approved
+    # order; payments/services/completion.py). Taken on a pending or unknown payment.
+    COMPLETE = "complete", "Complete an approved payment"
 
 
 # A payment in one of these may still collect money: at most one per (invoice, installment) at a time.
@@ -161,7 +164,11 @@ class Payment(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(hold_operation__in=[h.value for h in HoldOperation])
-                & (Q(hold_operation="") | Q(status="authorized")),
+                & (
+                    Q(hold_operation="")
+                    | Q(status="authorized", hold_operation__in=["capture", "void"])
+                    | Q(status__in=["pending", "unknown"], hold_operation="complete")
+                ),
                 name="payment_hold_operation_valid",
             ),
             # Money collected <=> a success (or a refund of one).
@@ -293,6 +300,7 @@ class GatewayCallOperation(models.TextChoices):
     GET_REFUND = "get_refund", "Get refund"
     CAPTURE = "capture", "Capture"
     VOID_AUTHORIZATION = "void_authorization", "Void authorization"
+    COMPLETE_PAYMENT = "complete_payment", "Complete an approved payment"
 
 
 class GatewayCall(models.Model):

@@ -22,4 +22,4 @@ def test_every_adapter_is_known_even_when_one_adapter_module_was_imported_first(
         env={**os.environ, "PAYTRUST_ALLOW_DEV_SECRET": "true"},
     ).stdout
     names = ast.literal_eval(out.strip().splitlines()[-1])
-    assert {"midtrans", "sandbox", "stripe", "xendit"} <= set(names) and names == sorted(names)
+    assert {"midtrans", "paypal", "sandbox", "stripe", "xendit"} <= set(names) and names == sorted(names)

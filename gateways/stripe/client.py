@@ -181,6 +181,11 @@ class StripeClient:
         )
 
     # ----- PaymentIntents -----------------------------------------------------------------------------------
+    def get_intent(self, intent_id: str) -> dict:
+        """GET /v1/payment_intents/{id} (its metadata names our payment: set at session creation)."""
+        data = self._get(f"/v1/payment_intents/{quote(intent_id, safe='')}", operation="get_status")
+        return _object(data, "get_status")
+
     def capture_intent(self, intent_id: str, *, amount: int, idempotency_key: str) -> dict:
         return self._post(
             f"/v1/payment_intents/{quote(intent_id, safe='')}/capture",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -266,6 +267,17 @@ class StripeGateway(Gateway):
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookNotification:
         return webhooks.parse_event(raw_body)
+
+    def resolve_notification(self, notification: WebhookNotification) -> WebhookNotification:
+        """A dispute names the PaymentIntent by id only: our payment id is in that intent's metadata (set when the
+        session was created), read with one GET before the chargeback is applied. An intent that is not ours (no
+        pay_ id in its metadata) leaves the notification as it is: failed as foreign, nothing touched."""
+        intent_id = notification.raw.get("payment_intent")
+        if notification.payment_id or not isinstance(intent_id, str) or not intent_id.startswith("pi_"):
+            return notification
+        intent = self.client.get_intent(intent_id)
+        payment_id = webhooks.our_id(intent.get("metadata"), "payment_id", "pay_")
+        return replace(notification, payment_id=payment_id) if payment_id else notification
 
 
 # ----- Stripe objects -> PaymentStatusResult -------------------------------------------------------------------

@@ -237,14 +237,21 @@ def _dispute_event(obj: dict, base: dict, event: dict) -> WebhookNotification:
     intent_metadata = intent.get("metadata") if isinstance(intent, dict) else None
     return WebhookNotification(
         gateway_reference="",
-        # A Dispute carries its own (empty) metadata and the intent's id, not our payment id: ours is found in the
-        # dispute's metadata or an expanded intent when present (docs/adr/0050-stripe.md, "Disputes").
+        # A Dispute carries its own (empty) metadata and the intent's id, not our payment id: ours is in the
+        # dispute's metadata or an expanded intent when present, else the gateway resolves the intent id before the
+        # notification is applied (StripeGateway.resolve_notification; docs/adr/0050-stripe.md, "Disputes").
         payment_id=our_id(obj.get("metadata"), "payment_id", "pay_")
         or our_id(intent_metadata, "payment_id", "pay_"),
         status=GatewayOutcome.PARTIALLY_REFUNDED,
         amount_minor=amount,
         currency=currency,
         refund=RefundReport(reference=obj["id"], amount_minor=amount, chargeback=True),
-        raw={"id": event["id"], "type": "charge.dispute.created", "reason": str(obj.get("reason") or "")},
+        raw={
+            "id": event["id"],
+            "type": "charge.dispute.created",
+            "reason": str(obj.get("reason") or ""),
+            # Resolved to our payment id before the notification is applied (StripeGateway.resolve_notification).
+            "payment_intent": intent if isinstance(intent, str) else "",
+        },
         **base,
     )

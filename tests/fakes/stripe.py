@@ -127,6 +127,9 @@ class FakeStripe(FakeGatewayServer):
             return self._list(items, query)
         if path == "/v1/balance_transactions":
             return self._balance_transactions(query)
+        if parts[:2] == ["v1", "payment_intents"] and len(parts) == 3:
+            intent = self.intents.get(parts[2])
+            return Reply(200, copy.deepcopy(intent)) if intent else self._missing("payment_intent", parts[2])
         if parts[:2] == ["v1", "refunds"] and len(parts) == 3:
             refund = self.refunds.get(parts[2])
             return Reply(200, refund) if refund else self._missing("refund", parts[2])

@@ -173,10 +173,30 @@ def test_events_of_other_payments_are_acknowledged_without_harm(api, merchant, s
     assert response.status_code == 200
     foreign = {**stripe_fake.pay(payment.gateway_reference), "metadata": {}, "client_reference_id": None}
     deliver(stripe_account.id, "checkout.session.completed", {**foreign, "id": "cs_test_not_ours"})
-    # A dispute as Stripe sends it names the intent by id only, not our payment (docs/adr/0050, known limits).
-    deliver(stripe_account.id, "charge.dispute.created", stripe_fake.dispute(payment.gateway_reference))
+    # A dispute on an intent that is not ours (its metadata names no payment of ours) touches nothing.
+    dispute = stripe_fake.dispute(payment.gateway_reference)
+    stripe_fake.intents[dispute["payment_intent"]]["metadata"] = {}
+    deliver(stripe_account.id, "charge.dispute.created", dispute)
     assert process_all() == ["failed", "failed", "failed"]  # visible in the failed list, no payment touched
     assert Payment.objects.get(pk=payment.pk).status == "pending"
+
+
+def test_a_dispute_as_stripe_sends_it_is_resolved_through_its_intent(
+    api, merchant, stripe_account, stripe_fake
+):
+    """charge.dispute.created names the PaymentIntent by id only: the intent's metadata (read from Stripe before the
+    notification is applied) names our payment, and the chargeback is recorded on it."""
+    payment = _payment(api, merchant)
+    deliver(stripe_account.id, "checkout.session.completed", stripe_fake.pay(payment.gateway_reference))
+    assert process_all() == ["processed"]
+    dispute = stripe_fake.dispute(payment.gateway_reference, amount=500)
+    assert isinstance(dispute["payment_intent"], str) and not dispute["metadata"]
+    deliver(stripe_account.id, "charge.dispute.created", dispute)
+    assert process_all() == ["already_processed", "processed"]
+    chargeback = payment.refunds.get()
+    assert (chargeback.amount_minor, chargeback.gateway_refund_reference) == (500, dispute["id"])
+    payment.refresh_from_db()
+    assert payment.status == "partially_refunded"
 
 
 def test_account_api_refuses_a_live_key_on_a_test_account(api, merchant):

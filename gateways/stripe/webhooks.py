@@ -200,7 +200,7 @@ def _charge_refunded(obj: dict, base: dict, event: dict) -> WebhookNotification:
         currency=currency,
         refunded_amount_minor=refunded,
         refund=RefundReport(total_minor=refunded),
-        raw={"id": event["id"], "type": "charge.refunded"},
+        raw={"id": event["id"], "type": "charge.refunded", "payment_intent": _intent_id(obj)},
         **base,
     )
 
@@ -223,9 +223,22 @@ def _refund_event(obj: dict, base: dict, event: dict) -> WebhookNotification:
         )
         if succeeded
         else None,
-        raw={"id": event["id"], "type": event["type"], "refund_status": str(obj.get("status") or "")},
+        raw={
+            "id": event["id"],
+            "type": event["type"],
+            "refund_status": str(obj.get("status") or ""),
+            "payment_intent": _intent_id(obj),
+        },
         **base,
     )
+
+
+def _intent_id(obj: dict) -> str:
+    """The PaymentIntent a charge, refund or dispute belongs to (an id, or an expanded intent's id), "" if none:
+    StripeGateway.resolve_notification reads our payment id from it when the object itself does not name it."""
+    intent = obj.get("payment_intent")
+    intent = intent.get("id") if isinstance(intent, dict) else intent
+    return intent if isinstance(intent, str) else ""
 
 
 def _dispute_event(obj: dict, base: dict, event: dict) -> WebhookNotification:
@@ -251,7 +264,7 @@ def _dispute_event(obj: dict, base: dict, event: dict) -> WebhookNotification:
             "type": "charge.dispute.created",
             "reason": str(obj.get("reason") or ""),
             # Resolved to our payment id before the notification is applied (StripeGateway.resolve_notification).
-            "payment_intent": intent if isinstance(intent, str) else "",
+            "payment_intent": _intent_id(obj),
         },
         **base,
     )

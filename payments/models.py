@@ -212,6 +212,15 @@ class Payment(TimeStampedModel):
         return f"{self.id} ({self.status})"
 
 
+class PaymentReview(Payment):
+    """The admin's review queue (payments/review_admin.py): the payments the risk check flagged. Same table."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged payment"
+        verbose_name_plural = "review queue (flagged payments)"
+
+
 class RefundOrigin(models.TextChoices):
     API = "api", "API"  # POST /v1/payments/{id}/refunds
     ADMIN = "admin", "Admin"  # the payment admin's "Refund" action (finance)

@@ -2,8 +2,9 @@
 
 import django.contrib.postgres.indexes
 import django.db.models.deletion
-import risk.models
 from django.db import migrations, models
+
+import risk.models
 
 
 class Migration(migrations.Migration):

@@ -98,6 +98,11 @@ def _evaluate(ctx: RiskContext, *, raw_email: str) -> RiskAssessment:
     return assess(rules, hard=over, soft=soft)
 
 
+def risk_velocity_purge() -> int:
+    """Delete velocity rows that left the day window (the `risk.purge_velocity` job). Returns how many."""
+    return velocity.pg_purge()
+
+
 # ---- settings ------------------------------------------------------------------------------------------------
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")

@@ -14,6 +14,7 @@ after the invoice is locked and before any gateway call.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -90,6 +91,17 @@ def payment_blocked_error(payment: Payment) -> PaymentBlocked:
         "gateway.",
         extra={"payment": payment.id, "risk_reasons": payment.risk_reasons},
     )
+
+
+def payment_record_checkout_ip(*, payment_id: str, ip: str | None) -> None:
+    """The payer's IP as the (sandbox) checkout page saw it, kept on the payment for the review queue. The last
+    one wins; an unreadable address is ignored. One UPDATE, no lock needed (no other writer touches it)."""
+    try:
+        address = str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return
+    if address:
+        Payment.objects.filter(pk=payment_id).update(checkout_ip=address)
 
 
 def _blocked_message(assessment: RiskAssessment) -> str:

@@ -129,3 +129,26 @@ def test_bad_risk_input_is_a_400_and_writes_nothing(merchant, api, risk, param):
     assert response.status_code == 400, response.content
     assert response.json()["error"]["param"] in (param, "risk")
     assert not Payment.objects.filter(invoice_id=invoice.id).exists()
+
+
+def test_the_sandbox_checkout_records_the_payers_ip_through_trusted_proxies(merchant, api, settings):
+    from django.test import Client
+
+    from gateways.models import SandboxCheckoutSession
+
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    invoice = make_invoice(merchant)
+    created = api.post(
+        f"/v1/invoices/{invoice.id}/payments", {"risk": {"customer_ip": "2001:db8::0:1"}}, format="json"
+    ).json()
+    assert Payment.objects.get(pk=created["id"]).customer_ip == "2001:db8::1"
+    session = SandboxCheckoutSession.objects.get(payment_id=created["id"])
+    path = "/" + created["payment_url"].split("://", 1)[1].split("/", 1)[1]
+    response = Client().post(
+        path,
+        {"nonce": session.form_nonce, "action": "pay"},
+        REMOTE_ADDR="10.1.2.3",
+        HTTP_X_FORWARDED_FOR="192.0.2.1, 198.51.100.23",
+    )
+    assert response.status_code == 200
+    assert Payment.objects.get(pk=created["id"]).checkout_ip == "198.51.100.23"

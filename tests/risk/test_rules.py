@@ -206,3 +206,15 @@ def test_a_change_made_elsewhere_is_seen_by_the_next_evaluation(merchant, set_ru
     row.blocked_emails = ["budi@example.com"]
     row.save()  # not through the service: no invalidation in this process
     assert evaluate(merchant).decision == "block"
+
+
+def test_the_purge_deletes_only_rows_older_than_a_day(merchant):
+    from risk.services import risk_velocity_purge
+
+    now = timezone.now()
+    for age in (timedelta(hours=23), timedelta(hours=25)):
+        VelocityHit.objects.create(
+            merchant_id=merchant.pk, mode="test", key="ip:198.51.100.1", created_at=now - age
+        )
+    assert risk_velocity_purge() == 1
+    assert list(VelocityHit.objects.values_list("created_at", flat=True)) == [now - timedelta(hours=23)]

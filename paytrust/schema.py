@@ -286,6 +286,7 @@ RESOURCE_TAGS = [
     ("/v1/reports", "reports"),
     ("/v1/balance", "balance"),
     ("/v1/merchant", "merchant"),
+    ("/v1/risk-settings", "risk"),
 ]
 
 

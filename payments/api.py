@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -48,10 +48,26 @@ from paytrust.serializers import StrictSerializer
 # ---- serializers (shape only) --------------------------------------------------------------------------------
 
 
+@extend_schema_field({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+class IpAddressField(serializers.CharField):
+    """An IPv4 or IPv6 address (`ipaddress`), returned in its canonical form ("2001:db8::1"); no zone id."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=45, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            if "%" in value:
+                raise ValueError(value)
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise serializers.ValidationError("Not an IPv4 or IPv6 address.", code="invalid") from None
+
+
 class PaymentRiskInput(StrictSerializer):
-    customer_ip = serializers.CharField(
+    customer_ip = IpAddressField(
         required=False,
-        max_length=45,
         help_text="The payer's IP address (IPv4 or IPv6) as your server saw it: checked against the IP block list "
         "and counted by the IP velocity limits.",
     )
@@ -60,12 +76,6 @@ class PaymentRiskInput(StrictSerializer):
         max_length=128,
         help_text="Your identifier of the payer's device (at most 128 characters): device block list and velocity.",
     )
-
-    def validate_customer_ip(self, value: str) -> str:
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            raise serializers.ValidationError("Not an IPv4 or IPv6 address.") from None
 
 
 class PaymentCreateInput(StrictSerializer):

@@ -135,7 +135,7 @@ class RiskSettingsViewSet(ApiViewSet):
         ],
     )
     def partial_update(self, request):
-        body = RiskSettingsInput(data=request.data if request.data is not None else {})
+        body = RiskSettingsInput(data=request.data)  # a JSON object; null or a list is a 400
         body.is_valid(raise_exception=True)
         values = services.risk_settings_update(
             **tenant(request), changes=dict(body.validated_data), actor=Actor.for_key(request)

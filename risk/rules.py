@@ -175,6 +175,16 @@ def rules_for(merchant_id: str, mode: str, version: datetime | None) -> Rules:
     return rules
 
 
+def rules_cached(merchant_id: str, mode: str) -> Rules:
+    """The cached rules of (merchant, mode), loaded on a miss (one query). The caller checks their version against
+    the one its evaluation reads and reloads with `rules_for` when it changed."""
+    cached = _cache.get((merchant_id, mode))
+    if cached is not None:
+        return cached
+    row = RiskSettings.objects.filter(merchant_id=merchant_id, mode=mode).values_list("updated_at", flat=True)
+    return rules_for(merchant_id, mode, row.first())
+
+
 def rules_invalidate(merchant_id: str, mode: str) -> None:
     with _cache_lock:
         _cache.pop((merchant_id, mode), None)

@@ -24,6 +24,7 @@ from risk.rules import (
     assess,
     blocklist_reasons,
     engine_error_assessment,
+    rules_cached,
     rules_for,
     rules_invalidate,
     soft_reasons,
@@ -52,7 +53,8 @@ def risk_evaluate(
 
     Call it inside the transaction that records the payment (payments' phase 1): on the PostgreSQL backend the
     velocity keys stay locked until that transaction commits, so a concurrent attempt of the same e-mail, IP or
-    device counts this one. Its own work runs in a savepoint: a failure leaves the caller's transaction usable.
+    device counts this one. Its database work is one call of `paytrust_risk_check`, which rolls back its own
+    errors (a subtransaction inside the function): a failure leaves the caller's transaction usable.
     An attempt that passes (allow/review) is recorded in the velocity log; a blocked one is not.
     """
     try:
@@ -65,8 +67,11 @@ def risk_evaluate(
             customer_ip=str(ipaddress.ip_address(customer_ip)) if customer_ip else "",
             device_id=device_id or "",
         )
-        with transaction.atomic():
-            assessment = _evaluate(ctx, raw_email=email or "")
+        if transaction.get_connection().in_atomic_block:
+            assessment = _evaluate(ctx, raw_email=email or "")  # errors roll back inside paytrust_risk_check
+        else:
+            with transaction.atomic():  # called on its own: the key locks last until this commits
+                assessment = _evaluate(ctx, raw_email=email or "")
     except Exception:  # noqa: BLE001 - the engine must never stop a payment (SPEC §13)
         logger.exception("risk engine failed; payment proceeds flagged", extra={"merchant": merchant_id})
         metrics.risk_engine_error()
@@ -76,26 +81,27 @@ def risk_evaluate(
 
 
 def _evaluate(ctx: RiskContext, *, raw_email: str) -> RiskAssessment:
+    """Score with the cached rules; if the settings changed meanwhile (the version read differs), score again with
+    the new ones (the first call then recorded nothing)."""
     keys = ctx.velocity_keys()
     redis = velocity.use_redis()
-    if not redis:
-        velocity.pg_lock(ctx, list(keys.values()))
-    version, paid_before, counted = velocity.pg_read(
-        ctx, raw_email=raw_email, keys=[] if redis else list(keys.values())
-    )
-    rules = rules_for(ctx.merchant_id, ctx.mode, version)
-    hard = blocklist_reasons(rules, ctx)
-    soft = soft_reasons(rules, ctx, new_customer=not paid_before)
-    if hard or not keys:
-        return assess(rules, hard=hard, soft=soft)
-    if redis:
-        counts, _recorded = velocity.redis_reserve(ctx, keys, rules)
+    rules = rules_cached(ctx.merchant_id, ctx.mode)
+    for _ in range(2):
+        hard = blocklist_reasons(rules, ctx)
+        checked = velocity.pg_check(
+            ctx, raw_email=raw_email, keys={} if redis else keys, rules=rules, record=not hard
+        )
+        if checked.version != rules.version:
+            rules = rules_for(ctx.merchant_id, ctx.mode, checked.version)
+            continue
+        soft = soft_reasons(rules, ctx, new_customer=not checked.paid_before)
+        if hard or not keys:
+            return assess(rules, hard=hard, soft=soft)
+        counts = checked.counts
+        if redis:
+            counts, _recorded = velocity.redis_reserve(ctx, keys, rules)
         return assess(rules, hard=velocity_reasons(rules, counts), soft=soft)
-    counts = {kind: counted.get(key, (0, 0)) for kind, key in keys.items()}
-    over = velocity_reasons(rules, counts)
-    if not over:
-        velocity.pg_record(ctx, list(keys.values()))
-    return assess(rules, hard=over, soft=soft)
+    raise RuntimeError("the risk settings changed twice during one evaluation")
 
 
 def risk_velocity_purge() -> int:

@@ -4,11 +4,12 @@ What is counted: payment attempts that PASSED the risk check (allowed or flagged
 `device:…`) of a merchant and mode, in the last hour and the last day. An attempt is allowed only if, counting
 itself, no limit is exceeded; it is then recorded. Check and record are one atomic step per key:
 
-- PostgreSQL (default): a transaction advisory lock per key (taken in sorted order, so two attempts sharing two
-  keys never deadlock), then one statement reads the counts (a fresh READ COMMITTED snapshot, taken after the
-  lock was granted, so every attempt committed before sees it), then the attempt's rows are inserted. The lock is
-  held until the CALLER's transaction commits (payments' phase 1 records the payment in the same transaction), so
-  the next attempt of that key counts this one. Rows are purged after a day (`risk.purge_velocity` job).
+- PostgreSQL (default): one call of `paytrust_risk_check` (migration risk/0002, one round trip): a transaction
+  advisory lock per key (in sorted order, so two attempts sharing two keys never deadlock), then the counts (a
+  fresh READ COMMITTED snapshot per statement, taken after the locks were granted, so every attempt committed
+  before is seen), then the attempt's rows. The locks are held until the CALLER's transaction commits (payments'
+  phase 1 records the payment in the same transaction), so the next attempt of a key counts this one. Rows are
+  purged after a day (`risk.purge_velocity` job).
 - Redis (when settings.REDIS_URL is set, the same client configuration as the API rate limiter): one Lua script
   over one sorted set per key (atomic in Redis); entries expire with the day window. The keys of one tenant share
   a hash tag, so the script also runs on a Redis Cluster.
@@ -22,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
@@ -41,58 +44,44 @@ def _lock_id(ctx: RiskContext, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def pg_lock(ctx: RiskContext, keys: list[str]) -> None:
-    """Transaction advisory locks on the attempt's keys, in sorted order (call inside a transaction)."""
-    if not keys:
-        return
-    ids = sorted(_lock_id(ctx, key) for key in keys)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [ids])
+@dataclass(frozen=True)
+class Checked:
+    version: datetime | None  # the settings row's updated_at (None: no row, the defaults)
+    paid_before: bool  # the customer e-mail has a paid invoice at this merchant+mode
+    counts: dict[str, tuple[int, int]]  # kind -> (last hour, last day), before this attempt
+    recorded: bool  # the attempt was added to the velocity log
 
 
-# Tables: risk_risksettings, invoices_invoice (its customer_email index), risk_velocityhit (risk_velocity_key).
-_READ_SQL = """
-SELECT
-  (SELECT updated_at FROM risk_risksettings WHERE merchant_id = %(merchant)s AND mode = %(mode)s),
-  EXISTS (
-    SELECT 1 FROM invoices_invoice
-    WHERE customer_email = %(email)s AND merchant_id = %(merchant)s AND mode = %(mode)s AND amount_paid_minor > 0
-  ),
-  (SELECT coalesce(json_object_agg(key, json_build_array(hour, day)), '{}'::json) FROM (
-     SELECT key, count(*) FILTER (WHERE created_at > clock_timestamp() - interval '1 hour') AS hour,
-            count(*) AS day
-     FROM risk_velocityhit
-     WHERE merchant_id = %(merchant)s AND mode = %(mode)s AND key = ANY(%(keys)s)
-       AND created_at > clock_timestamp() - interval '1 day'
-     GROUP BY key) AS c)
-"""
-
-
-def pg_read(ctx: RiskContext, *, raw_email: str, keys: list[str]) -> tuple:
-    """(settings version or None, whether the e-mail has a paid invoice here, {key: (hour, day)}) in one query.
-    `keys` empty: no counts (the Redis backend counts)."""
+def pg_check(
+    ctx: RiskContext, *, raw_email: str, keys: dict[str, str], rules: Rules, record: bool
+) -> Checked:
+    """One call of `paytrust_risk_check` (migration risk/0002): lock the keys, read the settings version, the
+    customer's history and the counts, and record the attempt when `record` and within `rules`' limits (and the
+    settings are still `rules.version`). `keys` empty: only the version and history (the Redis backend counts).
+    Call inside a transaction: the locks are held until it ends. Raises on a database error."""
+    kinds = list(keys)
+    lock_ids = sorted(_lock_id(ctx, keys[kind]) for kind in kinds)
     with connection.cursor() as cursor:
         cursor.execute(
-            _READ_SQL,
-            {"merchant": ctx.merchant_id, "mode": ctx.mode, "email": raw_email, "keys": keys},
+            "SELECT * FROM paytrust_risk_check(%s, %s, %s, %s::text[], %s::bigint[], %s::integer[], "
+            "%s::integer[], %s, %s)",
+            [
+                ctx.merchant_id,
+                ctx.mode,
+                raw_email,
+                [keys[kind] for kind in kinds],
+                lock_ids,
+                [rules.limits[kind][0] for kind in kinds],
+                [rules.limits[kind][1] for kind in kinds],
+                record,
+                rules.version,
+            ],
         )
-        version, paid_before, counts = cursor.fetchone()
-    if isinstance(counts, str):  # psycopg returns json as parsed objects; be lenient
-        import json
-
-        counts = json.loads(counts)
-    return version, bool(paid_before), {key: (int(h), int(d)) for key, (h, d) in (counts or {}).items()}
-
-
-def pg_record(ctx: RiskContext, keys: list[str]) -> None:
-    if not keys:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO risk_velocityhit (merchant_id, mode, key, created_at) "
-            "SELECT %s, %s, k, clock_timestamp() FROM unnest(%s::text[]) AS k",
-            [ctx.merchant_id, ctx.mode, keys],
-        )
+        version, paid_before, hours, days, recorded, error = cursor.fetchone()
+    if error:
+        raise RuntimeError(f"paytrust_risk_check failed: {error}")
+    counts = {kind: (int(hours[i]), int(days[i])) for i, kind in enumerate(kinds)}
+    return Checked(version=version, paid_before=bool(paid_before), counts=counts, recorded=bool(recorded))
 
 
 def pg_purge() -> int:

@@ -117,6 +117,7 @@ def test_corrupt_stored_rules_are_an_engine_failure_not_a_500(
     [
         ({"customer_ip": "300.1.1.1"}, "risk.customer_ip"),
         ({"customer_ip": "10.0.0.0/8"}, "risk.customer_ip"),
+        ({"customer_ip": "fe80::1%eth0"}, "risk.customer_ip"),
         ({"device_id": "x" * 129}, "risk.device_id"),
         ({"device_id": ""}, "risk.device_id"),
         ({"email": "a@b.c"}, "risk.email"),

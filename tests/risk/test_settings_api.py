@@ -93,5 +93,12 @@ def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(merchant, api, 
     assert not RiskSettings.objects.filter(merchant=merchant).exists()
 
 
+@pytest.mark.parametrize("body", ["null", "[]", '"x"'])
+def test_a_body_that_is_not_an_object_is_a_400(merchant, api, body):
+    response = api.generic("PATCH", "/v1/risk-settings", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert not RiskSettings.objects.filter(merchant=merchant).exists()
+
+
 def test_without_a_key_it_is_401(client):
     assert client.get("/v1/risk-settings").status_code == 401

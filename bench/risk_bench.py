@@ -12,10 +12,11 @@ new-customer thresholds in three currencies, velocity limits per e-mail / IP / d
 `--invoices` invoices through `invoice_create` for 2,000 customer e-mails, and `--history` velocity rows spread
 over the last 24 hours across 20,000 e-mails, 20,000 IPs and 20,000 devices (COPY), then VACUUM ANALYZE.
 
-Then `--evaluations` calls of `risk_evaluate`, each in its own transaction (what it costs when called outside
-initiation: advisory locks, the one read, the insert, the COMMIT), a mix of attempts: 80 % ordinary customers
-from the history, 10 % on a block list, 10 % above an amount threshold. Each call is timed with perf_counter;
-p50 / p95 / p99 / max are printed with the decisions. With `--redis`, the same again with REDIS_URL set (the
+Then `--evaluations` calls of `risk_evaluate` (a mix of attempts: 80 % ordinary customers from the history, 10 %
+on a block list, 10 % above an amount threshold), alternating two arms: inside an open transaction, as
+initiation's phase 1 calls it (the COMMIT belongs to the payment's insert and is not timed), and on its own (its
+COMMIT timed); a bare `SELECT 1` round trip is timed after each call as the machine's floor. Each is timed with
+perf_counter; p50 / p95 / p99 / max are printed per arm with the decisions and the load average. With `--redis`, the same again with REDIS_URL set (the
 velocity log in Redis; the settings version and new-customer read still one PostgreSQL query).
 """
 
@@ -141,27 +142,49 @@ def attempt(rng: random.Random) -> dict:
     return kwargs
 
 
+def _summary(label: str, timings: list[float]) -> str:
+    ms = sorted(t * 1000 for t in timings)
+    q = statistics.quantiles(ms, n=100)
+    return (
+        f"{label}: n={len(ms)} p50 {q[49]:.3f} ms, p95 {q[94]:.3f} ms, p99 {q[98]:.3f} ms, max {ms[-1]:.3f} ms, "
+        f"mean {statistics.fmean(ms):.3f} ms"
+    )
+
+
 def measure(merchant, count: int, rng: random.Random, label: str) -> None:
+    """Three timings per round, alternated: `in_txn` = risk_evaluate inside an open transaction, as initiation's
+    phase 1 calls it (the COMMIT, shared with the payment's insert, not timed); `own_txn` = risk_evaluate on its
+    own (its COMMIT timed); `select1` = a bare `SELECT 1` round trip on the same connection (the machine's floor)."""
+    from django.db import connection, transaction
+
     from risk.services import risk_evaluate
 
-    for _ in range(200):  # warm up: connection, prepared plans, the rules cache
+    for _ in range(200):  # warm up: connection, plans, the rules cache
         risk_evaluate(merchant_id=merchant.pk, mode="test", **attempt(rng))
-    timings, decisions = [], Counter()
-    for _ in range(count):
+    arms: dict[str, list[float]] = {"in_txn": [], "own_txn": [], "select1": []}
+    decisions = Counter()
+    for i in range(count):
         kwargs = attempt(rng)
-        t0 = time.perf_counter()
-        assessment = risk_evaluate(merchant_id=merchant.pk, mode="test", **kwargs)
-        timings.append(time.perf_counter() - t0)
+        if i % 2 == 0:
+            with transaction.atomic():
+                t0 = time.perf_counter()
+                assessment = risk_evaluate(merchant_id=merchant.pk, mode="test", **kwargs)
+                arms["in_txn"].append(time.perf_counter() - t0)
+        else:
+            t0 = time.perf_counter()
+            assessment = risk_evaluate(merchant_id=merchant.pk, mode="test", **kwargs)
+            arms["own_txn"].append(time.perf_counter() - t0)
         decisions[assessment.decision] += 1
         if any(r.code == "risk_engine_error" for r in assessment.reasons):
             raise SystemExit("the engine failed during the benchmark; see the log")
-    timings.sort()
-    ms = [t * 1000 for t in timings]
-    q = statistics.quantiles(ms, n=100)
-    print(
-        f"{label}: {count} evaluations: p50 {q[49]:.3f} ms, p95 {q[94]:.3f} ms, p99 {q[98]:.3f} ms, "
-        f"max {ms[-1]:.3f} ms, mean {statistics.fmean(ms):.3f} ms; decisions {dict(decisions)}"
-    )
+        with connection.cursor() as cursor:
+            t0 = time.perf_counter()
+            cursor.execute("SELECT 1")
+            arms["select1"].append(time.perf_counter() - t0)
+    for arm, timings in arms.items():
+        print(_summary(f"{label} {arm}", timings))
+    print(f"{label} decisions: {dict(decisions)}")
+    print(f"load average: {os.getloadavg()}")
 
 
 def main() -> int:

@@ -120,7 +120,7 @@ class RiskSettingsViewSet(ApiViewSet):
         summary="Change the risk rules (fields not sent are kept)",
         description=_DESCRIPTION + " Lists and maps replace the stored ones. Audited.",
         request=RiskSettingsInput,
-        responses={200: RiskSettingsOutput, **error_responses(400)},
+        responses={200: RiskSettingsOutput, **error_responses(400, 422)},
         examples=[
             OpenApiExample(
                 "Stricter velocity, a block list and an IDR threshold",

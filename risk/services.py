@@ -15,7 +15,7 @@ from django.db import transaction
 from apikeys.models import AuditLog
 from apikeys.services import Actor, audit_record
 from paytrust import metrics, money
-from paytrust.errors import ValidationError
+from paytrust.errors import Unprocessable, ValidationError
 from risk import velocity
 from risk.models import DEFAULTS, RiskSettings
 from risk.rules import (
@@ -196,7 +196,7 @@ def risk_settings_normalise(changes: dict) -> dict:
 
 def risk_settings_update(*, merchant, mode: str, changes: dict, actor: Actor) -> dict:
     """Apply a partial update to (merchant, mode)'s rules (creating its row from the defaults on first use);
-    review_threshold must stay below block_threshold (400). Audited (`risk_settings.update`, with the new values).
+    review_threshold must stay below block_threshold (422 `risk_thresholds_invalid`). Audited (`risk_settings.update`, with the new values).
     Returns the settings' values (risk.selectors.risk_settings_values)."""
     normalised = risk_settings_normalise(changes)
     with transaction.atomic():
@@ -204,8 +204,11 @@ def risk_settings_update(*, merchant, mode: str, changes: dict, actor: Actor) ->
         for name, value in normalised.items():
             setattr(row, name, value)
         if row.review_threshold >= row.block_threshold:
-            raise ValidationError(
-                "review_threshold must be lower than block_threshold.",
+            # Each value is valid alone; together they cannot work (422, like every cross-field rule).
+            raise Unprocessable(
+                f"review_threshold ({row.review_threshold}) must be lower than block_threshold "
+                f"({row.block_threshold}).",
+                code="risk_thresholds_invalid",
                 param="review_threshold" if "review_threshold" in normalised else "block_threshold",
             )
         row.save()

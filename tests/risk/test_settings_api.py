@@ -69,7 +69,6 @@ def test_settings_are_per_merchant_and_mode(merchant, other_merchant, api, clien
     [
         ({"review_threshold": 0}, "review_threshold"),
         ({"block_threshold": 101}, "block_threshold"),
-        ({"review_threshold": 80}, "review_threshold"),  # not below the block threshold (80)
         ({"velocity_email_hour": 0}, "velocity_email_hour"),
         ({"velocity_email_hour": "many"}, "velocity_email_hour"),
         ({"amount_thresholds": {"XXX": "100"}}, "amount_thresholds.XXX"),
@@ -90,6 +89,14 @@ def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(merchant, api, 
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == param, error
+    assert not RiskSettings.objects.filter(merchant=merchant).exists()
+
+
+def test_a_review_threshold_not_below_the_block_threshold_is_a_422(merchant, api):
+    response = api.patch("/v1/risk-settings", {"review_threshold": 80}, format="json")  # block is 80
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("risk_thresholds_invalid", "review_threshold")
     assert not RiskSettings.objects.filter(merchant=merchant).exists()
 
 

@@ -44,6 +44,14 @@ class HoldOperation(models.TextChoices):
     COMPLETE = "complete", "Complete an approved payment"
 
 
+# Risk review (docs/adr/0053-risk-scoring.md): a payment the risk check flagged waits for finance staff.
+class ReviewStatus(models.TextChoices):
+    NONE = "none", "Not flagged"
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
 # A payment in one of these may still collect money: at most one per (invoice, installment) at a time.
 OPEN_STATUSES = (
     PaymentStatus.INITIATING,
@@ -109,12 +117,26 @@ class Payment(TimeStampedModel):
     reconciled_at = models.DateTimeField(null=True, blank=True)
     reconcile_attempts = models.PositiveIntegerField(default=0)
 
+    # Risk (docs/adr/0053): the score and reasons of the check made before the gateway was called (null: made
+    # before risk scoring existed), what the merchant told us of the payer, the IP the sandbox checkout saw, and
+    # the review of a flagged payment. A blocked attempt is a `failed` payment with failure_code payment_blocked.
+    risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    risk_reasons = models.JSONField(default=list, blank=True)
+    customer_ip = models.GenericIPAddressField(null=True, blank=True)
+    device_id = models.CharField(max_length=128, blank=True, default="")
+    checkout_ip = models.GenericIPAddressField(null=True, blank=True)
+    review_status = models.CharField(max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.NONE)
+    reviewed_by = models.CharField(max_length=200, blank=True, default="")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
         permissions = [
             ("reconcile_payment", "Can reconcile payments with the gateway"),
             ("refund_payment", "Can refund payments"),
+            ("approve_payment_review", "Can approve a payment flagged by the risk check"),
+            ("reject_payment_review", "Can reject a payment flagged by the risk check"),
         ]
         indexes = [
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="payment_tenant_created"),
@@ -127,6 +149,10 @@ class Payment(TimeStampedModel):
             ),
             # Reports: succeeded payments by time.
             models.Index(fields=["succeeded_at"], name="payment_succeeded_at"),
+            # The admin's review queue: flagged payments waiting for a decision.
+            models.Index(
+                fields=["created_at"], name="payment_review_pending", condition=Q(review_status="pending")
+            ),
         ]
         constraints = [
             # Never two open payments (two live gateway charges) for one installment.
@@ -151,6 +177,11 @@ class Payment(TimeStampedModel):
                 name="payment_amounts_valid",
             ),
             models.CheckConstraint(condition=Q(installment_number__gte=1), name="payment_installment_valid"),
+            models.CheckConstraint(
+                condition=Q(review_status__in=[r.value for r in ReviewStatus])
+                & (Q(risk_score__isnull=True) | Q(risk_score__lte=100)),
+                name="payment_review_valid",
+            ),
             models.CheckConstraint(
                 condition=Q(capture_method__in=[c.value for c in CaptureMethod]),
                 name="payment_capture_method_valid",
@@ -186,6 +217,15 @@ class Payment(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
+
+
+class PaymentReview(Payment):
+    """The admin's review queue (payments/review_admin.py): the payments the risk check flagged. Same table."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged payment"
+        verbose_name_plural = "review queue (flagged payments)"
 
 
 class RefundOrigin(models.TextChoices):

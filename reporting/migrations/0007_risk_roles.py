@@ -29,7 +29,7 @@ def _of(app_label: str) -> dict[str, tuple[str, ...]]:
 class Migration(migrations.Migration):
     dependencies = [
         ("reporting", "0006_ledger_check_roles"),
-        ("payments", "0012_review_queue"),
+        ("payments", "0013_review_queue"),
         ("risk", "0001_risk_settings_and_velocity"),
     ]
 

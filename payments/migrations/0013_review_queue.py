@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0011_payment_risk"),
+        ("payments", "0012_payment_risk"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
         ("gateways", "0006_stripe_paypal_manual"),
         ("invoices", "0006_back_office_permissions"),
         ("merchants", "0001_initial"),
-        ("payments", "0010_refund_report_index"),
+        ("payments", "0011_complete_approved_payment"),
     ]
 
     operations = [

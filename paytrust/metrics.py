@@ -9,6 +9,7 @@ Helpers other apps call (cheap, never raise):
     gateway_call_observed(gateway, seconds, outcome)             outcome: "ok", "error", "timeout", ...
     deliveries_total.labels(outcome="succeeded").inc() / delivery_observed(outcome)
     rate_limited(), idempotent_replay(), auth_failed(reason), rate_limit_store_error(backend=)
+    risk_decision(decision), risk_engine_error()                  (risk.services.risk_evaluate)
 At scrape time `/metrics` also reports `paytrust_jobs_waiting{queue=…}` (procrastinate jobs to do, per queue):
 the outbound webhook queue's depth is `paytrust_jobs_waiting{queue="outbound_webhooks"}` (one job per delivery
 waiting or due; it replaced a gauge that only the old delivery sweeper set), and the latest ledger verification
@@ -73,6 +74,14 @@ idempotent_replays_total = Counter(
 auth_failures_total = Counter(
     "paytrust_auth_failures_total", "Failed API-key authentications, by reason.", ["reason"]
 )
+risk_decisions_total = Counter(
+    "paytrust_risk_decisions_total",
+    "Risk checks before a payment, by decision (allow, review, block).",
+    ["decision"],
+)
+risk_engine_errors_total = Counter(
+    "paytrust_risk_engine_errors_total", "Risk checks that failed (the payment proceeded flagged, score 50)."
+)
 
 
 def _safe(fn):
@@ -123,6 +132,16 @@ def idempotent_replay() -> None:
 @_safe
 def auth_failed(reason: str) -> None:
     auth_failures_total.labels(reason=reason).inc()
+
+
+@_safe
+def risk_decision(decision: str) -> None:
+    risk_decisions_total.labels(decision=decision).inc()
+
+
+@_safe
+def risk_engine_error() -> None:
+    risk_engine_errors_total.inc()
 
 
 class JobQueueCollector:

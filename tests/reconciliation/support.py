@@ -4,15 +4,19 @@ through `refund_create`, ledger balances."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 from django.db.models import Sum
 from django.utils import timezone
 
 from gateways.models import GatewayAccount, SandboxCheckoutSession
 from gateways.sandbox import services as sandbox
+from invoices.calc import CustomerIn, LineItemIn
+from invoices.services import invoice_create
 from ledger.models import Entry
 from payments.models import Payment
 from payments.services import payment_initiate, refund_create
-from tests.payments.factories import make_invoice
 from tests.webhooks.inbound_support import process_all
 from webhooks.inbound.services import sandbox_notification_receive
 
@@ -22,7 +26,17 @@ def sandbox_account(merchant) -> GatewayAccount:
 
 
 def initiated(merchant, amount: str, currency: str = "IDR") -> Payment:
-    invoice = make_invoice(merchant, amount=amount, currency=currency)
+    """An invoice of one line `amount` for a new customer each time (200 payments by one e-mail in an hour would
+    rightly be blocked by the risk check's velocity rule), and its payment initiated at the sandbox."""
+    invoice = invoice_create(
+        merchant=merchant,
+        mode="test",
+        currency=currency,
+        gateway=sandbox_account(merchant).id,
+        line_items=[LineItemIn("Widget", 1, amount, "0")],
+        customer=CustomerIn("Budi", f"buyer-{uuid.uuid4().hex[:12]}@example.com", "+628123456789"),
+        expires_at=timezone.now() + timedelta(hours=24),
+    )
     return payment_initiate(merchant=merchant, mode="test", invoice_id=invoice.id).payment
 
 

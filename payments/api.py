@@ -269,7 +269,9 @@ class InvoiceViewSet(ApiViewSet):
             "`invoice_expired`. Gateway refusal: 502 `gateway_error` (payment `failed`); gateway timeout: 504 "
             '(payment `unknown`, settled later by reconciliation). `capture_method: "manual"` authorizes only '
             "(the payment becomes `authorized`; capture it with POST /v1/payments/{id}/capture); a gateway that "
-            "cannot hold money gives 400 `capture_method_unsupported`."
+            "cannot hold money gives 400 `capture_method_unsupported`; a gateway account that no longer takes the "
+            "invoice's currency gives 400 `gateway_currency_unsupported` (GET /v1/gateway-accounts shows each "
+            "gateway's capabilities)."
         ),
         request=PaymentCreateInput,
         responses={

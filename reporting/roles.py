@@ -35,6 +35,9 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "gateways.view_gatewayaccount",
     "gateways.view_gatewayfee",
     "gateways.view_sandboxcheckoutsession",
+    "gateways.view_manualtransfer",  # the manual bank-transfer gateway (docs/adr/0052)
+    "gateways.view_banktransferreceipt",
+    "gateways.view_manualrefund",
     "webhooks.view_webhookendpoint",
     "webhooks.view_event",
     "webhooks.view_delivery",
@@ -66,6 +69,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "payments.reconcile_payment",
         "payments.refund_payment",
         "reporting.view_financial_report",
+        "gateways.record_banktransferreceipt",  # record a received bank transfer (docs/adr/0052)
+        "gateways.payout_manualrefund",  # mark a manual refund paid out by hand
     ),
     OPERATIONS: VIEW_EVERYTHING
     + (

@@ -139,7 +139,16 @@ class GatewayAccountAdmin(BackOfficeAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["merchant", "mode", "gateway", "currencies", "enabled", "credentials", "metadata", "bank_details"]
+            return [
+                "merchant",
+                "mode",
+                "gateway",
+                "currencies",
+                "enabled",
+                "credentials",
+                "metadata",
+                "bank_details",
+            ]
         return [
             "id",
             "merchant",

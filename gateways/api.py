@@ -87,11 +87,19 @@ class BankDetailsField(serializers.JSONField):
     """The manual gateway's bank details (gateways/manual/config.py validates them in the service)."""
 
 
+@extend_schema_field({**BANK_DETAILS_SCHEMA, "nullable": True})
+class BankDetailsOutputField(serializers.JSONField):
+    pass
+
+
 class CapabilitiesOutput(serializers.Serializer):
     currencies = serializers.ListField(
-        child=serializers.CharField(), help_text="Currencies the gateway can take (of those PayTrust enables)."
+        child=serializers.CharField(),
+        help_text="Currencies the gateway can take (of those PayTrust enables).",
     )
-    manual_capture = serializers.BooleanField(help_text='Accepts capture_method "manual" (authorize, capture later).')
+    manual_capture = serializers.BooleanField(
+        help_text='Accepts capture_method "manual" (authorize, capture later).'
+    )
     refunds = serializers.BooleanField()
     partial_refunds = serializers.BooleanField()
     refunds_paid_out_by_hand = serializers.BooleanField(
@@ -163,8 +171,10 @@ class GatewayAccountOutput(serializers.Serializer):
     )
     webhook_url = serializers.CharField(help_text="Configure this as the notification URL at the gateway.")
     metadata = serializers.DictField(child=serializers.CharField())
-    bank_details = BankDetailsField(allow_null=True, help_text="manual gateway: the bank details; else null.")
-    capabilities = CapabilitiesOutput(help_text="What the gateway's adapter can do (the same for every account).")
+    bank_details = BankDetailsOutputField(help_text="manual gateway: the bank details; else null.")
+    capabilities = CapabilitiesOutput(
+        help_text="What the gateway's adapter can do (the same for every account)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

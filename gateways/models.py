@@ -242,8 +242,12 @@ class BankTransferReceipt(models.Model):
     applied to the payment through an inbound notification whose event id derives from the bank reference."""
 
     transfer = models.ForeignKey(ManualTransfer, on_delete=models.PROTECT, related_name="receipts")
-    account = models.ForeignKey(GatewayAccount, on_delete=models.PROTECT, related_name="bank_transfer_receipts")
-    bank_reference = models.CharField(max_length=64, help_text="The bank's id of the transfer (statement line).")
+    account = models.ForeignKey(
+        GatewayAccount, on_delete=models.PROTECT, related_name="bank_transfer_receipts"
+    )
+    bank_reference = models.CharField(
+        max_length=64, help_text="The bank's id of the transfer (statement line)."
+    )
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     received_on = models.DateField()
@@ -255,7 +259,9 @@ class BankTransferReceipt(models.Model):
         # Back-office permission (finance role; reporting/roles.py, docs/adr/0052).
         permissions = [("record_banktransferreceipt", "Can record a received bank transfer")]
         constraints = [
-            models.UniqueConstraint(fields=["account", "bank_reference"], name="one_receipt_per_bank_reference"),
+            models.UniqueConstraint(
+                fields=["account", "bank_reference"], name="one_receipt_per_bank_reference"
+            ),
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="bank_receipt_positive"),
         ]
 

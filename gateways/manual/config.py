@@ -22,7 +22,9 @@ def _text(value: object, *, param: str, limit: int, required: bool) -> str:
             raise ValidationError(f"{param} is required.", code="parameter_missing", param=param)
         return ""
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise ValidationError(f"{param} must be a non-blank string of at most {limit} characters.", param=param)
+        raise ValidationError(
+            f"{param} must be a non-blank string of at most {limit} characters.", param=param
+        )
     return value.strip()
 
 
@@ -46,7 +48,9 @@ def clean_bank_details(value: object, *, currencies: list[str], param: str = "ba
             cleaned[key] = text
     instructions = value.get("instructions") or {}
     if not isinstance(instructions, dict):
-        raise ValidationError("instructions must be an object: currency -> text.", param=f"{param}.instructions")
+        raise ValidationError(
+            "instructions must be an object: currency -> text.", param=f"{param}.instructions"
+        )
     cleaned_instructions = {}
     for currency, text in instructions.items():
         where = f"{param}.instructions.{currency}"

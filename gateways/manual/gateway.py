@@ -60,12 +60,18 @@ class ManualGateway(Gateway):
         )
 
     def get_status(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
-        return _status(services.transfer_get(account=self.account, payment_id=payment_id,
-                                             gateway_reference=gateway_reference))
+        return _status(
+            services.transfer_get(
+                account=self.account, payment_id=payment_id, gateway_reference=gateway_reference
+            )
+        )
 
     def expire_payment(self, *, payment_id: str, gateway_reference: str | None = None) -> PaymentStatusResult:
-        return _status(services.transfer_expire(account=self.account, payment_id=payment_id,
-                                                gateway_reference=gateway_reference))
+        return _status(
+            services.transfer_expire(
+                account=self.account, payment_id=payment_id, gateway_reference=gateway_reference
+            )
+        )
 
     def refund(self, request: RefundRequest) -> RefundResult:
         """Pending until finance marks it paid out by hand (the money has not left yet)."""
@@ -74,7 +80,9 @@ class ManualGateway(Gateway):
     def get_refund(
         self, *, refund_id: str, payment_id: str, gateway_reference: str, gateway_refund_reference: str = ""
     ) -> RefundResult:
-        return _refund_result(services.refund_get(account=self.account, refund_id=refund_id, payment_id=payment_id))
+        return _refund_result(
+            services.refund_get(account=self.account, refund_id=refund_id, payment_id=payment_id)
+        )
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         manual_webhooks.verify(headers, raw_body, secret=self.credentials.get("signing_secret", ""))

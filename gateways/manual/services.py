@@ -64,15 +64,21 @@ def transfer_create(*, account: GatewayAccount, request: CreatePaymentRequest) -
     raise RuntimeError("could not draw a unique transfer reference")
 
 
-def transfer_get(*, account: GatewayAccount, payment_id: str, gateway_reference: str | None = None) -> ManualTransfer:
+def transfer_get(
+    *, account: GatewayAccount, payment_id: str, gateway_reference: str | None = None
+) -> ManualTransfer:
     qs = ManualTransfer.objects.filter(account=account)
-    transfer = (qs.filter(pk=gateway_reference) if gateway_reference else qs.filter(payment_id=payment_id)).first()
+    transfer = (
+        qs.filter(pk=gateway_reference) if gateway_reference else qs.filter(payment_id=payment_id)
+    ).first()
     if transfer is None:
         raise GatewayPaymentNotFound(f"No bank-transfer instructions for {gateway_reference or payment_id}.")
     return transfer
 
 
-def transfer_expire(*, account: GatewayAccount, payment_id: str, gateway_reference: str | None = None) -> ManualTransfer:
+def transfer_expire(
+    *, account: GatewayAccount, payment_id: str, gateway_reference: str | None = None
+) -> ManualTransfer:
     """Close open instructions as expired (the page then says so). A transfer that arrives later is still
     recorded: money is never refused (the payment path decides what it means)."""
     transfer = transfer_get(account=account, payment_id=payment_id, gateway_reference=gateway_reference)
@@ -98,8 +104,11 @@ def transfer_for_reference(*, reference: str, merchant_id: str | None = None) ->
         qs = qs.filter(account__merchant_id=merchant_id)
     transfer = qs.first()
     if transfer is None:
-        raise NotFound(f"No payment has the transfer reference {canonical}.", code="transfer_reference_unknown",
-                       param="reference")
+        raise NotFound(
+            f"No payment has the transfer reference {canonical}.",
+            code="transfer_reference_unknown",
+            param="reference",
+        )
     return transfer
 
 
@@ -108,7 +117,8 @@ def clean_bank_reference(value: object) -> str:
     if not text or len(text) > BANK_REFERENCE_MAX or not re.fullmatch(r"[A-Z0-9 ./_:#-]+", text):
         raise ValidationError(
             f"bank_reference: the bank's id of the transfer, 1-{BANK_REFERENCE_MAX} letters, digits, spaces or "
-            "./_:#-", param="bank_reference"
+            "./_:#-",
+            param="bank_reference",
         )
     return text
 
@@ -167,7 +177,11 @@ def receipt_record(
     transfer = ManualTransfer.objects.select_for_update().get(pk=transfer.pk)
     same = BankTransferReceipt.objects.filter(account_id=transfer.account_id, bank_reference=bank_ref).first()
     if same is not None:
-        if (same.transfer_id, same.amount_minor, same.received_on) != (transfer.pk, amount_minor, received_on):
+        if (same.transfer_id, same.amount_minor, same.received_on) != (
+            transfer.pk,
+            amount_minor,
+            received_on,
+        ):
             raise Conflict(
                 f"Bank transfer {bank_ref} is already recorded ({money.format_display(same.amount_minor, same.currency)}"
                 f" on {same.received_on} for {same.transfer.reference}).",
@@ -205,8 +219,9 @@ def receipt_record(
 
 def refund_create(*, account: GatewayAccount, request: RefundRequest) -> ManualRefund:
     """A refund to be paid out by hand, pending until finance marks it paid out; idempotent per refund id."""
-    transfer = transfer_get(account=account, payment_id=request.payment_id,
-                            gateway_reference=request.gateway_reference or None)
+    transfer = transfer_get(
+        account=account, payment_id=request.payment_id, gateway_reference=request.gateway_reference or None
+    )
     refund, _ = ManualRefund.objects.get_or_create(
         transfer=transfer,
         refund_id=request.refund_id,
@@ -224,7 +239,9 @@ def refund_get(*, account: GatewayAccount, refund_id: str, payment_id: str) -> M
     return refund
 
 
-def refund_mark_paid_out(*, refund_id: str, payout_reference: str, paid_out_by: str) -> tuple[ManualRefund, bool]:
+def refund_mark_paid_out(
+    *, refund_id: str, payout_reference: str, paid_out_by: str
+) -> tuple[ManualRefund, bool]:
     """Finance paid the refund out by hand: (refund, changed). Marking it again changes nothing."""
     payout_reference = clean_bank_reference(payout_reference)
     with transaction.atomic():

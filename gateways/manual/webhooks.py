@@ -55,7 +55,9 @@ def verify(headers: Mapping[str, str], raw_body: bytes, *, secret: str) -> None:
     try:
         timestamp = int(parts.get("t", ""))
     except ValueError:
-        raise WebhookAuthError(f"Missing or malformed {SIGNATURE_HEADER} header.", code="webhook_signature_missing")
+        raise WebhookAuthError(
+            f"Missing or malformed {SIGNATURE_HEADER} header.", code="webhook_signature_missing"
+        )
     if abs(time.time() - timestamp) > TOLERANCE_SECONDS:
         raise WebhookAuthError("The notification timestamp is outside the 5-minute tolerance.")
     if not secret or not hmac.compare_digest(_signature(secret, timestamp, raw_body), parts.get("v1", "")):

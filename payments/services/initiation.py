@@ -129,7 +129,10 @@ def _check_currency(invoice) -> None:
     """400 when the invoice's gateway cannot take its currency any more (the account's currencies were changed after
     the invoice was issued, or the adapter does not support it): nothing is written, no gateway is called."""
     account = invoice.gateway_account
-    if invoice.currency in account.currencies and invoice.currency in gateway_class(account.gateway).supported_currencies:
+    if (
+        invoice.currency in account.currencies
+        and invoice.currency in gateway_class(account.gateway).supported_currencies
+    ):
         return
     raise ValidationError(
         f"The invoice's gateway account {account.pk} ({account.gateway}) does not take {invoice.currency}; it takes "

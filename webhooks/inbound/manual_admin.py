@@ -37,9 +37,13 @@ PAYOUT_PERMISSION = "gateways.payout_manualrefund"
 
 class RecordTransferForm(forms.Form):
     reference = forms.CharField(max_length=40, help_text="The reference the payer quoted, e.g. PT-7K3M-9QX2.")
-    amount = forms.CharField(max_length=40, help_text="Amount received in the payment's currency, e.g. 150000 or 16.99.")
+    amount = forms.CharField(
+        max_length=40, help_text="Amount received in the payment's currency, e.g. 150000 or 16.99."
+    )
     received_on = forms.DateField(help_text="The date the bank received it (YYYY-MM-DD).")
-    bank_reference = forms.CharField(max_length=64, help_text="The bank's id of the transfer (statement line).")
+    bank_reference = forms.CharField(
+        max_length=64, help_text="The bank's id of the transfer (statement line)."
+    )
 
 
 class PayoutForm(forms.Form):
@@ -48,10 +52,26 @@ class PayoutForm(forms.Form):
 
 @admin.register(BankTransferReceipt)
 class BankTransferReceiptAdmin(ReadOnlyAdmin):
-    list_display = ["id", "bank_reference", "transfer", "amount_display", "received_on", "recorded_by", "created"]
+    list_display = [
+        "id",
+        "bank_reference",
+        "transfer",
+        "amount_display",
+        "received_on",
+        "recorded_by",
+        "created",
+    ]
     search_fields = ["bank_reference", "transfer__reference", "transfer__payment_id"]
     list_select_related = ["transfer"]
-    fields = ["transfer", "account", "bank_reference", "amount_display", "received_on", "recorded_by", "created_at"]
+    fields = [
+        "transfer",
+        "account",
+        "bank_reference",
+        "amount_display",
+        "received_on",
+        "recorded_by",
+        "created_at",
+    ]
     readonly_fields = fields
 
     @admin.display(description="amount", ordering="amount_minor")
@@ -66,7 +86,7 @@ class BankTransferReceiptAdmin(ReadOnlyAdmin):
         return request.user.has_perm(RECORD_PERMISSION)
 
     def add_view(self, request, form_url="", extra_context=None):
-        """"Record a bank transfer": the form, then the service; a refusal is shown on the form, nothing written."""
+        """ "Record a bank transfer": the form, then the service; a refusal is shown on the form, nothing written."""
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = RecordTransferForm(request.POST or None)
@@ -86,9 +106,13 @@ class BankTransferReceiptAdmin(ReadOnlyAdmin):
             else:
                 receipt = BankTransferReceipt.objects.get(pk=recorded.receipt_id)
                 if recorded.duplicate:
-                    messages.warning(request, f"{receipt.bank_reference} was already recorded; nothing changed.")
+                    messages.warning(
+                        request, f"{receipt.bank_reference} was already recorded; nothing changed."
+                    )
                 else:
-                    self.history_log(request, [receipt], f"Recorded {recorded.amount_display}: {recorded.outcome}")
+                    self.history_log(
+                        request, [receipt], f"Recorded {recorded.amount_display}: {recorded.outcome}"
+                    )
                     messages.success(
                         request,
                         f"Recorded {recorded.amount_display} for {recorded.reference} ({recorded.payment_id}): "
@@ -106,13 +130,33 @@ class BankTransferReceiptAdmin(ReadOnlyAdmin):
 
 @admin.register(ManualTransfer)
 class ManualTransferAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "payment_id", "merchant_name", "status", "amount_display", "received", "created"]
+    list_display = [
+        "reference",
+        "payment_id",
+        "merchant_name",
+        "status",
+        "amount_display",
+        "received",
+        "created",
+    ]
     list_filter = ["status", "currency"]
     search_fields = ["reference", "payment_id", "invoice_id"]
     # Never the token: it is the bearer credential of the instructions page.
     fields = [
-        "id", "account", "payment_id", "reference", "merchant_name", "invoice_id", "installment_number",
-        "description", "amount_display", "status", "received", "received_at", "expires_at", "created_at",
+        "id",
+        "account",
+        "payment_id",
+        "reference",
+        "merchant_name",
+        "invoice_id",
+        "installment_number",
+        "description",
+        "amount_display",
+        "status",
+        "received",
+        "received_at",
+        "expires_at",
+        "created_at",
     ]
     readonly_fields = fields
 
@@ -122,7 +166,11 @@ class ManualTransferAdmin(ReadOnlyAdmin):
 
     @admin.display(description="received", ordering="amount_received_minor")
     def received(self, obj):
-        return money.format_display(obj.amount_received_minor, obj.currency) if obj.amount_received_minor else "-"
+        return (
+            money.format_display(obj.amount_received_minor, obj.currency)
+            if obj.amount_received_minor
+            else "-"
+        )
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj):
@@ -131,12 +179,26 @@ class ManualTransferAdmin(ReadOnlyAdmin):
 
 @admin.register(ManualRefund)
 class ManualRefundAdmin(ReadOnlyAdmin):
-    list_display = ["refund_id", "transfer", "status", "amount_display", "payout_reference", "paid_out_by", "created"]
+    list_display = [
+        "refund_id",
+        "transfer",
+        "status",
+        "amount_display",
+        "payout_reference",
+        "paid_out_by",
+        "created",
+    ]
     list_filter = ["status"]
     search_fields = ["refund_id", "transfer__reference", "transfer__payment_id", "payout_reference"]
     list_select_related = ["transfer"]
     fields = [
-        "refund_id", "transfer", "amount_display", "status", "payout_reference", "paid_out_by", "paid_out_at",
+        "refund_id",
+        "transfer",
+        "amount_display",
+        "status",
+        "payout_reference",
+        "paid_out_by",
+        "paid_out_at",
         "created_at",
     ]
     readonly_fields = fields

@@ -32,14 +32,20 @@ class Command(BaseCommand):
     help = "Record a received bank transfer against the manual payment whose reference it quotes."
 
     def add_arguments(self, parser):
-        parser.add_argument("--reference", required=True, help="the transfer reference the payer quoted (PT-…)")
-        parser.add_argument("--amount", required=True, help="amount received, decimal in the currency: 150000")
+        parser.add_argument(
+            "--reference", required=True, help="the transfer reference the payer quoted (PT-…)"
+        )
+        parser.add_argument(
+            "--amount", required=True, help="amount received, decimal in the currency: 150000"
+        )
         parser.add_argument("--received-on", required=True, help="date the bank received it, YYYY-MM-DD")
         parser.add_argument("--bank-reference", required=True, help="the bank's id of the transfer")
         parser.add_argument("--currency", help="the currency received; refused unless it is the payment's")
         parser.add_argument("--merchant", help="only a payment of this merchant (mer_…)")
 
-    def handle(self, *args, reference, amount, received_on, bank_reference, currency=None, merchant=None, **opts):
+    def handle(
+        self, *args, reference, amount, received_on, bank_reference, currency=None, merchant=None, **opts
+    ):
         try:
             recorded = bank_transfer_record(
                 reference=reference,

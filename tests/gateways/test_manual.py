@@ -209,3 +209,32 @@ def test_expiry_closes_the_instructions_locally(merchant):
     assert (payment.status, transfer.status) == ("expired", "expired")
     html = Client().get(f"/bank-transfer/{transfer.token}").content.decode()
     assert "These instructions have expired" in html
+
+
+def test_a_forged_manual_notification_is_401_and_stores_nothing(merchant):
+    from gateways.manual import webhooks as manual_webhooks
+    from webhooks.inbound.models import InboundNotification
+
+    payment, transfer = manual_payment(merchant)
+    body = manual_webhooks.build_body(
+        transfer_id=transfer.pk,
+        reference=transfer.reference,
+        payment_id=payment.id,
+        bank_reference="FORGED-1",
+        amount="150000",
+        currency="IDR",
+        received_on="2026-11-30",
+        occurred_at=transfer.created_at,
+        recorded_by="attacker",
+    )
+    headers = manual_webhooks.sign("mansec_not-the-accounts-secret", body)
+    response = Client().post(
+        f"/v1/webhooks/manual/{transfer.account_id}",
+        data=body,
+        content_type="application/json",
+        HTTP_X_MANUAL_SIGNATURE=headers[manual_webhooks.SIGNATURE_HEADER],
+    )
+    assert response.status_code == 401
+    assert not InboundNotification.objects.exists()
+    payment.refresh_from_db()
+    assert payment.status == "pending"

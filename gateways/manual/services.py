@@ -198,15 +198,23 @@ def receipt_record(
             code="bank_transfer_already_recorded",
             param="reference",
         )
-    receipt = BankTransferReceipt.objects.create(
-        transfer=transfer,
-        account_id=transfer.account_id,
-        bank_reference=bank_ref,
-        amount_minor=amount_minor,
-        currency=transfer.currency,
-        received_on=received_on,
-        recorded_by=recorded_by[:200],
-    )
+    try:
+        with transaction.atomic():  # the unique index decides between concurrent recordings on two payments
+            receipt = BankTransferReceipt.objects.create(
+                transfer=transfer,
+                account_id=transfer.account_id,
+                bank_reference=bank_ref,
+                amount_minor=amount_minor,
+                currency=transfer.currency,
+                received_on=received_on,
+                recorded_by=recorded_by[:200],
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"Bank transfer {bank_ref} was recorded for another payment just now.",
+            code="bank_reference_already_recorded",
+            param="bank_reference",
+        )
     transfer.status = ManualTransferStatus.RECEIVED
     transfer.amount_received_minor = amount_minor
     transfer.received_at = _paid_time(transfer, received_on, now)

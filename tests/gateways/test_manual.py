@@ -196,8 +196,12 @@ def test_the_instructions_page_shows_amount_bank_details_and_reference_and_no_se
         assert value in html
     secret = gateway_for_account(account).credentials["signing_secret"]
     assert secret not in html and "budi@example.com" not in html
+    assert (
+        "Test mode" in html and "sandbox" not in html.lower()
+    )  # a live account's page is not a sandbox page
     assert page["Cache-Control"].startswith("max-age=0")
-    assert Client().get("/bank-transfer/not-a-token").status_code == 404
+    unknown = Client().get("/bank-transfer/not-a-token")
+    assert unknown.status_code == 404 and "Payment instructions not found" in unknown.content.decode()
     assert Client().post(f"/bank-transfer/{transfer.token}").status_code == 405
 
 

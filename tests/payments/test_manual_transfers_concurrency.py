@@ -31,8 +31,12 @@ def _record(reference: str, bank_reference: str):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_simultaneous_recordings_of_one_transfer_change_the_payment_once(merchant, no_jobs):
-    payment, transfer = manual_payment(merchant)
+def test_simultaneous_recordings_change_one_payment_once_and_a_bank_reference_lands_on_one_payment(
+    merchant, no_jobs
+):
+    # One test (one flush of the transactional database): the same transfer recorded by N people at once.
+    account = manual_account(merchant)
+    payment, transfer = manual_payment(merchant, account=account)
 
     results = _concurrently(N, _record(transfer.reference, "SAME-1"))
 
@@ -43,10 +47,7 @@ def test_simultaneous_recordings_of_one_transfer_change_the_payment_once(merchan
     payment.refresh_from_db()
     assert (payment.status, payment.amount_received_minor) == ("succeeded", 150000)
 
-
-@pytest.mark.django_db(transaction=True)
-def test_one_bank_reference_recorded_at_once_for_two_payments_lands_on_one(merchant, no_jobs):
-    account = manual_account(merchant)
+    # One bank reference recorded at once for two other payments: exactly one gets it.
     (_, first), (_, second) = (
         manual_payment(merchant, account=account),
         manual_payment(merchant, account=account),
@@ -58,4 +59,5 @@ def test_one_bank_reference_recorded_at_once_for_two_payments_lands_on_one(merch
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "TransferRecorded"], results
     conflict = next(r for r in results if isinstance(r, Conflict))
     assert conflict.code == "bank_reference_already_recorded"
-    assert BankTransferReceipt.objects.count() == 1 and InboundNotification.objects.count() == 1
+    assert BankTransferReceipt.objects.filter(bank_reference="TWICE-1").count() == 1
+    assert InboundNotification.objects.count() == 2

@@ -46,7 +46,11 @@ class GatewayAccountForm(forms.ModelForm):
 
     class Meta:
         model = GatewayAccount
-        fields = ["merchant", "mode", "gateway", "currencies", "enabled", "metadata"]
+        fields = ["merchant", "mode", "gateway", "currencies", "enabled", "metadata", "bank_details"]
+        help_texts = {
+            "bank_details": 'manual gateway only: {"bank_name": "…", "account_name": "…", "account_number": "…", '
+            '"swift_code": "…", "instructions": {"IDR": "…"}} (shown to payers).'
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -64,6 +68,10 @@ class GatewayAccountForm(forms.ModelForm):
                     gateway=gateway, currencies=cleaned["currencies"]
                 )
             credentials = cleaned.get("credentials")
+            if cls.takes_bank_details or cleaned.get("bank_details") is not None:
+                cleaned["bank_details"] = services.clean_bank_details_for(
+                    gateway, cleaned.get("bank_details"), currencies=cleaned.get("currencies") or []
+                )
             mode = cleaned.get("mode") or self.instance.mode
             if self.instance._state.adding and cls.credential_fields:
                 cls.validate_credentials(credentials, mode=mode)
@@ -131,7 +139,16 @@ class GatewayAccountAdmin(BackOfficeAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["merchant", "mode", "gateway", "currencies", "enabled", "credentials", "metadata"]
+            return [
+                "merchant",
+                "mode",
+                "gateway",
+                "currencies",
+                "enabled",
+                "credentials",
+                "metadata",
+                "bank_details",
+            ]
         return [
             "id",
             "merchant",
@@ -143,6 +160,7 @@ class GatewayAccountAdmin(BackOfficeAdmin):
             "credentials_hint",
             "webhook_url",
             "metadata",
+            "bank_details",
             "created_at",
             "updated_at",
         ]
@@ -172,7 +190,7 @@ class GatewayAccountAdmin(BackOfficeAdmin):
         if change:
             changes = {
                 field: data[field]
-                for field in ("currencies", "enabled", "metadata")
+                for field in ("currencies", "enabled", "metadata", "bank_details")
                 if field in form.changed_data
             }
             if data.get("credentials"):
@@ -190,6 +208,7 @@ class GatewayAccountAdmin(BackOfficeAdmin):
                 currencies=data["currencies"],
                 enabled=data["enabled"],
                 metadata=data.get("metadata") or {},
+                bank_details=data.get("bank_details"),
                 actor=actor,
             )
         for field in GatewayAccount._meta.concrete_fields:

@@ -311,6 +311,23 @@ class Gateway(ABC):
     # Does `verify_webhook` call the gateway (PayPal's verify-webhook-signature API)? Then it is called outside any
     # database transaction, like the other HTTP methods, and a gateway failure there is 503 (retry), never 401.
     webhook_verification_does_io: ClassVar[bool] = False
+    # Manual bank transfer (docs/adr/0052): the account holds bank details shown to payers, and refunds are paid
+    # out by hand (the adapter's refund stays PENDING until finance marks it paid out).
+    takes_bank_details: ClassVar[bool] = False
+    refunds_paid_out_by_hand: ClassVar[bool] = False
+
+    @classmethod
+    def capabilities(cls) -> dict[str, object]:
+        """What GET /v1/gateway-accounts shows: the currencies the adapter can take (of those PayTrust enables) and
+        what it can do. Payments refuse what it cannot with 400 (initiation, capture, refunds)."""
+        return {
+            "currencies": [c for c in money.ENABLED_CURRENCIES if c in cls.supported_currencies],
+            "manual_capture": cls.supports_manual_capture,
+            "refunds": cls.supports_refunds,
+            "partial_refunds": cls.supports_partial_refunds,
+            "refunds_paid_out_by_hand": cls.refunds_paid_out_by_hand,
+            "settlement_report": cls.supports_settlement_report,
+        }
 
     def __init__(self, *, account: GatewayAccount, credentials: Mapping[str, str]) -> None:
         self.account = account

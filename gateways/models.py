@@ -31,6 +31,9 @@ class GatewayAccount(TimeStampedModel):
     metadata = models.JSONField(default=dict, blank=True)
     # Non-secret hint shown instead of the credentials: {"secret_key": "…1a2b", …} (last 4 characters at most).
     credentials_hint = models.JSONField(default=dict, blank=True)
+    # Shown to payers, so not a credential: the manual gateway's bank details (gateways/manual/config.py validates
+    # them; docs/adr/0052). Null for every other gateway.
+    bank_details = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -219,3 +222,120 @@ class SandboxSettlementAdjustment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.payment_id} on {self.day}"
+
+
+class ManualTransferStatus(models.TextChoices):
+    OPEN = "open", "Open"  # waiting for the payer's bank transfer
+    RECEIVED = "received", "Received"  # finance recorded a transfer for it
+    EXPIRED = "expired", "Expired"
+
+
+class ManualTransfer(TimeStampedModel):
+    """The manual bank-transfer gateway's own record of one payment: what its instructions page shows (amount, the
+    account's bank details, the transfer reference the payer quotes) and what finance recorded.
+
+    Like SandboxCheckoutSession it plays the part of the gateway's database (docs/adr/0052-manual-bank-transfer.md);
+    PayTrust's payments app learns outcomes only through the inbound notification a recording stores."""
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, default=id_default("mbt"), editable=False
+    )
+    account = models.ForeignKey(GatewayAccount, on_delete=models.PROTECT, related_name="manual_transfers")
+    payment_id = models.CharField(max_length=64, help_text="Our pay_ id.")
+    # What the payer quotes: "PT-7K3M-9QX2" (Crockford base32, the last character a check character).
+    reference = models.CharField(max_length=16, unique=True)
+    # Bearer token in the instructions page URL (unguessable, 256 bits).
+    token = models.CharField(max_length=64, unique=True)
+    merchant_name = models.CharField(max_length=140)
+    invoice_id = models.CharField(max_length=64, blank=True)
+    installment_number = models.PositiveSmallIntegerField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    expires_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=ManualTransferStatus.choices, default=ManualTransferStatus.OPEN
+    )
+    amount_received_minor = models.BigIntegerField(default=0)
+    received_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "manual bank transfer"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "payment_id"], name="one_manual_transfer_per_payment"),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor__gt=0, amount_received_minor__gte=0),
+                name="manual_transfer_amounts_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"bank transfer {self.reference} ({self.payment_id}, {self.status})"
+
+
+class BankTransferReceipt(models.Model):
+    """One bank transfer finance staff recorded as received (admin or `manage.py record_bank_transfer`).
+
+    Unique per (account, bank reference): the same bank transfer recorded twice is one receipt. The recording is
+    applied to the payment through an inbound notification whose event id derives from the bank reference."""
+
+    transfer = models.ForeignKey(ManualTransfer, on_delete=models.PROTECT, related_name="receipts")
+    account = models.ForeignKey(
+        GatewayAccount, on_delete=models.PROTECT, related_name="bank_transfer_receipts"
+    )
+    bank_reference = models.CharField(
+        max_length=64, help_text="The bank's id of the transfer (statement line)."
+    )
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    received_on = models.DateField()
+    recorded_by = models.CharField(max_length=200, help_text="user:<username> or the operator command.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        # Back-office permission (finance role; reporting/roles.py, docs/adr/0052).
+        permissions = [("record_banktransferreceipt", "Can record a received bank transfer")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "bank_reference"], name="one_receipt_per_bank_reference"
+            ),
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="bank_receipt_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"bank transfer {self.bank_reference} for {self.transfer_id}"
+
+
+class ManualRefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # to be paid out by hand
+    PAID_OUT = "paid_out", "Paid out"
+
+
+class ManualRefund(models.Model):
+    """A refund of a manual bank-transfer payment: PayTrust cannot send money, so finance pays it out by hand and
+    marks it paid out here (docs/adr/0052). Unique per (transfer, refund id): a resent refund is a no-op."""
+
+    transfer = models.ForeignKey(ManualTransfer, on_delete=models.PROTECT, related_name="refunds")
+    refund_id = models.CharField(max_length=64, help_text="Our ref_ id.")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=10, choices=ManualRefundStatus.choices, default=ManualRefundStatus.PENDING
+    )
+    payout_reference = models.CharField(max_length=64, blank=True, default="")
+    paid_out_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_out_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("payout_manualrefund", "Can mark a manual refund as paid out by hand")]
+        constraints = [
+            models.UniqueConstraint(fields=["transfer", "refund_id"], name="one_manual_refund_per_id"),
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="manual_refund_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"manual refund {self.refund_id} ({self.status})"

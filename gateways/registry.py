@@ -7,6 +7,7 @@ adapters import nothing of this module (no registration decorator, no import-tim
 from __future__ import annotations
 
 from gateways.base import Gateway
+from gateways.manual.gateway import ManualGateway
 from gateways.midtrans.gateway import MidtransGateway
 from gateways.models import GatewayAccount
 from gateways.paypal.gateway import PayPalGateway
@@ -18,7 +19,8 @@ from paytrust import crypto
 from paytrust.errors import ValidationError
 
 GATEWAYS: dict[str, type[Gateway]] = {
-    cls.name: cls for cls in (MidtransGateway, PayPalGateway, SandboxGateway, StripeGateway, XenditGateway)
+    cls.name: cls
+    for cls in (ManualGateway, MidtransGateway, PayPalGateway, SandboxGateway, StripeGateway, XenditGateway)
 }
 
 

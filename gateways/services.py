@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from apikeys.models import AuditLog
 from apikeys.services import Actor, audit_record
+from gateways.manual.config import clean_bank_details
 from gateways.models import GatewayAccount, GatewayFee, GatewayName
 from gateways.registry import gateway_class
 from merchants.models import Merchant
@@ -107,6 +108,23 @@ def _check_mode(*, gateway: str, mode: str) -> None:
         )
 
 
+def _clean_bank_details(cls: type, value: object, *, currencies: list[str]) -> dict | None:
+    """The manual gateway's bank details (required there, validated by gateways/manual/config.py); any other
+    gateway takes none (400)."""
+    if not cls.takes_bank_details:
+        if value is not None:
+            raise ValidationError(
+                f"{cls.name} accounts take no bank_details.", code="parameter_unknown", param="bank_details"
+            )
+        return None
+    return clean_bank_details(value, currencies=currencies)
+
+
+def clean_bank_details_for(gateway: str, value: object, *, currencies: list[str]) -> dict | None:
+    """`_clean_bank_details` by gateway name (the admin form checks before saving)."""
+    return _clean_bank_details(gateway_class(gateway), value, currencies=currencies)
+
+
 def _write_fees(account: GatewayAccount, fees: list[FeeSpec]) -> None:
     GatewayFee.objects.filter(account=account).delete()
     GatewayFee.objects.bulk_create(
@@ -151,6 +169,7 @@ def gateway_account_create(
     enabled: bool = True,
     fees: list[dict] | None = None,
     metadata: dict | None = None,
+    bank_details: dict | None = None,
     actor=None,
 ) -> GatewayAccount:
     """Create an account; credentials are validated per gateway and stored encrypted. 409 if an enabled account
@@ -171,6 +190,7 @@ def gateway_account_create(
         currencies = [c for c in ENABLED_CURRENCIES if cls.currency_refusal(c) is None]
     cleaned_currencies = clean_currencies(gateway=gateway, currencies=currencies)
     cleaned_fees = clean_fees(fees=fees, currencies=cleaned_currencies)
+    cleaned_bank_details = _clean_bank_details(cls, bank_details, currencies=cleaned_currencies)
     account = GatewayAccount(
         merchant=merchant,
         mode=mode,
@@ -178,6 +198,7 @@ def gateway_account_create(
         currencies=cleaned_currencies,
         enabled=bool(enabled),
         metadata=metadata or {},
+        bank_details=cleaned_bank_details,
         credentials_encrypted=crypto.encrypt_json(cleaned_credentials) if cleaned_credentials else "",
         credentials_hint=credentials_hint(cleaned_credentials, fields=cls.credential_fields),
     )
@@ -194,7 +215,8 @@ def gateway_account_create(
             operation="gateway_account.created",
             account=account,
             changed=["gateway", "currencies", "enabled", "fees", "metadata"]
-            + (["credentials"] if cls.credential_fields else []),
+            + (["credentials"] if cls.credential_fields else [])
+            + (["bank_details"] if cls.takes_bank_details else []),
         )
     return account
 
@@ -207,6 +229,7 @@ def gateway_account_update(
     enabled: bool = UNSET,
     fees: list[dict] = UNSET,
     metadata: dict = UNSET,
+    bank_details: dict = UNSET,
     actor=None,
     drop_stray_fees: bool = False,
 ) -> GatewayAccount:
@@ -255,6 +278,12 @@ def gateway_account_update(
         if metadata is not UNSET:
             locked.metadata = metadata or {}
             changed.append("metadata")
+        if bank_details is not UNSET:
+            locked.bank_details = _clean_bank_details(cls, bank_details, currencies=locked.currencies)
+            changed.append("bank_details")
+        elif cls.takes_bank_details and currencies is not UNSET:
+            # Instructions must name only the account's currencies: re-check against the new list.
+            locked.bank_details = _clean_bank_details(cls, locked.bank_details, currencies=locked.currencies)
         try:
             with transaction.atomic():
                 locked.save()

@@ -324,7 +324,9 @@ class InvoiceViewSet(ApiViewSet):
             "`invoice_expired`. Gateway refusal: 502 `gateway_error` (payment `failed`); gateway timeout: 504 "
             '(payment `unknown`, settled later by reconciliation). `capture_method: "manual"` authorizes only '
             "(the payment becomes `authorized`; capture it with POST /v1/payments/{id}/capture); a gateway that "
-            "cannot hold money gives 400 `capture_method_unsupported`. Risk: the attempt is scored before the "
+            "cannot hold money gives 400 `capture_method_unsupported`; a gateway account that no longer takes the "
+            "invoice's currency gives 400 `gateway_currency_unsupported` (GET /v1/gateway-accounts shows each "
+            "gateway's capabilities). Risk: the attempt is scored before the "
             "gateway is called (rules: GET/PATCH /v1/risk-settings; `risk` passes the payer's IP and device); a "
             "score at or above the block threshold gives 402 `payment_blocked` (the error names the failed "
             "`payment` and its `risk_reasons`; event `payment.blocked`; nothing reaches the gateway); at or above "

@@ -34,6 +34,7 @@ PREFIXES = {
     "aud",
     "txn",
     "rcn",
+    "mbt",
 }
 
 

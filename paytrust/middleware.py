@@ -24,8 +24,9 @@ from paytrust.logs import merchant_var, request_id_var
 
 access_log = logging.getLogger("paytrust.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
-# Error pages of these prefixes stay HTML (the Django admin and the sandbox checkout page are browser UIs).
-_HTML_PREFIXES = ("/admin/", "/sandbox/")
+# Error pages of these prefixes stay HTML (the Django admin, the sandbox checkout and the bank-transfer instructions
+# pages are browser UIs).
+_HTML_PREFIXES = ("/admin/", "/sandbox/", "/bank-transfer/")
 
 
 def _as_envelope(response, request):

@@ -32,6 +32,7 @@ urlpatterns = [
     path("metrics", ops.metrics_view, name="metrics"),
     re_path(r"^static/(?P<path>.+)$", ops.static, name="static"),
     path("sandbox/", include("webhooks.inbound.sandbox_urls")),
+    path("bank-transfer/", include("gateways.manual.urls")),
     path("admin/", admin.site.urls),
     # Near-misses a person types (APPEND_SLASH is off: the API's URLs have no trailing slash).
     path("admin", pages.redirect_to("/admin/")),

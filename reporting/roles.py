@@ -35,6 +35,9 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "gateways.view_gatewayaccount",
     "gateways.view_gatewayfee",
     "gateways.view_sandboxcheckoutsession",
+    "gateways.view_manualtransfer",  # the manual bank-transfer gateway (docs/adr/0052)
+    "gateways.view_banktransferreceipt",
+    "gateways.view_manualrefund",
     "webhooks.view_webhookendpoint",
     "webhooks.view_event",
     "webhooks.view_delivery",
@@ -80,6 +83,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "risk.change_risksettings",
         "payments.approve_payment_review",  # the review queue's actions
         "payments.reject_payment_review",
+        "gateways.record_banktransferreceipt",  # record a received bank transfer (docs/adr/0052)
+        "gateways.payout_manualrefund",  # mark a manual refund paid out by hand
     ),
     OPERATIONS: VIEW_EVERYTHING
     + (

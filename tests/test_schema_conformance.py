@@ -125,6 +125,9 @@ RULES = [
     # currencies a gateway takes and which modes it exists in; fee currencies must be the account's.
     Rule(ACCOUNT_WRITES, r"parameter_missing|parameter_unknown|parameter_invalid", r"credentials(\..*)?"),
     Rule(ACCOUNT_WRITES, "credentials_mode_mismatch"),
+    # bank_details: required by the manual gateway, refused by the others; instructions only for the account's
+    # currencies (docs/adr/0052).
+    Rule(ACCOUNT_WRITES, r"parameter_missing|parameter_unknown|parameter_invalid", r"bank_details(\..*)?"),
     Rule(ACCOUNT_WRITES, "gateway_currency_unsupported", r"currencies\.\d+"),
     Rule(ACCOUNT_WRITES, "gateway_mode_invalid", r"gateway"),
     Rule(ACCOUNT_WRITES, "fee_currency_invalid", r"fees\.\d+\.currency"),

@@ -4,24 +4,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0002_integrity_triggers'),
-        ('merchants', '0001_initial'),
+        ("ledger", "0002_integrity_triggers"),
+        ("merchants", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='movement',
-            name='ledger_movement_type_valid',
+            model_name="movement",
+            name="ledger_movement_type_valid",
         ),
         migrations.AlterField(
-            model_name='movement',
-            name='type',
-            field=models.CharField(choices=[('payment', 'Payment'), ('refund', 'Refund'), ('refund_succeeded', 'Refund succeeded'), ('refund_failed', 'Refund failed'), ('chargeback', 'Chargeback'), ('authorization', 'Authorization'), ('capture', 'Capture'), ('authorization_release', 'Authorization released'), ('reversal', 'Reversal'), ('gateway_fee', 'Gateway fee'), ('payout', 'Payout'), ('settlement', 'Settlement')], max_length=32),
+            model_name="movement",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("payment", "Payment"),
+                    ("refund", "Refund"),
+                    ("refund_succeeded", "Refund succeeded"),
+                    ("refund_failed", "Refund failed"),
+                    ("chargeback", "Chargeback"),
+                    ("authorization", "Authorization"),
+                    ("capture", "Capture"),
+                    ("authorization_release", "Authorization released"),
+                    ("reversal", "Reversal"),
+                    ("gateway_fee", "Gateway fee"),
+                    ("payout", "Payout"),
+                    ("settlement", "Settlement"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='movement',
-            constraint=models.CheckConstraint(condition=models.Q(('type__in', ['payment', 'refund', 'refund_succeeded', 'refund_failed', 'chargeback', 'authorization', 'capture', 'authorization_release', 'reversal', 'gateway_fee', 'payout', 'settlement'])), name='ledger_movement_type_valid'),
+            model_name="movement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "type__in",
+                        [
+                            "payment",
+                            "refund",
+                            "refund_succeeded",
+                            "refund_failed",
+                            "chargeback",
+                            "authorization",
+                            "capture",
+                            "authorization_release",
+                            "reversal",
+                            "gateway_fee",
+                            "payout",
+                            "settlement",
+                        ],
+                    )
+                ),
+                name="ledger_movement_type_valid",
+            ),
         ),
     ]

@@ -138,6 +138,23 @@ def _check_capture_method(capture_method: str, *, gateway: str) -> None:
         )
 
 
+def _check_currency(invoice) -> None:
+    """400 when the invoice's gateway cannot take its currency any more (the account's currencies were changed after
+    the invoice was issued, or the adapter does not support it): nothing is written, no gateway is called."""
+    account = invoice.gateway_account
+    if (
+        invoice.currency in account.currencies
+        and invoice.currency in gateway_class(account.gateway).supported_currencies
+    ):
+        return
+    raise ValidationError(
+        f"The invoice's gateway account {account.pk} ({account.gateway}) does not take {invoice.currency}; it takes "
+        f"{', '.join(account.currencies) or 'no currency'}.",
+        code="gateway_currency_unsupported",
+        param="currency",
+    )
+
+
 def _create_request(payment: Payment) -> gw.CreatePaymentRequest:
     invoice = payment.invoice
     count = invoice.installment_plan.get("count") if isinstance(invoice.installment_plan, dict) else None
@@ -257,8 +274,9 @@ def payment_initiate(
     5xx) leaves it `unknown` and raises 504 gateway_error (reconciliation settles it); a permanent gateway
     refusal fails it and raises 502 gateway_error with the gateway's message.
     `capture_method` "manual" (docs/adr/0047) asks the gateway to authorize only; a gateway that cannot hold
-    money gives 400 `capture_method_unsupported` before anything is written. An open payment returned as is
-    keeps its own capture method.
+    money gives 400 `capture_method_unsupported` before anything is written, and an account that no longer takes
+    the invoice's currency 400 `gateway_currency_unsupported`. An open payment returned as is keeps its own
+    capture method.
     Risk (docs/adr/0053; payments/services/risk_check.py): scored in phase 1, before the gateway; a block records
     the attempt as a `failed` payment with the event `payment.blocked` and raises 402 `payment_blocked`; a
     flagged payment proceeds with `review_status` pending.
@@ -266,6 +284,7 @@ def payment_initiate(
     now = now or timezone.now()
     invoice = invoice_get(merchant=merchant, mode=mode, invoice_id=invoice_id, related=False)
     _check_capture_method(capture_method, gateway=invoice.gateway)
+    _check_currency(invoice)
     payment, created = _phase1_record(
         invoice_id=invoice.id,
         installment_number=installment_number,

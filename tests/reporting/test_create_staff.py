@@ -120,6 +120,7 @@ def test_the_migration_creates_the_roles_of_the_code():
         importlib.import_module("reporting.migrations.0006_ledger_check_roles"),
         importlib.import_module("reconciliation.migrations.0002_reconciliation_roles"),
         importlib.import_module("reporting.migrations.0007_risk_roles"),
+        importlib.import_module("reporting.migrations.0008_manual_bank_transfer_roles"),
     ]
 
     migrated = {role: set(names) for role, names in migration.ROLES.items()}

@@ -16,6 +16,7 @@ from apikeys.admin_base import ReadOnlyAdmin, can_see_contacts, short_datetime, 
 from paytrust.errors import ApplicationError
 from paytrust.money import CURRENCIES, format_display
 from paytrust.redaction import mask_contacts
+from webhooks.inbound import manual_admin  # noqa: F401 - registers the manual gateway's back office
 from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt
 
 

@@ -26,8 +26,10 @@ def make_invoice(
     installment_amounts: list[str] | None = None,
     expires_in: timedelta = timedelta(hours=24),
     now=None,
+    customer_email: str = "budi@example.com",
 ):
-    """A draft invoice of one line `amount` (no tax, no fee unless the account has one)."""
+    """A draft invoice of one line `amount` (no tax, no fee unless the account has one). Tests that pay many invoices
+    in an hour give each its own `customer_email`: the risk check's velocity rule counts payments per e-mail."""
     now = now or timezone.now()
     plan = None
     if installments:
@@ -39,7 +41,7 @@ def make_invoice(
         gateway=gateway or sandbox_account(merchant, mode).id,
         line_items=[LineItemIn("Widget", 1, amount, "0")],
         installments=plan,
-        customer=CustomerIn("Budi", "budi@example.com", "+628123456789"),
+        customer=CustomerIn("Budi", customer_email, "+628123456789"),
         expires_at=now + expires_in,
         now=now,
     )

@@ -115,7 +115,10 @@ def test_fifty_payments_survive_a_worker_killed_every_second(
     api, merchant, clean_jobs, webhook_receiver, tmp_path
 ):
     endpoint_create(merchant=merchant, mode="test", url=webhook_receiver.url, enabled_events=["invoice.paid"])
-    invoices = [make_invoice(merchant, amount=str(100000 + i)) for i in range(PAYMENTS)]
+    invoices = [
+        make_invoice(merchant, amount=str(100000 + i), customer_email=f"payer{i}@example.com")
+        for i in range(PAYMENTS)
+    ]
     log = tmp_path / "workers.log"
 
     killer = Killer(log)

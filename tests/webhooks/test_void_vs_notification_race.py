@@ -79,7 +79,7 @@ def test_void_racing_a_success_notification_never_deadlocks_and_ends_consistent(
     deadlocks_before = _deadlocks()
     outcomes = {"void_won": 0, "money_won": 0}
     for round_number in range(ROUNDS):
-        invoice = make_invoice(merchant, gateway="xendit")
+        invoice = make_invoice(merchant, gateway="xendit", customer_email=f"payer{round_number}@example.com")
         payment = Payment.objects.get(pk=initiate(api, invoice.id)["id"])
         stored = post_webhook("xendit", xendit_account.pk, xendit_callback(payment), **xendit_headers())
         assert stored.status_code == 200

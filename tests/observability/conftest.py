@@ -17,6 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from paytrust import tracing
 from paytrust.logs import JsonFormatter, RequestContextFilter
+from tests.gateways.conftest import _fresh_breakers, xendit_account  # noqa: F401 - fixtures re-exported
+from tests.payments.conftest import xendit_fake  # noqa: F401
+from tests.webhooks.conftest import webhook_receiver, webhook_receiver_factory  # noqa: F401
 
 
 class Spans:

@@ -20,11 +20,10 @@ from gateways.services import merchant_onboard
 from paytrust import tracing
 from paytrust.jobs import defer_in_transaction
 from tests.factories import make_api_key
-from tests.gateways.conftest import XENDIT_CALLBACK_TOKEN, XENDIT_SECRET, xendit_account  # noqa: F401
+from tests.gateways.conftest import XENDIT_CALLBACK_TOKEN, XENDIT_SECRET
 from tests.observability.conftest import all_attribute_text, hex_trace_id
-from tests.payments.conftest import xendit_fake  # noqa: F401
 from tests.payments.factories import make_invoice
-from tests.webhooks.conftest import _run_worker_once, webhook_receiver, webhook_receiver_factory  # noqa: F401
+from tests.webhooks.conftest import _run_worker_once
 from webhooks.outbound.delivery import DELIVER_TASK
 from webhooks.outbound.services import endpoint_create
 from webhooks.outbound.tasks import OUTBOUND_QUEUE
@@ -111,7 +110,7 @@ def test_payment_initiation_has_a_gateway_span_with_no_secret_in_any_span(
     api_key_plaintext,
     merchant,
     xendit_account,
-    xendit_fake,  # noqa: F811
+    xendit_fake,
 ):
     invoice = make_invoice(merchant, gateway="xendit", amount="250000")
     spans.clear()
@@ -141,7 +140,7 @@ def test_payment_initiation_has_a_gateway_span_with_no_secret_in_any_span(
     assert "authorization" not in text.lower()
 
 
-def test_gateway_error_marks_the_gateway_span_as_failed(spans, merchant, xendit_account, settings):  # noqa: F811
+def test_gateway_error_marks_the_gateway_span_as_failed(spans, merchant, xendit_account, settings):
     from tests.fakes.xendit import FakeXendit
 
     invoice = make_invoice(merchant, gateway="xendit")
@@ -163,7 +162,7 @@ def test_deferred_job_runs_in_the_trace_of_the_request_that_deferred_it(
     api,
     merchant,
     no_jobs,
-    webhook_receiver,  # noqa: F811
+    webhook_receiver,
     settings,
     json_log_lines,
 ):

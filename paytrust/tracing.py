@@ -70,6 +70,9 @@ def configure(*, span_processor=None):
     `span_processor`: use this processor (tests: a SimpleSpanProcessor over an InMemorySpanExporter) instead of
     the environment's choice; the provider is then not made the process-wide default, and `shutdown()` undoes
     everything."""
+    from django.conf import settings
+
+    settings.DEBUG  # noqa: B018 - loads settings.py first, which puts the .env file's OTEL_* into the environment
     with _lock:
         if _state["provider"] is not None:
             return _state["provider"]

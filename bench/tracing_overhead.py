@@ -93,14 +93,20 @@ def run_once(mode: str, data: dict, args, log_dir: Path, sink: OtlpSink) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=15, help="measured seconds per run (after a 5 s warm-up)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=15, help="measured seconds per run (after a 5 s warm-up)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "4")))
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of off,on,otlp")
-    parser.add_argument("--python", action="store_true", help="use the Python load generator even if wrk exists")
+    parser.add_argument(
+        "--python", action="store_true", help="use the Python load generator even if wrk exists"
+    )
     parser.add_argument("--json", help="write every run to this file")
     args = parser.parse_args()
     modes = [mode for mode in args.modes.split(",") if mode]
@@ -131,7 +137,9 @@ def main() -> None:
         f"gunicorn gthread {args.workers}x{args.threads}, {os.cpu_count()} CPUs; generator: {runs[0]['generator']}; "
         f"logs in {log_dir}"
     )
-    print(f"{'mode':<6} {'req/s':>8} {'vs off':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'OTLP exports':>13}")
+    print(
+        f"{'mode':<6} {'req/s':>8} {'vs off':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'OTLP exports':>13}"
+    )
     base = statistics.median(r["rps"] for r in runs if r["mode"] == "off")
     for mode in modes:
         mine = [r for r in runs if r["mode"] == mode]

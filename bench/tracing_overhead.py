@@ -10,7 +10,8 @@ Modes (the environment of gunicorn):
 - otlp: OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local OTLP/HTTP sink started by this script (it answers 200 to
         every export and counts the bytes), so the batch span processor and the protobuf exporter run for real.
 Every mode runs once per round, the order rotating between rounds (the machine's load drifts); the table gives
-each mode's median over the rounds and its ratio to `off`. One fresh database for the whole run
+each mode's median over the rounds and its ratio to `off`, for throughput and for the CPU time gunicorn's
+processes spent per request (from /proc: on a busy shared machine the steadier of the two). One fresh database for the whole run
 (bench/invoice_load.py's fresh_database). Load generator: wrk if installed, else the Python client.
 """
 
@@ -76,6 +77,25 @@ def set_mode(mode: str, sink: OtlpSink) -> None:
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes of a process group (gunicorn's master and workers), from
+    /proc: the work the server did, whatever else the machine was doing meanwhile."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if (
+            int(fields[2]) == pgid
+        ):  # after the command: state, ppid, pgrp, ...; utime and stime are 12th, 13th
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def run_once(mode: str, data: dict, args, log_dir: Path, sink: OtlpSink) -> dict:
     set_mode(mode, sink)
     server = invoice_load.Server(f"prod-{mode}", data, args.workers, args.threads, "gthread", log_dir)
@@ -84,8 +104,11 @@ def run_once(mode: str, data: dict, args, log_dir: Path, sink: OtlpSink) -> dict
         run = invoice_load.run_wrk if shutil.which("wrk") and not args.python else invoice_load.run_python
         run(server.url, data["key"], invoice_load.WARMUP_SECONDS, min(args.connections, 20))  # warm-up
         exports_before = sink.exports
+        cpu_before = group_cpu_seconds(server.proc.pid)
         result = run(server.url, data["key"], args.seconds, args.connections)
+        cpu = group_cpu_seconds(server.proc.pid) - cpu_before
         result["otlp_exports"] = sink.exports - exports_before
+        result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
     finally:
         server.stop()
     result.update({"mode": mode, "load_average": os.getloadavg()[0]})
@@ -125,7 +148,8 @@ def main() -> None:
                 runs.append(result)
                 print(
                     f"round {round_number + 1} {mode:<5} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.1f}"
-                    f"  p99 {result['p99_ms']:7.1f} ms  errors {result['errors']}  exports {result['otlp_exports']}"
+                    f"  p99 {result['p99_ms']:7.1f} ms  cpu {result['cpu_ms_per_request']:5.2f} ms/req"
+                    f"  errors {result['errors']}  exports {result['otlp_exports']}"
                     f"  load {result['load_average']:.1f}",
                     flush=True,
                 )
@@ -138,16 +162,20 @@ def main() -> None:
         f"logs in {log_dir}"
     )
     print(
-        f"{'mode':<6} {'req/s':>8} {'vs off':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'OTLP exports':>13}"
+        f"{'mode':<6} {'req/s':>8} {'vs off':>7} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'vs off':>7}"
+        f" {'errors':>7} {'OTLP exports':>13}"
     )
-    base = statistics.median(r["rps"] for r in runs if r["mode"] == "off")
+    off = [r for r in runs if r["mode"] == "off"]
+    base_rps = statistics.median(r["rps"] for r in off)
+    base_cpu = statistics.median(r["cpu_ms_per_request"] for r in off)
     for mode in modes:
         mine = [r for r in runs if r["mode"] == mode]
         rps = statistics.median(r["rps"] for r in mine)
+        cpu = statistics.median(r["cpu_ms_per_request"] for r in mine)
         print(
-            f"{mode:<6} {rps:>8.1f} {rps / base:>7.2f} {statistics.median(r['p50_ms'] for r in mine):>8.1f} "
-            f"{statistics.median(r['p99_ms'] for r in mine):>8.1f} {sum(r['errors'] for r in mine):>7} "
-            f"{sum(r['otlp_exports'] for r in mine):>13}"
+            f"{mode:<6} {rps:>8.1f} {rps / base_rps:>7.2f} {statistics.median(r['p50_ms'] for r in mine):>8.1f} "
+            f"{statistics.median(r['p99_ms'] for r in mine):>8.1f} {cpu:>11.2f} {cpu / base_cpu:>7.2f} "
+            f"{sum(r['errors'] for r in mine):>7} {sum(r['otlp_exports'] for r in mine):>13}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=2))

@@ -112,6 +112,10 @@ class RetryLater(Exception):  # noqa: N818 - an instruction to the job runner, n
     """Raised by a job (or the service it calls) to be run again at `at`: an attempt failed and the row records
     when the next one is due, or the row is not due yet. Read by `RETRY_AS_ASKED`."""
 
+    traced_as_error = (
+        False  # the job's span (paytrust.tracing.trace_job) records the retry time, not an error
+    )
+
     def __init__(self, at: datetime, reason: str = "") -> None:
         super().__init__(f"retry at {at.isoformat()}" + (f": {reason}" if reason else ""))
         self.at = at

@@ -380,10 +380,11 @@ def _start_job_span(context):
 def _end_job_span(span, exc: BaseException | None) -> None:
     if exc is None or not span.is_recording():
         return
-    from paytrust.jobs import RetryLater  # not at the top: settings.py imports this module
-
-    if isinstance(exc, RetryLater):  # asked to run again later: not a failure
-        span.set_attribute("paytrust.job.retry_at", exc.at.isoformat())
+    if (
+        getattr(exc, "traced_as_error", True) is False
+    ):  # paytrust.jobs.RetryLater: run again later, no failure
+        at = getattr(exc, "at", None)
+        span.set_attribute("paytrust.job.retry_at", at.isoformat() if hasattr(at, "isoformat") else str(at))
         return
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))

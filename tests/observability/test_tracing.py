@@ -249,18 +249,12 @@ def test_jobs_deferred_outside_a_trace_carry_no_trace_context():
 
 
 def test_job_middleware_takes_the_trace_context_out_even_with_tracing_off():
-    class Job:
-        id, task_name, queue, attempts = 1, "t", "q", 0
-        task_kwargs = {
-            "x": 1,
-            "_trace": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-        }
-
-    class Context:
-        job = Job()
+    context = _context_of(
+        {"x": 1, "_trace": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+    )
 
     seen = {}
-    tracing.trace_job(lambda: seen.update(Context.job.task_kwargs), Context(), None)
+    tracing.trace_job(lambda: seen.update(context.job.task_kwargs), context, None)
 
     assert seen == {"x": 1}
 
@@ -269,3 +263,39 @@ def test_url_without_query_drops_query_fragment_and_credentials():
     assert tracing.url_without_query("https://user:pw@api.example.com:8443/v2/x?token=1#frag") == (
         "https://api.example.com:8443/v2/x"
     )
+
+
+def _context_of(job_kwargs: dict):
+    class Job:
+        id, task_name, queue, attempts = 7, "webhooks.deliver_webhook", "outbound_webhooks", 1
+        task_kwargs = job_kwargs
+
+    class Context:
+        job = Job()
+
+    return Context()
+
+
+def test_a_job_asking_to_be_retried_is_not_a_failed_span_but_a_crash_is(spans):
+    from datetime import UTC, datetime
+
+    from paytrust.jobs import RetryLater
+
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def retry_later():
+        raise RetryLater(at, "endpoint busy")
+
+    def crash():
+        raise ValueError("boom")
+
+    for call_next, error in ((retry_later, RetryLater), (crash, ValueError)):
+        with pytest.raises(error):
+            tracing.trace_job(call_next, _context_of({"delivery_id": "dlv_1"}), None)
+
+    retried, crashed = spans.named("job webhooks.deliver_webhook")
+    assert retried.status.status_code == StatusCode.UNSET
+    assert retried.attributes["paytrust.job.retry_at"] == at.isoformat()
+    assert crashed.status.status_code == StatusCode.ERROR
+    assert [event.name for event in crashed.events] == ["exception"]
+    assert retried.parent is None  # deferred outside a trace: a trace of its own

@@ -5,9 +5,10 @@ also `manage.py procrastinate worker`). It builds the SDK's TracerProvider and t
 per request), psycopg (a span per SQL statement, without its parameters) and requests (a client span per gateway
 HTTP call) instrumentations. Environment (the OpenTelemetry SDK's own variables):
 - OTEL_SDK_DISABLED=true: no tracing at all (nothing instrumented, no trace id in the logs).
-- OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set: spans are exported over OTLP
-  (http/protobuf) by a batch span processor. Unset (the default): spans are made, so trace ids reach the logs
-  and the jobs, but nothing is exported.
+- OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set: spans are recorded and exported over
+  OTLP (http/protobuf) by a batch span processor. Unset (the default): nothing is recorded or exported, but every
+  request and job still gets its trace id (unrecorded spans, sampler ALWAYS_OFF), so the logs and the jobs carry
+  it, at a fraction of the cost of recording (bench/README.md, "Tracing overhead").
 - OTEL_SERVICE_NAME (default "paytrust"), OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG): as the SDK reads them.
 
 Tracing never breaks a request or a job: an exporter that is down only loses spans (the batch processor exports
@@ -64,12 +65,14 @@ def _disabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
-def configure(*, span_processor=None):
+def configure(*, span_processor=None, record: bool | None = None):
     """Set up tracing for this process (idempotent). Returns the TracerProvider, or None when disabled.
 
     `span_processor`: use this processor (tests: a SimpleSpanProcessor over an InMemorySpanExporter) instead of
     the environment's choice; the provider is then not made the process-wide default, and `shutdown()` undoes
-    everything."""
+    everything. `record`: whether spans are recorded; by default only when they go somewhere (an OTLP endpoint
+    or `span_processor`). Unrecorded spans still have their trace and span ids, so the logs and the jobs carry
+    them, at a fraction of the cost (the instrumentations skip their attributes)."""
     from django.conf import settings
 
     settings.DEBUG  # noqa: B018 - loads settings.py first, which puts the .env file's OTEL_* into the environment
@@ -80,16 +83,23 @@ def configure(*, span_processor=None):
             return None
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
+        exporting = bool(
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+        if record is None:
+            record = exporting or span_processor is not None
         resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or "paytrust"})
         # OTEL_TRACES_SAMPLER, when set, is the SDK's to read (sampler=None); else ours.
-        sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else _default_sampler()
+        sampler = None
+        if not os.environ.get("OTEL_TRACES_SAMPLER"):
+            sampler = _default_sampler() if record else ALWAYS_OFF
         provider = TracerProvider(resource=resource, sampler=sampler)
         if span_processor is not None:
             provider.add_span_processor(span_processor)
-        elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-        ):
+        elif exporting:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 

@@ -9,6 +9,7 @@ procrastinate's real worker.
 from __future__ import annotations
 
 import base64
+import re
 import socket
 
 import pytest
@@ -299,3 +300,35 @@ def test_a_job_asking_to_be_retried_is_not_a_failed_span_but_a_crash_is(spans):
     assert crashed.status.status_code == StatusCode.ERROR
     assert [event.name for event in crashed.events] == ["exception"]
     assert retried.parent is None  # deferred outside a trace: a trace of its own
+
+
+@pytest.mark.django_db
+def test_without_an_exporter_nothing_is_recorded_but_logs_and_jobs_still_carry_the_trace_id(
+    json_log_lines, settings
+):
+    """The default (no OTEL_EXPORTER_OTLP_ENDPOINT): unrecorded spans, whose ids still reach logs and jobs."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    settings.OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE = True
+    merchant = merchant_onboard(name="Quiet")
+    endpoint_create(merchant=merchant, mode="test", url="http://127.0.0.1:9/hook", enabled_events=["*"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(merchant)[1]}")
+    exporter = InMemorySpanExporter()
+    tracing.configure(span_processor=SimpleSpanProcessor(exporter), record=False)
+    try:
+        response = client.post("/v1/invoices", INVOICE, format="json")
+    finally:
+        tracing.shutdown()
+
+    assert response.status_code == 201, response.content
+    assert exporter.get_finished_spans() == ()  # nothing recorded, nothing to export
+    (access,) = [line for line in json_log_lines() if line["logger"] == "paytrust.access"]
+    assert re.fullmatch(r"[0-9a-f]{32}", access["trace_id"]) and access["trace_id"] != "0" * 32
+    (job,) = ProcrastinateJob.objects.filter(
+        task_name=DELIVER_TASK, args__delivery_id__isnull=False
+    ).order_by("-id")[:1]
+    _version, trace_id, _span_id, flags = job.args["_trace"]["traceparent"].split("-")
+    assert trace_id == access["trace_id"]
+    assert int(flags, 16) & 1 == 0  # the same trace, marked not sampled

@@ -6,9 +6,11 @@ without an exporter, and on with OTLP export, in alternating rounds of one run (
 
 Modes (the environment of gunicorn):
 - off:  OTEL_SDK_DISABLED=true (nothing instrumented; the `_trace` job middleware still runs).
-- on:   the default: spans made (request, SQL, gateway, jobs), trace ids in the logs, nothing exported.
-- otlp: OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local OTLP/HTTP sink started by this script (it answers 200 to
-        every export and counts the bytes), so the batch span processor and the protobuf exporter run for real.
+- on:   the default: instrumented, every request and job has its trace id (in the logs, carried into jobs), but
+        spans are not recorded (no exporter: sampler ALWAYS_OFF) and nothing is exported.
+- otlp: tracing fully on: OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local OTLP/HTTP sink started by this script
+        (it answers 200 to every export and counts them), so every span is recorded and the batch span processor
+        and the protobuf exporter run for real.
 Every mode runs once per round, the order rotating between rounds (the machine's load drifts); the table gives
 each mode's median over the rounds and its ratio to `off`, for throughput and for the CPU time gunicorn's
 processes spent per request (from /proc: on a busy shared machine the steadier of the two). One fresh database for the whole run

@@ -111,20 +111,26 @@ def configure(*, span_processor=None, record: bool | None = None):
         return provider
 
 
+# Root spans of kind CLIENT that may start a trace: our own outgoing calls (a gateway call or a delivery made
+# outside a request or job, e.g. by a management command).
+_OWN_CLIENT_SPANS = ("gateway ", "webhook delivery")
+
+
 def _default_sampler():
-    """Every request and job is traced (parent-based, always on), but a SQL statement outside any request or job
-    does not start a trace of its own: the worker's queue polling and heartbeats, migrations and management
-    commands would otherwise send one single-span trace per statement."""
+    """Every request and job is traced (parent-based, always on), but an outgoing call outside any request or job
+    does not start a trace of its own unless it is one of ours: the worker's queue polling, LISTEN and heartbeats,
+    migrations and commands would otherwise send one single-span trace per SQL statement. (The instrumentations
+    start their spans before setting attributes, so the span's kind and name are all a sampler can go by.)"""
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 
     class RootSampler(Sampler):
         def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, **kw):
-            if kind == SpanKind.CLIENT and attributes and "db.system" in attributes:
+            if kind == SpanKind.CLIENT and not name.startswith(_OWN_CLIENT_SPANS):
                 return SamplingResult(Decision.DROP)
             return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links)
 
         def get_description(self) -> str:
-            return "PayTrustRoot(no orphan SQL spans)"
+            return "PayTrustRoot(no orphan client spans)"
 
     return ParentBased(root=RootSampler())
 

@@ -332,3 +332,21 @@ def test_without_an_exporter_nothing_is_recorded_but_logs_and_jobs_still_carry_t
     _version, trace_id, _span_id, flags = job.args["_trace"]["traceparent"].split("-")
     assert trace_id == access["trace_id"]
     assert int(flags, 16) & 1 == 0  # the same trace, marked not sampled
+
+
+def test_sql_outside_any_request_or_job_starts_no_trace_but_our_gateway_calls_do(spans, merchant):
+    from django.db import connection
+
+    from gateways.http import GatewayHttp
+
+    spans.clear()
+    with connection.cursor() as cursor:  # e.g. the worker's polling, a migration, a command
+        cursor.execute("SELECT 1")
+    http = GatewayHttp(
+        gateway="xendit", account_id="gwa_x", base_url="http://127.0.0.1:9", auth=("k", ""), timeout=0.2
+    )
+    with pytest.raises(Exception):  # noqa: B017 - nothing listens there: a connection error
+        http.request("GET", "/v2/invoices", operation="get_status")
+
+    assert not any(span.attributes.get("db.system") for span in spans.all())
+    assert [span.name for span in spans.all() if span.parent is None] == ["gateway xendit get_status"]

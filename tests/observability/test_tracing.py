@@ -38,8 +38,8 @@ INVOICE = {
 
 
 @pytest.fixture
-def merchant(transactional_db):
-    """transaction=True: the spans fixture's new (traced) pool connections, and the worker's own connections."""
+def merchant(db):
+    """Set up after `spans` (list `spans` first): the test's connection is then a new, traced one."""
     return merchant_onboard(name="Acme")
 
 
@@ -160,6 +160,7 @@ def test_gateway_error_marks_the_gateway_span_as_failed(spans, merchant, xendit_
 
 def test_deferred_job_runs_in_the_trace_of_the_request_that_deferred_it(
     spans,
+    transactional_db,  # the worker uses its own connections: the request's rows must be committed
     api,
     merchant,
     no_jobs,

@@ -17,6 +17,7 @@ from apikeys.services import Actor
 from apikeys.viewsets import ApiViewSet, tenant
 from gateways import selectors, services
 from gateways.models import GatewayAccount, GatewayName
+from gateways.registry import GATEWAYS
 from paytrust import money
 from paytrust.pagination import paginate
 from paytrust.params import query_bool, query_choice
@@ -70,11 +71,13 @@ class FeeInput(StrictSerializer):
 class GatewayAccountCreateInput(StrictSerializer):
     schema_constraints = {"currencies": _CURRENCIES_SCHEMA}
 
-    gateway = serializers.ChoiceField(choices=GatewayName.choices)
+    # Only the gateways this deployment has an adapter for (gateways/registry.py); GatewayName also names the ones
+    # still to come.
+    gateway = serializers.ChoiceField(choices=[c for c in GatewayName.choices if c[0] in GATEWAYS])
     credentials = CredentialsField(
         required=False,
         help_text='xendit: {"secret_key", "callback_token"}; midtrans: {"server_key", "client_key"}; '
-        "sandbox: none. Write-only.",
+        'paypal: {"client_id", "client_secret", "webhook_id"}; sandbox: none. Write-only.',
     )
     currencies = serializers.ListField(
         child=CurrencyField(max_length=3),

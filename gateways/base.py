@@ -12,6 +12,18 @@ Calling rules (see docs/adr/0010-gateway-contract.md):
   have created the payment at the gateway (timeout, 5xx, unreadable answer): leave the payment `unknown` and ask
   `get_status(payment_id=...)` later. `code="gateway_unavailable"` = the circuit breaker is open (nothing sent).
 - `GatewayPaymentNotFound` (a GatewayError, not retryable) = the gateway has no payment for that id/reference.
+- `webhook_verification_does_io` (class attribute): `verify_webhook` calls the gateway (PayPal's verify-webhook-signature
+  API), so it runs outside any transaction; a GatewayError from it means "could not verify now" (503 + Retry-After,
+  the gateway retries), never 401.
+- `complete_approved_payment`: for gateways where the customer only APPROVES at the gateway and the merchant must
+  then make the call that collects (PayPal Orders: capture, or authorize for capture_method "manual"). A
+  notification (or a return) saying so carries `WebhookNotification.approved`; payments calls this once per
+  payment (`payments.services.completion`), outside any transaction. Default: nothing to do (None).
+- `resolve_notification`: fills in what a verified notification leaves out (PayPal refund events name the capture,
+  not the order) with HTTP; called by the inbound pipeline outside any transaction before the notification is
+  applied. Default: the notification as is.
+- `currency_refusal(code)`: why the gateway cannot take a currency (None when it can); account configuration
+  refuses the currency with that reason (400, param `currencies.N`).
 - `notifications_are_authoritative` (class attribute): True when a verified webhook's status and amount may be
   applied as they are (the authentication covers them). False (Midtrans: the signature covers only order_id,
   status_code and gross_amount) = a notification is a trigger: the inbound pipeline asks `get_status` and applies
@@ -216,6 +228,9 @@ class WebhookNotification:
     occurred_at: datetime  # aware UTC: when the gateway says the status changed
     refunded_amount_minor: int | None = None  # cumulative refunded amount on REFUNDED/PARTIALLY_REFUNDED
     refund: RefundReport | None = None  # with REFUNDED / PARTIALLY_REFUNDED
+    # The customer approved the payment at the gateway and PayTrust must now make the call that collects it
+    # (`Gateway.complete_approved_payment`: PayPal's CHECKOUT.ORDER.APPROVED). Status stays PENDING.
+    approved: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -356,6 +371,15 @@ class Gateway(ABC):
             )
 
     @classmethod
+    def currency_refusal(cls, currency: str) -> str | None:
+        """Why this gateway cannot take `currency` (a sentence for the merchant), or None when it can. Account
+        configuration (gateways.services.clean_currencies) refuses the currency with this reason. Default: the
+        currencies outside `supported_currencies`."""
+        if currency in cls.supported_currencies:
+            return None
+        return f"{cls.name} does not support {currency}."
+
+    @classmethod
     def generated_credentials(cls) -> dict[str, str]:
         """Credentials PayTrust generates itself for a new account (sandbox: its signing secret)."""
         return {}
@@ -409,6 +433,25 @@ class Gateway(ABC):
         raise GatewayError(
             f"{self.name} cannot void an authorization.", code="gateway_capture_unsupported", retryable=False
         )
+
+    def complete_approved_payment(
+        self, *, payment_id: str, gateway_reference: str, capture_method: str
+    ) -> PaymentStatusResult | None:
+        """Make the call that collects a payment the customer has approved at the gateway (PayPal: capture the
+        order, or authorize it for capture_method "manual"), idempotent per payment_id at the gateway. Returns the
+        resulting status (SUCCEEDED / AUTHORIZED / FAILED / PENDING). Default: nothing to complete (None): the
+        gateway collects on its own. Call it through payments.services.completion only (once per payment)."""
+        return None
+
+    def approval_return_reference(self, query: Mapping[str, str]) -> str:
+        """The gateway reference named by the customer's return to PayTrust after approving at the gateway (the
+        query string of our return URL; PayPal: `token` = the order id), "" when there is none. Default: ""."""
+        return ""
+
+    def resolve_notification(self, notification: WebhookNotification) -> WebhookNotification:
+        """The notification with what it leaves out filled in from the gateway (HTTP; outside any transaction).
+        Default: as is."""
+        return notification
 
     def settlement_lines(self, *, day: date) -> list[SettlementLine]:
         """What the gateway says it moved on the UTC day `day` (payments, refunds, fees, payouts), from its own list

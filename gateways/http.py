@@ -23,10 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from django.conf import settings
@@ -131,15 +132,21 @@ class GatewayHttp:
         operation: str,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        form: Sequence[tuple[str, str]] | None = None,
     ) -> GatewayResponse:
-        """Send one request; returns the parsed 2xx answer or raises a classified GatewayError."""
+        """Send one request; returns the parsed 2xx answer or raises a classified GatewayError. `json_body` is sent
+        as exact JSON; `form` (already flattened string pairs, e.g. Stripe's `a[b]=c`) as
+        application/x-www-form-urlencoded."""
         url = f"{self.base_url}{path}"
         send_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         body = None
         if json_body is not None:
             body = dumps_json(json_body).encode()
             send_headers["Content-Type"] = "application/json"
+        elif form is not None:
+            body = urlencode(list(form)).encode()
+            send_headers["Content-Type"] = "application/x-www-form-urlencoded"
         send_headers.update(headers or {})
         started = time.perf_counter()
         outcome = "ok"

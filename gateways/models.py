@@ -180,3 +180,42 @@ class SandboxRefund(models.Model):
                 name="sandbox_refund_status_valid",
             ),
         ]
+
+
+class SandboxSettlementAdjustmentKind(models.TextChoices):
+    """A discrepancy injected into the sandbox's settlement export for a day (the reconciliation demo)."""
+
+    UNKNOWN_PAYMENT = "unknown_payment", "A settled payment PayTrust never heard of"
+    ALTER_AMOUNT = "alter_amount", "A payment settled for another amount"
+    DROP = "drop", "A payment left out of the settlement"
+
+
+class SandboxSettlementAdjustment(models.Model):
+    """What the sandbox gateway's settlement export for `day` shows differently from its own checkout rows
+    (gateways/sandbox/settlement.py). One per (account, day, kind, payment id): injecting again changes nothing."""
+
+    account = models.ForeignKey(GatewayAccount, on_delete=models.CASCADE, related_name="sandbox_adjustments")
+    day = models.DateField()
+    kind = models.CharField(max_length=20, choices=SandboxSettlementAdjustmentKind.choices)
+    # UNKNOWN_PAYMENT: the foreign payment id the line echoes; ALTER_AMOUNT / DROP: our pay_ id of a settled session.
+    payment_id = models.CharField(max_length=64)
+    amount_minor = models.BigIntegerField(
+        null=True, blank=True
+    )  # UNKNOWN_PAYMENT / ALTER_AMOUNT: the amount shown
+    currency = models.CharField(max_length=3, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["day", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day", "kind", "payment_id"], name="one_sandbox_adjustment_per_payment"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor__isnull=True) | models.Q(amount_minor__gt=0),
+                name="sandbox_adjustment_amount_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.payment_id} on {self.day}"

@@ -9,14 +9,16 @@ from __future__ import annotations
 from gateways.base import Gateway
 from gateways.midtrans.gateway import MidtransGateway
 from gateways.models import GatewayAccount
+from gateways.paypal.gateway import PayPalGateway
 from gateways.sandbox.gateway import SandboxGateway
 from gateways.selectors import gateway_account_credentials
+from gateways.stripe.gateway import StripeGateway
 from gateways.xendit.gateway import XenditGateway
 from paytrust import crypto
 from paytrust.errors import ValidationError
 
 GATEWAYS: dict[str, type[Gateway]] = {
-    cls.name: cls for cls in (MidtransGateway, SandboxGateway, XenditGateway)
+    cls.name: cls for cls in (MidtransGateway, PayPalGateway, SandboxGateway, StripeGateway, XenditGateway)
 }
 
 

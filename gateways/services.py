@@ -57,9 +57,10 @@ def clean_currencies(*, gateway: str, currencies: object, param: str = "currenci
     cleaned: list[str] = []
     for index, code in enumerate(currencies):
         money.get_currency(code, param=f"{param}.{index}")
-        if code not in cls.supported_currencies:
+        refusal = cls.currency_refusal(code)
+        if refusal is not None:
             raise ValidationError(
-                f"{gateway} does not support {code}; it takes "
+                f"{refusal} {gateway} takes "
                 f"{', '.join(sorted(cls.supported_currencies & set(ENABLED_CURRENCIES)))}.",
                 code="gateway_currency_unsupported",
                 param=f"{param}.{index}",
@@ -167,7 +168,7 @@ def gateway_account_create(
             )
         cleaned_credentials = cls.generated_credentials()
     if currencies is None:
-        currencies = [c for c in ENABLED_CURRENCIES if c in cls.supported_currencies]
+        currencies = [c for c in ENABLED_CURRENCIES if cls.currency_refusal(c) is None]
     cleaned_currencies = clean_currencies(gateway=gateway, currencies=currencies)
     cleaned_fees = clean_fees(fees=fees, currencies=cleaned_currencies)
     account = GatewayAccount(

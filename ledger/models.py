@@ -41,8 +41,8 @@ class AccountCode(models.TextChoices):
     SERVICE_FEES = "service_fees", "Service fees"  # revenue: the invoices' service fees
     CUSTOMER_CREDIT = "customer_credit", "Customer credit"  # liability: money paid above what was due
     REFUNDS_PAYABLE = "refunds_payable", "Refunds payable"  # liability: refunds sent, not yet confirmed
-    GATEWAY_FEES = "gateway_fees", "Gateway fees"  # expense: what gateways charge (settlement, later)
-    BANK = "bank", "Bank"  # asset: settled money (settlement, later)
+    GATEWAY_FEES = "gateway_fees", "Gateway fees"  # expense: what gateways charge (reconciliation posts it)
+    BANK = "bank", "Bank"  # asset: settled money (reconciliation posts payouts and settlements)
 
 
 ASSET_CODES = frozenset(
@@ -63,6 +63,10 @@ class MovementType(models.TextChoices):
     CAPTURE = "capture", "Capture"  # the hold released because it was captured (the payment movement follows)
     AUTHORIZATION_RELEASE = "authorization_release", "Authorization released"  # voided or expired hold
     REVERSAL = "reversal", "Reversal"  # corrects a movement posted in error (the reverse of its entries)
+    # Settlement (reconciliation, docs/adr/0054): what a gateway's settlement says it charged and paid out.
+    GATEWAY_FEE = "gateway_fee", "Gateway fee"  # the gateway kept its fee out of our money
+    PAYOUT = "payout", "Payout"  # the gateway paid money it held for us to the bank
+    SETTLEMENT = "settlement", "Settlement"  # one transaction settled straight to the bank, net of its fee
 
 
 class Account(models.Model):

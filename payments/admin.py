@@ -22,10 +22,17 @@ from django.db.models import Exists, F, OuterRef
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from apikeys.admin_base import ReadOnlyAdmin, ReadOnlyInline, can_see_contacts, short_datetime, truncated
+from apikeys.admin_base import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    can_see_contacts,
+    html_table,
+    short_datetime,
+    truncated,
+)
 from invoices import admin as invoices_admin
 from invoices.models import Invoice
-from payments import refund_admin
+from payments import refund_admin, review_admin  # noqa: F401 - registers the review queue
 from payments.models import GatewayCall, Payment, Refund
 from payments.services import (
     invoice_expire_with_payments,
@@ -148,6 +155,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     list_filter = [
         "status",
+        "review_status",
         "capture_method",
         ("received_on_closed_invoice", admin.BooleanFieldListFilter),
         RefundsFilter,
@@ -173,6 +181,17 @@ class PaymentAdmin(ReadOnlyAdmin):
         "captured_at",
         "canceled_at",
     ]
+    # Risk (docs/adr/0053): the check's score and reasons; decisions are taken in the review queue.
+    _RISK_FIELDS = [
+        "risk_score",
+        "risk_reasons_display",
+        "customer_ip",
+        "device_id",
+        "checkout_ip",
+        "review_status",
+        "reviewed_by",
+        "reviewed_at",
+    ]
     fieldsets = [
         (None, {"fields": ["id", "merchant", "mode", "invoice", "installment_number", "status"]}),
         (
@@ -187,6 +206,7 @@ class PaymentAdmin(ReadOnlyAdmin):
             },
         ),
         ("Authorization", {"fields": _HOLD_FIELDS}),
+        ("Risk", {"fields": _RISK_FIELDS}),
         (
             "Gateway",
             {
@@ -230,6 +250,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "refunded_display",
         "received_on_closed_invoice",
         *_HOLD_FIELDS,
+        *_RISK_FIELDS,
         "gateway",
         "gateway_account",
         "gateway_reference",
@@ -261,6 +282,12 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(description="merchant", ordering="merchant__name")
     def merchant_short(self, obj):
         return truncated(obj.merchant.name)
+
+    @admin.display(description="risk reasons")
+    def risk_reasons_display(self, obj):
+        return html_table(
+            ["code", "message"], [[r.get("code"), r.get("message")] for r in obj.risk_reasons or []]
+        )
 
     @admin.display(description="inst.", ordering="installment_number")
     def installment(self, obj):

@@ -10,7 +10,9 @@ ones in `invoices.serializers`), calls ONE service, and renders.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+import ipaddress
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -37,12 +39,43 @@ from invoices.serializers import (
 from payments import selectors, services
 from payments.models import CaptureMethod, PaymentStatus
 from payments.refunds_api import REFUND_CREATE_SCHEMA, refund_create_view
+from payments.services.risk_check import RiskInput
 from paytrust.pagination import paginate
 from paytrust.params import query_choice
-from paytrust.schema import PAGINATION_PARAMETERS, error_responses
+from paytrust.schema import PAGINATION_PARAMETERS, RiskReason, error_responses
 from paytrust.serializers import StrictSerializer
 
 # ---- serializers (shape only) --------------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+class IpAddressField(serializers.CharField):
+    """An IPv4 or IPv6 address (`ipaddress`), returned in its canonical form ("2001:db8::1"); no zone id."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=45, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            if "%" in value:
+                raise ValueError(value)
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise serializers.ValidationError("Not an IPv4 or IPv6 address.", code="invalid") from None
+
+
+class PaymentRiskInput(StrictSerializer):
+    customer_ip = IpAddressField(
+        required=False,
+        help_text="The payer's IP address (IPv4 or IPv6) as your server saw it: checked against the IP block list "
+        "and counted by the IP velocity limits.",
+    )
+    device_id = serializers.CharField(
+        required=False,
+        max_length=128,
+        help_text="Your identifier of the payer's device (at most 128 characters): device block list and velocity.",
+    )
 
 
 class PaymentCreateInput(StrictSerializer):
@@ -59,6 +92,10 @@ class PaymentCreateInput(StrictSerializer):
         help_text='"automatic" (collect at once) or "manual": the gateway only authorizes (holds) the money and '
         "POST /v1/payments/{id}/capture collects it. Only gateways that can hold money take manual.",
     )
+    risk = PaymentRiskInput(
+        required=False,
+        help_text="What your server knows of the payer, for the risk check made before the gateway is called.",
+    )
 
 
 class PaymentCaptureInput(StrictSerializer):
@@ -67,6 +104,11 @@ class PaymentCaptureInput(StrictSerializer):
         help_text="How much to capture, at most `amount_capturable`; default all of it. The rest of the hold is "
         "released.",
     )
+
+
+class PaymentReviewOutput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["pending", "approved", "rejected"])
+    reviewed_at = serializers.DateTimeField(allow_null=True)
 
 
 class PaymentOutput(serializers.Serializer):
@@ -108,6 +150,19 @@ class PaymentOutput(serializers.Serializer):
         allow_null=True, help_text="pain.002 TxSts: ACSC, ACSP, PDNG, RJCT"
     )
     iso20022_reason = serializers.CharField(allow_null=True)
+    risk_score = serializers.IntegerField(
+        allow_null=True,
+        min_value=0,
+        max_value=100,
+        help_text="The risk check's score (0-100) before the gateway was called; null for payments made before "
+        "risk scoring existed.",
+    )
+    risk_reasons = RiskReason(many=True, help_text="What made the score (codes and messages).")
+    review = PaymentReviewOutput(
+        allow_null=True,
+        help_text="Null unless the risk check flagged the payment for review (a `manual` capture is then held "
+        "until approved).",
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -269,13 +324,18 @@ class InvoiceViewSet(ApiViewSet):
             "`invoice_expired`. Gateway refusal: 502 `gateway_error` (payment `failed`); gateway timeout: 504 "
             '(payment `unknown`, settled later by reconciliation). `capture_method: "manual"` authorizes only '
             "(the payment becomes `authorized`; capture it with POST /v1/payments/{id}/capture); a gateway that "
-            "cannot hold money gives 400 `capture_method_unsupported`."
+            "cannot hold money gives 400 `capture_method_unsupported`. Risk: the attempt is scored before the "
+            "gateway is called (rules: GET/PATCH /v1/risk-settings; `risk` passes the payer's IP and device); a "
+            "score at or above the block threshold gives 402 `payment_blocked` (the error names the failed "
+            "`payment` and its `risk_reasons`; event `payment.blocked`; nothing reaches the gateway); at or above "
+            "the review threshold the payment proceeds flagged (`review.status` pending; a manual capture is held "
+            "until approved)."
         ),
         request=PaymentCreateInput,
         responses={
             201: PaymentOutput,
             200: PaymentOutput,
-            **error_responses(400, 404, 409, 502, 504),
+            **error_responses(400, 402, 404, 409, 502, 504),
         },
     )
     @action(detail=True, methods=["post"])
@@ -287,6 +347,7 @@ class InvoiceViewSet(ApiViewSet):
             invoice_id=invoice_id,
             installment_number=body.validated_data.get("installment"),
             capture_method=body.validated_data["capture_method"],
+            risk=RiskInput(**body.validated_data["risk"]) if "risk" in body.validated_data else None,
         )
         return Response(
             selectors.payment_representation(result.payment), status=201 if result.created else 200
@@ -333,7 +394,9 @@ class PaymentViewSet(ApiViewSet):
             "gateway; the rest of the hold is released. The payment becomes `succeeded` with `amount_received` = "
             "the captured amount, which is applied to the invoice (a partial capture pays part of it). Not "
             "authorized (or its hold lapsed): 409 `payment_not_capturable`; more than held: 422 "
-            "`capture_exceeds_authorized`; a capture or void already under way: 409 `capture_in_progress`. Gateway "
+            "`capture_exceeds_authorized`; a capture or void already under way: 409 `capture_in_progress`; flagged by "
+            "the risk check and not yet approved: 409 `payment_under_review` (rejected: `payment_review_rejected`). "
+            "Gateway "
             "refusal: 502 (still authorized); timeout: 504 (still authorized; PayTrust asks the gateway later)."
         ),
         request=PaymentCaptureInput,

@@ -39,6 +39,17 @@ class HoldOperation(models.TextChoices):
     NONE = "", "None"
     CAPTURE = "capture", "Capture"
     VOID = "void", "Void"
+    # Completing a payment the customer approved at the gateway (PayPal: capturing / authorizing the approved
+    # order; payments/services/completion.py). Taken on a pending or unknown payment.
+    COMPLETE = "complete", "Complete an approved payment"
+
+
+# Risk review (docs/adr/0053-risk-scoring.md): a payment the risk check flagged waits for finance staff.
+class ReviewStatus(models.TextChoices):
+    NONE = "none", "Not flagged"
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
 
 
 # A payment in one of these may still collect money: at most one per (invoice, installment) at a time.
@@ -106,12 +117,26 @@ class Payment(TimeStampedModel):
     reconciled_at = models.DateTimeField(null=True, blank=True)
     reconcile_attempts = models.PositiveIntegerField(default=0)
 
+    # Risk (docs/adr/0053): the score and reasons of the check made before the gateway was called (null: made
+    # before risk scoring existed), what the merchant told us of the payer, the IP the sandbox checkout saw, and
+    # the review of a flagged payment. A blocked attempt is a `failed` payment with failure_code payment_blocked.
+    risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    risk_reasons = models.JSONField(default=list, blank=True)
+    customer_ip = models.GenericIPAddressField(null=True, blank=True)
+    device_id = models.CharField(max_length=128, blank=True, default="")
+    checkout_ip = models.GenericIPAddressField(null=True, blank=True)
+    review_status = models.CharField(max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.NONE)
+    reviewed_by = models.CharField(max_length=200, blank=True, default="")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # Back-office actions (reporting/roles.py grants them; docs/adr/0042).
         permissions = [
             ("reconcile_payment", "Can reconcile payments with the gateway"),
             ("refund_payment", "Can refund payments"),
+            ("approve_payment_review", "Can approve a payment flagged by the risk check"),
+            ("reject_payment_review", "Can reject a payment flagged by the risk check"),
         ]
         indexes = [
             models.Index(fields=["merchant", "mode", "-created_at", "-id"], name="payment_tenant_created"),
@@ -124,6 +149,10 @@ class Payment(TimeStampedModel):
             ),
             # Reports: succeeded payments by time.
             models.Index(fields=["succeeded_at"], name="payment_succeeded_at"),
+            # The admin's review queue: flagged payments waiting for a decision.
+            models.Index(
+                fields=["created_at"], name="payment_review_pending", condition=Q(review_status="pending")
+            ),
         ]
         constraints = [
             # Never two open payments (two live gateway charges) for one installment.
@@ -149,6 +178,11 @@ class Payment(TimeStampedModel):
             ),
             models.CheckConstraint(condition=Q(installment_number__gte=1), name="payment_installment_valid"),
             models.CheckConstraint(
+                condition=Q(review_status__in=[r.value for r in ReviewStatus])
+                & (Q(risk_score__isnull=True) | Q(risk_score__lte=100)),
+                name="payment_review_valid",
+            ),
+            models.CheckConstraint(
                 condition=Q(capture_method__in=[c.value for c in CaptureMethod]),
                 name="payment_capture_method_valid",
             ),
@@ -161,7 +195,11 @@ class Payment(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(hold_operation__in=[h.value for h in HoldOperation])
-                & (Q(hold_operation="") | Q(status="authorized")),
+                & (
+                    Q(hold_operation="")
+                    | Q(status="authorized", hold_operation__in=["capture", "void"])
+                    | Q(status__in=["pending", "unknown"], hold_operation="complete")
+                ),
                 name="payment_hold_operation_valid",
             ),
             # Money collected <=> a success (or a refund of one).
@@ -179,6 +217,15 @@ class Payment(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
+
+
+class PaymentReview(Payment):
+    """The admin's review queue (payments/review_admin.py): the payments the risk check flagged. Same table."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged payment"
+        verbose_name_plural = "review queue (flagged payments)"
 
 
 class RefundOrigin(models.TextChoices):
@@ -293,6 +340,7 @@ class GatewayCallOperation(models.TextChoices):
     GET_REFUND = "get_refund", "Get refund"
     CAPTURE = "capture", "Capture"
     VOID_AUTHORIZATION = "void_authorization", "Void authorization"
+    COMPLETE_PAYMENT = "complete_payment", "Complete an approved payment"
 
 
 class GatewayCall(models.Model):

@@ -49,6 +49,11 @@ def payment_representation(payment: Payment) -> dict:
         "failure_message": payment.failure_message or None,
         "iso20022_status": payment.pain002_status or None,
         "iso20022_reason": payment.pain002_reason or None,
+        "risk_score": payment.risk_score,
+        "risk_reasons": payment.risk_reasons or [],
+        "review": None
+        if payment.review_status == "none"
+        else {"status": payment.review_status, "reviewed_at": _rfc3339(payment.reviewed_at)},
         "created_at": _rfc3339(payment.created_at),
         "updated_at": _rfc3339(payment.updated_at),
     }

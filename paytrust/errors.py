@@ -42,8 +42,11 @@ class ApplicationError(Exception):
         param: str | None = None,
         status_code: int | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict | None = None,
     ) -> None:
         self.message = message or self.default_message
+        # More fields of the error object (e.g. a blocked payment's `payment` and `risk_reasons`); never secrets.
+        self.extra = extra or {}
         if code:
             self.code = code
         if status_code:
@@ -200,8 +203,11 @@ _DRF_CODE_MAP = {
 def exception_handler(exc, context) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every error leaves the API in the spec's envelope."""
     status, error_type, code, message, param, headers = _classify(exc)
+    body = envelope(error_type=error_type, code=code, message=message, param=param)
+    if isinstance(exc, ApplicationError) and exc.extra:
+        body["error"].update({k: v for k, v in exc.extra.items() if k not in body["error"]})
     return Response(
-        envelope(error_type=error_type, code=code, message=message, param=param),
+        body,
         status=status,
         headers=headers,
     )

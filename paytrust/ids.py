@@ -18,7 +18,23 @@ _LENGTH = 24
 _TIME_LENGTH = 8  # 62**8 ms ≈ 6,900 years from 1970
 _RANDOM_LENGTH = _LENGTH - _TIME_LENGTH  # 16 base62 chars ≈ 95 bits of randomness
 
-PREFIXES = {"mer", "key", "inv", "pay", "gwa", "evt", "whk", "ref", "whe", "whd", "ins", "ckt", "aud", "txn"}
+PREFIXES = {
+    "mer",
+    "key",
+    "inv",
+    "pay",
+    "gwa",
+    "evt",
+    "whk",
+    "ref",
+    "whe",
+    "whd",
+    "ins",
+    "ckt",
+    "aud",
+    "txn",
+    "rcn",
+}
 
 
 def _random_chars(count: int) -> str:

@@ -10,6 +10,7 @@ Helpers other apps call (cheap, never raise):
     deliveries_total.labels(outcome="succeeded").inc() / delivery_observed(outcome)
     rate_limited(), idempotent_replay(), auth_failed(reason), rate_limit_store_error(backend=)
     db_pool_observed()                                           (called by the request middleware)
+    risk_decision(decision), risk_engine_error()                  (risk.services.risk_evaluate)
 At scrape time `/metrics` also reports `paytrust_jobs_waiting{queue=…}` (procrastinate jobs to do, per queue):
 the outbound webhook queue's depth is `paytrust_jobs_waiting{queue="outbound_webhooks"}` (one job per delivery
 waiting or due; it replaced a gauge that only the old delivery sweeper set), and the latest ledger verification
@@ -74,6 +75,14 @@ idempotent_replays_total = Counter(
 )
 auth_failures_total = Counter(
     "paytrust_auth_failures_total", "Failed API-key authentications, by reason.", ["reason"]
+)
+risk_decisions_total = Counter(
+    "paytrust_risk_decisions_total",
+    "Risk checks before a payment, by decision (allow, review, block).",
+    ["decision"],
+)
+risk_engine_errors_total = Counter(
+    "paytrust_risk_engine_errors_total", "Risk checks that failed (the payment proceeded flagged, score 50)."
 )
 
 # Django's psycopg connection pool (settings.DB_POOL), sampled by `db_pool_observed()` at the end of each request
@@ -160,6 +169,16 @@ def auth_failed(reason: str) -> None:
     auth_failures_total.labels(reason=reason).inc()
 
 
+@_safe
+def risk_decision(decision: str) -> None:
+    risk_decisions_total.labels(decision=decision).inc()
+
+
+@_safe
+def risk_engine_error() -> None:
+    risk_engine_errors_total.inc()
+
+
 class JobQueueCollector:
     """Procrastinate jobs waiting to run, per queue, read from the database at scrape time."""
 
@@ -212,6 +231,56 @@ class LedgerCheckCollector:
         yield finished
 
 
+class ReconciliationCollector:
+    """Reconciliation (docs/adr/0054), read at scrape time from the runs' tables by name: the open discrepancies
+    per gateway and class (`paytrust_reconciliation_discrepancies`; alert when > 0 for long), the runs that
+    failed to read their gateway (`paytrust_reconciliation_failed_runs`) and when a gateway's latest run finished
+    (`paytrust_reconciliation_last_run_timestamp_seconds`; alert when older than a day and a bit)."""
+
+    def collect(self):
+        open_ = GaugeMetricFamily(
+            "paytrust_reconciliation_discrepancies",
+            "Open reconciliation discrepancies, per gateway and class.",
+            labels=["gateway", "class"],
+        )
+        failed = GaugeMetricFamily(
+            "paytrust_reconciliation_failed_runs",
+            "Reconciliation runs whose gateway settlement could not be read, per gateway.",
+            labels=["gateway"],
+        )
+        finished = GaugeMetricFamily(
+            "paytrust_reconciliation_last_run_timestamp_seconds",
+            "When the latest reconciliation run of a gateway finished (Unix time).",
+            labels=["gateway"],
+        )
+        try:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT a.gateway, l.line_class, count(*) FROM reconciliation_reconciliationline l "
+                    "JOIN reconciliation_reconciliationrun r ON r.id = l.run_id "
+                    "JOIN gateways_gatewayaccount a ON a.id = r.account_id "
+                    "WHERE l.resolution = 'open' GROUP BY a.gateway, l.line_class"
+                )
+                for gateway, line_class, count in cursor.fetchall():
+                    open_.add_metric([gateway, line_class], count)
+                cursor.execute(
+                    "SELECT a.gateway, count(*) FILTER (WHERE r.status = 'failed'), "
+                    "EXTRACT(EPOCH FROM max(r.finished_at)) FROM reconciliation_reconciliationrun r "
+                    "JOIN gateways_gatewayaccount a ON a.id = r.account_id GROUP BY a.gateway"
+                )
+                for gateway, failed_count, last in cursor.fetchall():
+                    failed.add_metric([gateway], failed_count)
+                    if last is not None:
+                        finished.add_metric([gateway], float(last))
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
+            logger.warning("metrics: could not read the reconciliation runs", exc_info=True)
+        yield open_
+        yield failed
+        yield finished
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of all processes' metrics, and its content type."""
     if MULTIPROCESS:
@@ -224,4 +293,5 @@ def render() -> tuple[bytes, str]:
     jobs = CollectorRegistry()
     jobs.register(JobQueueCollector())
     jobs.register(LedgerCheckCollector())
+    jobs.register(ReconciliationCollector())
     return generate_latest(registry) + generate_latest(jobs), CONTENT_TYPE_LATEST

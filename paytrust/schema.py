@@ -53,6 +53,13 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+class RiskReason(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="e.g. `email_blocked`, `velocity_email_hour`, `amount_over_threshold`."
+    )
+    message = serializers.CharField()
+
+
 class ErrorObject(serializers.Serializer):
     type = serializers.ChoiceField(choices=ERROR_TYPES)
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. `parameter_invalid`.")
@@ -61,6 +68,13 @@ class ErrorObject(serializers.Serializer):
         allow_null=True, help_text="Path of the offending parameter, e.g. `line_items.0.amount`."
     )
     request_id = serializers.CharField(help_text="Same value as the X-Request-Id response header.")
+    payment = serializers.CharField(
+        required=False,
+        help_text="402 `payment_blocked` only: the id of the blocked (failed) payment attempt.",
+    )
+    risk_reasons = RiskReason(
+        many=True, required=False, help_text="402 `payment_blocked` only: why the risk check blocked it."
+    )
 
 
 class ErrorEnvelope(serializers.Serializer):
@@ -272,6 +286,7 @@ RESOURCE_TAGS = [
     ("/v1/reports", "reports"),
     ("/v1/balance", "balance"),
     ("/v1/merchant", "merchant"),
+    ("/v1/risk-settings", "risk"),
 ]
 
 

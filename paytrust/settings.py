@@ -207,13 +207,19 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 # --- Gateways ---------------------------------------------------------------------------------------------
 XENDIT_API_BASE = env.str("XENDIT_API_BASE", default="")
 MIDTRANS_API_BASE = env.str("MIDTRANS_API_BASE", default="")
+# PayPal: unset = the sandbox (https://api-m.sandbox.paypal.com) for test accounts, https://api-m.paypal.com for live.
+PAYPAL_API_BASE = env.str("PAYPAL_API_BASE", default="")
 MIDTRANS_SNAP_BASE = env.str("MIDTRANS_SNAP_BASE", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=10.0)
 # Circuit breaker per gateway account (per process): open after N consecutive transient failures, retry after.
 GATEWAY_CIRCUIT_FAILURE_THRESHOLD = env.int("GATEWAY_CIRCUIT_FAILURE_THRESHOLD", default=5)
 GATEWAY_CIRCUIT_RESET_SECONDS = env.float("GATEWAY_CIRCUIT_RESET_SECONDS", default=30.0)
 # Inbound webhook processing retry delays in seconds (1, 5 and 30 minutes after the first failure).
 INBOUND_WEBHOOK_RETRY_DELAYS = env.list("INBOUND_WEBHOOK_RETRY_DELAYS", cast=int, default=[60, 300, 1800])
+# Retry-After (seconds) of the 503 answered when a gateway's webhook cannot be verified now (PayPal's
+# verify-webhook-signature API unreachable): the gateway delivers again.
+INBOUND_WEBHOOK_VERIFY_RETRY_AFTER_SECONDS = env.int("INBOUND_WEBHOOK_VERIFY_RETRY_AFTER_SECONDS", default=60)
 # Outbound webhook delivery retry delays in seconds.
 OUTBOUND_WEBHOOK_RETRY_DELAYS = env.list(
     "OUTBOUND_WEBHOOK_RETRY_DELAYS", cast=int, default=[5, 300, 1800, 7200, 18000, 36000, 36000]
@@ -246,6 +252,11 @@ AUTHORIZATION_HOLD_DAYS = env.int("AUTHORIZATION_HOLD_DAYS", default=7)
 
 # --- Reports ----------------------------------------------------------------------------------------------
 REPORT_MAX_DAYS = env.int("REPORT_MAX_DAYS", default=366)
+
+# --- Reconciliation (docs/adr/0054) -----------------------------------------------------------------------
+# An uploaded settlement CSV larger than this, or with more rows, is refused (checked while it is read).
+RECONCILIATION_MAX_UPLOAD_BYTES = env.int("RECONCILIATION_MAX_UPLOAD_BYTES", default=5 * 1024 * 1024)
+RECONCILIATION_MAX_ROWS = env.int("RECONCILIATION_MAX_ROWS", default=200_000)
 
 # --- Background jobs (procrastinate, in PostgreSQL) -------------------------------------------------------
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"

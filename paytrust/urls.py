@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apikeys.urls")),
     path("", include("gateways.urls")),
     path("", include("ledger.urls")),
+    path("", include("risk.urls")),
     path("", include("payments.urls")),
     path("", include("webhooks.outbound.urls")),
     path("", include("webhooks.inbound.urls")),

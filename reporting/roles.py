@@ -49,6 +49,11 @@ VIEW_EVERYTHING: tuple[str, ...] = (
     "inbound.view_inboundnotification",
     "inbound.view_inboundnotificationattempt",
     "reporting.view_ledgercheck",  # the daily ledger verification's results (docs/adr/0049)
+    "reconciliation.view_reconciliationrun",  # reconciliation runs, their lines and file mappings (docs/adr/0054)
+    "reconciliation.view_reconciliationline",
+    "reconciliation.view_settlementfilemapping",
+    "risk.view_risksettings",  # the risk rules and the review queue (docs/adr/0053)
+    "payments.view_paymentreview",
 )
 
 # The ledger's pages (read-only for everyone: it is append-only), for the roles that answer money questions.
@@ -66,6 +71,15 @@ ROLES: dict[str, tuple[str, ...]] = {
         "payments.reconcile_payment",
         "payments.refund_payment",
         "reporting.view_financial_report",
+        "reconciliation.run_reconciliation",
+        "reconciliation.resolve_reconciliationline",
+        "reconciliation.apply_reconciliationline",
+        "reconciliation.add_settlementfilemapping",
+        "reconciliation.change_settlementfilemapping",
+        "risk.add_risksettings",  # edit a merchant's risk rules (through risk.services)
+        "risk.change_risksettings",
+        "payments.approve_payment_review",  # the review queue's actions
+        "payments.reject_payment_review",
     ),
     OPERATIONS: VIEW_EVERYTHING
     + (

@@ -40,4 +40,5 @@ ruff check .
 echo "== makemigrations --check"
 python manage.py makemigrations --check --dry-run >/dev/null || { python manage.py makemigrations --check --dry-run; exit 1; }
 echo "== pytest"
-python -m pytest -p no:cacheprovider "$@"
+# Every core (pytest-xdist, docs/adr/0056): each worker has its own test database; a file stays on one worker.
+python -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -15,6 +15,7 @@ RESOURCES = {
     "reports",
     "merchant",
     "balance",
+    "risk",
 }
 
 

@@ -58,7 +58,22 @@ def test_every_reference_resolves_and_every_operation_has_responses(schema):
 def test_error_envelope_component_describes_the_spec_shape(schema):
     envelope = schema["components"]["schemas"]["ErrorEnvelope"]
     error = _resolve(schema, envelope["properties"]["error"]["$ref"])
-    assert set(error["properties"]) == {"type", "code", "message", "param", "request_id"}
+    assert set(error["properties"]) == {
+        "type",
+        "code",
+        "message",
+        "param",
+        "request_id",
+        "payment",
+        "risk_reasons",
+    }
+    assert set(error["required"]) == {
+        "type",
+        "code",
+        "message",
+        "param",
+        "request_id",
+    }  # the last two: 402 only
     assert error["properties"]["param"].get("nullable") is True
     types = _resolve(schema, error["properties"]["type"]["$ref"])["enum"]
     assert "rate_limit_error" in types and "idempotency_error" in types
@@ -126,3 +141,23 @@ def test_the_validator_does_reject_a_broken_document(schema):
     broken = {key: value for key, value in schema.items() if key != "info"}
     with pytest.raises(jsonschema.ValidationError):
         validate_schema(broken)
+
+
+def test_risk_is_documented(schema):
+    """Risk (docs/adr/0053): the payment object's score, reasons and review; initiation's `risk` input and its 402;
+    GET/PATCH /v1/risk-settings with the PATCH's 400."""
+    payment = schema["components"]["schemas"]["PaymentOutput"]["properties"]
+    assert {"risk_score", "risk_reasons", "review"} <= set(payment)
+    initiation = schema["paths"]["/v1/invoices/{invoice_id}/payments"]["post"]
+    assert "402" in initiation["responses"]
+    body = _resolve(schema, initiation["requestBody"]["content"]["application/json"]["schema"]["$ref"])
+    risk = _resolve(
+        schema,
+        body["properties"]["risk"]["allOf"][0]["$ref"]
+        if "allOf" in body["properties"]["risk"]
+        else body["properties"]["risk"]["$ref"],
+    )
+    assert set(risk["properties"]) == {"customer_ip", "device_id"}
+    assert risk["properties"]["device_id"]["maxLength"] == 128
+    settings = schema["paths"]["/v1/risk-settings"]
+    assert set(settings) >= {"get", "patch"} and "400" in settings["patch"]["responses"]

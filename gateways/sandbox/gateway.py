@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from datetime import date
 
 from django.conf import settings
 from django.utils import timezone
@@ -19,11 +20,13 @@ from gateways.base import (
     RefundRequest,
     RefundResult,
     RefundStatus,
+    SettlementLine,
     WebhookNotification,
 )
 from gateways.models import SandboxCheckoutSession, SandboxCheckoutStatus, SandboxRefund
 from gateways.sandbox import refunds as sandbox_refunds
 from gateways.sandbox import services
+from gateways.sandbox import settlement as sandbox_settlement
 from gateways.sandbox import webhooks as sandbox_webhooks
 from paytrust import money
 from paytrust.errors import GatewayError
@@ -41,6 +44,7 @@ class SandboxGateway(Gateway):
     supports_manual_capture = True
     supports_refunds = True
     supports_partial_refunds = True
+    supports_settlement_report = True  # its own export (gateways/sandbox/settlement.py)
 
     @classmethod
     def generated_credentials(cls) -> dict[str, str]:
@@ -97,6 +101,10 @@ class SandboxGateway(Gateway):
             account=self.account, payment_id=payment_id, gateway_reference=gateway_reference
         )
         return _status_result(session)
+
+    # ----- reconciliation (docs/adr/0054) -------------------------------------------------------------------
+    def settlement_lines(self, *, day: date) -> list[SettlementLine]:
+        return sandbox_settlement.sandbox_settlement_lines(account=self.account, day=day)
 
     # ----- webhooks -----------------------------------------------------------------------------------------
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:

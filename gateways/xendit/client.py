@@ -157,6 +157,25 @@ class XenditClient:
             )
         return data
 
+    # ----- Transaction API (xendit-python docs/TransactionApi.md; docs.xendit.co/apidocs/list-transactions) -----
+    def list_transactions(
+        self, *, created_gte: str, created_lte: str, after_id: str = "", limit: int = 50
+    ) -> dict:
+        """GET /transactions?created[gte]=…&created[lte]=…&limit=…[&after_id=…] -> {"data": [Transaction],
+        "has_more": bool, "links": [...]}: every type and status (the adapter keeps the settled ones)."""
+        params = {"created[gte]": created_gte, "created[lte]": created_lte, "limit": str(limit)}
+        if after_id:
+            params["after_id"] = after_id
+        response = self.http.request("GET", "/transactions", operation="settlement_lines", params=params)
+        data = _object(response.data)
+        if not isinstance(data.get("data"), list) or not all(isinstance(item, dict) for item in data["data"]):
+            raise GatewayError(
+                "Xendit answered the transaction list with an unexpected body.",
+                code="gateway_bad_response",
+                retryable=True,
+            )
+        return data
+
 
 def _object(data: Any) -> dict:
     if not isinstance(data, dict):

@@ -7,7 +7,7 @@ Webhooks: invoice callbacks and refund callbacks (refunds made in Xendit's dashb
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.utils import timezone
 
@@ -20,11 +20,13 @@ from gateways.base import (
     PaymentStatusResult,
     RefundRequest,
     RefundResult,
+    SettlementLine,
     WebhookNotification,
     gateway_amount_to_minor,
 )
 from gateways.xendit import refunds, webhooks
 from gateways.xendit.client import XenditClient
+from gateways.xendit.settlement import xendit_settlement_lines
 from paytrust import money
 from paytrust.errors import GatewayError
 
@@ -40,6 +42,7 @@ class XenditGateway(Gateway):
     credential_fields = ("secret_key", "callback_token")
     supports_refunds = True  # Refund API (POST /refunds)
     supports_partial_refunds = True
+    supports_settlement_report = True  # Transaction API: GET /transactions (settlement.py)
     # Xendit's secret keys name their environment (dashboard > Settings > API keys).
     credential_mode_prefixes = {"secret_key": {"test": ("xnd_development_",), "live": ("xnd_production_",)}}
 
@@ -140,6 +143,9 @@ class XenditGateway(Gateway):
             gateway_reference=gateway_reference,
             gateway_refund_reference=gateway_refund_reference,
         )
+
+    def settlement_lines(self, *, day: date) -> list[SettlementLine]:
+        return xendit_settlement_lines(self.client, day=day)
 
     def _status_result(self, data: dict) -> PaymentStatusResult:
         invoice_id = data.get("id")

@@ -14,6 +14,8 @@
 - authorization.py: what entering / leaving `authorized` does (hold fields, ledger, events), for application.py
 - capture.py: `payment_capture`, `payment_void` (two phases; docs/adr/0047-authorize-and-capture.md) and
   `authorization_settle` (reconciliation of authorized payments: lapsed holds, voided invoices, lost answers)
+- completion.py: `payment_complete_approved` (the one call that collects a payment the customer approved at the
+  gateway, PayPal; exactly once: a mark under the payment's lock, like capture.py; docs/adr/0051-paypal.md)
 - voiding.py: `invoice_void_closing_payments` (the API's and the admin's void: the invoice, then its open payments)
 - expiry.py: `invoices_expire_overdue`, `invoice_expire_with_payments` (the expiry job, the command, the admin)
 
@@ -34,6 +36,7 @@ from payments.services.application import (
     payment_apply_gateway_status,
 )
 from payments.services.capture import payment_capture, payment_void
+from payments.services.completion import payment_complete_approved
 from payments.services.expiry import invoice_expire_with_payments, invoices_expire_overdue
 from payments.services.initiation import InitiationResult, payment_initiate
 from payments.services.reconciliation import (
@@ -58,6 +61,7 @@ __all__ = [
     "invoices_expire_overdue",
     "payment_apply_gateway_status",
     "payment_capture",
+    "payment_complete_approved",
     "payment_initiate",
     "payment_reconcile",
     "payment_void",

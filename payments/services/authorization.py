@@ -43,6 +43,11 @@ def hold_fields(payment: Payment, update, *, previous: str, target: str, now: da
         # captured later would land on a closed invoice).
         payment.capture_before = min(limit, payment.invoice.lapses_at)
         fields += ["amount_capturable_minor", "authorized_at", "capture_before"]
+    if payment.hold_operation == HoldOperation.COMPLETE and target != previous:
+        # The completion of an approved payment (payments/services/completion.py) ends with the status change.
+        payment.hold_operation = HoldOperation.NONE
+        payment.hold_operation_at = None
+        fields += ["hold_operation", "hold_operation_at"]
     if previous == PaymentStatus.AUTHORIZED:
         payment.amount_capturable_minor = 0
         payment.hold_operation = HoldOperation.NONE

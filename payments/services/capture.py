@@ -33,7 +33,7 @@ from django.utils import timezone
 from gateways import base as gw
 from gateways.registry import gateway_for_account
 from merchants.models import Merchant
-from payments.models import GatewayCallOperation, HoldOperation, Payment, PaymentStatus
+from payments.models import GatewayCallOperation, HoldOperation, Payment, PaymentStatus, ReviewStatus
 from payments.services._support import gateway_call
 from payments.services.application import ApplyOutcome, GatewayStatusUpdate, payment_apply_gateway_status
 from payments.services.gateway_refunds import SUCCESS_FAMILY
@@ -132,6 +132,8 @@ def _begin(
                 f"Payment {payment.id} is {payment.status}; only an authorized payment can be {verb}.",
                 code=code,
             )
+        if operation == HoldOperation.CAPTURE:
+            _check_review(payment)
         if payment.capture_before is not None and payment.capture_before <= now:
             raise Conflict(
                 f"The authorization of payment {payment.id} lapsed at {payment.capture_before.isoformat()}; it is "
@@ -157,6 +159,22 @@ def _begin(
         payment.hold_operation_at = now
         payment.save(update_fields=["hold_operation", "hold_operation_at", "updated_at"])
     return payment, amount_minor
+
+
+def _check_review(payment: Payment) -> None:
+    """A payment the risk check flagged is held until finance reviews it (docs/adr/0053): no capture before an
+    approval (the admin's approve captures it), none after a rejection (the admin's reject voids it)."""
+    if payment.review_status == ReviewStatus.PENDING:
+        raise Conflict(
+            f"Payment {payment.id} was flagged by the risk check and is under review; it is captured when the "
+            "review approves it.",
+            code="payment_under_review",
+        )
+    if payment.review_status == ReviewStatus.REJECTED:
+        raise Conflict(
+            f"Payment {payment.id} was rejected by the risk review; it cannot be captured.",
+            code="payment_review_rejected",
+        )
 
 
 def _call_and_apply(payment: Payment, operation: str, request, fn) -> ApplyOutcome:

@@ -29,6 +29,13 @@ from invoices.services import invoice_mark_payment_initiated
 from payments.models import OPEN_STATUSES, CaptureMethod, GatewayCallOperation, Payment, PaymentStatus
 from payments.services._support import emit, gateway_call, set_status
 from payments.services.reconciliation import payment_close_at_gateway
+from payments.services.risk_check import (
+    RiskInput,
+    payment_apply_assessment,
+    payment_blocked_error,
+    payment_blocked_record,
+    payment_risk_assess,
+)
 from paytrust.errors import Conflict, GatewayError, GatewayTimeout, ValidationError
 from paytrust.sql import nowait_or_conflict
 
@@ -60,6 +67,7 @@ def _phase1_record(
     installment_number: int | None,
     now: datetime,
     capture_method: str = CaptureMethod.AUTOMATIC,
+    risk: RiskInput | None = None,
 ) -> tuple[Payment, bool]:
     with transaction.atomic():
         target = invoice_mark_payment_initiated(
@@ -96,6 +104,9 @@ def _phase1_record(
             capture_method=capture_method,
         )
         set_status(payment, PaymentStatus.INITIATING)
+        # Before any gateway call, under the invoice's lock (docs/adr/0053): a block records a failed attempt.
+        assessment = payment_risk_assess(invoice=invoice, amount_minor=target.amount_minor, risk=risk)
+        payment_apply_assessment(payment, assessment, risk=risk, now=now)
         try:
             with transaction.atomic():
                 payment.save(force_insert=True)
@@ -108,6 +119,8 @@ def _phase1_record(
                     code="payment_in_progress",
                 )
             raise
+        if assessment.blocked:
+            payment_blocked_record(payment)
     return payment, True
 
 
@@ -230,6 +243,7 @@ def payment_initiate(
     invoice_id: str,
     installment_number: int | None = None,
     capture_method: str = CaptureMethod.AUTOMATIC,
+    risk: RiskInput | None = None,
     now: datetime | None = None,
 ) -> InitiationResult:
     """Start collecting an invoice installment through the invoice's gateway account (SPEC §6).
@@ -245,15 +259,24 @@ def payment_initiate(
     `capture_method` "manual" (docs/adr/0047) asks the gateway to authorize only; a gateway that cannot hold
     money gives 400 `capture_method_unsupported` before anything is written. An open payment returned as is
     keeps its own capture method.
+    Risk (docs/adr/0053; payments/services/risk_check.py): scored in phase 1, before the gateway; a block records
+    the attempt as a `failed` payment with the event `payment.blocked` and raises 402 `payment_blocked`; a
+    flagged payment proceeds with `review_status` pending.
     """
     now = now or timezone.now()
     invoice = invoice_get(merchant=merchant, mode=mode, invoice_id=invoice_id, related=False)
     _check_capture_method(capture_method, gateway=invoice.gateway)
     payment, created = _phase1_record(
-        invoice_id=invoice.id, installment_number=installment_number, capture_method=capture_method, now=now
+        invoice_id=invoice.id,
+        installment_number=installment_number,
+        capture_method=capture_method,
+        risk=risk,
+        now=now,
     )
     if not created:
         return InitiationResult(payment=payment, created=False)
+    if payment.failure_code == "payment_blocked":
+        raise payment_blocked_error(payment)
     payment = Payment.objects.select_related("invoice", "gateway_account", "merchant").get(pk=payment.pk)
     result, error = _call_gateway_create(payment)
     payment, closed = _phase3_record(payment.pk, result, error)

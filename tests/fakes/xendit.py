@@ -13,19 +13,28 @@
   (http status, error_code)) makes the next refund creations fail that way (REFUND_NOT_SUPPORTED, …).
   GET /refunds/{id}; GET /refunds?invoice_id=…&limit=…&after_id=… -> {"data": [...], "has_more"} (no reference_id
   filter, as in the API). `settle_refund` moves a refund to SUCCEEDED / FAILED (failure_code) like Xendit does later.
+- Transaction API (reconciliation; sources in tests/fixtures/reconciliation/SOURCES.md): GET /transactions with
+  `created[gte]` / `created[lte]` (ISO 8601), `limit` (default 10) and the cursor `after_id` -> {"has_more",
+  "data", "links"}, ordered by `created`. `record_transaction(**changes)` adds one built from the documented
+  Transaction example (tests/fixtures/reconciliation/xendit_transaction.json).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from tests.fakes.samples import sample
 from tests.fakes.server import FakeGatewayServer, RecordedRequest, Reply
 
+TRANSACTION_SAMPLE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "reconciliation" / "xendit_transaction.json"
+)
 REFUND_REASONS = ("FRAUDULENT", "DUPLICATE", "REQUESTED_BY_CUSTOMER", "CANCELLATION", "OTHERS")
 
 
@@ -46,6 +55,7 @@ class FakeXendit(FakeGatewayServer):
         self._refund_keys: set[str] = set()
         self.refund_initial_status = "PENDING"
         self.refund_errors: list[tuple[int, str]] = []
+        self.transactions: list[dict] = []
 
     def _unauthorized(self) -> Reply:
         return Reply(
@@ -71,6 +81,8 @@ class FakeXendit(FakeGatewayServer):
             return Reply(200, invoice) if invoice else self._not_found()
         if request.method == "POST" and path == "/refunds":
             return self._create_refund(request)
+        if request.method == "GET" and path == "/transactions":
+            return self._list_transactions(request)
         if request.method == "GET" and path == "/refunds":
             return self._list_refunds(request)
         if request.method == "GET" and path.startswith("/refunds/"):
@@ -216,6 +228,35 @@ class FakeXendit(FakeGatewayServer):
             items = items[ids.index(after_id) + 1 :] if after_id in ids else []
         return Reply(200, {"data": items[:limit], "has_more": len(items) > limit})
 
+    def _list_transactions(self, request: RecordedRequest) -> Reply:
+        def when(value: str) -> datetime:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+        try:
+            gte = [when(v) for v in request.query.get("created[gte]", [])]
+            lte = [when(v) for v in request.query.get("created[lte]", [])]
+            limit = int((request.query.get("limit") or ["10"])[0])
+        except ValueError:
+            return Reply(400, {"error_code": "API_VALIDATION_ERROR", "message": "invalid filter"})
+        after_id = (request.query.get("after_id") or [""])[0]
+        with self._state_lock:
+            items = sorted(self.transactions, key=lambda t: (t["created"], t["id"]))
+        items = [
+            t
+            for t in items
+            if all(when(t["created"]) >= g for g in gte) and all(when(t["created"]) <= upper for upper in lte)
+        ]
+        if after_id:
+            ids = [t["id"] for t in items]
+            items = items[ids.index(after_id) + 1 :] if after_id in ids else []
+        page, more = items[:limit], len(items) > limit
+        links = (
+            [{"href": f"/transactions?after_id={page[-1]['id']}", "rel": "next", "method": "GET"}]
+            if more
+            else []
+        )
+        return Reply(200, {"has_more": more, "data": page, "links": links})
+
     # ----- test controls ----------------------------------------------------------------------------------
     def mark_paid(self, invoice_id: str, *, paid_amount=None) -> dict:
         with self._state_lock:
@@ -238,3 +279,12 @@ class FakeXendit(FakeGatewayServer):
             refund = self.refunds[refund_id]
             refund.update(status=status, failure_code=failure_code, updated=_iso(datetime.now(UTC)))
             return dict(refund)
+
+    def record_transaction(self, **changes) -> dict:
+        """A Transaction as Xendit lists it: the documented example with `changes` (id, type, reference_id, amount,
+        created, fee, …); a fresh txn id unless given."""
+        transaction = json.loads(TRANSACTION_SAMPLE.read_text(), parse_float=Decimal)
+        transaction.update(id="txn_" + uuid.uuid4().hex[:20], **changes)
+        with self._state_lock:
+            self.transactions.append(transaction)
+        return transaction

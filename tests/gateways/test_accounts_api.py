@@ -136,7 +136,7 @@ def test_live_key_creates_a_live_account(client_for, merchant):
         ({**XENDIT_BODY, "fees": [{"currency": "IDR", "percent": "1.5"}]}, "fees.0.percent"),
         ({**XENDIT_BODY, "fees": [{"currency": "IDR", "percent": "0.12345"}]}, "fees.0.percent"),
         ({**XENDIT_BODY, "fees": [{"currency": "IDR", "bogus": "1"}]}, "fees.0.bogus"),
-        ({**XENDIT_BODY, "gateway": "paypal"}, "gateway"),
+        ({**XENDIT_BODY, "gateway": "braintree"}, "gateway"),
         ({**XENDIT_BODY, "surprise": 1}, "surprise"),
         (
             {

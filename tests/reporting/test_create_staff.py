@@ -118,6 +118,8 @@ def test_the_migration_creates_the_roles_of_the_code():
         importlib.import_module("reporting.migrations.0003_refund_permissions"),
         importlib.import_module("reporting.migrations.0004_ledger_view_roles"),
         importlib.import_module("reporting.migrations.0006_ledger_check_roles"),
+        importlib.import_module("reconciliation.migrations.0002_reconciliation_roles"),
+        importlib.import_module("reporting.migrations.0007_risk_roles"),
     ]
 
     migrated = {role: set(names) for role, names in migration.ROLES.items()}

@@ -217,7 +217,7 @@ def test_without_start_and_end_the_report_covers_the_current_utc_month(api):
         ({"start": "2026-01-01", "end": "2026-01-01"}, "end", "parameter_invalid"),
         ({"start": "2025-01-01", "end": "2026-01-03"}, "end", "report_period_too_long"),
         ({"start": "2026-01-01", "end": "2026-01-02", "currency": "XXX"}, "currency", "currency_invalid"),
-        ({"start": "2026-01-01", "end": "2026-01-02", "gateway": "paypal"}, "gateway", "parameter_invalid"),
+        ({"start": "2026-01-01", "end": "2026-01-02", "gateway": "worldpay"}, "gateway", "parameter_invalid"),
         ({"start": "2026-01-01", "end": "2026-01-02", "format": "xml"}, "format", "parameter_invalid"),
         ({"start": "2026-01-01", "end": "2026-01-02", "currncy": "USD"}, "currncy", "parameter_unknown"),
     ],

@@ -83,10 +83,12 @@ class InboundWebhookReceiveViewSet(ViewSet):
 
     @extend_schema(
         operation_id="webhooks_inbound_receive",
-        summary="Receive a gateway notification (called by Xendit, Midtrans, the sandbox)",
+        summary="Receive a gateway notification (called by Xendit, Midtrans, PayPal, the sandbox)",
         description=(
             "Authenticated by the gateway's own mechanism: Xendit `x-callback-token`, Midtrans `signature_key` "
-            "(SHA512 of order_id + status_code + gross_amount + server key), sandbox `X-Sandbox-Signature`. "
+            "(SHA512 of order_id + status_code + gross_amount + server key), PayPal's verify-webhook-signature API "
+            "(the PAYPAL-TRANSMISSION-* headers and the account's webhook_id; when PayPal cannot be reached the "
+            "answer is 503 with Retry-After and PayPal delivers again), sandbox `X-Sandbox-Signature`. "
             "The raw body is stored and acknowledged with 200; processing happens in a background worker. "
             "A duplicate delivery returns 200 and changes nothing. A notification for a payment this account "
             "does not know is stored and acknowledged (it fails in processing and shows in "
@@ -100,6 +102,10 @@ class InboundWebhookReceiveViewSet(ViewSet):
                 description="Missing or invalid signature / callback token. Nothing stored."
             ),
             404: OpenApiResponse(description="No such gateway account for this gateway."),
+            503: OpenApiResponse(
+                description="The gateway's verification API (PayPal) cannot be reached now; nothing stored. "
+                "Retry-After says when to deliver again."
+            ),
         },
         auth=[],
     )

@@ -25,6 +25,9 @@ only installment.
 A payment created with capture_method "manual" (docs/adr/0047) is authorized here, not paid: the page offers
 "Authorize" (and the failure simulations) instead of the paying buttons; the merchant captures or voids it later
 through the API.
+
+Every POST records the payer's IP (paytrust.client_ip: REMOTE_ADDR, or X-Forwarded-For through TRUSTED_PROXIES)
+as the payment's `checkout_ip` (payments.services.risk_check; shown in the admin's review queue).
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from gateways.sandbox import refunds as sandbox_refunds
 from gateways.sandbox import services
 from invoices.selectors import invoice_installment_count
 from payments.services import refund_reconcile
+from payments.services.risk_check import payment_record_checkout_ip
 from paytrust import money
+from paytrust.client_ip import client_ip
 from paytrust.errors import ApplicationError
 from webhooks.inbound.services import sandbox_notification_receive
 
@@ -172,6 +177,9 @@ def checkout(request, token: str) -> HttpResponse:
         return _not_found(request)
     if request.method == "GET":
         return render(request, "sandbox/checkout.html", _context(session))
+    # The payer acts here: their address goes onto the payment's risk data (docs/adr/0053), as a real gateway's
+    # checkout would report it. Behind our proxies, paytrust.client_ip reads X-Forwarded-For (TRUSTED_PROXIES).
+    payment_record_checkout_ip(payment_id=session.payment_id, ip=client_ip(request))
     if request.POST.get("action", "") in sandbox_refunds.SETTLE_ACTIONS:
         return _settle_refund(request, token, session)
 

@@ -46,6 +46,7 @@ from payments.services import GatewayStatusUpdate, PaymentNotFoundForGateway, pa
 from paytrust.errors import ApplicationError, Conflict, NotFound, WebhookPayloadError
 from paytrust.jobs import RetryLater, defer_in_transaction, jobs_withdraw
 from paytrust.redaction import redact_headers
+from webhooks.inbound.gateway_steps import Prepared, prepare, verify_delivery
 from webhooks.inbound.models import InboundNotification, InboundNotificationAttempt, InboundStatus
 
 logger = logging.getLogger("paytrust.webhooks.inbound.services")
@@ -107,7 +108,7 @@ def inbound_webhook_receive(
     (nothing stored), 400 malformed payload. A duplicate returns `duplicate=True` and changes nothing."""
     account = gateway_account_for_webhook(gateway=gateway, account_id=account_id)
     adapter = gateway_for_account(account)
-    adapter.verify_webhook(headers, raw_body)
+    verify_delivery(adapter, headers, raw_body)
     notification = adapter.parse_webhook(headers, raw_body)
     event = InboundNotification(
         gateway_account=account,
@@ -172,18 +173,14 @@ def _parse(adapter: gw.Gateway, event: InboundNotification) -> gw.WebhookNotific
         raise PermanentProcessingError(f"stored body no longer parses: {exc.message}", code=exc.code)
 
 
-def _gateway_truth(event_id: str) -> gw.GatewayOutcomeResult | None:
-    """For a gateway whose notifications are not authoritative: the gateway's own status of the payment the stored
-    notification names (`get_status`, HTTP: call it outside any transaction). None when the notification may be
-    applied as is. A GatewayError propagates: the attempt fails and is retried."""
+def _prepare(event_id: str) -> Prepared:
+    """The HTTP steps before the processing transaction (webhooks/inbound/gateway_steps.py)."""
     event = InboundNotification.objects.select_related("gateway_account").get(pk=event_id)
     adapter = gateway_for_account(event.gateway_account)
-    if adapter.notifications_are_authoritative:
-        return None
-    notification = _parse(adapter, event)
-    return adapter.get_status(
-        payment_id=notification.payment_id, gateway_reference=notification.gateway_reference or None
-    )
+    try:
+        return prepare(adapter, event_pk=event.pk, notification=_parse(adapter, event))
+    except PaymentNotFoundForGateway as exc:
+        raise PermanentProcessingError(exc.message, code=exc.code)
 
 
 def _update_from_notification(notification: gw.WebhookNotification) -> GatewayStatusUpdate:
@@ -223,11 +220,12 @@ def _update_from_truth(
     )
 
 
-def _apply(event: InboundNotification, truth: gw.GatewayOutcomeResult | None = None) -> str:
-    """Apply a claimed, locked event to its payment (with `truth`, the gateway's status answer, when the gateway's
-    notifications are not authoritative). Returns the outcome note."""
+def _apply(event: InboundNotification, prepared: Prepared | None = None) -> str:
+    """Apply a claimed, locked event to its payment (`prepared`: what `_prepare` learned over HTTP: the resolved
+    notification, the gateway's status answer when its notifications are not authoritative). Returns the note."""
     adapter = gateway_for_account(event.gateway_account)
-    notification = _parse(adapter, event)
+    notification = prepared.notification if prepared is not None else _parse(adapter, event)
+    truth = prepared.truth if prepared is not None else None
     if truth is None and not adapter.notifications_are_authoritative:
         raise PermanentProcessingError(  # programming error: inbound_event_process always asks first
             "a non-authoritative notification cannot be applied without the gateway's status",
@@ -264,9 +262,12 @@ def _apply(event: InboundNotification, truth: gw.GatewayOutcomeResult | None = N
             raise PermanentProcessingError(exc.message, code=exc.code)
         raise
     event.payment_id = outcome.payment.pk
+    note = outcome.note
+    if prepared is not None and prepared.completion:
+        note = f"{prepared.completion}; {note}"
     if truth is None:
-        return outcome.note
-    return f"{outcome.note} (gateway status {truth.status}; notification said {notification.status})"
+        return note
+    return f"{note} (gateway status {truth.status}; notification said {notification.status})"
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,7 @@ def _attempt_failed(attempt: _Attempt, exc: BaseException, now: datetime) -> Ret
     return RetryLater(event.next_attempt_at, error)
 
 
-def _attempt_succeeded(attempt: _Attempt, truth: gw.GatewayOutcomeResult | None) -> str:
+def _attempt_succeeded(attempt: _Attempt, prepared: Prepared) -> str:
     """The processing transaction: apply the notification under the row lock, mark the event processed."""
     with transaction.atomic():
         event = (
@@ -372,7 +373,7 @@ def _attempt_succeeded(attempt: _Attempt, truth: gw.GatewayOutcomeResult | None)
         )
         if event.status != InboundStatus.PROCESSING or event.attempts != attempt.number:
             return "superseded"  # a later run took over (this one was presumed dead): leave it the row
-        note = _apply(event, truth)
+        note = _apply(event, prepared)
         now = timezone.now()
         event.status = InboundStatus.PROCESSED
         event.processed_at = now
@@ -407,10 +408,8 @@ def inbound_event_process(*, event_id: str) -> str:
     if isinstance(attempt, str):
         return attempt
     try:
-        truth = _gateway_truth(
-            attempt.event_id
-        )  # HTTP for non-authoritative gateways: before the transaction
-        return _attempt_succeeded(attempt, truth)
+        prepared = _prepare(attempt.event_id)  # HTTP (resolve, status, completion): before the transaction
+        return _attempt_succeeded(attempt, prepared)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the attempt and retried or failed
         if not isinstance(exc, PermanentProcessingError | ApplicationError):
             logger.exception("inbound webhook processing failed", extra={"event": attempt.event_id})

@@ -8,6 +8,7 @@ viewset), and the replay URL matches only whk_ ids (a regex path) so that it nev
 from django.urls import path, re_path
 
 from webhooks.inbound.api import InboundNotificationViewSet, InboundWebhookReceiveViewSet
+from webhooks.inbound.gateway_return import gateway_cancel, gateway_return
 
 urlpatterns: list = [
     path(
@@ -20,6 +21,9 @@ urlpatterns: list = [
         InboundNotificationViewSet.as_view({"post": "replay"}),
         name="inbound-webhook-replay",
     ),
+    # The customer's return from a gateway's approval page (PayPal return_url / cancel_url).
+    path("webhooks/<str:gateway>/<str:account_id>/return", gateway_return, name="gateway-return"),
+    path("webhooks/<str:gateway>/<str:account_id>/cancel", gateway_cancel, name="gateway-cancel"),
     path(
         "webhooks/<str:gateway>/<str:account_id>",
         InboundWebhookReceiveViewSet.as_view({"post": "receive"}),

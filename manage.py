@@ -41,6 +41,10 @@ def main() -> None:
     load_dev_secrets()
     from django.core.management import execute_from_command_line
 
+    from paytrust.tracing import configure as configure_tracing
+
+    configure_tracing()  # spans of `procrastinate worker`'s jobs (and runserver's requests); paytrust/tracing.py
+
     execute_from_command_line(sys.argv)
 
 

@@ -1,4 +1,6 @@
-"""The one HTTP path to payment gateways: timeout, circuit breaker, metrics, exact JSON, error classification.
+"""The one HTTP path to payment gateways: timeout, circuit breaker, metrics, exact JSON, error classification,
+and a trace span per call (paytrust.tracing.gateway_span_start: gateway, operation, URL without query, status,
+outcome, duration; never headers, credentials or bodies).
 
 Adapters (xendit/client.py, midtrans/client.py) call `GatewayHttp.request`; they never use `requests` directly.
 
@@ -33,6 +35,7 @@ from django.conf import settings
 from gateways.base import GatewayPaymentNotFound
 from gateways.breaker import breaker_for
 from gateways.metrics import observe_call
+from paytrust import tracing
 from paytrust.errors import GatewayError, GatewayTimeout
 
 logger = logging.getLogger("paytrust.gateways")
@@ -147,6 +150,7 @@ class GatewayHttp:
         send_headers.update(headers or {})
         started = time.perf_counter()
         outcome = "ok"
+        span = tracing.gateway_span_start(gateway=self.gateway, operation=operation, method=method, url=url)
         try:
             return self.breaker.call(
                 lambda: self._send(method, url, body=body, headers=send_headers, params=params)
@@ -155,6 +159,7 @@ class GatewayHttp:
             outcome = exc.code
             raise
         finally:
+            tracing.gateway_span_end(span, outcome=outcome)
             observe_call(
                 gateway=self.gateway,
                 operation=operation,
@@ -191,6 +196,7 @@ class GatewayHttp:
         except (ValueError, UnicodeDecodeError):
             data = None
         status = response.status_code
+        tracing.set_current_attribute("http.response.status_code", status)
         if 200 <= status < 300:
             if not isinstance(data, dict | list):
                 raise GatewayError(

@@ -36,6 +36,8 @@ from procrastinate.manager import JobManager
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.tasks import Task
 
+from paytrust.tracing import TRACE_KWARG, job_trace_context
+
 __all__ = [
     "RETRY_AS_ASKED",
     "HOUSEKEEPING_QUEUE",
@@ -64,8 +66,11 @@ def defer_in_transaction(
 
     `task` is the task or its registered name (a service defers by name, so it need not import the tasks module
     that imports it). `locks`, one per kwargs dict, are the jobs' procrastinate locks: the id of the row each job
-    works on, so two jobs of one row never run at once."""
+    works on, so two jobs of one row never run at once. Inside a trace, each job also carries its W3C trace
+    context as the kwarg `_trace` (paytrust/tracing.py), which the worker's `trace_job` middleware takes out
+    again before the task runs: the job's spans join the deferring request's trace."""
     locks = list(locks) if locks is not None else [None] * len(task_kwargs)
+    trace_context = job_trace_context()
     if len(locks) != len(task_kwargs):
         raise ValueError("one lock per job")
     jobs = []
@@ -77,6 +82,8 @@ def defer_in_transaction(
             deferrer = app.configure_task(task, allow_unknown=False, **options)
         else:
             deferrer = task.configure(**options)
+        if trace_context:
+            kwargs = {**kwargs, TRACE_KWARG: trace_context}
         jobs.append(deferrer.make_new_job(**kwargs))
     return [job.id for job in _django_jobs.batch_defer_jobs(jobs)]
 
@@ -104,6 +111,10 @@ def jobs_withdraw(locks: Iterable[str]) -> set[str]:
 class RetryLater(Exception):  # noqa: N818 - an instruction to the job runner, not an error
     """Raised by a job (or the service it calls) to be run again at `at`: an attempt failed and the row records
     when the next one is due, or the row is not due yet. Read by `RETRY_AS_ASKED`."""
+
+    traced_as_error = (
+        False  # the job's span (paytrust.tracing.trace_job) records the retry time, not an error
+    )
 
     def __init__(self, at: datetime, reason: str = "") -> None:
         super().__init__(f"retry at {at.isoformat()}" + (f": {reason}" if reason else ""))

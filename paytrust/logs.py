@@ -1,4 +1,5 @@
-"""Structured JSON logs carrying the request context (request id, merchant, route).
+"""Structured JSON logs carrying the request context (request id, merchant, route) and the trace (`trace_id`,
+`span_id`: the OpenTelemetry trace of the request or job the line was written in, paytrust/tracing.py).
 
 Secrets never reach the log: extra fields whose name looks sensitive are replaced by "[redacted]", and anything
 shaped like a PayTrust API key has its secret part masked, in the message and in string fields alike.
@@ -9,6 +10,8 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+
+from paytrust.tracing import current_trace_ids
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 merchant_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("merchant_id", default=None)
@@ -39,6 +42,8 @@ class RequestContextFilter(logging.Filter):
             record.request_id = request_id_var.get()
         if not getattr(record, "merchant_id", None):
             record.merchant_id = merchant_var.get()
+        if not getattr(record, "trace_id", None):  # the OpenTelemetry trace of the request or job, if any
+            record.trace_id, record.span_id = current_trace_ids()
         return True
 
 

@@ -9,6 +9,7 @@ Helpers other apps call (cheap, never raise):
     gateway_call_observed(gateway, seconds, outcome)             outcome: "ok", "error", "timeout", ...
     deliveries_total.labels(outcome="succeeded").inc() / delivery_observed(outcome)
     rate_limited(), idempotent_replay(), auth_failed(reason), rate_limit_store_error(backend=)
+    db_pool_observed()                                           (called by the request middleware)
     risk_decision(decision), risk_engine_error()                  (risk.services.risk_evaluate)
 At scrape time `/metrics` also reports `paytrust_jobs_waiting{queue=…}` (procrastinate jobs to do, per queue):
 the outbound webhook queue's depth is `paytrust_jobs_waiting{queue="outbound_webhooks"}` (one job per delivery
@@ -29,6 +30,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -83,6 +85,25 @@ risk_engine_errors_total = Counter(
     "paytrust_risk_engine_errors_total", "Risk checks that failed (the payment proceeded flagged, score 50)."
 )
 
+# Django's psycopg connection pool (settings.DB_POOL), sampled by `db_pool_observed()` at the end of each request
+# (the request's own connection still counts as in use then). Summed over the live processes of an instance
+# (multiprocess "livesum"): in use / max is the instance's pool utilisation.
+db_pool_in_use = Gauge(
+    "paytrust_db_pool_connections_in_use",
+    "Database pool connections handed out (pool size minus idle), at the end of the latest request.",
+    multiprocess_mode="livesum",
+)
+db_pool_max = Gauge(
+    "paytrust_db_pool_connections_max",
+    "Database pool capacity (DB_POOL_MAX) of each live process, summed.",
+    multiprocess_mode="livesum",
+)
+db_pool_waiting = Gauge(
+    "paytrust_db_pool_requests_waiting",
+    "Threads waiting for a database pool connection, at the end of the latest request.",
+    multiprocess_mode="livesum",
+)
+
 
 def _safe(fn):
     def wrapper(*args, **kwargs):
@@ -112,6 +133,20 @@ def gateway_call_observed(gateway: str, seconds: float, outcome: str = "ok") -> 
 @_safe
 def delivery_observed(outcome: str) -> None:
     deliveries_total.labels(outcome=outcome).inc()
+
+
+@_safe
+def db_pool_observed() -> None:
+    """Sample the default database's connection pool (nothing when DB_POOL is off)."""
+    from django.db import connections
+
+    pool = getattr(connections["default"], "pool", None)
+    if pool is None:
+        return
+    stats = pool.get_stats()
+    db_pool_in_use.set(max(0, stats.get("pool_size", 0) - stats.get("pool_available", 0)))
+    db_pool_max.set(pool.max_size)
+    db_pool_waiting.set(stats.get("requests_waiting", 0))
 
 
 @_safe

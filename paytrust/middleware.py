@@ -101,6 +101,7 @@ class RequestContextMiddleware:
                 status=response.status_code,
                 seconds=duration,
             )
+            metrics.db_pool_observed()
             return response
         finally:
             request_id_var.reset(rid_token)

@@ -6,6 +6,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from paytrust.tracing import trace_job, trace_job_async
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -268,6 +270,9 @@ JOBS_STALLED_RETRY_CRON = env.str("JOBS_STALLED_RETRY_CRON", default="* * * * *"
 PROCRASTINATE_WORKER_DEFAULTS = {
     "update_heartbeat_interval": JOBS_HEARTBEAT_SECONDS,
     "stalled_worker_timeout": JOBS_STALLED_WORKER_SECONDS,
+    # One span per job, under the trace of the request that deferred it; also takes the `_trace` kwarg out of the
+    # job before the task sees it, so it must run whether tracing is on or off (paytrust/tracing.py).
+    "task_middleware": [trace_job, trace_job_async],
 }
 
 # --- Logging: one JSON object per line ----------------------------------------------------------------------

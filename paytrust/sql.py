@@ -29,6 +29,8 @@ from psycopg import errors as pg_errors
 from psycopg.pq import Format
 from psycopg.types.numeric import Int8
 
+from paytrust import tracing
+
 PREPARE_THRESHOLD = 5  # executions of a statement on a connection before it is prepared (psycopg's default)
 
 
@@ -105,7 +107,7 @@ def prepared_cursor():
         # Django turns automatic preparation off (its ORM SQL is bound client-side, and client-side cursors never
         # prepare anyway): only the server-binding cursors made here are affected.
         raw.prepare_threshold = PREPARE_THRESHOLD
-    cursor = ServerBindingCursor(raw)
+    cursor = tracing.traced_cursor_class(ServerBindingCursor)(raw)  # a span per statement when tracing is on
     tzloader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
     if conn.timezone != tzloader.timezone:  # as DatabaseWrapper.create_cursor does
         register_tzloader(conn.timezone, cursor)

@@ -27,7 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from paytrust import metrics
+from paytrust import metrics, tracing
 from paytrust.jobs import RetryLater
 from webhooks.outbound import signing
 from webhooks.outbound.destinations import Destination, DestinationRefused, destination_resolve
@@ -435,11 +435,13 @@ def delivery_attempt(*, delivery_id: str) -> Delivery | None:
         return None
     if connection.in_atomic_block:  # pragma: no cover - guarded by design
         raise RuntimeError("outbound HTTP must not run inside a transaction")
-    try:
-        result = http_send(url=claim.url, mode=claim.mode, headers=claim.headers, body=claim.body)
-    except Exception as exc:  # noqa: BLE001 - record it as a failed attempt rather than leave it `sending`
-        logger.exception("webhook delivery attempt crashed", extra={"delivery": claim.delivery_id})
-        result = AttemptResult(succeeded=False, error=f"internal error: {type(exc).__name__}")
+    with tracing.delivery_span(delivery_id=claim.delivery_id, attempt=claim.number, url=claim.url) as span:
+        try:
+            result = http_send(url=claim.url, mode=claim.mode, headers=claim.headers, body=claim.body)
+        except Exception as exc:  # noqa: BLE001 - record it as a failed attempt rather than leave it `sending`
+            logger.exception("webhook delivery attempt crashed", extra={"delivery": claim.delivery_id})
+            result = AttemptResult(succeeded=False, error=f"internal error: {type(exc).__name__}")
+        tracing.delivery_span_result(span, succeeded=result.succeeded, status_code=result.status_code)
     delivery, retry = _record(claim, result)
     if result.succeeded:
         outcome = "succeeded"

@@ -21,7 +21,7 @@ from gateways.base import SettlementKind, SettlementLine
 from gateways.models import GatewayAccount
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from paytrust.errors import ValidationError
-from reconciliation.models import LineClass
+from reconciliation.models import LineClass, ReconciliationLine
 
 COLLECTED = (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED)
 MATCHED_KINDS = (SettlementKind.PAYMENT, SettlementKind.REFUND, SettlementKind.CHARGEBACK)
@@ -85,7 +85,7 @@ def classify_day(*, account: GatewayAccount, day: date, lines: list[SettlementLi
     payment_lines = [line for line in lines if line.kind == SettlementKind.PAYMENT]
     refund_lines = [line for line in lines if line.kind in (SettlementKind.REFUND, SettlementKind.CHARGEBACK)]
     result.other = [line for line in lines if line.kind not in MATCHED_KINDS]
-    claimed_payments = _classify_payments(account, payment_lines, result)
+    claimed_payments = _classify_payments(account, day, payment_lines, result)
     claimed_refunds = _classify_refunds(account, refund_lines, result)
     _missing_at_gateway(account, day, claimed_payments, claimed_refunds, result)
     return result
@@ -99,7 +99,7 @@ def _compare(line: SettlementLine, *, currency: str, amount: int) -> str:
     return LineClass.MATCHED
 
 
-def _classify_payments(account, lines: list[SettlementLine], result: DayResult) -> set[str]:
+def _classify_payments(account, day: date, lines: list[SettlementLine], result: DayResult) -> set[str]:
     ids = {line.payment_id for line in lines if line.payment_id}
     refs = {line.gateway_reference for line in lines if line.gateway_reference}
     found = Payment.objects.filter(gateway_account=account).filter(
@@ -111,6 +111,18 @@ def _classify_payments(account, lines: list[SettlementLine], result: DayResult) 
         if payment.gateway_reference:
             by_ref[payment.gateway_reference] = payment
     claimed: set[str] = set()
+    # A payment already settled by a matched line of another day (the gateway listing it again under a new
+    # transaction id) is not matched a second time: the money would be booked twice.
+    settled_elsewhere = set(
+        ReconciliationLine.objects.filter(
+            run__account=account,
+            kind=SettlementKind.PAYMENT,
+            line_class=LineClass.MATCHED,
+            payment_id__in=list(by_id),
+        )
+        .exclude(run__day=day)
+        .values_list("payment_id", flat=True)
+    )
     for line in lines:
         payment = by_id.get(line.payment_id) or by_ref.get(line.gateway_reference)
         item = Classified(
@@ -125,7 +137,12 @@ def _classify_payments(account, lines: list[SettlementLine], result: DayResult) 
             occurred_at=line.occurred_at,
             source=line,
         )
-        if payment is not None:
+        if payment is not None and (payment.pk in claimed or payment.pk in settled_elsewhere):
+            # A second settlement line for one collection: nothing of PayTrust's is left for it to match.
+            item.paytrust_currency = payment.currency
+            item.paytrust_amount_minor = 0
+            item.line_class = LineClass.AMOUNT_MISMATCH
+        elif payment is not None:
             claimed.add(payment.pk)
             item.paytrust_currency = payment.currency
             if payment.status in COLLECTED:

@@ -53,8 +53,8 @@ def risk_evaluate(
 
     Call it inside the transaction that records the payment (payments' phase 1): on the PostgreSQL backend the
     velocity keys stay locked until that transaction commits, so a concurrent attempt of the same e-mail, IP or
-    device counts this one. Its database work is one call of `paytrust_risk_check`, which rolls back its own
-    errors (a subtransaction inside the function): a failure leaves the caller's transaction usable.
+    device counts this one. Its database work is one call of `paytrust_risk_check` inside a savepoint: a failure
+    rolls back to it and leaves the caller's transaction usable (then: score 50, flagged).
     An attempt that passes (allow/review) is recorded in the velocity log; a blocked one is not.
     """
     try:
@@ -67,11 +67,11 @@ def risk_evaluate(
             customer_ip=str(ipaddress.ip_address(customer_ip)) if customer_ip else "",
             device_id=device_id or "",
         )
-        if transaction.get_connection().in_atomic_block:
-            assessment = _evaluate(ctx, raw_email=email or "")  # errors roll back inside paytrust_risk_check
-        else:
-            with transaction.atomic():  # called on its own: the key locks last until this commits
-                assessment = _evaluate(ctx, raw_email=email or "")
+        # Inside the caller's transaction this is a savepoint: ANY database error of the evaluation (the rules'
+        # read too, not only paytrust_risk_check) rolls back to it and leaves the caller's transaction usable.
+        # Called on its own it is the transaction: the key locks last until it commits.
+        with transaction.atomic():
+            assessment = _evaluate(ctx, raw_email=email or "")
     except Exception:  # noqa: BLE001 - the engine must never stop a payment (SPEC §13)
         logger.exception("risk engine failed; payment proceeds flagged", extra={"merchant": merchant_id})
         metrics.risk_engine_error()

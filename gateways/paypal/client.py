@@ -24,6 +24,7 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
+from gateways.breaker import breaker_for
 from gateways.http import GatewayHttp, GatewayResponse
 from gateways.metrics import observe_call
 from paytrust.errors import GatewayError
@@ -104,6 +105,18 @@ class PayPalClient:
             error_message=error_message,
             session=session,
         )
+        # Webhook verification is triggered by whoever POSTs to the public webhook URL: its failures (PayPal's 429 /
+        # 5xx under a flood of forged deliveries) trip a breaker of their own, never the one that guards the
+        # merchant's payments, captures and refunds.
+        self.verify_http = GatewayHttp(
+            gateway="paypal",
+            account_id=account_id,
+            base_url=base,
+            auth=None,
+            error_message=error_message,
+            session=session,
+        )
+        self.verify_http.breaker = breaker_for("paypal", f"{account_id}:webhook-verification")
 
     def __repr__(self) -> str:  # never shows credentials or the token
         return f"<PayPalClient {self.http.base_url}>"
@@ -168,8 +181,10 @@ class PayPalClient:
         json_body: Any = None,
         request_id: str | None = None,
         prefer_representation: bool = True,
+        http: GatewayHttp | None = None,
     ) -> dict:
         """One authenticated call; a 401 (token revoked early) drops the cached token and retries once."""
+        http = http or self.http
         headers = {}
         if request_id:
             headers["PayPal-Request-Id"] = request_id
@@ -178,7 +193,7 @@ class PayPalClient:
         for attempt in (1, 2):
             headers["Authorization"] = f"Bearer {self._token()}"
             try:
-                response = self.http.request(
+                response = http.request(
                     method, path, operation=operation, json_body=json_body, headers=headers
                 )
             except _TokenRejected:
@@ -265,6 +280,7 @@ class PayPalClient:
             operation="verify_webhook",
             json_body=body,
             prefer_representation=False,
+            http=self.verify_http,
         )
 
 

@@ -15,10 +15,12 @@ its PaymentIntent (`payment_intent_data[metadata]`) and our refunds; docs/adr/00
 | payment_intent.amount_capturable_updated          | PaymentIntent   | AUTHORIZED, amount_capturable             |
 | payment_intent.payment_failed                     | PaymentIntent   | FAILED (last_payment_error code/message)  |
 | payment_intent.canceled                           | PaymentIntent   | CANCELED (manual capture: a voided hold), else FAILED |
-| charge.refunded                                   | Charge          | (PARTIALLY_)REFUNDED, cumulative amount_refunded |
+| charge.refunded                                   | Charge          | UNKNOWN: acknowledged, never applied (below) |
 | refund.created / refund.updated (status succeeded) | Refund         | PARTIALLY_REFUNDED, one refund (re_ id, our metadata.refund_id) |
 | charge.dispute.created                            | Dispute         | PARTIALLY_REFUNDED, one chargeback (dp_ id) |
 Other event types (and refunds not yet succeeded) are UNKNOWN: stored, never applied to a payment.
+Refunds are applied from refund.* events only, one per Stripe refund by its re_ id: a cumulative charge.refunded
+cannot say WHICH refund it counts, so applying both kinds (in either order) could record a dashboard refund twice.
 """
 
 from __future__ import annotations
@@ -188,18 +190,14 @@ def _intent_event(kind: str, obj: dict, base: dict, event: dict) -> WebhookNotif
 
 
 def _charge_refunded(obj: dict, base: dict, event: dict) -> WebhookNotification:
-    currency = _currency(obj)
-    captured = _amount(obj, "amount_captured", currency)
-    refunded = _amount(obj, "amount_refunded", currency)
-    full = obj.get("refunded") is True or (captured > 0 and refunded >= captured)
+    """Acknowledged, not applied: the refund.* events Stripe sends with it name each refund by its re_ id (ours by
+    metadata.refund_id, a dashboard refund through its PaymentIntent), so a refund is recorded exactly once."""
     return WebhookNotification(
         gateway_reference="",
         payment_id=our_id(obj.get("metadata"), "payment_id", "pay_"),
-        status=GatewayOutcome.REFUNDED if full else GatewayOutcome.PARTIALLY_REFUNDED,
-        amount_minor=captured,
-        currency=currency,
-        refunded_amount_minor=refunded,
-        refund=RefundReport(total_minor=refunded),
+        status=GatewayOutcome.UNKNOWN,
+        amount_minor=0,
+        currency=_currency(obj),
         raw={"id": event["id"], "type": "charge.refunded", "payment_intent": _intent_id(obj)},
         **base,
     )

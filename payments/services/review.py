@@ -73,9 +73,19 @@ def payment_review_approve(*, payment_id: str, reviewer: str, now: datetime | No
 
 
 def payment_review_reject(*, payment_id: str, reviewer: str, now: datetime | None = None) -> ReviewOutcome:
-    """Reject a flagged payment: void its hold, refund its money, or expire its open checkout."""
+    """Reject a flagged payment: expire its open checkout, then void its hold or refund its money — whatever the
+    gateway says the payment is by then (the payer may have paid or authorized a moment before the close)."""
     payment = _decide(payment_id=payment_id, approve=False, reviewer=reviewer, now=now or timezone.now())
     try:
+        if payment.status in (PaymentStatus.INITIATING, PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
+            payment_close_at_gateway(payment_id=payment.id)
+            payment = _reload(payment)
+            if payment.status not in (
+                PaymentStatus.AUTHORIZED,
+                PaymentStatus.SUCCEEDED,
+                PaymentStatus.PARTIALLY_REFUNDED,
+            ):
+                return ReviewOutcome(payment=payment, action="expired")
         if payment.status == PaymentStatus.AUTHORIZED:
             voided = payment_void(merchant=payment.merchant, mode=payment.mode, payment_id=payment.id)
             return ReviewOutcome(payment=voided, action="voided")
@@ -91,9 +101,6 @@ def payment_review_reject(*, payment_id: str, reviewer: str, now: datetime | Non
             )
             action = "refund_failed" if refund.status == "failed" else "refunded"
             return ReviewOutcome(payment=_reload(payment), action=action, detail=refund.id)
-        if payment.status in (PaymentStatus.INITIATING, PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
-            payment_close_at_gateway(payment_id=payment.id)
-            return ReviewOutcome(payment=_reload(payment), action="expired")
     except ApplicationError as exc:
         return ReviewOutcome(payment=_reload(payment), action="reject_failed", detail=exc.message)
     return ReviewOutcome(payment=payment, action="none")

@@ -381,12 +381,26 @@ class FakeStripe(FakeGatewayServer):
     def charge_of(self, session_id: str) -> dict:
         return copy.deepcopy(self.charges[self.intent_of(session_id)["latest_charge"]])
 
-    def refund_in_dashboard(self, session_id: str, amount: int) -> dict:
-        """A refund made in Stripe's dashboard (no metadata of ours): returns the charge afterwards."""
+    def refund_in_dashboard(self, session_id: str, amount: int) -> tuple[dict, dict]:
+        """A refund made in Stripe's dashboard (no metadata of ours): returns the charge afterwards and the Refund
+        object Stripe creates for it (what charge.refunded and refund.created carry)."""
         with self._state:
-            charge = self.charges[self.intent_of(session_id)["latest_charge"]]
+            intent = self.intents[self.sessions[session_id]["payment_intent"]]
+            charge = self.charges[intent["latest_charge"]]
             self._refund_charge(charge, amount)
-            return copy.deepcopy(charge)
+            refund = sample("stripe_refund_created.json")
+            refund.update(
+                id="re_" + secrets.token_hex(12),
+                amount=amount,
+                charge=charge["id"],
+                payment_intent=intent["id"],
+                currency=intent["currency"],
+                created=int(time.time()),
+                metadata={},
+                status="succeeded",
+            )
+            self.refunds[refund["id"]] = refund
+            return copy.deepcopy(charge), copy.deepcopy(refund)
 
     def dispute(self, session_id: str, *, amount: int | None = None) -> dict:
         """A card dispute on the session's charge (the recorded Dispute object with our charge / intent)."""

@@ -201,6 +201,27 @@ def test_paypal_unreachable_during_verification_is_503_with_retry_after(
 
 
 @pytest.mark.django_db
+def test_a_flood_of_deliveries_paypal_cannot_verify_never_opens_the_payments_breaker(
+    paypal_account, paypal_fake, settings
+):
+    """Anyone may POST to the public webhook URL, and each delivery costs a verification call: when PayPal fails them
+    the verification breaker opens (503 at once, nothing sent), the one guarding payments stays closed."""
+    from gateways.breaker import breaker_for
+    from gateways.registry import gateway_for_account
+    from tests.fakes.samples import sample
+
+    settings.GATEWAY_CIRCUIT_FAILURE_THRESHOLD = 3
+    gateway_for_account(paypal_account).client._token()
+    paypal_fake.behaviour = "error500"
+    event = sample("paypal_capture_completed_event.json")
+    statuses = {deliver(paypal_fake, paypal_account.pk, event).status_code for _ in range(5)}
+    assert statuses == {503}
+    assert breaker_for("paypal", f"{paypal_account.pk}:webhook-verification").state == "open"
+    assert breaker_for("paypal", paypal_account.pk).state == "closed"
+    assert InboundNotification.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_refund_through_the_api_and_its_notification_refund_once(api, merchant, paypal_account, paypal_fake):
     payment = _approved(api, merchant, paypal_fake, paypal_account)
     process_all()

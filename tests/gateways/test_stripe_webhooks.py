@@ -103,13 +103,19 @@ def test_manual_capture_partial_then_refunds_and_dispute(api, merchant, stripe_a
     assert process_all()[-2:] == ["processed", "processed"]
     assert _status(api, payment)["amount_refunded"] == "5.00"
 
-    # A refund made in Stripe's dashboard: charge.refunded (cumulative) records it as a gateway refund.
-    charge = stripe_fake.refund_in_dashboard(payment.gateway_reference, 300)
+    # A refund made in Stripe's dashboard: its refund.created (no metadata of ours: resolved through its intent)
+    # records it once as a gateway refund, whichever of it and charge.refunded comes first, and a replay of either
+    # changes nothing.
+    charge, dashboard_refund = stripe_fake.refund_in_dashboard(payment.gateway_reference, 300)
     deliver(stripe_account.id, "charge.refunded", charge)
+    deliver(stripe_account.id, "refund.created", dashboard_refund)
+    deliver(stripe_account.id, "charge.refunded", charge)
+    deliver(stripe_account.id, "refund.updated", dashboard_refund)
     process_all()
     got = _status(api, payment)
     assert (got["status"], got["amount_refunded"]) == ("partially_refunded", "8.00")
-    assert Refund.objects.filter(payment=payment, origin="gateway", amount_minor=300).count() == 1
+    recorded = Refund.objects.filter(payment=payment, origin="gateway")
+    assert [(r.amount_minor, r.gateway_refund_reference) for r in recorded] == [(300, dashboard_refund["id"])]
 
     # A dispute whose intent carries our payment id (expanded) is a chargeback.
     dispute = stripe_fake.dispute(payment.gateway_reference, amount=700)

@@ -137,3 +137,49 @@ def test_a_file_whose_gateway_settles_each_transaction_to_the_bank_posts_the_net
     assert Movement.objects.filter(type="settlement", merchant=merchant).count() == 3
     assert balance(merchant, "bank") == 150_000 + 90_000 - 40_000
     assert balance(merchant, "gateway_clearing") == 0  # everything collected is in the bank
+
+
+def _generic_file(rows: list[str]):
+    import io
+
+    head = "type,reference,payment_id,amount,currency,occurred_at,fee\n"
+    return io.BytesIO((head + "".join(rows)).encode())
+
+
+def test_one_payment_settled_twice_is_matched_once_and_its_fee_posted_once(merchant):
+    """Two settlement lines (two gateway transaction ids) for one collection: the second finds nothing of PayTrust's
+    left to match (amount_mismatch, PayTrust 0), so no second fee or settlement is booked — also when the gateway
+    lists it again on another day (found by an attacker/finance review)."""
+    from datetime import timedelta
+
+    from reconciliation.models import LineClass, ReconciliationLine
+    from reconciliation.services import reconcile_file
+    from tests.reconciliation.support import balance, paid_payments, sandbox_account, today
+
+    account = sandbox_account(merchant)
+    (payment,) = paid_payments(merchant, [150_000])
+    day = today()
+    fees_before = balance(merchant, "gateway_fees")
+    rows = [
+        f"payment,t-1,{payment.pk},150000,IDR,{day.isoformat()}T10:00:00Z,1000\n",
+        f"payment,t-2,{payment.pk},150000,IDR,{day.isoformat()}T11:00:00Z,1000\n",
+    ]
+    run = reconcile_file(
+        account=account, day=day, stream=_generic_file(rows), filename="f.csv", started_by="t"
+    )
+    lines = ReconciliationLine.objects.filter(run=run, kind="payment").order_by("gateway_reference")
+    assert [(line.line_class, line.paytrust_amount_minor) for line in lines] == [
+        (LineClass.MATCHED, 150_000),
+        (LineClass.AMOUNT_MISMATCH, 0),
+    ]
+    assert balance(merchant, "gateway_fees") - fees_before == 1000
+
+    other_day = day - timedelta(days=1)
+    again = [f"payment,t-3,{payment.pk},150000,IDR,{other_day.isoformat()}T09:00:00Z,1000\n"]
+    run2 = reconcile_file(
+        account=account, day=other_day, stream=_generic_file(again), filename="g.csv", started_by="t"
+    )
+    assert list(
+        ReconciliationLine.objects.filter(run=run2, kind="payment").values_list("line_class", flat=True)
+    ) == [LineClass.AMOUNT_MISMATCH]
+    assert balance(merchant, "gateway_fees") - fees_before == 1000

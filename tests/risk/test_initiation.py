@@ -112,6 +112,26 @@ def test_corrupt_stored_rules_are_an_engine_failure_not_a_500(
     assert response.json()["risk_score"] == 50
 
 
+def test_a_database_error_while_reading_the_rules_is_an_engine_failure_not_a_500(
+    merchant, api, xendit_account, xendit_fake, monkeypatch
+):
+    """Any database error of the evaluation (here: reading the rules) rolls back to the risk check's savepoint, so
+    the payment's own transaction goes on and the payment proceeds flagged."""
+    from django.db import connection
+
+    import risk.services
+
+    def failing_rules(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1/0")
+
+    monkeypatch.setattr(risk.services, "rules_cached", failing_rules)
+    response = _initiate(api, make_invoice(merchant, gateway="xendit").id)
+    assert response.status_code == 201, response.content
+    assert response.json()["risk_score"] == 50
+    assert len(xendit_fake.create_requests()) == 1
+
+
 @pytest.mark.parametrize(
     ("risk", "param"),
     [

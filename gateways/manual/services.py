@@ -171,6 +171,7 @@ def receipt_record(
             code="currency_mismatch",
             param="currency",
         )
+    _check_keyed_amount(amount, transfer.currency)
     amount_minor = money.to_minor(amount, transfer.currency, param="amount", allow_zero=False)
     bank_ref = clean_bank_reference(bank_reference)
     received_on = _check_date(transfer, received_on, now)
@@ -264,3 +265,22 @@ def refund_mark_paid_out(
         refund.paid_out_at = timezone.now()
         refund.save(update_fields=["status", "payout_reference", "paid_out_by", "paid_out_at"])
     return refund, True
+
+
+def _check_keyed_amount(amount: object, currency: str) -> None:
+    """A staff-typed amount: digits and at most the currency's decimals after a dot, nothing else. "150.000" for IDR
+    (how 150,000 rupiah is written in Indonesia) or "1,50" are refused with the reason rather than read as 150 IDR or
+    150 (found by an attacker/finance review); the API's own amounts keep money.to_minor's rules."""
+    if not isinstance(amount, str):
+        return
+    exponent = money.CURRENCIES[currency].exponent
+    fraction = rf"(\.\d{{1,{exponent}}})?" if exponent else ""
+    if not re.fullmatch(rf"\d+{fraction}", amount.strip()):
+        example = money.format_amount(15000000 if exponent == 0 else 15000, currency)
+        raise ValidationError(
+            f"Type the amount in {currency} with digits only"
+            + (f" and at most {exponent} decimals after a dot" if exponent else " (it has no decimals)")
+            + f", without thousands separators: e.g. {example}.",
+            code="amount_invalid",
+            param="amount",
+        )

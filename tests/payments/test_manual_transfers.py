@@ -59,11 +59,21 @@ def test_finance_records_a_full_transfer_in_the_admin_and_it_is_applied_and_audi
 
     form = client.get(RECORD_URL)
     assert form.status_code == 200 and 'name="bank_reference"' in form.content.decode()
+    # "150.000" (150,000 rupiah as written in Indonesia) is refused on the form, not read as 150 IDR.
+    typed = {
+        "reference": transfer.reference.lower(),
+        "amount": "150.000",
+        "received_on": TODAY().isoformat(),
+        "bank_reference": "bca-20261130-0001",
+    }
+    refused = client.post(RECORD_URL, typed)
+    assert refused.status_code == 200 and "without thousands separators" in refused.content.decode()
+    assert not BankTransferReceipt.objects.exists()
     done = client.post(
         RECORD_URL,
         {
             "reference": transfer.reference.lower(),  # as typed from a bank statement
-            "amount": "150,000",
+            "amount": "150000",
             "received_on": TODAY().isoformat(),
             "bank_reference": "bca-20261130-0001",
         },
@@ -203,6 +213,10 @@ def test_refusals_currency_date_amount_and_another_merchants_payment(merchant, o
         record(**{**base, "received_on": TODAY() - timedelta(days=3)})
     with pytest.raises(CommandError, match="decimal"):
         record(**{**base, "amount": "12.5"})
+    # Typed the Indonesian way (a dot between thousands) or with separators: refused, never read as 150 IDR.
+    for typed in ("150.000", "150,000", "150 000"):
+        with pytest.raises(CommandError, match="without thousands separators"):
+            record(**{**base, "amount": typed})
     with pytest.raises(CommandError, match="transfer_reference_unknown"):
         record(**base, merchant=other_merchant.id)
     assert _state(payment)[0] == "pending"

@@ -95,7 +95,7 @@ class BankTransferReceiptAdmin(ReadOnlyAdmin):
             try:
                 recorded = bank_transfer_record(
                     reference=data["reference"],
-                    amount=data["amount"].replace(",", "").strip(),
+                    amount=data["amount"].strip(),
                     received_on=data["received_on"],
                     bank_reference=data["bank_reference"],
                     actor=Actor.for_user(request),

@@ -100,6 +100,10 @@ def _line(detail: object) -> SettlementLine | None:
     fee = 0
     if isinstance(info.get("fee_amount"), dict):
         fee, _ = webhooks.money_minor(info["fee_amount"], error=_bad_response, field="fee_amount")
+        # PayPal's sign is the merchant balance's: a fee taken is negative (T0006), a fee given back with a refund
+        # positive (T1107). Ours: > 0 taken, < 0 given back.
+        if not str(info["fee_amount"].get("value", "")).startswith("-"):
+            fee = -fee
     occurred = webhooks.parse_time(
         info.get("transaction_initiation_date"), error=_bad_response, field="transaction_initiation_date"
     )

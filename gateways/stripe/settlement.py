@@ -77,6 +77,6 @@ def line(txn: dict) -> SettlementLine:
         refund_id=our_id(source.get("metadata"), "refund_id", "ref_")
         if kind == SettlementKind.REFUND
         else "",
-        fee_minor=max(fee, 0),
+        fee_minor=fee,  # Stripe's sign: > 0 taken, < 0 given back (e.g. with a refund); posted as it is
         raw=txn,
     )

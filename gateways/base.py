@@ -283,7 +283,9 @@ class SettlementLine:
     )
     gateway_reference: str = ""  # the payment's gateway reference (invoice / order / session id), "" if none
     refund_id: str = ""  # our ref_ id when the gateway echoes it (REFUND lines)
-    fee_minor: int = 0  # the gateway's fee on this line: > 0 taken, < 0 given back (a fee returned with a refund)
+    fee_minor: int = (
+        0  # the gateway's fee on this line: > 0 taken, < 0 given back (a fee returned with a refund)
+    )
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

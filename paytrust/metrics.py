@@ -137,10 +137,15 @@ def delivery_observed(outcome: str) -> None:
 
 @_safe
 def db_pool_observed() -> None:
-    """Sample the default database's connection pool (nothing when DB_POOL is off)."""
+    """Sample the default database's connection pool (nothing when DB_POOL is off, or before any request opened
+    it). Only a pool that EXISTS is read: Django's `DatabaseWrapper.pool` property creates one on first access, with
+    the connection settings of that moment — a request that never touched the database would then open a pool
+    (in the test suite: on the development database, before the test database is set up; Django's test set-up does
+    not close pools, so the whole run then migrated and ran against the development database)."""
     from django.db import connections
 
-    pool = getattr(connections["default"], "pool", None)
+    connection = connections["default"]
+    pool = getattr(type(connection), "_connection_pools", {}).get(connection.alias)
     if pool is None:
         return
     stats = pool.get_stats()

@@ -53,6 +53,15 @@ def _close_pool() -> None:
         connection.close_pool()
 
 
+@pytest.fixture(autouse=True)
+def _tracing_reset():
+    """Each test starts with tracing off, whatever ran before it in this worker: importing paytrust.wsgi (as
+    tests/test_schema_conformance.py does) configures tracing for the process, and `configure()` is idempotent, so
+    a test's in-memory exporter would otherwise be ignored (flaky under xdist, by the order files reach a worker)."""
+    tracing.shutdown()
+    yield
+
+
 @pytest.fixture
 def spans():
     """Tracing on for this test, every finished span kept in memory; off (uninstrumented) afterwards."""

@@ -88,34 +88,25 @@ class PayPalClient:
         self._client_secret = client_secret
         digest = hashlib.sha256(f"{client_id}\0{client_secret}\0{base}".encode()).hexdigest()[:32]
         self._cache_key = f"{_CACHE_PREFIX}{account_id}:{digest}"
-        self.token_http = GatewayHttp(
-            gateway="paypal",
-            account_id=account_id,
-            base_url=base,
-            auth=(client_id, client_secret),
-            error_message=error_message,
-        )
         session = requests.Session()
         session.hooks["response"].append(_reject_401)
-        self.http = GatewayHttp(
-            gateway="paypal",
-            account_id=account_id,
-            base_url=base,
-            auth=None,
-            error_message=error_message,
-            session=session,
-        )
+
+        def http(auth: tuple[str, str] | None, http_session: requests.Session | None = None) -> GatewayHttp:
+            return GatewayHttp(
+                gateway="paypal",
+                account_id=account_id,
+                base_url=base,
+                auth=auth,
+                error_message=error_message,
+                session=http_session,
+            )
+
+        self.token_http = http((client_id, client_secret))
+        self.http = http(None, session)
         # Webhook verification is triggered by whoever POSTs to the public webhook URL: its failures (PayPal's 429 /
         # 5xx under a flood of forged deliveries) trip a breaker of their own, never the one that guards the
         # merchant's payments, captures and refunds.
-        self.verify_http = GatewayHttp(
-            gateway="paypal",
-            account_id=account_id,
-            base_url=base,
-            auth=None,
-            error_message=error_message,
-            session=session,
-        )
+        self.verify_http = http(None, session)
         self.verify_http.breaker = breaker_for("paypal", f"{account_id}:webhook-verification")
 
     def __repr__(self) -> str:  # never shows credentials or the token

@@ -185,6 +185,11 @@ def rules_cached(merchant_id: str, mode: str) -> Rules:
     return rules_for(merchant_id, mode, row.first())
 
 
+def rules_peek(merchant_id: str, mode: str) -> Rules | None:
+    """The cached rules of (merchant, mode), or None: never a query."""
+    return _cache.get((merchant_id, mode))
+
+
 def rules_invalidate(merchant_id: str, mode: str) -> None:
     with _cache_lock:
         _cache.pop((merchant_id, mode), None)

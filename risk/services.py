@@ -21,12 +21,14 @@ from risk.models import DEFAULTS, RiskSettings
 from risk.rules import (
     RiskAssessment,
     RiskContext,
+    Rules,
     assess,
     blocklist_reasons,
     engine_error_assessment,
     rules_cached,
     rules_for,
     rules_invalidate,
+    rules_peek,
     soft_reasons,
     velocity_reasons,
 )
@@ -53,8 +55,9 @@ def risk_evaluate(
 
     Call it inside the transaction that records the payment (payments' phase 1): on the PostgreSQL backend the
     velocity keys stay locked until that transaction commits, so a concurrent attempt of the same e-mail, IP or
-    device counts this one. Its database work is one call of `paytrust_risk_check` inside a savepoint: a failure
-    rolls back to it and leaves the caller's transaction usable (then: score 50, flagged).
+    device counts this one. Its database work is one call of `paytrust_risk_check`, which rolls back its own
+    errors (a subtransaction inside the function), and on a rules-cache miss one read inside a savepoint: a failure
+    leaves the caller's transaction usable (then: score 50, flagged).
     An attempt that passes (allow/review) is recorded in the velocity log; a blocked one is not.
     """
     try:
@@ -67,11 +70,14 @@ def risk_evaluate(
             customer_ip=str(ipaddress.ip_address(customer_ip)) if customer_ip else "",
             device_id=device_id or "",
         )
-        # Inside the caller's transaction this is a savepoint: ANY database error of the evaluation (the rules'
-        # read too, not only paytrust_risk_check) rolls back to it and leaves the caller's transaction usable.
-        # Called on its own it is the transaction: the key locks last until it commits.
-        with transaction.atomic():
+        if transaction.get_connection().in_atomic_block:
+            # No savepoint on the common path (it would cost two round trips of a budget of 2 ms): the velocity
+            # function rolls back its own errors, and the rules are read from the database only on a cache miss,
+            # inside a savepoint (`_rules`). Either way a database error leaves the caller's transaction usable.
             assessment = _evaluate(ctx, raw_email=email or "")
+        else:
+            with transaction.atomic():  # called on its own: the key locks last until this commits
+                assessment = _evaluate(ctx, raw_email=email or "")
     except Exception:  # noqa: BLE001 - the engine must never stop a payment (SPEC §13)
         logger.exception("risk engine failed; payment proceeds flagged", extra={"merchant": merchant_id})
         metrics.risk_engine_error()
@@ -85,14 +91,14 @@ def _evaluate(ctx: RiskContext, *, raw_email: str) -> RiskAssessment:
     the new ones (the first call then recorded nothing)."""
     keys = ctx.velocity_keys()
     redis = velocity.use_redis()
-    rules = rules_cached(ctx.merchant_id, ctx.mode)
+    rules = _rules(ctx.merchant_id, ctx.mode)
     for _ in range(2):
         hard = blocklist_reasons(rules, ctx)
         checked = velocity.pg_check(
             ctx, raw_email=raw_email, keys={} if redis else keys, rules=rules, record=not hard
         )
         if checked.version != rules.version:
-            rules = rules_for(ctx.merchant_id, ctx.mode, checked.version)
+            rules = _rules(ctx.merchant_id, ctx.mode, checked.version)
             continue
         soft = soft_reasons(rules, ctx, new_customer=not checked.paid_before)
         if hard or not keys:
@@ -102,6 +108,21 @@ def _evaluate(ctx: RiskContext, *, raw_email: str) -> RiskAssessment:
             counts, _recorded = velocity.redis_reserve(ctx, keys, rules)
         return assess(rules, hard=velocity_reasons(rules, counts), soft=soft)
     raise RuntimeError("the risk settings changed twice during one evaluation")
+
+
+_ANY_VERSION = object()
+
+
+def _rules(merchant_id: str, mode: str, version: object = _ANY_VERSION) -> Rules:
+    """The cached rules (no query), or — on a miss or another version — read them inside a savepoint: a database
+    error there (a timeout, a dropped connection) rolls back to it, not the caller's whole transaction."""
+    cached = rules_peek(merchant_id, mode)
+    if cached is not None and (version is _ANY_VERSION or cached.version == version):
+        return cached
+    with transaction.atomic():
+        if version is _ANY_VERSION:
+            return rules_cached(merchant_id, mode)
+        return rules_for(merchant_id, mode, version)
 
 
 def risk_velocity_purge() -> int:

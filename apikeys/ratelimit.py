@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
 
+from paytrust.redis_scripts import redis_script
 from paytrust.sql import prepared_cursor, stable_params
 
 logger = logging.getLogger("paytrust.ratelimit")
@@ -103,27 +103,9 @@ if oldest[2] then oldest_ms = tonumber(oldest[2]) end
 return {allowed, used, oldest_ms, now}
 """
 
-_redis_lock = threading.Lock()
-_redis_state: dict = {}
-
-
-def _redis_script():
-    """The registered Lua script bound to a client for settings.REDIS_URL (one per process and URL)."""
-    url = settings.REDIS_URL
-    state = _redis_state.get(url)
-    if state is None:
-        with _redis_lock:
-            state = _redis_state.get(url)
-            if state is None:
-                import redis
-
-                client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-                state = _redis_state[url] = client.register_script(_REDIS_HIT)
-    return state
-
 
 def _redis_hit(bucket: str, limit: int) -> RateLimitResult:
-    allowed, used, oldest, now_ms = _redis_script()(
+    allowed, used, oldest, now_ms = redis_script(_REDIS_HIT)(
         keys=[f"paytrust:rl:{bucket}"], args=[limit, WINDOW_MS, uuid.uuid4().hex]
     )
     return RateLimitResult(

@@ -21,7 +21,6 @@ clocks agree.
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection
 
+from paytrust.redis_scripts import redis_script
 from risk.rules import RiskContext, Rules
 
 HOUR_MS = 3_600_000
@@ -120,25 +120,6 @@ table.insert(out, 1 - over)
 return out
 """
 
-_redis_lock = threading.Lock()
-_redis_scripts: dict = {}
-
-
-def _redis_script():
-    """The registered script bound to a client for settings.REDIS_URL (one per process and URL), configured like
-    the API rate limiter's (apikeys/ratelimit.py): 1 s timeouts."""
-    url = settings.REDIS_URL
-    script = _redis_scripts.get(url)
-    if script is None:
-        with _redis_lock:
-            script = _redis_scripts.get(url)
-            if script is None:
-                import redis
-
-                client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-                script = _redis_scripts[url] = client.register_script(_REDIS_RESERVE)
-    return script
-
 
 def redis_reserve(
     ctx: RiskContext, keys: dict[str, str], rules: Rules
@@ -151,6 +132,6 @@ def redis_reserve(
     for kind in kinds:
         hour, day = rules.limits[kind]
         args += [-1 if hour is None else hour, -1 if day is None else day]
-    out = _redis_script()(keys=[f"{tag}:{keys[kind]}" for kind in kinds], args=args)
+    out = redis_script(_REDIS_RESERVE)(keys=[f"{tag}:{keys[kind]}" for kind in kinds], args=args)
     counts = {kind: (int(out[2 * i]), int(out[2 * i + 1])) for i, kind in enumerate(kinds)}
     return counts, bool(int(out[-1]))

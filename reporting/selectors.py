@@ -38,9 +38,9 @@ from django.conf import settings
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from invoices.models import PaymentApplication, PaymentApplicationTax
+from invoices.models import CollectedDay, CollectedDayTax, PaymentApplication, PaymentApplicationTax
 from merchants.models import Merchant
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, RefundDay
 from paytrust.errors import ValidationError
 from webhooks.inbound.selectors import inbound_events_failed
 from webhooks.outbound.models import Delivery, DeliveryStatus
@@ -179,6 +179,95 @@ def refunds_paid_out_in(
     return Refund.objects.filter(status="succeeded", **filters).order_by()
 
 
+def _day_split(
+    start: datetime, end: datetime
+) -> tuple[date | None, date | None, list[tuple[datetime, datetime]]]:
+    """[start, end) as whole UTC days [first, last) (None, None when it holds none) and the edges around them, the
+    partial days the rollup cannot answer: [start, first 00:00) and [last 00:00, end)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    midnight = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    first = midnight if midnight == start else midnight + timedelta(days=1)
+    last = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    if first >= last:
+        return None, None, [(start, end)]
+    edges = [edge for edge in ((start, first), (last, end)) if edge[0] < edge[1]]
+    return first.date(), last.date(), edges
+
+
+def _rollup_filters(scope: dict, first: date, last: date) -> dict:
+    filters = {"mode": scope["mode"], "day__gte": first, "day__lt": last}
+    for name in ("merchant_id", "currency", "gateway"):
+        if scope[name]:
+            filters[name] = scope[name]
+    return filters
+
+
+def _collected_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+    """(currency, gateway, n, gross, tax, fee) rows: the rollup's whole days, the facts of the edges."""
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            CollectedDay.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "gateway")
+            .annotate(
+                n=Sum("payments_count"), gross=Sum("gross_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor")
+            )
+            .order_by()
+        )
+    for edge_start, edge_end in edges:
+        rows += (
+            applications_in(**{**scope, "start": edge_start, "end": edge_end})
+            .values("currency", "gateway")
+            .annotate(n=Count("*"), gross=Sum("amount_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor"))
+        )
+    return rows
+
+
+def _refund_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+    """(currency, gateway, refunds) rows: the rollup's whole days, the refunds of the edges."""
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            RefundDay.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "gateway")
+            .annotate(refunds=Sum("refunds_minor"))
+            .order_by()
+        )
+    for edge_start, edge_end in edges:
+        rows += (
+            refunds_paid_out_in(**{**scope, "start": edge_start, "end": edge_end})
+            .values("currency", gateway=F("payment__gateway"))
+            .annotate(refunds=Sum("amount_minor"))
+        )
+    return rows
+
+
+def _tax_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+    """(currency, tax_rate, taxable, tax) rows: the rollup's whole days, the facts of the edges."""
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            CollectedDayTax.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "tax_rate")
+            .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
+            .order_by()
+        )
+    for edge_start, edge_end in edges:
+        tax_filters = _filters(
+            **{k: v for k, v in scope.items() if k != "gateway"},
+            time_field="paid_at",
+        ) | {"paid_at__gte": edge_start, "paid_at__lt": edge_end}
+        if scope["gateway"]:
+            tax_filters["gateway"] = scope["gateway"]
+        rows += (
+            PaymentApplicationTax.objects.filter(**tax_filters)
+            .order_by()
+            .values("currency", "tax_rate")
+            .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
+        )
+    return rows
+
+
 def financial_report(
     *,
     merchant: Merchant | None,
@@ -187,11 +276,17 @@ def financial_report(
     end: datetime,
     currency: str | None = None,
     gateway: str | None = None,
+    from_facts: bool = False,
 ) -> FinancialReport:
     """The report for payments that succeeded in [start, end) in `mode`, for one merchant (None: every merchant,
     for finance staff), optionally one currency / gateway. Currencies (by code), gateways (by name) and tax rates
     (lowest first) are in a stable order; only currencies with payments or paid-out refunds in the period appear.
-    Three queries; the caller validates the period (`report_period_check`)."""
+    The caller validates the period (`report_period_check`).
+
+    Whole UTC days come from the daily rollup (invoices.CollectedDay / CollectedDayTax, payments.RefundDay,
+    maintained in the facts' own transactions: docs/adr/0040), a day cut by start or end from the raw facts of
+    that part of the day: three queries for a period of whole days, up to six more for cut edges. `from_facts`
+    computes everything from the raw facts instead (the recomputation the rollup is checked against; benchmark)."""
     scope = {
         "merchant_id": merchant.pk if merchant is not None else None,
         "mode": mode,
@@ -200,47 +295,29 @@ def financial_report(
         "currency": currency,
         "gateway": gateway,
     }
+    first, last, edges = (None, None, [(start, end)]) if from_facts else _day_split(start, end)
 
     lines: dict[tuple[str, str], Figures] = {}
-    collected = (
-        applications_in(**scope)
-        .values("currency", "gateway")
-        .annotate(
-            payments_count=Count("*"),
-            gross=Sum("amount_minor"),
-            tax=Sum("tax_minor"),
-            fee=Sum("fee_minor"),
-        )
-    )
-    for row in collected:
-        lines[(row["currency"], row["gateway"])] = Figures(
-            payments_count=row["payments_count"],
+    for row in _collected_rows(scope, first, last, edges):
+        key = (row["currency"], row["gateway"])
+        lines[key] = lines.get(key, Figures()) + Figures(
+            payments_count=int(row["n"]),
             gross_minor=int(row["gross"]),
             tax_minor=int(row["tax"]),
             fee_minor=int(row["fee"]),
         )
-
-    refunded = (
-        refunds_paid_out_in(**scope)
-        .values("currency", gateway=F("payment__gateway"))
-        .annotate(refunds=Sum("amount_minor"))
-    )
-    for row in refunded:
+    for row in _refund_rows(scope, first, last, edges):
         key = (row["currency"], row["gateway"])
         lines[key] = lines.get(key, Figures()) + Figures(refunds_minor=int(row["refunds"]))
 
+    by_rate: dict[tuple[str, Decimal], tuple[int, int]] = {}
+    for row in _tax_rows(scope, first, last, edges):
+        key = (row["currency"], row["tax_rate"])
+        taxable, tax = by_rate.get(key, (0, 0))
+        by_rate[key] = (taxable + int(row["taxable"]), tax + int(row["tax"]))
     rates: dict[str, list[TaxRateLine]] = defaultdict(list)
-    tax_filters = _filters(**{k: v for k, v in scope.items() if k != "gateway"}, time_field="paid_at")
-    if gateway:
-        tax_filters["gateway"] = gateway
-    by_rate = (
-        PaymentApplicationTax.objects.filter(**tax_filters)
-        .order_by()
-        .values("currency", "tax_rate")
-        .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
-    )
-    for row in sorted(by_rate, key=lambda r: (r["currency"], r["tax_rate"])):
-        rates[row["currency"]].append(TaxRateLine(row["tax_rate"], int(row["taxable"]), int(row["tax"])))
+    for (code, rate), (taxable, tax) in sorted(by_rate.items()):
+        rates[code].append(TaxRateLine(rate, taxable, tax))
 
     by_currency: dict[str, list[GatewayLine]] = defaultdict(list)
     for (code, gateway_name), figures in sorted(lines.items()):

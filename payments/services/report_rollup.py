@@ -68,8 +68,8 @@ class RollupDifference:
     day: date
     currency: str
     key: str  # the gateway (and, for collected_tax, "gateway @ rate")
-    rollup: list[int | None] | None
-    facts: list[int | None] | None
+    rollup: list[int] | None  # None: no rollup row for the key
+    facts: list[int] | None  # None: no fact for the key
 
     def __str__(self) -> str:
         return (
@@ -92,15 +92,23 @@ def _differences(cursor) -> list[RollupDifference]:
     found = []
     for sql in CHECK_SQL:
         cursor.execute(sql)
-        found += [RollupDifference(*row) for row in cursor.fetchall()]
+        for *key, rollup, facts in cursor.fetchall():
+            missing = [None] * len(rollup)  # a side without a row for the key: None, not [None, …]
+            found.append(
+                RollupDifference(
+                    *key, None if rollup == missing else rollup, None if facts == missing else facts
+                )
+            )
     return found
 
 
 def report_rollup_check() -> list[RollupDifference]:
     """Every key where the rollup differs from a recomputation from the facts, read in one snapshot (REPEATABLE
     READ: a fact and its increment commit together, so a consistent snapshot sees both or neither)."""
+    outer = connection.in_atomic_block  # inside a caller's transaction: its snapshot rules
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if not outer:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         return _differences(cursor)
 
 

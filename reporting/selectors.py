@@ -376,24 +376,38 @@ def daily_collected(
     gateway: str | None = None,
 ) -> dict[str, list[tuple[date, int]]]:
     """Gross collected per UTC day, per currency: {currency: [(day, gross_minor), ...]} (days with payments only,
-    in order). For the admin report's chart."""
-    rows = (
-        applications_in(
-            merchant_id=merchant.pk if merchant is not None else None,
-            mode=mode,
-            start=start,
-            end=end,
-            currency=currency,
-            gateway=gateway,
+    in order). For the admin report's chart. Whole days from the rollup, cut days from the facts."""
+    scope = {
+        "merchant_id": merchant.pk if merchant is not None else None,
+        "mode": mode,
+        "start": start,
+        "end": end,
+        "currency": currency,
+        "gateway": gateway,
+    }
+    first, last, edges = _day_split(start, end)
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            CollectedDay.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "day")
+            .annotate(gross=Sum("gross_minor"))
+            .order_by()
         )
-        .annotate(day=TruncDate("paid_at", tzinfo=UTC))
-        .order_by()
-        .values("currency", "day")
-        .annotate(gross=Sum("amount_minor"))
-    )
+    for edge_start, edge_end in edges:
+        rows += (
+            applications_in(**{**scope, "start": edge_start, "end": edge_end})
+            .annotate(day=TruncDate("paid_at", tzinfo=UTC))
+            .order_by()
+            .values("currency", "day")
+            .annotate(gross=Sum("amount_minor"))
+        )
+    totals: dict[tuple[str, date], int] = defaultdict(int)
+    for row in rows:
+        totals[(row["currency"], row["day"])] += int(row["gross"])
     series: dict[str, list[tuple[date, int]]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (r["currency"], r["day"])):
-        series[row["currency"]].append((row["day"], int(row["gross"])))
+    for (code, day), gross in sorted(totals.items()):
+        series[code].append((day, gross))
     return dict(series)
 
 
@@ -402,17 +416,13 @@ def daily_collected(
 
 def collected_per_currency(*, mode: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
     """Payments that succeeded in [start, end) in `mode`, every merchant: {currency: (count, gross_minor)}.
-    One GROUP BY (the report's index); never a sum across currencies."""
-    rows = (
-        PaymentApplication.objects.filter(mode=mode, paid_at__gte=start, paid_at__lt=end)
-        .order_by()
-        .values("currency")
-        .annotate(payments_count=Count("*"), gross=Sum("amount_minor"))
-    )
-    return {
-        row["currency"]: (row["payments_count"], int(row["gross"]))
-        for row in sorted(rows, key=lambda r: r["currency"])
-    }
+    Whole days from the rollup, cut days from the facts; never a sum across currencies."""
+    scope = {"merchant_id": None, "mode": mode, "start": start, "end": end, "currency": None, "gateway": None}
+    totals: dict[str, tuple[int, int]] = {}
+    for row in _collected_rows(scope, *_day_split(start, end)):
+        count, gross = totals.get(row["currency"], (0, 0))
+        totals[row["currency"]] = (count + int(row["n"]), gross + int(row["gross"]))
+    return dict(sorted(totals.items()))
 
 
 def payments_count_by_status(statuses: list[str]) -> dict[str, int]:

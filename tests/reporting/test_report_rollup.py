@@ -205,3 +205,26 @@ def test_report_rollup_command_finds_and_rebuilds_a_difference(merchant, account
     assert report_rollup_check() == []
     scope = {"merchant": merchant, "mode": "test", "start": START, "end": START + timedelta(days=DAYS)}
     assert financial_report(**scope) == financial_report(**scope, from_facts=True)
+
+
+def test_our_own_refunds_reach_the_rollup_only_when_they_succeed(merchant, sandbox_account):
+    """Refunds asked through the API (refund_create -> the sandbox): one succeeds, one fails, one stays pending;
+    only the succeeded one is in the rollup, the day it was paid out."""
+    from payments.services import refund_create
+    from tests.payments.refund_support import paid_sandbox_payment
+
+    payment = paid_sandbox_payment(merchant, amount="150000")
+    statuses = [
+        refund_create(merchant=merchant, mode="test", payment_id=payment.id, amount_minor=amount).status
+        for amount in (10_000, 20_013, 30_042)  # sandbox: ends in 13 fails, in 42 stays pending
+    ]
+    assert statuses == ["succeeded", "failed", "pending"]
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    scope = {"merchant": merchant, "mode": "test", "start": today, "end": today + timedelta(days=1)}
+    report = financial_report(**scope)
+    assert report == financial_report(**scope, from_facts=True)
+    assert report.currencies[0].figures.refunds_minor == 10_000
+    assert list(
+        RefundDay.objects.filter(merchant=merchant).values_list("refunds_count", "refunds_minor")
+    ) == [(1, 10_000)]
+    assert report_rollup_check() == []

@@ -228,3 +228,51 @@ def test_our_own_refunds_reach_the_rollup_only_when_they_succeed(merchant, sandb
         RefundDay.objects.filter(merchant=merchant).values_list("refunds_count", "refunds_minor")
     ) == [(1, 10_000)]
     assert report_rollup_check() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_payments_and_refunds_of_one_day_lose_no_increment(merchant, sandbox_account):
+    """Twelve payments of one tenant, day, currency and gateway succeed at once on twelve connections, then are
+    refunded at once: every increment is in the rollup (adding upserts), equal to the facts."""
+    from tests.payments.test_initiation_concurrency import _concurrently
+
+    n = 12
+    at = START + timedelta(days=1, hours=3)
+    payments = []
+    for index in range(n):
+        invoice = invoice_create(
+            merchant=merchant,
+            mode="test",
+            currency="IDR",
+            gateway=sandbox_account.id,
+            line_items=[LineItemIn("Item", 1, str(10_000 + index), "0.11")],
+            customer=CustomerIn("Budi", f"concurrent{index}@example.com", ""),
+            expires_at=timezone.now() + timedelta(days=2),
+        )
+        payments.append(payment_initiate(merchant=merchant, mode="test", invoice_id=invoice.id).payment)
+    pending = iter(payments)  # a list iterator: each thread takes its own payment
+
+    def succeed():
+        payment = next(pending)
+        return _apply(payment, gw.GatewayOutcome.SUCCEEDED, amount=payment.amount_minor, at=at)
+
+    results = _concurrently(n, succeed)
+    assert all(not isinstance(r, Exception) and r.changed for r in results), results
+
+    to_refund = iter(payments)
+
+    def refund():
+        payment = next(to_refund)
+        report = gw.RefundReport(reference=f"rfd-{payment.pk}", amount_minor=1000)
+        return _apply(payment, gw.GatewayOutcome.PARTIALLY_REFUNDED, amount=1000, at=at, refund=report)
+
+    results = _concurrently(n, refund)
+    assert all(not isinstance(r, Exception) and r.changed for r in results), results
+
+    assert report_rollup_check() == []
+    day = CollectedDay.objects.filter(merchant=merchant, day=at.date())
+    assert sum(day.values_list("payments_count", flat=True)) == n
+    refunds = RefundDay.objects.filter(merchant=merchant, day=at.date())
+    assert sum(refunds.values_list("refunds_minor", flat=True)) == n * 1000
+    scope = {"merchant": merchant, "mode": "test", "start": START, "end": START + timedelta(days=DAYS)}
+    assert financial_report(**scope) == financial_report(**scope, from_facts=True)

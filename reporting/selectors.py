@@ -23,6 +23,11 @@ Each aggregate is one GROUP BY over an index whose INCLUDE columns hold every su
 with an index-only scan of the tenant's slice of the period (see bench/report_bench.py); the refunds' gateway costs
 one payment primary-key probe per refund of the period (refunds are a small fraction of payments).
 
+Whole UTC days of a period are read from the daily rollup of those facts instead (invoices.CollectedDay /
+CollectedDayTax, payments.RefundDay: written in the facts' own transactions, docs/adr/0040), the parts of days cut
+by start/end from the facts as above; the result is the same to the minor unit (`from_facts=True` recomputes it
+from the facts alone; tests/reporting/test_report_rollup.py, `manage.py report_rollup`).
+
 `applications_in` and `refunds_paid_out_in` are the two rules (which rows, by which time); the report and
 `report_figures_by_tenant` (verify_ledger's comparison, every tenant at once) both aggregate them.
 """

@@ -322,6 +322,13 @@ class PaymentApplication(models.Model):
                 include=["currency", "gateway", "amount_minor", "tax_minor", "fee_minor"],
                 name="payment_application_report",
             ),
+            # The same for every merchant at once (the admin's "all merchants"): the parts of days a period cuts,
+            # which the daily rollup cannot answer (docs/adr/0040).
+            models.Index(
+                fields=["mode", "paid_at"],
+                include=["currency", "gateway", "amount_minor", "tax_minor", "fee_minor"],
+                name="payment_application_all_report",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -378,6 +385,11 @@ class PaymentApplicationTax(models.Model):
                 fields=["merchant", "mode", "paid_at"],
                 include=["currency", "gateway", "tax_rate", "taxable_minor", "tax_minor"],
                 name="payment_application_tax_report",
+            ),
+            models.Index(
+                fields=["mode", "paid_at"],
+                include=["currency", "gateway", "tax_rate", "taxable_minor", "tax_minor"],
+                name="payment_application_tax_all",
             ),
         ]
         constraints = [

@@ -297,6 +297,13 @@ class Refund(TimeStampedModel):
                 condition=Q(status="succeeded"),
                 name="refund_report",
             ),
+            # The same for every merchant at once: the cut edges of an all-merchants period (docs/adr/0040).
+            models.Index(
+                fields=["mode", "succeeded_at"],
+                include=["currency", "amount_minor", "payment"],
+                condition=Q(status="succeeded"),
+                name="refund_all_report",
+            ),
             # The refund reconciliation scans the pending refunds only.
             models.Index(fields=["created_at"], name="refund_pending_created", condition=Q(status="pending")),
         ]

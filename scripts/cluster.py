@@ -407,8 +407,9 @@ def app_ready(port: int) -> bool:
 
 def nginx_apply(cfg: Config) -> None:
     """Render nginx.conf with the instances that are down (drained by a restart, or failing /readyz while another
-    passes) and reload nginx when that changed. Serialised by a file lock (the health loop and restarts call it)."""
-    with open(cfg.run / "nginx.lock", "w") as lock:
+    passes) and reload nginx when that changed. Under the state file's lock, like every change of that file (the
+    health loop and restarts both call this)."""
+    with open(cfg.run / "state.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _read_state(cfg)
         unhealthy = set(state.get("unhealthy", []))

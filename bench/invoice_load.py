@@ -325,6 +325,22 @@ def run_python(url: str, key: str, seconds: int, connections: int) -> dict:
     }
 
 
+def py_spy(server: Server, target: str, seconds: int, args) -> subprocess.Popen:
+    """Sample gunicorn's master and workers (`--subprocesses`) for the measured run with py-spy (`pip install
+    -e .[dev]`; needs ptrace: root, or kernel.yama.ptrace_scope=0), Python frames only (no `--native`), only the
+    thread holding the GIL (`--gil`: a worker's Python CPU time; py-spy's idle detection counts threads blocked in
+    psycopg's and the thread pool's waits as busy): collapsed stacks (`--format raw`) for bench/profile_shares.py."""
+    out = Path(args.py_spy) / f"{target}-{args.worker_class}-{server.port}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    py_spy_bin = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+    command = [
+        py_spy_bin, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "100", "--gil", "--full-filenames",
+        "--duration", str(seconds), "--format", "raw", "--output", str(out),
+    ]  # fmt: skip
+    print(f"py-spy: {' '.join(command)}", flush=True)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def measure(target: str, data: dict, args, log_dir: Path, root: Path = ROOT) -> dict:
     server = Server(
         target, data, args.workers, args.threads, args.worker_class, log_dir, root=root,
@@ -334,9 +350,13 @@ def measure(target: str, data: dict, args, log_dir: Path, root: Path = ROOT) -> 
         server.wait_ready()
         run = run_wrk if shutil.which("wrk") and not args.python else run_python
         run(server.url, data["key"], WARMUP_SECONDS, min(args.connections, 20))  # warm-up, discarded
+        seconds = args.seconds or DURATIONS[args.mode]
+        spy = py_spy(server, target, seconds, args) if args.py_spy else None
         cpu_before = group_cpu_seconds(server.proc.pid)
-        result = run(server.url, data["key"], args.seconds or DURATIONS[args.mode], args.connections)
+        result = run(server.url, data["key"], seconds, args.connections)
         cpu = group_cpu_seconds(server.proc.pid) - cpu_before
+        if spy is not None:
+            spy.wait(timeout=120)
         result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
     finally:
         server.stop()
@@ -383,6 +403,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--no-multiproc", action="store_true", help="no PROMETHEUS_MULTIPROC_DIR (metrics stay in-process)"
+    )
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="profile each measured run with py-spy: collapsed stacks into DIR"
     )
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument(

@@ -2,7 +2,7 @@
 
 `configure()` is called once per process by the entry points (paytrust/wsgi.py, paytrust/asgi.py, manage.py, so
 also `manage.py procrastinate worker`). It builds the SDK's TracerProvider and turns on the Django (a server span
-per request), psycopg (a span per SQL statement, without its parameters) and requests (a client span per gateway
+per request), psycopg (a span per SQL statement, without its parameters; only when spans are recorded) and requests (a client span per gateway
 HTTP call) instrumentations. Environment (the OpenTelemetry SDK's own variables):
 - OTEL_SDK_DISABLED=true: no tracing at all (nothing instrumented, no trace id in the logs).
 - OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set: spans are recorded and exported over
@@ -54,7 +54,7 @@ DEFAULT_EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 _SECRET_PARAM = re.compile(r"(token|secret|password|key)$", re.I)
 _URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
 
-_state: dict[str, Any] = {"provider": None, "instrumentors": [], "cursor_classes": {}}
+_state: dict[str, Any] = {"provider": None, "instrumentors": [], "cursor_classes": {}, "trace_sql": False}
 _lock = threading.Lock()
 
 
@@ -106,8 +106,9 @@ def configure(*, span_processor=None, record: bool | None = None):
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         if span_processor is None:
             trace.set_tracer_provider(provider)
-        _state["instrumentors"] = _instrument(provider)
+        _state["instrumentors"] = _instrument(provider, trace_sql=record)
         _state["provider"] = provider
+        _state["trace_sql"] = record
         return provider
 
 
@@ -135,7 +136,11 @@ def _default_sampler():
     return ParentBased(root=RootSampler())
 
 
-def _instrument(provider) -> list:
+def _instrument(provider, *, trace_sql: bool) -> list:
+    """The Django (request span) and requests (gateway call span, traceparent header) instrumentations always;
+    psycopg's only when spans are recorded (`trace_sql`). Unrecorded, a span per SQL statement is pure cost
+    (~6 % of an invoice creation's CPU, bench/README.md "Where the time goes"): no log line is written inside
+    one, no job is deferred from one, and the request's span already gives the logs and jobs their trace id."""
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
@@ -147,12 +152,15 @@ def _instrument(provider) -> list:
         request_hook=_django_request_hook,
         response_hook=_django_response_hook,
     )
-    # Parameters are never captured (capture_parameters stays False): they hold customer data.
-    psycopg = PsycopgInstrumentor()
-    psycopg.instrument(tracer_provider=provider)
+    instrumentors = [django]
+    if trace_sql:
+        # Parameters are never captured (capture_parameters stays False): they hold customer data.
+        psycopg = PsycopgInstrumentor()
+        psycopg.instrument(tracer_provider=provider)
+        instrumentors.append(psycopg)
     requests = RequestsInstrumentor()
     requests.instrument(tracer_provider=provider, request_hook=_requests_hook)
-    return [django, psycopg, requests]
+    return [*instrumentors, requests]
 
 
 def shutdown() -> None:
@@ -161,7 +169,7 @@ def shutdown() -> None:
         for instrumentor in reversed(_state["instrumentors"]):
             instrumentor.uninstrument()
         provider = _state["provider"]
-        _state.update(provider=None, instrumentors=[], cursor_classes={})
+        _state.update(provider=None, instrumentors=[], cursor_classes={}, trace_sql=False)
     if provider is not None:
         provider.shutdown()
 
@@ -169,9 +177,10 @@ def shutdown() -> None:
 def traced_cursor_class(base: type) -> type:
     """`base` (a psycopg cursor class) with a span per statement, made by the psycopg instrumentation exactly as
     for the cursors of the connections it wraps; `base` itself when tracing is off. For cursors built by hand
-    (paytrust/sql.py's server-binding cursors), which the connection's cursor factory does not make."""
+    (paytrust/sql.py's server-binding cursors), which the connection's cursor factory does not make. Also `base`
+    when spans are not recorded (SQL is then not instrumented at all, see `_instrument`)."""
     provider = _state["provider"]
-    if provider is None:
+    if provider is None or not _state["trace_sql"]:
         return base
     traced = _state["cursor_classes"].get(base)
     if traced is None:

@@ -335,6 +335,29 @@ def test_without_an_exporter_nothing_is_recorded_but_logs_and_jobs_still_carry_t
     assert int(flags, 16) & 1 == 0  # the same trace, marked not sampled
 
 
+def test_without_recording_sql_is_not_instrumented():
+    """Unrecorded (the default), a span per SQL statement could never be seen: psycopg is left uninstrumented and
+    the hand-built cursors (paytrust/sql.py) are the plain class - the hot path pays for no span it cannot use.
+    Recorded, both are traced."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    tracing.configure(span_processor=SimpleSpanProcessor(InMemorySpanExporter()), record=False)
+    try:
+        assert not PsycopgInstrumentor().is_instrumented_by_opentelemetry
+        assert tracing.traced_cursor_class(ServerBindingCursor) is ServerBindingCursor
+    finally:
+        tracing.shutdown()
+    tracing.configure(span_processor=SimpleSpanProcessor(InMemorySpanExporter()))
+    try:
+        assert PsycopgInstrumentor().is_instrumented_by_opentelemetry
+        assert tracing.traced_cursor_class(ServerBindingCursor) is not ServerBindingCursor
+    finally:
+        tracing.shutdown()
+
+
 def test_sql_outside_any_request_or_job_starts_no_trace_but_our_gateway_calls_do(spans, merchant):
     from django.db import connection
 

@@ -137,30 +137,80 @@ def _default_sampler():
 
 
 def _instrument(provider, *, trace_sql: bool) -> list:
-    """The Django (request span) and requests (gateway call span, traceparent header) instrumentations always;
-    psycopg's only when spans are recorded (`trace_sql`). Unrecorded, a span per SQL statement is pure cost
-    (~6 % of an invoice creation's CPU, bench/README.md "Where the time goes"): no log line is written inside
-    one, no job is deferred from one, and the request's span already gives the logs and jobs their trace id."""
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    """Recorded (`trace_sql`): the Django (request span with its attributes), psycopg (a span per statement) and
+    requests instrumentations. Unrecorded (the default): only requests' (gateway calls carry a traceparent) and
+    `UnrecordedRequestSpanMiddleware` for the request's span. An unrecorded span can never be seen: all that counts
+    is that the request's trace id reaches its log lines and the jobs it defers. The Django instrumentation still
+    resolved the URL again for the span's name and built the absolute URI three times per request, and psycopg's
+    wrapped every statement in a span: together ~13 % of an invoice creation's Python time under load
+    (bench/README.md, "Where the time goes")."""
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    django = DjangoInstrumentor()
-    django.instrument(
-        tracer_provider=provider,
-        excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS),
-        request_hook=_django_request_hook,
-        response_hook=_django_response_hook,
-    )
-    instrumentors = [django]
+    instrumentors: list = []
     if trace_sql:
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        django = DjangoInstrumentor()
+        django.instrument(
+            tracer_provider=provider,
+            excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS),
+            request_hook=_django_request_hook,
+            response_hook=_django_response_hook,
+        )
         # Parameters are never captured (capture_parameters stays False): they hold customer data.
         psycopg = PsycopgInstrumentor()
         psycopg.instrument(tracer_provider=provider)
-        instrumentors.append(psycopg)
+        instrumentors += [django, psycopg]
+    else:
+        instrumentors.append(_UnrecordedRequestSpans())
     requests = RequestsInstrumentor()
     requests.instrument(tracer_provider=provider, request_hook=_requests_hook)
     return [*instrumentors, requests]
+
+
+class _UnrecordedRequestSpans:
+    """Puts `UnrecordedRequestSpanMiddleware` first in settings.MIDDLEWARE (as the Django instrumentation does
+    with its own), and takes it out again."""
+
+    path = "paytrust.tracing.UnrecordedRequestSpanMiddleware"
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        middleware = list(settings.MIDDLEWARE)
+        if self.path not in middleware:
+            settings.MIDDLEWARE = [self.path, *middleware]
+
+    def uninstrument(self) -> None:
+        from django.conf import settings
+
+        settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != self.path]
+
+
+class UnrecordedRequestSpanMiddleware:
+    """The request's span when spans are not recorded: a SERVER span, child of the caller's W3C `traceparent` if
+    it sent one (same trace id), current while the request runs, so every log line and every deferred job of the
+    request carries its trace id. Nothing else: its name and attributes could never be seen. The URLs in
+    OTEL_PYTHON_DJANGO_EXCLUDED_URLS (default /healthz, /readyz, /metrics) get none, as with the instrumentation."""
+
+    def __init__(self, get_response) -> None:
+        from opentelemetry.instrumentation.wsgi import wsgi_getter
+        from opentelemetry.util.http import parse_excluded_urls
+
+        self.get_response = get_response
+        self.getter = wsgi_getter
+        self.excluded = parse_excluded_urls(
+            os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
+        )
+        self.tracer = tracer()
+
+    def __call__(self, request):
+        if self.excluded.url_disabled(request.path):
+            return self.get_response(request)
+        parent = propagate.extract(request.META, getter=self.getter)
+        with self.tracer.start_as_current_span("HTTP request", context=parent, kind=SpanKind.SERVER):
+            return self.get_response(request)
 
 
 def shutdown() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def child(args) -> None:
     if profile is not None:
         profile.disable()
         profile.dump_stats(args.profile)
-    print(json.dumps({"cpu_ms": cpu * 1000 / args.n, "wall_ms": wall * 1000 / args.n}))
+    n = max(1, args.n)  # n = 0: the callgrind reference run (start-up and warm-up only)
+    print(json.dumps({"cpu_ms": cpu * 1000 / n, "wall_ms": wall * 1000 / n}))
 
 
 def run(root: Path, label: str, args) -> dict:
@@ -104,21 +106,28 @@ def run(root: Path, label: str, args) -> dict:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if not args.no_multiproc:
         env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prom-cpu-")
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        "--root",
-        str(root),
-        "--key",
-        data["key"],
-        "--n",
-        str(args.n),
-    ]
+    command = [sys.executable, __file__, "--child", "--root", str(root), "--key", data["key"]]
     if args.profile:
         command += ["--profile", args.profile]
+    if args.callgrind:
+        # Instructions per creation: (run of N) - (run of 0), both under callgrind: start-up, imports and the
+        # warm-up cancel out. Deterministic up to the database's answers and the hash seed.
+        counts = []
+        for n in (args.n, 0):
+            out = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command, "--n", str(n)],
+                env={**env, "PYTHONHASHSEED": "0"}, cwd=root, check=True, capture_output=True, text=True,
+            ).stderr  # fmt: skip
+            counts.append(int(re.search(r"Collected : (\d+)", out).group(1)))
+        return {"instructions": (counts[0] - counts[1]) / args.n}
     out = subprocess.run(
-        command, env=env, cwd=root, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [*command, "--n", str(args.n)],
+        env=env,
+        cwd=root,
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -132,6 +141,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", help="write a cProfile of the measured creations to this file")
     parser.add_argument("--no-multiproc", action="store_true")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count instructions per creation with valgrind instead"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", default=str(invoice_load.ROOT), help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
@@ -151,6 +163,14 @@ def main() -> None:
             labels = list(trees) if number % 2 == 0 else list(trees)[::-1]
             for label in labels:
                 result = run(trees[label], "cpu" + ("ref" if label == "ref" else ""), args)
+                if args.callgrind:
+                    results[label].append(result["instructions"] / 1e6)
+                    print(
+                        f"round {number + 1} {label:<5} {result['instructions'] / 1e6:.3f} M instructions per "
+                        f"creation (callgrind), load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+                    continue
                 results[label].append(result["cpu_ms"])
                 print(
                     f"round {number + 1} {label:<5} {result['cpu_ms']:.3f} ms CPU per creation "
@@ -160,13 +180,14 @@ def main() -> None:
     finally:
         if ref_tree is not None:
             invoice_load.remove_worktree(ref_tree)
+    unit = "M instructions" if args.callgrind else "ms CPU"
     for label, values in results.items():
         print(
-            f"{label}: median {statistics.median(values):.3f} ms CPU per creation over {len(values)} run(s)"
+            f"{label}: median {statistics.median(values):.3f} {unit} per creation over {len(values)} run(s)"
         )
     if args.compare_ref:
         ratio = statistics.median(results["prod"]) / statistics.median(results["ref"])
-        print(f"prod / ref CPU per creation: {ratio:.3f}")
+        print(f"prod / ref {unit} per creation: {ratio:.3f}")
 
 
 if __name__ == "__main__":

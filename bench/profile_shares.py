@@ -3,7 +3,8 @@ sample is put in ONE bucket, that of the frame nearest the leaf that belongs to 
 idempotency claim counts as SQL, the idempotency module's own Python as idempotency, the ORM's model code under
 the invoice service as the service). Generic library code (json, re, decimal, the ORM's models, contextlib...)
 has no bucket of its own: it counts for the first bucketed frame above it (json.dumps under the log formatter is
-logging, under the renderer rendering). Prints the shares; `--svg FILE` also writes a small flame graph (frames
+logging, under the renderer rendering). Prints these shares, and beside them the inclusive ones (samples with
+the bucket's code anywhere in the stack: e.g. idempotency with its SQL); `--svg FILE` also writes a small flame graph (frames
 under `--min-share` of the samples are dropped, which keeps the file small).
 
     .venv/bin/python bench/profile_shares.py /tmp/spy/prod-gthread-*.txt --svg bench/profiles/gthread.svg
@@ -64,6 +65,23 @@ def shares(samples) -> list[tuple[str, int]]:
     totals: collections.Counter[str] = collections.Counter()
     for frames, count in samples:
         totals[bucket_of(frames)] += count
+    return totals.most_common()
+
+
+def inclusive(samples) -> list[tuple[str, int]]:
+    """Samples with at least one frame of the bucket anywhere in the stack (a stage with what it calls, its SQL
+    included; the buckets overlap, so these do not add up)."""
+    totals: collections.Counter[str] = collections.Counter()
+    for frames, count in samples:
+        seen = set()
+        for frame in frames:
+            match = _FRAME.match(frame)
+            path = match["file"] if match else frame
+            for name, fragments in BUCKETS:
+                if any(fragment in path for fragment in fragments):
+                    seen.add(name)
+        for name in seen:
+            totals[name] += count
     return totals.most_common()
 
 
@@ -135,8 +153,12 @@ def main() -> None:
     samples = read(args.files)
     total = sum(count for _, count in samples)
     print(f"{total} samples")
+    inclusive_shares = dict(inclusive(samples))
+    print("exclusive  inclusive  bucket")
     for name, count in shares(samples):
-        print(f"{count / total * 100:5.1f} %  {name}")
+        print(
+            f"{count / total * 100:7.1f} %  {inclusive_shares.get(name, count) / total * 100:7.1f} %  {name}"
+        )
     if args.svg:
         args.svg.parent.mkdir(parents=True, exist_ok=True)
         write_svg(samples, args.svg, args.min_share, args.title)

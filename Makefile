@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test install lint fmt
+.PHONY: run test install lint fmt cluster cluster-stop test-cluster
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@bash scripts/test.sh
+
+# Scaled out on this machine: primary + streaming replica, PgBouncer, Redis, 3 app instances behind nginx on :3000,
+# 2 job workers (scripts/cluster.py; ports and counts from CLUSTER_* variables). `make cluster-stop` stops it all.
+cluster: $(STAMP)
+	@$(VENV)/bin/python scripts/cluster.py up
+
+cluster-stop: $(STAMP)
+	@$(VENV)/bin/python scripts/cluster.py down
+
+# The scale-out suite (tests/cluster/): starts its own cluster on free ports, under 5 minutes.
+test-cluster: $(STAMP)
+	@bash scripts/test.sh cluster
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -40,6 +40,7 @@ from payments import selectors, services
 from payments.models import CaptureMethod, PaymentStatus
 from payments.refunds_api import REFUND_CREATE_SCHEMA, refund_create_view
 from payments.services.risk_check import RiskInput
+from paytrust.db_routing import reads_from_replica
 from paytrust.pagination import paginate
 from paytrust.params import query_choice
 from paytrust.schema import PAGINATION_PARAMETERS, RiskReason, error_responses
@@ -201,6 +202,7 @@ class InvoiceViewSet(ApiViewSet):
         parameters=INVOICE_LIST_PARAMETERS,
         responses={200: InvoiceListOutput, **ERRORS},
     )
+    @reads_from_replica
     def list(self, request):
         qs = invoice_selectors.invoice_list(**tenant(request), filters=invoice_filters(request.query_params))
         return Response(paginate(qs, params=request.query_params, render=_invoices_render))
@@ -370,6 +372,7 @@ class PaymentViewSet(ApiViewSet):
         ],
         responses={200: PaymentListOutput},
     )
+    @reads_from_replica
     def list(self, request):
         params = request.query_params
         qs = selectors.payment_list(

@@ -13,6 +13,7 @@ from invoices.serializers import PositiveAmountField
 from payments import selectors, services
 from payments.models import RefundOrigin, RefundStatus
 from paytrust import money
+from paytrust.db_routing import reads_from_replica
 from paytrust.pagination import paginate
 from paytrust.params import query_choice
 from paytrust.schema import PAGINATION_PARAMETERS, error_responses
@@ -109,6 +110,7 @@ class RefundViewSet(ApiViewSet):
         ],
         responses={200: RefundListOutput, **error_responses(400)},
     )
+    @reads_from_replica
     def list(self, request):
         params = request.query_params
         qs = selectors.refund_list(

@@ -271,9 +271,15 @@ def database_unavailable(exc: BaseException | None) -> bool:
     """The database could not be reached or dropped the connection (server restart, failover, pool exhausted).
 
     The request's transaction was rolled back, so nothing was half-written: the client may simply retry."""
-    from django.db import InterfaceError, OperationalError
+    from django.db import InterfaceError, InternalError, OperationalError
 
-    return isinstance(exc, OperationalError | InterfaceError)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    # psycopg's own InternalError without a SQLSTATE is the client losing track of the protocol, as when PgBouncer
+    # cuts a server connection mid-transaction (a primary restart): "received 2 results from command 'BEGIN'".
+    # The connection is broken, nothing was committed. A server's internal_error (SQLSTATE XX000) stays a 500.
+    cause = exc.__cause__ if isinstance(exc, InternalError) else None
+    return cause is not None and getattr(cause, "sqlstate", "") is None
 
 
 def _service_unavailable(exc: BaseException) -> tuple[int, str, str, str, str | None, dict]:

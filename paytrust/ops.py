@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from django.conf import settings
 from django.contrib.staticfiles.views import serve as staticfiles_serve
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -11,6 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from paytrust import metrics
+from paytrust.db_routing import REPLICA, replica_health
 from paytrust.errors import ApplicationError, error_response
 
 
@@ -74,6 +76,10 @@ def readyz(request):
         except Exception as exc:  # noqa: BLE001
             checks["migrations"] = f"error: {exc.__class__.__name__}"
     ready = all(value == "ok" for value in checks.values())
+    if REPLICA in settings.DATABASES:  # informational: without it, reads go to the primary (still ready)
+        checks["replica"] = (
+            "ok" if replica_health.usable() else f"{replica_health.reason}; reading from the primary"
+        )
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
     )

@@ -116,6 +116,22 @@ if DB_POOL:
 # failover are replaced instead of failing the request that draws them.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
+# A streaming replica for the reads that tolerate a bounded staleness (the financial report, list endpoints and
+# exports; paytrust/db_routing.py, docs/adr/0057-scale-out.md). Unset: everything reads from DATABASE_URL.
+# Persistent connections per thread instead of a pool, so a stopped replica fails fast (connect_timeout) instead
+# of waiting on a pool; the primary serves those reads whenever the replica is unreachable or too far behind.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=5.0)
+DATABASE_REPLICA_CHECK_SECONDS = env.float("DATABASE_REPLICA_CHECK_SECONDS", default=2.0)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL) | {
+        "ENGINE": "django.db.backends.postgresql",
+        "CONN_MAX_AGE": env.int("DATABASE_REPLICA_CONN_MAX_AGE", default=300),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2)},
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASE_ROUTERS = ["paytrust.db_routing.ReplicaRouter"]
 # The hottest statements (auth, rate limit, idempotency, invoice creation, events) run as server-side prepared
 # statements (paytrust/sql.py). Turn off behind a pooler that cannot keep them (PgBouncer in transaction mode
 # before 1.21 / without max_prepared_statements): they then bind client-side like the ORM.

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from apikeys.viewsets import ApiViewSet, tenant
 from gateways.models import GatewayName
+from paytrust.db_routing import reads_from_replica
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
 from paytrust.params import query_choice, query_datetime
@@ -188,6 +189,7 @@ class ReportViewSet(ApiViewSet):
         tags=["reports"],
     )
     @action(detail=False, methods=["get"])
+    @reads_from_replica
     def financial(self, request):
         params = request.query_params
         for name in params:

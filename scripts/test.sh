@@ -10,6 +10,13 @@ export PAYTRUST_ALLOW_DEV_SECRET=true
 export FIELD_ENCRYPTION_KEYS="${FIELD_ENCRYPTION_KEYS:-rLNTU-eyDlvYDc4o1gMLqW9B6Wv4ST1ZnWrcs5oudIY=}"
 # Local receivers (http://localhost) for test-mode webhook endpoints: on for development and tests only.
 export OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE="${OUTBOUND_WEBHOOK_ALLOW_LOOPBACK_IN_TEST_MODE:-true}"
+if [ "${1:-}" = cluster ]; then
+    # `make test-cluster`: the scale-out suite alone (tests/cluster). It starts a whole cluster of its own (private
+    # PostgreSQL primary and replica, PgBouncer, Redis, nginx, 3 app instances, workers), so it runs in one process.
+    shift
+    echo "== pytest tests/cluster"
+    exec python -m pytest -p no:cacheprovider -n 0 tests/cluster "$@"
+fi
 # The Redis rate-limit tests use a Redis on 127.0.0.1:6379 or start `redis-server` on a free port: install it
 # when neither is there (root + apt-get, like devdb.py does for PostgreSQL); otherwise those tests are skipped.
 if ! command -v redis-server >/dev/null 2>&1 && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
@@ -41,4 +48,4 @@ echo "== makemigrations --check"
 python manage.py makemigrations --check --dry-run >/dev/null || { python manage.py makemigrations --check --dry-run; exit 1; }
 echo "== pytest"
 # Every core (pytest-xdist, docs/adr/0056): each worker has its own test database; a file stays on one worker.
-python -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"
+python -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" --dist loadfile --ignore=tests/cluster "$@"

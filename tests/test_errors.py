@@ -145,3 +145,26 @@ def test_strict_serializer_rejects_unknown_fields_at_top_level():
     with pytest.raises(serializers.ValidationError) as exc:
         serializer.is_valid(raise_exception=True)
     assert "other" in exc.value.detail
+
+
+def _django_internal_error(cause: Exception):
+    from django.db import InternalError
+
+    exc = InternalError(str(cause))
+    exc.__cause__ = cause
+    return exc
+
+
+def test_a_client_protocol_error_after_a_cut_connection_is_503_not_500():
+    """PgBouncer cutting a server connection mid-transaction (a primary restart) left psycopg with "received 2
+    results from command 'BEGIN'" (seen in tests/cluster): a broken connection, answered 503 with Retry-After."""
+    import psycopg
+
+    from paytrust.errors import database_unavailable
+
+    assert database_unavailable(
+        _django_internal_error(psycopg.InternalError("received 2 results from command 'BEGIN'"))
+    )
+    # A server-side internal_error (SQLSTATE XX000) is a real fault: still a 500.
+    server_side = psycopg.errors.lookup("XX000")("something broke inside the server")
+    assert not database_unavailable(_django_internal_error(server_side))

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apikeys.viewsets import ApiViewSet, tenant
+from paytrust.db_routing import reads_from_replica
 from paytrust.pagination import paginate
 from paytrust.params import query_choice
 from paytrust.schema import PAGINATION_PARAMETERS, error_responses
@@ -210,6 +211,7 @@ class WebhookEndpointViewSet(ApiViewSet):
         responses={200: _list_envelope("WebhookEndpointList", EndpointOutput), **READ_ERRORS},
         tags=["webhook endpoints"],
     )
+    @reads_from_replica
     def list(self, request):
         qs = selectors.endpoint_list(**tenant(request))
         return Response(
@@ -340,6 +342,7 @@ class EventViewSet(ApiViewSet):
         responses={200: _list_envelope("EventList", EventOutput), **READ_ERRORS},
         tags=["events"],
     )
+    @reads_from_replica
     def list(self, request):
         event_type = query_choice(request.query_params.get("type"), "type", EventType.values)
         qs = selectors.event_list(**tenant(request), type=event_type)

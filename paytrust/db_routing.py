@@ -1,0 +1,126 @@
+"""Reads that may go to the streaming replica (DATABASE_REPLICA_URL), everything else to the primary.
+
+Only handlers marked `@reads_from_replica` read from the replica: the financial report, the list endpoints and the
+ISO 20022 exports (read-only, and tolerant of a bounded staleness: docs/adr/0057-scale-out.md). Authentication,
+rate limiting and idempotency of those same requests, every write, every transaction and every other read stay
+on the primary (`db_for_read` answers "replica" only inside such a handler; `db_for_write` is always the primary).
+
+The replica is used only while it is *usable*: reachable and no further behind than
+DATABASE_REPLICA_MAX_LAG_SECONDS. Each process checks that at most every DATABASE_REPLICA_CHECK_SECONDS (one
+query on the replica); in between, the answer is reused. A marked handler that fails with a database error on the
+replica is run once more on the primary (it only reads, so running it twice is harmless) and the replica is
+skipped until the next check. So a stopped replica costs the report a retry, never a 500; a stopped primary is the
+usual 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from contextvars import ContextVar
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+
+logger = logging.getLogger("paytrust.db")
+
+REPLICA = "replica"
+_reading_from_replica: ContextVar[bool] = ContextVar("reading_from_replica", default=False)
+
+# Seconds the replica's last replayed transaction is behind; 0 when it has replayed all it received (an idle
+# primary sends nothing, so "now - last replay" alone would grow while the replica is fully caught up).
+LAG_SQL = (
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
+    " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+    " ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+)
+
+
+class ReplicaRouter:
+    """settings.DATABASE_ROUTERS when a replica is configured."""
+
+    def db_for_read(self, model, **hints):
+        return REPLICA if _reading_from_replica.get() else DEFAULT_DB_ALIAS
+
+    def db_for_write(self, model, **hints):
+        return DEFAULT_DB_ALIAS
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return True  # the same database, copied
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        return db == DEFAULT_DB_ALIAS
+
+
+class _ReplicaHealth:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._usable = False
+        self.reason = "not checked"
+
+    def usable(self) -> bool:
+        if REPLICA not in settings.DATABASES:
+            return False
+        if time.monotonic() - self._checked_at < settings.DATABASE_REPLICA_CHECK_SECONDS:
+            return self._usable
+        if not self._lock.acquire(blocking=False):
+            return self._usable  # another thread is checking: use the last answer meanwhile
+        try:
+            self._usable, self.reason = self._check()
+            self._checked_at = time.monotonic()
+        finally:
+            self._lock.release()
+        return self._usable
+
+    def mark_unusable(self, reason: str) -> None:
+        self._usable, self.reason, self._checked_at = False, reason, time.monotonic()
+
+    @staticmethod
+    def _check() -> tuple[bool, str]:
+        connection = connections[REPLICA]
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(LAG_SQL)
+                lag = float(cursor.fetchone()[0])
+        except DatabaseError as exc:
+            _close_quietly()
+            return False, f"unreachable ({exc.__class__.__name__})"
+        if lag > settings.DATABASE_REPLICA_MAX_LAG_SECONDS:
+            return False, f"{lag:.1f} s behind"
+        return True, "ok"
+
+
+replica_health = _ReplicaHealth()
+
+
+def _close_quietly() -> None:
+    try:
+        connections[REPLICA].close()
+    except DatabaseError:
+        pass
+
+
+def reads_from_replica(handler):
+    """Run a read-only view handler's ORM reads on the replica when it is usable, else on the primary."""
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        if not replica_health.usable():
+            return handler(*args, **kwargs)
+        token = _reading_from_replica.set(True)
+        try:
+            return handler(*args, **kwargs)
+        except DatabaseError as exc:
+            failure = exc
+        finally:
+            _reading_from_replica.reset(token)
+        # Reached only after a database error on the replica (or, rarely, on the primary): read from the primary.
+        logger.warning("replica read failed, reading from the primary: %s", failure.__class__.__name__)
+        replica_health.mark_unusable(f"failed ({failure.__class__.__name__})")
+        _close_quietly()
+        return handler(*args, **kwargs)
+
+    return wrapper

@@ -417,6 +417,10 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.compare_ref and args.same_db:
+        parser.error(
+            "--compare-ref needs a database per side (each with its own tree's migrations): no --same-db"
+        )
     if args.setup_only:  # child of fresh_database(): migrate, create the bench data, print it
         print(json.dumps(setup_data(args.root)))
         return

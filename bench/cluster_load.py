@@ -105,6 +105,58 @@ def wal_and_invoices(primary: str) -> tuple[int, int]:
     return int(lsn), int(count)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds it used, with those of its reaped children)."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based from state
+        ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+        table[int(entry.name)] = (int(fields[1]), ticks / CLOCK_TICKS)
+    return table
+
+
+def cpu_by_tier(cfg) -> dict[str, float]:
+    """CPU seconds used so far by each tier's process tree (root pids from the cluster's pid files)."""
+    roots = {"nginx": [cfg.run / "nginx.pid"], "pgbouncer": [cfg.run / "pgbouncer.pid"]}
+    roots["app"] = [cfg.run / f"app-{port}.pid" for port in cfg.app_ports]
+    roots["primary"] = [cfg.directory / "primary" / "postmaster.pid"]
+    roots["replica"] = [cfg.directory / "replica" / "postmaster.pid"]
+    roots["workers"] = [cfg.run / f"worker-{n}.pid" for n in range(1, cfg.workers + 1)]
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    totals = {}
+    for tier, files in roots.items():
+        total, stack = 0.0, []
+        for path in files:
+            try:
+                stack.append(int(path.read_text().split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
+        while stack:
+            pid = stack.pop()
+            total += table.get(pid, (0, 0.0))[1]
+            stack.extend(children.get(pid, []))
+        totals[tier] = total
+    return totals
+
+
+def cpu_ms_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    return (
+        {tier: round((after[tier] - before[tier]) * 1000 / requests, 2) for tier in after} if requests else {}
+    )
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -161,14 +213,16 @@ def main() -> None:
         primary = cfg.primary_url()
         for instances in [int(n) for n in args.instances.split(",")]:
             drained = cfg.app_ports[instances:]
-            cluster_script._update_state(cfg, drained=drained)
+            cluster_script._update_state(cfg, lambda state, drained=drained: state.update(drained=drained))
             cluster_script.nginx_apply(cfg)
             time.sleep(2)
             for connections in [int(n) for n in args.connections.split(",")]:
                 wal_before, invoices_before = wal_and_invoices(primary)
+                cpu_before = cpu_by_tier(cfg)
                 started = time.monotonic()
                 data = run_wrk(f"{base}/v1/invoices", key, args.seconds, connections)
                 elapsed = time.monotonic() - started
+                cpu_after = cpu_by_tier(cfg)
                 wal_after, invoices_after = wal_and_invoices(primary)
                 created = invoices_after - invoices_before
                 point = {
@@ -180,16 +234,20 @@ def main() -> None:
                     "errors": data["errors"],
                     "created_per_s": round(created / elapsed, 1),
                     "wal_bytes_per_invoice": round((wal_after - wal_before) / created) if created else None,
+                    # CPU per created invoice, by tier (the warm-up-free wrk window; includes the health loop's polls)
+                    "cpu_ms_per_invoice": cpu_ms_per_request(cpu_before, cpu_after, created),
                     "load_average": load_average(),
                 }
                 results["points"].append(point)
                 print(json.dumps(point), flush=True)
         wal_before, invoices_before = wal_and_invoices(primary)
+        cpu_before = cpu_by_tier(cfg)
         bench = subprocess.run(
             ["pgbench", "-n", "-c", "16", "-j", "2", "-M", "prepared", "-T", str(args.pgbench_seconds),
              "-f", str(script_path), primary],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
+        cpu_after = cpu_by_tier(cfg)
         wal_after, invoices_after = wal_and_invoices(primary)
         tps = next(line for line in bench.stdout.splitlines() if line.startswith("tps"))
         latency = next((line for line in bench.stdout.splitlines() if "latency average" in line), "")
@@ -199,6 +257,7 @@ def main() -> None:
             "tps": float(tps.split("=")[1].split()[0]),
             "latency": latency.strip(),
             "wal_bytes_per_invoice": round((wal_after - wal_before) / created) if created else None,
+            "cpu_ms_per_invoice": cpu_ms_per_request(cpu_before, cpu_after, created),
             "load_average": load_average(),
         }
         results["points"].append(point)

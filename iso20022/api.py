@@ -14,7 +14,6 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
 from apikeys.viewsets import ApiViewSet, tenant
-from paytrust.db_routing import reads_from_replica
 from paytrust.errors import ValidationError
 from paytrust.schema import error_responses
 
@@ -88,7 +87,6 @@ class InvoiceIso20022ViewSet(ApiViewSet):
         tags=["invoices"],
     )
     @action(detail=True, methods=["get"], url_path="payment-initiation")
-    @reads_from_replica
     def payment_initiation(self, request, invoice_id: str):
         message = _version(request, PAIN001_VERSIONS, "09")
         document = exports.invoice_payment_initiation(
@@ -123,7 +121,6 @@ class InvoiceIso20022ViewSet(ApiViewSet):
         tags=["invoices"],
     )
     @action(detail=True, methods=["get"], url_path="payment-status")
-    @reads_from_replica
     def payment_status(self, request, invoice_id: str):
         message = _version(request, PAIN002_VERSIONS, "10")
         document = exports.invoice_payment_status(**tenant(request), invoice_id=invoice_id, message=message)

@@ -7,10 +7,11 @@ on the primary (`db_for_read` answers "replica" only inside such a handler; `db_
 
 The replica is used only while it is *usable*: reachable and no further behind than
 DATABASE_REPLICA_MAX_LAG_SECONDS. Each process checks that at most every DATABASE_REPLICA_CHECK_SECONDS (one
-query on the replica); in between, the answer is reused. A marked handler that fails with a database error on the
-replica is run once more on the primary (it only reads, so running it twice is harmless) and the replica is
-skipped until the next check. So a stopped replica costs the report a retry, never a 500; a stopped primary is the
-usual 503 with Retry-After.
+query on the replica); in between, the answer is reused. So the staleness a reader can see is bounded by
+DATABASE_REPLICA_MAX_LAG_SECONDS + DATABASE_REPLICA_CHECK_SECONDS, and a replica that stopped streaming is not used.
+A marked handler that loses its replica connection, or whose query the replica cancels, is run once more on the
+primary (it only reads, so running it twice is harmless); a lost connection also takes the replica out of use until
+the next check. So a stopped replica costs the report a retry, never a 500; a stopped primary is the usual 503.
 """
 
 from __future__ import annotations
@@ -22,17 +23,20 @@ import time
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 
 logger = logging.getLogger("paytrust.db")
 
 REPLICA = "replica"
 _reading_from_replica: ContextVar[bool] = ContextVar("reading_from_replica", default=False)
 
-# Seconds the replica's last replayed transaction is behind; 0 when it has replayed all it received (an idle
-# primary sends nothing, so "now - last replay" alone would grow while the replica is fully caught up).
+# Seconds the replica is behind, or NULL when it is not streaming from the primary (its WAL receiver is down:
+# the primary restarted, replication broke, or it fell further behind than the primary keeps WAL for). 0 when it
+# has replayed all it received (an idle primary sends nothing, so "now - last replay" alone would grow while the
+# replica is fully caught up). pg_stat_wal_receiver's status needs a superuser or the pg_monitor role.
 LAG_SQL = (
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
+    " WHEN NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') THEN NULL"
     " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
     " ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
 )
@@ -78,18 +82,24 @@ class _ReplicaHealth:
     def mark_unusable(self, reason: str) -> None:
         self._usable, self.reason, self._checked_at = False, reason, time.monotonic()
 
+    def peek(self) -> tuple[bool, str]:
+        """The last answer, without checking (for /readyz: never waits on the replica)."""
+        return self._usable, self.reason
+
     @staticmethod
     def _check() -> tuple[bool, str]:
         connection = connections[REPLICA]
         try:
             with connection.cursor() as cursor:
                 cursor.execute(LAG_SQL)
-                lag = float(cursor.fetchone()[0])
+                lag = cursor.fetchone()[0]
         except DatabaseError as exc:
             _close_quietly()
             return False, f"unreachable ({exc.__class__.__name__})"
-        if lag > settings.DATABASE_REPLICA_MAX_LAG_SECONDS:
-            return False, f"{lag:.1f} s behind"
+        if lag is None:
+            return False, "not streaming from the primary"
+        if float(lag) > settings.DATABASE_REPLICA_MAX_LAG_SECONDS:
+            return False, f"{float(lag):.1f} s behind"
         return True, "ok"
 
 
@@ -113,14 +123,18 @@ def reads_from_replica(handler):
         token = _reading_from_replica.set(True)
         try:
             return handler(*args, **kwargs)
-        except DatabaseError as exc:
-            failure = exc
+        except (OperationalError, InterfaceError) as exc:
+            failure = exc  # the replica went away, or cancelled the query (timeout, replay conflict)
         finally:
             _reading_from_replica.reset(token)
-        # Reached only after a database error on the replica (or, rarely, on the primary): read from the primary.
-        logger.warning("replica read failed, reading from the primary: %s", failure.__class__.__name__)
-        replica_health.mark_unusable(f"failed ({failure.__class__.__name__})")
-        _close_quietly()
+        # Only a lost connection takes the replica out of use; a cancelled query is just run on the primary.
+        # Any other database error (bad input, a bug) is not retried: it would fail the same way there.
+        replica = connections[REPLICA]
+        lost = replica.connection is None or not replica.is_usable()
+        logger.warning("replica read failed (%s), reading from the primary", failure.__class__.__name__)
+        if lost:
+            replica_health.mark_unusable(f"failed ({failure.__class__.__name__})")
+            _close_quietly()
         return handler(*args, **kwargs)
 
     return wrapper

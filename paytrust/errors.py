@@ -277,7 +277,9 @@ def database_unavailable(exc: BaseException | None) -> bool:
         return True
     # psycopg's own InternalError without a SQLSTATE is the client losing track of the protocol, as when PgBouncer
     # cuts a server connection mid-transaction (a primary restart): "received 2 results from command 'BEGIN'".
-    # The connection is broken, nothing was committed. A server's internal_error (SQLSTATE XX000) stays a 500.
+    # The connection is broken; as with any connection lost mid-request, a transaction cut during its COMMIT may
+    # or may not have been committed, which is what the Idempotency-Key of a retried POST is for. A server's
+    # internal_error (SQLSTATE XX000) stays a 500.
     cause = exc.__cause__ if isinstance(exc, InternalError) else None
     return cause is not None and getattr(cause, "sqlstate", "") is None
 

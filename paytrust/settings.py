@@ -128,7 +128,13 @@ if DATABASE_REPLICA_URL:
         "ENGINE": "django.db.backends.postgresql",
         "CONN_MAX_AGE": env.int("DATABASE_REPLICA_CONN_MAX_AGE", default=300),
         "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {"connect_timeout": env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2)},
+        # The URL's own options (sslmode, sslrootcert, ...) are kept; a report the replica takes longer than
+        # DATABASE_REPLICA_STATEMENT_TIMEOUT_MS for is cancelled there and run on the primary.
+        "OPTIONS": env.db_url_config(DATABASE_REPLICA_URL).get("OPTIONS", {})
+        | {
+            "connect_timeout": env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2),
+            "options": f"-c statement_timeout={env.int('DATABASE_REPLICA_STATEMENT_TIMEOUT_MS', default=15000)}",
+        },
         "TEST": {"MIRROR": "default"},
     }
     DATABASE_ROUTERS = ["paytrust.db_routing.ReplicaRouter"]

@@ -19,12 +19,14 @@ The topology, its connection budget and its limits: docs/capacity.md, docs/adr/0
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -81,6 +83,16 @@ class Config:
     @property
     def logs(self) -> Path:
         return self.directory / "log"
+
+    @property
+    def pg_run(
+        self,
+    ) -> Path:  # the only directories the postgres user writes to, besides the data directories
+        return self.run / "pg"
+
+    @property
+    def pg_logs(self) -> Path:
+        return self.logs / "pg"
 
     @property
     def app_ports(self) -> list[int]:
@@ -221,8 +233,17 @@ def _binary(name: str) -> str:
 # --- PostgreSQL --------------------------------------------------------------------------------------------
 def _pg_ctl(cfg: Config, data: Path, port: int, action: str) -> None:
     bindir = pg_bindir()
-    opts = f"-p {port} -k {cfg.run}"
-    argv = [f"{bindir}/pg_ctl", "-D", str(data), "-l", str(cfg.logs / f"{data.name}.log"), "-w", "-t", "60"]
+    opts = f"-p {port} -k {cfg.pg_run}"
+    argv = [
+        f"{bindir}/pg_ctl",
+        "-D",
+        str(data),
+        "-l",
+        str(cfg.pg_logs / f"{data.name}.log"),
+        "-w",
+        "-t",
+        "60",
+    ]
     if action in ("start", "restart"):
         argv += ["-o", opts]
     argv += [action] + (["-m", "fast"] if action in ("stop", "restart") else [])
@@ -235,10 +256,30 @@ def _chown(*paths: Path) -> None:
             shutil.chown(path, "postgres", "postgres")
 
 
+def _postmaster_running(data: Path) -> bool:
+    try:
+        return _alive(int((data / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def require_free(port: int, what: str) -> None:
+    """Refuse to start next to something else on our port (another cluster, the system's services)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(
+                f"[cluster] port {port} ({what}) is taken by another process: set the CLUSTER_* ports"
+            ) from None
+
+
 def start_primary(cfg: Config) -> None:
     data = cfg.directory / "primary"
-    if can_connect(cfg.primary_url("postgres")):
+    if _postmaster_running(data):
         return
+    require_free(cfg.pg_port, "PostgreSQL primary")
     if not (data / "PG_VERSION").exists():
         say(f"initialising the primary in {data}")
         data.mkdir(parents=True, exist_ok=True)
@@ -264,15 +305,22 @@ def start_primary(cfg: Config) -> None:
 
 def start_replica(cfg: Config) -> None:
     data = cfg.directory / "replica"
-    if can_connect(f"postgresql://postgres@127.0.0.1:{cfg.replica_port}/postgres"):
+    if _postmaster_running(data):
         return
+    require_free(cfg.replica_port, "PostgreSQL replica")
     if not (data / "PG_VERSION").exists():
         say("copying the primary into the replica (pg_basebackup)")
         data.mkdir(parents=True, exist_ok=True)
         data.chmod(0o700)
         _chown(data)
         backup = [f"{pg_bindir()}/pg_basebackup", "-h", "127.0.0.1", "-p", str(cfg.pg_port), "-U", "postgres"]
-        backup += ["-D", str(data), "-R", "-X", "stream", "-c", "fast"]
+        # -C -S: a replication slot, so the primary keeps the WAL the replica has not received yet (bounded by
+        # max_slot_wal_keep_size in deploy/postgresql.conf) instead of leaving it unable to catch up.
+        with psycopg.connect(cfg.primary_url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'replica1'"
+            )
+        backup += ["-D", str(data), "-R", "-X", "stream", "-c", "fast", "-C", "-S", "replica1"]
         subprocess.run(as_pg_user(backup), check=True, stdout=subprocess.DEVNULL)
     say(f"starting the streaming replica on 127.0.0.1:{cfg.replica_port}")
     _pg_ctl(cfg, data, cfg.replica_port, "start")
@@ -303,6 +351,7 @@ def template_values(cfg: Config, down: set[int] = frozenset()) -> dict[str, str]
     user = "user www-data;" if os.geteuid() == 0 else ""
     return {
         "PT_NGINX_USER": user,
+        "PT_NGINX_RESOLVER": "",
         "PT_NGINX_WORKERS": "1",
         "PT_RUN_DIR": str(cfg.run),
         "PT_ERROR_LOG": str(cfg.logs / "nginx-error.log"),
@@ -324,12 +373,23 @@ def template_values(cfg: Config, down: set[int] = frozenset()) -> dict[str, str]
     }
 
 
-def write_configs(cfg: Config, down: set[int] = frozenset()) -> None:
+def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    tmp.replace(path)
+
+
+def write_configs(
+    cfg: Config, down: set[int] = frozenset(), names=("nginx.conf", "pgbouncer.ini", "postgresql.conf")
+) -> None:
+    """Render deploy/ templates into CLUSTER_DIR (root's, readable by the postgres user; written atomically)."""
     values = template_values(cfg, down)
-    for name in ("nginx.conf", "pgbouncer.ini", "postgresql.conf"):
-        (cfg.directory / name).write_text(render((ROOT / "deploy" / name).read_text(), values))
-    (cfg.directory / "pgbouncer-users.txt").write_text('"postgres" ""\n')
-    _chown(cfg.directory / "pgbouncer.ini", cfg.directory / "pgbouncer-users.txt")
+    for name in names:
+        _write_atomic(cfg.directory / name, render((ROOT / "deploy" / name).read_text(), values))
+    _write_atomic(cfg.directory / "pgbouncer-users.txt", '"postgres" ""\n')
 
 
 def secrets_env(cfg: Config) -> dict[str, str]:
@@ -342,15 +402,15 @@ def secrets_env(cfg: Config) -> dict[str, str]:
             f"SECRET_KEY={secrets.token_urlsafe(50)}",
             f"FIELD_ENCRYPTION_KEYS={Fernet.generate_key().decode()}",
         ]
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o600)
+        _write_atomic(path, "\n".join(lines) + "\n", mode=0o600)
     values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {name: os.environ.get(name) or value for name, value in values.items()}
+    return {name: os.environ.get(name) or values[name] for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS")}
 
 
 def app_env(cfg: Config, *, port: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("DATABASE_URL", None)
+    for name in ("DATABASE_URL", "DATABASE_REPLICA_URL"):  # the cluster's own, below
+        env.pop(name, None)
     env.update(secrets_env(cfg))
     env.update(
         {
@@ -408,9 +468,8 @@ def app_ready(port: int) -> bool:
 def nginx_apply(cfg: Config) -> None:
     """Render nginx.conf with the instances that are down (drained by a restart, or failing /readyz while another
     passes) and reload nginx when that changed. Under the state file's lock, like every change of that file (the
-    health loop and restarts both call this)."""
-    with open(cfg.run / "state.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    health loop and restarts both call this). The state records what nginx runs only after a reload succeeded."""
+    with _state_lock(cfg):
         state = _read_state(cfg)
         unhealthy = set(state.get("unhealthy", []))
         healthy = set(cfg.app_ports) - unhealthy
@@ -419,15 +478,23 @@ def nginx_apply(cfg: Config) -> None:
         down = set(state.get("drained", [])) | (unhealthy if healthy else set())
         if set(cfg.app_ports) <= down:
             down = set(state.get("drained", []))
-        if state.get("applied_down") == sorted(down) and read_pid(cfg, "nginx"):
+        running = read_pid(cfg, "nginx")
+        if state.get("applied_down") == sorted(down) and running:
             return
-        write_configs(cfg, down)
-        state["applied_down"] = sorted(down)
-        _write_state(cfg, state)
-        if read_pid(cfg, "nginx"):
+        write_configs(cfg, down, names=("nginx.conf",))
+        if running:
             subprocess.run(
                 [_binary("nginx"), "-c", str(cfg.directory / "nginx.conf"), "-s", "reload"], check=True
             )
+        state["applied_down"] = sorted(down)
+        _write_state(cfg, state)
+
+
+@contextlib.contextmanager
+def _state_lock(cfg: Config):
+    with open(cfg.run / "state.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _read_state(cfg: Config) -> dict:
@@ -438,17 +505,23 @@ def _read_state(cfg: Config) -> dict:
 
 
 def _write_state(cfg: Config, state: dict) -> None:
-    tmp = cfg.run / "upstream-state.json.tmp"
-    tmp.write_text(json.dumps(state))
-    tmp.replace(cfg.run / "upstream-state.json")
+    _write_atomic(cfg.run / "upstream-state.json", json.dumps(state))
 
 
-def _update_state(cfg: Config, **changes) -> None:
-    with open(cfg.run / "state.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def _update_state(cfg: Config, change) -> None:
+    """Apply `change(state)` (it edits the dict in place) under the lock."""
+    with _state_lock(cfg):
         state = _read_state(cfg)
-        state.update(changes)
+        change(state)
         _write_state(cfg, state)
+
+
+def set_drained(cfg: Config, ports, drained: bool = True) -> None:
+    def change(state: dict) -> None:
+        current = set(state.get("drained", []))
+        state["drained"] = sorted(current | set(ports) if drained else current - set(ports))
+
+    _update_state(cfg, change)
 
 
 def start_nginx(cfg: Config) -> None:
@@ -464,30 +537,32 @@ def start_nginx(cfg: Config) -> None:
 
 
 def health_loop(cfg: Config) -> None:
-    """Poll /readyz of every instance; two failures in a row mark it unhealthy, one success healthy again."""
+    """Poll /readyz of every instance; two failures in a row mark it unhealthy, one success healthy again. An error
+    in one round (a failed nginx reload, say) is logged and the next round tries again."""
     failures = {port: 0 for port in cfg.app_ports}
     while True:
-        for port in cfg.app_ports:
-            failures[port] = 0 if app_ready(port) else failures[port] + 1
-        unhealthy = sorted(port for port, count in failures.items() if count >= 2)
-        if _read_state(cfg).get("unhealthy") != unhealthy:
-            _update_state(cfg, unhealthy=unhealthy)
-        nginx_apply(cfg)
+        try:
+            for port in cfg.app_ports:
+                failures[port] = 0 if app_ready(port) else failures[port] + 1
+            unhealthy = sorted(port for port, count in failures.items() if count >= 2)
+            if _read_state(cfg).get("unhealthy") != unhealthy:
+                _update_state(cfg, lambda state, unhealthy=unhealthy: state.update(unhealthy=unhealthy))
+            nginx_apply(cfg)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad round
+            say(f"health loop: {exc.__class__.__name__}: {exc}")
         time.sleep(cfg.health_interval)
 
 
 def restart_app(cfg: Config, port: int) -> None:
     """Drain the instance in nginx, SIGTERM it (in-flight requests finish), start it again, wait for /readyz and
     put it back: no request is sent to an instance that is going away."""
-    state = _read_state(cfg)
-    _update_state(cfg, drained=sorted(set(state.get("drained", [])) | {port}))
+    set_drained(cfg, [port])
     nginx_apply(cfg)
-    time.sleep(1.0)  # nginx's old workers finish the requests they already passed to it
+    time.sleep(1.0)  # nginx's old workers finish passing the requests they had already accepted
     stop_process(cfg, f"app-{port}")
     start_app(cfg, port)
     wait_for(lambda: app_ready(port), f"app instance on {port}", 60)
-    state = _read_state(cfg)
-    _update_state(cfg, drained=sorted(set(state.get("drained", [])) - {port}), unhealthy=[])
+    set_drained(cfg, [port], drained=False)
     nginx_apply(cfg)
     say(f"instance {port} restarted")
 
@@ -495,15 +570,23 @@ def restart_app(cfg: Config, port: int) -> None:
 # --- commands ----------------------------------------------------------------------------------------------
 def up(cfg: Config) -> None:
     ensure_packages()
-    for path in (cfg.directory, cfg.run, cfg.logs):
+    for path in (cfg.directory, cfg.run, cfg.logs, cfg.pg_run, cfg.pg_logs):
         path.mkdir(parents=True, exist_ok=True)
-    _chown(cfg.directory, cfg.run, cfg.logs)
-    _write_state(cfg, {})
+    # CLUSTER_DIR, its configs, pid files and secrets stay root's (root runs nginx and reads them); the postgres
+    # user (PostgreSQL, PgBouncer) owns only its data directories, its socket directory and its log directory.
+    for path in (cfg.directory, cfg.run, cfg.logs):
+        if os.geteuid() == 0:
+            shutil.chown(path, "root", "root")
+        path.chmod(0o755)
+    _chown(cfg.pg_run, cfg.pg_logs)
+    if not read_pid(cfg, "health"):
+        _write_state(cfg, {})
     write_configs(cfg)
     start_primary(cfg)
     if cfg.replica:
         start_replica(cfg)
     if not read_pid(cfg, "redis"):
+        require_free(cfg.redis_port, "Redis")
         redis = [
             _binary("redis-server"),
             "--port",
@@ -517,6 +600,7 @@ def up(cfg: Config) -> None:
         ]
         spawn(cfg, "redis", redis, dict(os.environ))
     if not read_pid(cfg, "pgbouncer"):
+        require_free(cfg.pgbouncer_port, "PgBouncer")
         spawn(
             cfg,
             "pgbouncer",
@@ -533,6 +617,7 @@ def up(cfg: Config) -> None:
         subprocess.run([*manage, "seed_demo"], cwd=ROOT, env=app_env(cfg), check=True)
     for port in cfg.app_ports:
         if not read_pid(cfg, f"app-{port}"):
+            require_free(port, "app instance")
             start_app(cfg, port)
     for n in range(1, cfg.workers + 1):
         if not read_pid(cfg, f"worker-{n}"):
@@ -540,10 +625,11 @@ def up(cfg: Config) -> None:
     for port in cfg.app_ports:
         wait_for(lambda port=port: app_ready(port), f"app instance on {port}", 120)
     if not read_pid(cfg, "nginx"):
+        require_free(cfg.http_port, "nginx")
         start_nginx(cfg)
     if not read_pid(cfg, "health"):
         spawn(cfg, "health", [sys.executable, str(Path(__file__).resolve()), "health-loop"], dict(os.environ))
-    wait_for(lambda: http_ok(f"{cfg.base_url()}/readyz"), "nginx", 20)
+    wait_for(lambda: http_ok(f"{cfg.base_url()}/healthz"), "nginx", 20)
     print(status_text(cfg))
 
 
@@ -555,10 +641,10 @@ def down(cfg: Config) -> None:
         while read_pid(cfg, "nginx") and time.monotonic() < deadline:
             time.sleep(0.1)
     stop_process(cfg, "nginx", timeout=1)
-    for port in cfg.app_ports:
-        stop_process(cfg, f"app-{port}")
-    for n in range(1, cfg.workers + 1):
-        stop_process(cfg, f"worker-{n}", sig=signal.SIGINT, timeout=60)
+    for pidfile in sorted(cfg.run.glob("app-*.pid")):
+        stop_process(cfg, pidfile.stem)
+    for pidfile in sorted(cfg.run.glob("worker-*.pid")):
+        stop_process(cfg, pidfile.stem, sig=signal.SIGINT, timeout=60)
     stop_process(cfg, "pgbouncer", sig=signal.SIGINT, timeout=10)
     stop_process(cfg, "redis", timeout=10)
     stop_postgres(cfg, "replica")

@@ -4,3 +4,6 @@
 set -eu
 echo "include '/config/postgresql.conf'" >> "$PGDATA/postgresql.conf"
 echo "host replication ${POSTGRES_USER} all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+# The replica's slot: the primary keeps the WAL it has not received (up to max_slot_wal_keep_size).
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+    -c "SELECT pg_create_physical_replication_slot('replica1')"

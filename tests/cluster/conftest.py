@@ -26,6 +26,8 @@ CLUSTER = [sys.executable, str(ROOT / "scripts" / "cluster.py")]
 XENDIT_SECRET = "xnd_development_P4qDfOss0OCpl8RtKrROHjaQYNCk9dN5lSfk+R1l9Wbe+rSiCwZ3jw=="
 XENDIT_CALLBACK_TOKEN = "cbtok_8d3f0e6a5b9c4e21a7f1c2d3e4f5a6b7"
 HEALTH_INTERVAL = 1.0
+REPLICA_MAX_LAG = 2.0
+REPLICA_CHECK = 1.0
 
 
 def _free(port: int) -> bool:
@@ -110,7 +112,8 @@ def cluster():
         "CLUSTER_HEALTH_INTERVAL": str(HEALTH_INTERVAL),
         "CLUSTER_SEED": "0",
         "XENDIT_API_BASE": fake.base_url,
-        "DATABASE_REPLICA_CHECK_SECONDS": "1",
+        "DATABASE_REPLICA_CHECK_SECONDS": str(REPLICA_CHECK),
+        "DATABASE_REPLICA_MAX_LAG_SECONDS": str(REPLICA_MAX_LAG),
         "PAYTRUST_ALLOW_DEV_SECRET": "",
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",

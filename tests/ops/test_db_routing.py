@@ -61,7 +61,7 @@ def test_writes_and_unmarked_reads_use_the_primary_and_marked_reads_the_replica(
     assert not ReplicaRouter().allow_migrate(REPLICA, "merchants")
 
 
-def test_a_handler_failing_on_the_replica_runs_again_on_the_primary(replica):
+def test_a_query_the_replica_cancels_runs_again_on_the_primary(replica):
     calls = []
 
     @reads_from_replica
@@ -69,12 +69,44 @@ def test_a_handler_failing_on_the_replica_runs_again_on_the_primary(replica):
         alias = router.db_for_read(Merchant)
         calls.append(alias)
         if alias == REPLICA:
-            raise OperationalError("the replica went away")
+            raise OperationalError("canceling statement due to conflict with recovery")
         return Merchant.objects.count()
 
     assert handler() == Merchant.objects.count()
     assert calls == [REPLICA, DEFAULT_DB_ALIAS]
-    assert replica_health.reason.startswith("failed")
+    assert replica_health.usable()  # its connection is fine: it stays in use
+
+
+def test_a_lost_replica_connection_takes_it_out_of_use_until_the_next_check(replica):
+    calls = []
+
+    @reads_from_replica
+    def handler():
+        alias = router.db_for_read(Merchant)
+        calls.append(alias)
+        if alias == REPLICA:
+            connections[REPLICA].close()
+            raise OperationalError("server closed the connection unexpectedly")
+        return "read on the primary"
+
+    assert handler() == "read on the primary"
+    assert calls == [REPLICA, DEFAULT_DB_ALIAS]
+    assert replica_health.peek() == (False, "failed (OperationalError)")
+
+
+def test_other_database_errors_are_not_retried_on_the_primary(replica):
+    from django.db import DataError
+
+    calls = []
+
+    @reads_from_replica
+    def handler():
+        calls.append(router.db_for_read(Merchant))
+        raise DataError("invalid input syntax")
+
+    with pytest.raises(DataError):
+        handler()
+    assert calls == [REPLICA]
 
 
 def test_an_unreachable_replica_is_not_used(replica, settings):
@@ -97,5 +129,8 @@ def test_a_replica_too_far_behind_is_not_used(replica, settings, monkeypatch):
     settings.DATABASE_REPLICA_MAX_LAG_SECONDS = 5
     assert not replica_health.usable()
     assert replica_health.reason == "120.0 s behind"
+    monkeypatch.setattr(db_routing, "LAG_SQL", "SELECT NULL")  # its WAL receiver is not streaming
+    assert not replica_health.usable()
+    assert replica_health.reason == "not streaming from the primary"
     monkeypatch.setattr(db_routing, "LAG_SQL", "SELECT 1")
     assert replica_health.usable()

@@ -1,36 +1,39 @@
-"""Financial report benchmark: the report over 1,000,000 payments (SPEC §16: < 1 s).
+"""Financial report benchmark: the report over 1,000,000 (SPEC §16: < 1 s) to 10,000,000 payments (issue 17:
+< 300 ms, any filter), from the daily rollup and from the raw facts, checked equal.
 
-    PAYTRUST_ALLOW_DEV_SECRET=true FIELD_ENCRYPTION_KEYS=<fernet key> \
-    .venv/bin/python bench/report_bench.py [--payments 1000000] [--runs 7] [--reload] \
-        [--server postgresql://postgres@127.0.0.1:5432] [--db paytrust_bench_report]
+    flock /tmp/heavy.lock .venv/bin/python bench/report_bench.py --payments 10000000 --runs 20 --raw-runs 5 \
+        --db paytrust_bench_report10m --drop
+    [--reload] [--server postgresql://postgres@127.0.0.1:5432]
 
 What it does: creates the scratch database (`--db`) on `--server` if missing and migrates it (DATABASE_URL is set
 to it for this process only); creates 4 merchants with their gateway accounts (sandbox/xendit in test mode,
 xendit/midtrans in live mode) and one invoice per merchant, mode, currency and gateway through the real services;
-then, unless the facts are already loaded (or with `--reload`), loads N payments with PostgreSQL COPY:
-`payments_payment` (2 % of them refunded), their `invoices_paymentapplication` facts (tax, fee, taxable, 1 %
-overpaid) and 1-2 `invoices_paymentapplicationtax` rows each (rates 0 / 0.06 / 0.1 / 0.11), spread uniformly over
-the year 2025 across merchants (55 / 25 / 15 / 5 %), modes (live 95 %), currencies (IDR 60 %, USD 30 %, MYR 10 %)
-and gateways. Then VACUUM ANALYZE (what autovacuum does after a load: sets the visibility map that index-only
-scans need) and times `reporting.selectors.financial_report` - the three SQL aggregates plus the Python
-assembly the API does - for:
+then, unless the facts are already loaded (or with `--reload`), loads N payments with PostgreSQL COPY, in time
+order over the year 2025: `payments_payment`, their `invoices_paymentapplication` facts (tax, fee, taxable, 1 %
+overpaid), 1-2 `invoices_paymentapplicationtax` rows each (rates 0 / 0.06 / 0.1 / 0.11), and for 2 % of them a
+succeeded `payments_refund` of half the amount paid out 0-3 days later; across merchants (55 / 25 / 15 / 5 %),
+modes (live 95 %), currencies (IDR 60 %, USD 30 %, MYR 10 %) and gateways. Then the rollup is built from those
+facts by the same SQL `manage.py report_rollup --rebuild` runs (payments.services.report_rollup.REBUILD_SQL), and
+VACUUM ANALYZE (what autovacuum does after a load: sets the visibility map that index-only scans need).
 
-    merchant-month    the biggest merchant, live, one month            (~45,000 payments)
-    merchant-year     the biggest merchant, live, the whole year       (~520,000 payments)
-    merchant-year-IDR the same with ?currency=IDR
-    all-year          every merchant (the admin page's "All merchants"), live, the whole year (~950,000 payments)
-
-each `--runs` times after one warm-up run; median and max reported, plus EXPLAIN (ANALYZE, BUFFERS) of the
-biggest merchant-year aggregate. Everything shares the machine with whatever else runs on it.
+It checks the whole rollup against a recomputation from every fact (`report_rollup_check`, what
+`manage.py report_rollup` runs), then times `reporting.selectors.financial_report` - the SQL aggregates plus the
+Python assembly the API does - from the rollup (`--runs` times) and from the raw facts (`from_facts=True`,
+`--raw-runs` times), one warm-up each, for each filter the report accepts (merchant month/year, currency,
+gateway, both, test mode, a period cut at non-midnight times, 12 hours inside one day, all merchants), reports
+p50/p99 (nearest rank) and whether the two reports are equal, and prints the plans of a few. Exit status 1 on
+any difference. `--drop` drops the scratch database at the end. Everything shares the machine with whatever else
+runs on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
+import math
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -120,25 +123,39 @@ def _pick_combo(rng: random.Random, combos_by_merchant, merchant_index: int):
 
 
 def load(n: int, combos, seed: int = 20251) -> None:
+    """N payments in time order over the year (so the report indexes grow at their ends, not at random pages),
+    their facts, and 2 % of them refunded: one SUCCEEDED `payments_refund` row each, paid out 0-3 days later."""
     from django.db import connection
 
     rng = random.Random(seed)
-    by_merchant: dict[int, list] = {}
-    merchant_ids = []
+    merchant_ids: list[str] = []
     for combo in combos:
         if combo[0] not in merchant_ids:
             merchant_ids.append(combo[0])
-        by_merchant.setdefault(merchant_ids.index(combo[0]), []).append(combo)
+    options: dict[tuple[int, str, str], list] = {}
+    for index, merchant_id in enumerate(merchant_ids):
+        for mode in ("live", "test"):
+            for currency in ("IDR", "USD", "MYR"):
+                found = [c for c in combos if c[0] == merchant_id and c[1] == mode and c[2] == currency]
+                # MYR in test mode has no account: IDR instead
+                options[(index, mode, currency)] = found or [
+                    c for c in combos if c[0] == merchant_id and c[1] == mode and c[2] == "IDR"
+                ]
     span = int((YEAR_END - YEAR_START).total_seconds())
+    step = span / n
     now = datetime.now(UTC).isoformat()
+    merchant_indexes = range(len(MERCHANT_WEIGHTS))
+    cumulative = list(itertools.accumulate(MERCHANT_WEIGHTS))
 
     payments = io.StringIO()
     applications = io.StringIO()
     taxes = io.StringIO()
+    refunds = io.StringIO()
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE invoices_paymentapplicationtax, invoices_paymentapplication, payments_gatewaycall, "
+            "TRUNCATE invoices_collectedday, invoices_collecteddaytax, payments_refundday, payments_refund, "
+            "invoices_paymentapplicationtax, invoices_paymentapplication, payments_gatewaycall, "
             "payments_payment CASCADE"
         )
         raw = cursor.connection  # the psycopg connection, for COPY
@@ -150,7 +167,9 @@ def load(n: int, combos, seed: int = 20251) -> None:
                     "id, created_at, updated_at, merchant_id, mode, invoice_id, installment_number, "
                     "gateway_account_id, gateway, status, currency, amount_minor, amount_received_minor, "
                     "amount_refunded_minor, gateway_reference, payment_url, pain002_status, pain002_reason, "
-                    "failure_code, failure_message, succeeded_at, gateway_status_at, reconcile_attempts",
+                    "failure_code, failure_message, succeeded_at, gateway_status_at, reconcile_attempts, "
+                    "received_on_closed_invoice, capture_method, amount_capturable_minor, hold_operation, "
+                    "risk_reasons, device_id, review_status, reviewed_by",
                     payments,
                 ),
                 (
@@ -166,6 +185,13 @@ def load(n: int, combos, seed: int = 20251) -> None:
                     "tax_minor",
                     taxes,
                 ),
+                (
+                    "payments_refund",
+                    "id, created_at, updated_at, payment_id, merchant_id, mode, currency, amount_minor, status, "
+                    "origin, chargeback, reason, metadata, gateway_refund_reference, failure_code, "
+                    "failure_message, succeeded_at, reconcile_attempts",
+                    refunds,
+                ),
             ):
                 data = buffer.getvalue()
                 if data:
@@ -175,11 +201,15 @@ def load(n: int, combos, seed: int = 20251) -> None:
                 buffer.truncate()
 
         for i in range(1, n + 1):
-            merchant_index = rng.choices(range(len(MERCHANT_WEIGHTS)), weights=MERCHANT_WEIGHTS)[0]
-            merchant_id, mode, currency, gateway, account_id, invoice_id = _pick_combo(
-                rng, by_merchant, merchant_index
+            merchant_index = rng.choices(merchant_indexes, cum_weights=cumulative)[0]
+            mode = "live" if rng.random() < 0.95 else "test"
+            r = rng.random()
+            currency = "IDR" if r < 0.6 else ("USD" if r < 0.9 else "MYR")
+            merchant_id, mode, currency, gateway, account_id, invoice_id = rng.choice(
+                options[(merchant_index, mode, currency)]
             )
-            paid_at = (YEAR_START + timedelta(seconds=rng.randrange(span))).isoformat()
+            at = YEAR_START + timedelta(seconds=int((i - 1 + rng.random()) * step))
+            paid_at = at.isoformat()
             amount = rng.randrange(10_000, 5_000_000) if currency == "IDR" else rng.randrange(100, 200_000)
             overpaid = amount // 10 if rng.random() < 0.01 else 0
             applied = amount - overpaid
@@ -201,7 +231,7 @@ def load(n: int, combos, seed: int = 20251) -> None:
             payment_id = f"pay_bench{i:010d}"
             payments.write(
                 f"{payment_id}\t{now}\t{now}\t{merchant_id}\t{mode}\t{invoice_id}\t1\t{account_id}\t{gateway}\t"
-                f"{status}\t{currency}\t{amount}\t{amount}\t{refunded}\t\t\tACSC\t\t\t\t{paid_at}\t{paid_at}\t0\n"
+                f"{status}\t{currency}\t{amount}\t{amount}\t{refunded}\t\t\tACSC\t\t\t\t{paid_at}\t{paid_at}\t0\tf\tautomatic\t0\t\t[]\t\tnone\t\n"
             )
             applications.write(
                 f"{i}\t{payment_id}\t{invoice_id}\t{merchant_id}\t{mode}\t{gateway}\t{currency}\t{amount}\t"
@@ -211,7 +241,13 @@ def load(n: int, combos, seed: int = 20251) -> None:
                 taxes.write(
                     f"{i}\t{merchant_id}\t{mode}\t{gateway}\t{currency}\t{paid_at}\t{rate}\t{base}\t{share}\n"
                 )
-            if i % 50_000 == 0:
+            if refunded:
+                paid_out = (at + timedelta(seconds=rng.randrange(3 * 86_400))).isoformat()
+                refunds.write(
+                    f"ref_bench{i:010d}\t{now}\t{now}\t{payment_id}\t{merchant_id}\t{mode}\t{currency}\t"
+                    f"{refunded}\tsucceeded\tgateway\tf\t\t{{}}\trfd-bench-{i}\t\t\t{paid_out}\t0\n"
+                )
+            if i % 100_000 == 0:
                 flush()
                 print(f"  loaded {i:,} payments ({time.perf_counter() - t0:.0f} s)", flush=True)
         flush()
@@ -220,6 +256,20 @@ def load(n: int, combos, seed: int = 20251) -> None:
             "(SELECT max(id) FROM invoices_paymentapplication))"
         )
     print(f"loaded {n:,} payments in {time.perf_counter() - t0:.0f} s")
+
+
+def build_rollup() -> None:
+    """The rollup of the loaded facts, by the same SQL `manage.py report_rollup --rebuild` runs."""
+    from django.db import connection, transaction
+
+    from payments.services.report_rollup import REBUILD_SQL, ROLLUP_TABLES
+
+    t0 = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(ROLLUP_TABLES)}")
+        for sql in REBUILD_SQL:
+            cursor.execute(sql)
+    print(f"rollup rebuilt from the facts in {time.perf_counter() - t0:.0f} s")
 
 
 def vacuum() -> None:
@@ -232,28 +282,47 @@ def vacuum() -> None:
         dsn += f" password={db['PASSWORD']}"
     t0 = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for table in ("payments_payment", "invoices_paymentapplication", "invoices_paymentapplicationtax"):
+        for table in (
+            "payments_payment",
+            "payments_refund",
+            "invoices_paymentapplication",
+            "invoices_paymentapplicationtax",
+            "invoices_collectedday",
+            "invoices_collecteddaytax",
+            "payments_refundday",
+        ):
             conn.execute(f"VACUUM ANALYZE {table}")
     print(f"VACUUM ANALYZE in {time.perf_counter() - t0:.0f} s")
 
 
-def time_report(label: str, runs: int, **scope) -> dict:
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (with fewer than 100 runs, p99 is the slowest run)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def time_report(label: str, runs: int, raw_runs: int, **scope) -> dict:
+    """The report from the rollup (`runs` times) and from the raw facts (`raw_runs` times), one warm-up each;
+    both reports must be equal."""
     from reporting.selectors import financial_report
 
-    report = financial_report(**scope)  # warm-up
-    timings = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        report = financial_report(**scope)
-        timings.append(time.perf_counter() - t0)
-    count = sum(c.figures.payments_count for c in report.currencies)
-    return {
-        "label": label,
-        "payments": count,
-        "median_ms": statistics.median(timings) * 1000,
-        "max_ms": max(timings) * 1000,
-        "runs": runs,
-    }
+    result: dict = {"label": label}
+    reports = {}
+    for source, n in (("rollup", runs), ("raw", raw_runs)):
+        if n == 0:
+            continue
+        from_facts = source == "raw"
+        reports[source] = financial_report(**scope, from_facts=from_facts)  # warm-up
+        timings = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            financial_report(**scope, from_facts=from_facts)
+            timings.append((time.perf_counter() - t0) * 1000)
+        result[source] = (percentile(timings, 50), percentile(timings, 99), n)
+    report = reports["rollup"]
+    result["payments"] = sum(c.figures.payments_count for c in report.currencies)
+    result["equal"] = reports.get("raw") == report if "raw" in reports else None
+    return result
 
 
 def scan_nodes(**scope) -> list[str]:
@@ -279,31 +348,15 @@ def scan_nodes(**scope) -> list[str]:
     return lines
 
 
-def explain(merchant, start, end) -> str:
-    from django.db import connection
-    from django.db.models import Count, Sum
-
-    from invoices.models import PaymentApplication
-
-    qs = (
-        PaymentApplication.objects.filter(merchant=merchant, mode="live", paid_at__gte=start, paid_at__lt=end)
-        .order_by()
-        .values("currency", "gateway")
-        .annotate(n=Count("*"), gross=Sum("amount_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor"))
-    )
-    sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
-        return "\n".join(row[0] for row in cursor.fetchall())
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--payments", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=7, help="timed runs from the rollup per query")
+    parser.add_argument("--raw-runs", type=int, default=3, help="timed runs from the raw facts per query")
     parser.add_argument("--reload", action="store_true", help="reload the facts even if they are there")
+    parser.add_argument("--drop", action="store_true", help="drop the scratch database at the end")
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--db", default="paytrust_bench_report")
     args = parser.parse_args()
@@ -314,7 +367,21 @@ def main() -> int:
     subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], check=True, env=os.environ
     )
+    try:
+        return run(args)
+    finally:
+        if args.drop:
+            from django.db import connections
 
+            connections.close_all()
+            import psycopg
+
+            with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+            print(f"dropped database {args.db}")
+
+
+def run(args) -> int:
     import django
 
     django.setup()
@@ -323,51 +390,68 @@ def main() -> int:
     logging.disable(logging.INFO)
     from invoices.models import PaymentApplication
     from merchants.models import Merchant
+    from payments.services.report_rollup import report_rollup_check
 
     combos = setup_objects()
     if args.reload or PaymentApplication.objects.count() != args.payments:
         load(args.payments, combos)
+        build_rollup()
         vacuum()
     else:
         print(f"reusing the {args.payments:,} payments already loaded (--reload to reload)")
 
+    t0 = time.perf_counter()
+    differences = report_rollup_check()
+    print(
+        f"report_rollup check (rollup vs recomputation from every fact, one snapshot): "
+        f"{len(differences)} difference(s) in {time.perf_counter() - t0:.0f} s"
+    )
+    for difference in differences[:20]:
+        print(f"  {difference}")
+
     big = Merchant.objects.get(name="Bench merchant 1")
     month = (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))
-    load_avg = os.getloadavg()
-    results = [
-        time_report("merchant-month", args.runs, merchant=big, mode="live", start=month[0], end=month[1]),
-        time_report("merchant-year", args.runs, merchant=big, mode="live", start=YEAR_START, end=YEAR_END),
-        time_report(
-            "merchant-year-IDR",
-            args.runs,
-            merchant=big,
-            mode="live",
-            start=YEAR_START,
-            end=YEAR_END,
-            currency="IDR",
+    year = {"start": YEAR_START, "end": YEAR_END}
+    cut = {"start": YEAR_START + timedelta(hours=6, minutes=30), "end": YEAR_END - timedelta(hours=5)}
+    day_cut = {"start": datetime(2025, 6, 3, 8, tzinfo=UTC), "end": datetime(2025, 6, 3, 20, tzinfo=UTC)}
+    queries = [
+        ("merchant-month", {"merchant": big, "mode": "live", "start": month[0], "end": month[1]}),
+        ("merchant-year", {"merchant": big, "mode": "live", **year}),
+        ("merchant-year currency=IDR", {"merchant": big, "mode": "live", **year, "currency": "IDR"}),
+        ("merchant-year gateway=midtrans", {"merchant": big, "mode": "live", **year, "gateway": "midtrans"}),
+        (
+            "merchant-year currency=USD gateway=xendit",
+            {"merchant": big, "mode": "live", **year, "currency": "USD", "gateway": "xendit"},
         ),
-        time_report("all-year", args.runs, merchant=None, mode="live", start=YEAR_START, end=YEAR_END),
+        ("merchant-year, test mode", {"merchant": big, "mode": "test", **year}),
+        ("merchant-year cut at 06:30 / 19:00", {"merchant": big, "mode": "live", **cut}),
+        ("merchant, 12 h inside one day", {"merchant": big, "mode": "live", **day_cut}),
+        ("all merchants year (admin)", {"merchant": None, "mode": "live", **year}),
+        ("all merchants year currency=IDR", {"merchant": None, "mode": "live", **year, "currency": "IDR"}),
+        ("all merchants year cut", {"merchant": None, "mode": "live", **cut}),
     ]
+    load_avg = os.getloadavg()
+    results = [time_report(label, args.runs, args.raw_runs, **scope) for label, scope in queries]
     load_after = os.getloadavg()
     print(
         f"\n{args.payments:,} payments loaded; load average before {load_avg[0]:.1f}, after {load_after[0]:.1f}"
     )
-    print("| query | payments aggregated | median | max | runs |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| query | payments aggregated | rollup p50 | rollup p99 | raw p50 | raw p99 | equal to raw |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in results:
+        raw = r.get("raw")
         print(
-            f"| {r['label']} | {r['payments']:,} | {r['median_ms']:.0f} ms | {r['max_ms']:.0f} ms | {r['runs']} |"
+            f"| {r['label']} | {r['payments']:,} | {r['rollup'][0]:.1f} ms | {r['rollup'][1]:.1f} ms | "
+            + (f"{raw[0]:.0f} ms | {raw[1]:.0f} ms | " if raw else "- | - | ")
+            + f"{r['equal']} |"
         )
-    for label, scope in (
-        ("merchant-month", {"merchant": big, "mode": "live", "start": month[0], "end": month[1]}),
-        ("merchant-year", {"merchant": big, "mode": "live", "start": YEAR_START, "end": YEAR_END}),
-        ("all-year", {"merchant": None, "mode": "live", "start": YEAR_START, "end": YEAR_END}),
-    ):
-        print(f"\nplans, {label}:")
+    print(f"(rollup: {args.runs} runs per query, raw: {args.raw_runs}; p99 = nearest rank)")
+    for label, scope in (queries[0], queries[1], queries[6], queries[8]):
+        print(f"\nplans (rollup), {label}:")
         print("\n".join(scan_nodes(**scope)))
-    print("\nEXPLAIN (ANALYZE, BUFFERS) of the merchant-year collected aggregate:\n")
-    print(explain(big, YEAR_START, YEAR_END))
-    return 0
+    ok = not differences and all(r["equal"] is not False for r in results)
+    print("\nEXACT: rollup equals the raw facts" if ok else "\nMISMATCH between rollup and raw facts")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -322,6 +322,13 @@ class PaymentApplication(models.Model):
                 include=["currency", "gateway", "amount_minor", "tax_minor", "fee_minor"],
                 name="payment_application_report",
             ),
+            # The same for every merchant at once (the admin's "all merchants"): the parts of days a period cuts,
+            # which the daily rollup cannot answer (docs/adr/0040).
+            models.Index(
+                fields=["mode", "paid_at"],
+                include=["currency", "gateway", "amount_minor", "tax_minor", "fee_minor"],
+                name="payment_application_all_report",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -379,6 +386,11 @@ class PaymentApplicationTax(models.Model):
                 include=["currency", "gateway", "tax_rate", "taxable_minor", "tax_minor"],
                 name="payment_application_tax_report",
             ),
+            models.Index(
+                fields=["mode", "paid_at"],
+                include=["currency", "gateway", "tax_rate", "taxable_minor", "tax_minor"],
+                name="payment_application_tax_all",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -391,3 +403,57 @@ class PaymentApplicationTax(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} @ {self.tax_rate}"
+
+
+class CollectedDay(models.Model):
+    """Daily rollup of the report's collected figures (docs/adr/0040): per (merchant, mode, UTC day of `paid_at`,
+    currency, gateway) the count and sums of the PaymentApplication facts. Added to by
+    `invoices.services.report_rollup.rollup_add_application` in the transaction that writes the fact (an upsert
+    that adds: concurrent writers never lose an increment). `slot` spreads concurrent writers of the same day over
+    a few rows (the writer's backend pid modulo ROLLUP_SLOTS) so they do not queue on one row lock; readers sum
+    the slots. Rebuilt from the facts by `manage.py report_rollup --rebuild` (slot 0)."""
+
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    gateway = models.CharField(max_length=20)
+    slot = models.PositiveSmallIntegerField(default=0)
+    payments_count = models.BigIntegerField()
+    gross_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    fee_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "mode", "day", "currency", "gateway", "slot"], name="collected_day_key"
+            ),
+        ]
+
+
+class CollectedDayTax(models.Model):
+    """Daily rollup of PaymentApplicationTax: per (merchant, mode, UTC day, currency, gateway, tax rate) the
+    taxable base and tax. Maintained with CollectedDay, by the same function, in the same transaction."""
+
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    gateway = models.CharField(max_length=20)
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=4)
+    slot = models.PositiveSmallIntegerField(default=0)
+    taxable_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "mode", "day", "currency", "gateway", "tax_rate", "slot"],
+                name="collected_day_tax_key",
+            ),
+        ]

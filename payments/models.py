@@ -297,6 +297,13 @@ class Refund(TimeStampedModel):
                 condition=Q(status="succeeded"),
                 name="refund_report",
             ),
+            # The same for every merchant at once: the cut edges of an all-merchants period (docs/adr/0040).
+            models.Index(
+                fields=["mode", "succeeded_at"],
+                include=["currency", "amount_minor", "payment"],
+                condition=Q(status="succeeded"),
+                name="refund_all_report",
+            ),
             # The refund reconciliation scans the pending refunds only.
             models.Index(fields=["created_at"], name="refund_pending_created", condition=Q(status="pending")),
         ]
@@ -362,3 +369,28 @@ class GatewayCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} {self.outcome} ({self.payment_id})"
+
+
+class RefundDay(models.Model):
+    """Daily rollup of the report's refunds (docs/adr/0040): per (merchant, mode, UTC day of `succeeded_at`,
+    currency, gateway of the refund's payment) the count and sum of the SUCCEEDED refunds. Added to by
+    `payments.services.report_rollup.rollup_add_refund` in the transaction that makes a refund succeeded (an
+    upsert that adds). `slot` as in invoices.CollectedDay."""
+
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    mode = models.CharField(max_length=4, choices=Mode.choices)
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    gateway = models.CharField(max_length=20)
+    slot = models.PositiveSmallIntegerField(default=0)
+    refunds_count = models.BigIntegerField()
+    refunds_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "mode", "day", "currency", "gateway", "slot"], name="refund_day_key"
+            ),
+        ]

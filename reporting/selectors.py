@@ -23,6 +23,11 @@ Each aggregate is one GROUP BY over an index whose INCLUDE columns hold every su
 with an index-only scan of the tenant's slice of the period (see bench/report_bench.py); the refunds' gateway costs
 one payment primary-key probe per refund of the period (refunds are a small fraction of payments).
 
+Whole UTC days of a period are read from the daily rollup of those facts instead (invoices.CollectedDay /
+CollectedDayTax, payments.RefundDay: written in the facts' own transactions, docs/adr/0040), the parts of days cut
+by start/end from the facts as above; the result is the same to the minor unit (`from_facts=True` recomputes it
+from the facts alone; tests/reporting/test_report_rollup.py, `manage.py report_rollup`).
+
 `applications_in` and `refunds_paid_out_in` are the two rules (which rows, by which time); the report and
 `report_figures_by_tenant` (verify_ledger's comparison, every tenant at once) both aggregate them.
 """
@@ -38,9 +43,9 @@ from django.conf import settings
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from invoices.models import PaymentApplication, PaymentApplicationTax
+from invoices.models import CollectedDay, CollectedDayTax, PaymentApplication, PaymentApplicationTax
 from merchants.models import Merchant
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, RefundDay
 from paytrust.errors import ValidationError
 from webhooks.inbound.selectors import inbound_events_failed
 from webhooks.outbound.models import Delivery, DeliveryStatus
@@ -179,6 +184,95 @@ def refunds_paid_out_in(
     return Refund.objects.filter(status="succeeded", **filters).order_by()
 
 
+def _day_split(
+    start: datetime, end: datetime
+) -> tuple[date | None, date | None, list[tuple[datetime, datetime]]]:
+    """[start, end) as whole UTC days [first, last) (None, None when it holds none) and the edges around them, the
+    partial days the rollup cannot answer: [start, first 00:00) and [last 00:00, end)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    midnight = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    first = midnight if midnight == start else midnight + timedelta(days=1)
+    last = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    if first >= last:
+        return None, None, [(start, end)]
+    edges = [edge for edge in ((start, first), (last, end)) if edge[0] < edge[1]]
+    return first.date(), last.date(), edges
+
+
+def _rollup_filters(scope: dict, first: date, last: date) -> dict:
+    filters = {"mode": scope["mode"], "day__gte": first, "day__lt": last}
+    for name in ("merchant_id", "currency", "gateway"):
+        if scope[name]:
+            filters[name] = scope[name]
+    return filters
+
+
+def _collected_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+    """(currency, gateway, n, gross, tax, fee) rows: the rollup's whole days, the facts of the edges."""
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            CollectedDay.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "gateway")
+            .annotate(
+                n=Sum("payments_count"), gross=Sum("gross_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor")
+            )
+            .order_by()
+        )
+    for edge_start, edge_end in edges:
+        rows += (
+            applications_in(**{**scope, "start": edge_start, "end": edge_end})
+            .values("currency", "gateway")
+            .annotate(n=Count("*"), gross=Sum("amount_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor"))
+        )
+    return rows
+
+
+def _refund_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+    """(currency, gateway, refunds) rows: the rollup's whole days, the refunds of the edges."""
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            RefundDay.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "gateway")
+            .annotate(refunds=Sum("refunds_minor"))
+            .order_by()
+        )
+    for edge_start, edge_end in edges:
+        rows += (
+            refunds_paid_out_in(**{**scope, "start": edge_start, "end": edge_end})
+            .values("currency", gateway=F("payment__gateway"))
+            .annotate(refunds=Sum("amount_minor"))
+        )
+    return rows
+
+
+def _tax_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+    """(currency, tax_rate, taxable, tax) rows: the rollup's whole days, the facts of the edges."""
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            CollectedDayTax.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "tax_rate")
+            .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
+            .order_by()
+        )
+    for edge_start, edge_end in edges:
+        tax_filters = _filters(
+            **{k: v for k, v in scope.items() if k != "gateway"},
+            time_field="paid_at",
+        ) | {"paid_at__gte": edge_start, "paid_at__lt": edge_end}
+        if scope["gateway"]:
+            tax_filters["gateway"] = scope["gateway"]
+        rows += (
+            PaymentApplicationTax.objects.filter(**tax_filters)
+            .order_by()
+            .values("currency", "tax_rate")
+            .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
+        )
+    return rows
+
+
 def financial_report(
     *,
     merchant: Merchant | None,
@@ -187,11 +281,17 @@ def financial_report(
     end: datetime,
     currency: str | None = None,
     gateway: str | None = None,
+    from_facts: bool = False,
 ) -> FinancialReport:
     """The report for payments that succeeded in [start, end) in `mode`, for one merchant (None: every merchant,
     for finance staff), optionally one currency / gateway. Currencies (by code), gateways (by name) and tax rates
     (lowest first) are in a stable order; only currencies with payments or paid-out refunds in the period appear.
-    Three queries; the caller validates the period (`report_period_check`)."""
+    The caller validates the period (`report_period_check`).
+
+    Whole UTC days come from the daily rollup (invoices.CollectedDay / CollectedDayTax, payments.RefundDay,
+    maintained in the facts' own transactions: docs/adr/0040), a day cut by start or end from the raw facts of
+    that part of the day: three queries for a period of whole days, up to six more for cut edges. `from_facts`
+    computes everything from the raw facts instead (the recomputation the rollup is checked against; benchmark)."""
     scope = {
         "merchant_id": merchant.pk if merchant is not None else None,
         "mode": mode,
@@ -200,47 +300,29 @@ def financial_report(
         "currency": currency,
         "gateway": gateway,
     }
+    first, last, edges = (None, None, [(start, end)]) if from_facts else _day_split(start, end)
 
     lines: dict[tuple[str, str], Figures] = {}
-    collected = (
-        applications_in(**scope)
-        .values("currency", "gateway")
-        .annotate(
-            payments_count=Count("*"),
-            gross=Sum("amount_minor"),
-            tax=Sum("tax_minor"),
-            fee=Sum("fee_minor"),
-        )
-    )
-    for row in collected:
-        lines[(row["currency"], row["gateway"])] = Figures(
-            payments_count=row["payments_count"],
+    for row in _collected_rows(scope, first, last, edges):
+        key = (row["currency"], row["gateway"])
+        lines[key] = lines.get(key, Figures()) + Figures(
+            payments_count=int(row["n"]),
             gross_minor=int(row["gross"]),
             tax_minor=int(row["tax"]),
             fee_minor=int(row["fee"]),
         )
-
-    refunded = (
-        refunds_paid_out_in(**scope)
-        .values("currency", gateway=F("payment__gateway"))
-        .annotate(refunds=Sum("amount_minor"))
-    )
-    for row in refunded:
+    for row in _refund_rows(scope, first, last, edges):
         key = (row["currency"], row["gateway"])
         lines[key] = lines.get(key, Figures()) + Figures(refunds_minor=int(row["refunds"]))
 
+    by_rate: dict[tuple[str, Decimal], tuple[int, int]] = {}
+    for row in _tax_rows(scope, first, last, edges):
+        key = (row["currency"], row["tax_rate"])
+        taxable, tax = by_rate.get(key, (0, 0))
+        by_rate[key] = (taxable + int(row["taxable"]), tax + int(row["tax"]))
     rates: dict[str, list[TaxRateLine]] = defaultdict(list)
-    tax_filters = _filters(**{k: v for k, v in scope.items() if k != "gateway"}, time_field="paid_at")
-    if gateway:
-        tax_filters["gateway"] = gateway
-    by_rate = (
-        PaymentApplicationTax.objects.filter(**tax_filters)
-        .order_by()
-        .values("currency", "tax_rate")
-        .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
-    )
-    for row in sorted(by_rate, key=lambda r: (r["currency"], r["tax_rate"])):
-        rates[row["currency"]].append(TaxRateLine(row["tax_rate"], int(row["taxable"]), int(row["tax"])))
+    for (code, rate), (taxable, tax) in sorted(by_rate.items()):
+        rates[code].append(TaxRateLine(rate, taxable, tax))
 
     by_currency: dict[str, list[GatewayLine]] = defaultdict(list)
     for (code, gateway_name), figures in sorted(lines.items()):
@@ -299,24 +381,38 @@ def daily_collected(
     gateway: str | None = None,
 ) -> dict[str, list[tuple[date, int]]]:
     """Gross collected per UTC day, per currency: {currency: [(day, gross_minor), ...]} (days with payments only,
-    in order). For the admin report's chart."""
-    rows = (
-        applications_in(
-            merchant_id=merchant.pk if merchant is not None else None,
-            mode=mode,
-            start=start,
-            end=end,
-            currency=currency,
-            gateway=gateway,
+    in order). For the admin report's chart. Whole days from the rollup, cut days from the facts."""
+    scope = {
+        "merchant_id": merchant.pk if merchant is not None else None,
+        "mode": mode,
+        "start": start,
+        "end": end,
+        "currency": currency,
+        "gateway": gateway,
+    }
+    first, last, edges = _day_split(start, end)
+    rows: list[dict] = []
+    if first is not None:
+        rows += (
+            CollectedDay.objects.filter(**_rollup_filters(scope, first, last))
+            .values("currency", "day")
+            .annotate(gross=Sum("gross_minor"))
+            .order_by()
         )
-        .annotate(day=TruncDate("paid_at", tzinfo=UTC))
-        .order_by()
-        .values("currency", "day")
-        .annotate(gross=Sum("amount_minor"))
-    )
+    for edge_start, edge_end in edges:
+        rows += (
+            applications_in(**{**scope, "start": edge_start, "end": edge_end})
+            .annotate(day=TruncDate("paid_at", tzinfo=UTC))
+            .order_by()
+            .values("currency", "day")
+            .annotate(gross=Sum("amount_minor"))
+        )
+    totals: dict[tuple[str, date], int] = defaultdict(int)
+    for row in rows:
+        totals[(row["currency"], row["day"])] += int(row["gross"])
     series: dict[str, list[tuple[date, int]]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (r["currency"], r["day"])):
-        series[row["currency"]].append((row["day"], int(row["gross"])))
+    for (code, day), gross in sorted(totals.items()):
+        series[code].append((day, gross))
     return dict(series)
 
 
@@ -325,17 +421,13 @@ def daily_collected(
 
 def collected_per_currency(*, mode: str, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
     """Payments that succeeded in [start, end) in `mode`, every merchant: {currency: (count, gross_minor)}.
-    One GROUP BY (the report's index); never a sum across currencies."""
-    rows = (
-        PaymentApplication.objects.filter(mode=mode, paid_at__gte=start, paid_at__lt=end)
-        .order_by()
-        .values("currency")
-        .annotate(payments_count=Count("*"), gross=Sum("amount_minor"))
-    )
-    return {
-        row["currency"]: (row["payments_count"], int(row["gross"]))
-        for row in sorted(rows, key=lambda r: r["currency"])
-    }
+    Whole days from the rollup, cut days from the facts; never a sum across currencies."""
+    scope = {"merchant_id": None, "mode": mode, "start": start, "end": end, "currency": None, "gateway": None}
+    totals: dict[str, tuple[int, int]] = {}
+    for row in _collected_rows(scope, *_day_split(start, end)):
+        count, gross = totals.get(row["currency"], (0, 0))
+        totals[row["currency"]] = (count + int(row["n"]), gross + int(row["gross"]))
+    return dict(sorted(totals.items()))
 
 
 def payments_count_by_status(statuses: list[str]) -> dict[str, int]:

@@ -25,6 +25,7 @@ from invoices.render import installment_representation
 from invoices.selectors import invoice_render, with_relations
 from invoices.services._inputs import lapse_time
 from invoices.services._support import emit, lock, set_status
+from invoices.services.report_rollup import rollup_add_application
 from invoices.states import STATUS_EVENTS, check_installment_transition, check_transition
 from paytrust.errors import Conflict, Unprocessable, ValidationError
 
@@ -300,7 +301,7 @@ def _record_application(
                 allocations=allocation.allocations,
                 paid_at=paid_at,
             )
-            PaymentApplicationTax.objects.bulk_create(
+            taxes = PaymentApplicationTax.objects.bulk_create(
                 PaymentApplicationTax(
                     application=application,
                     merchant_id=invoice.merchant_id,
@@ -314,6 +315,7 @@ def _record_application(
                 )
                 for row in carried.by_rate
             )
+            rollup_add_application(application=application, taxes=taxes)  # the report's daily rollup
     except IntegrityError:
         # Same payment id applied concurrently to another invoice (this invoice's lock serialises the rest).
         raise Conflict(

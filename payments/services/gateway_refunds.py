@@ -35,6 +35,7 @@ from payments.models import Payment, PaymentStatus, Refund, RefundOrigin, Refund
 from payments.selectors import refund_representation
 from payments.services import bookkeeping
 from payments.services.refund_settlement import add_to_payment, refund_mark_succeeded
+from payments.services.report_rollup import rollup_add_refund
 from paytrust.errors import Conflict, Unprocessable, ValidationError
 from webhooks.outbound import services as webhook_services
 
@@ -202,6 +203,7 @@ def _record_gateway_refund(
         succeeded_at=succeeded_at,
     )
     add_to_payment(payment, amount_minor=amount_minor, at=succeeded_at)
+    rollup_add_refund(payment=payment, refund=refund)  # the report's daily rollup
     if refund.chargeback:
         bookkeeping.post_chargeback(refund=refund)
     else:

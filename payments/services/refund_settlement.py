@@ -21,6 +21,7 @@ from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from payments.selectors import refund_representation
 from payments.services import bookkeeping
 from payments.services._support import set_status
+from payments.services.report_rollup import rollup_add_refund
 from payments.states import can_transition
 from paytrust.errors import Conflict, Unprocessable
 from webhooks.outbound import services as webhook_services
@@ -111,6 +112,7 @@ def refund_mark_succeeded(
         ]
     )
     add_to_payment(payment, amount_minor=refund.amount_minor, at=succeeded_at)
+    rollup_add_refund(payment=payment, refund=refund)  # the report's daily rollup
     bookkeeping.post_refund_succeeded(refund=refund)
     _event(payment, refund, "refund.succeeded")
     return True

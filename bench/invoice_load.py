@@ -9,6 +9,17 @@ inserting the same invoice, line-item and installment rows). Both run under the 
 (paytrust/gunicorn_conf.py, gthread), one after the other, with the same load generator:
 wrk (`apt-get install -y wrk`, script bench/invoice_create.lua) if installed, else a Python keep-alive client.
 
+`--compare-ref REF` (e.g. `--compare-ref main`, `--compare-ref f676c30`): instead of the baseline, runs git REF's
+PayTrust (checked out with `git worktree add --detach` into a temporary directory, using this tree's .venv, removed
+at the end) side by side with the working tree's, each on its own fresh database (`<name>_ref`, `<name>_prod`),
+alternating the order every round (`--rounds N`), and prints prod/ref per round and their median: the ratio any
+change is worth, measured in one run on the same machine state.
+
+Every run also reports the CPU milliseconds gunicorn's processes (master and workers, from /proc) spent per
+request: on a shared, noisy machine the steadier of the measures. The server runs as in production: DEBUG off
+(whatever the caller's environment says) and PROMETHEUS_MULTIPROC_DIR set to an empty directory per server
+(`--no-multiproc` leaves the metrics in-process).
+
 Modes: quick = 20 s, full = 300 s (plus a 5 s warm-up that is not measured: it also pays each worker's one-off
 Argon2id key verification). Reports requests/s, p50/p95/p99/max latency and errors; `--json` writes them to a file.
 Each target runs on a new database `<DATABASE_URL's name>_<target>` (dropped and created by the script, then
@@ -41,11 +52,12 @@ DURATIONS = {"quick": 20, "full": 300}
 WARMUP_SECONDS = 5
 
 
-def setup_data() -> dict:
-    """Migrate and create (once) the bench merchant, key and gateway account. Returns ids and the plaintext key."""
-    sys.path.insert(0, str(ROOT))
+def setup_data(root: Path = ROOT) -> dict:
+    """Migrate and create (once) the bench merchant, key and gateway account. Returns ids and the plaintext key.
+    `root`: the source tree whose migrations and services to use (a `--compare-ref` worktree for its database)."""
+    sys.path.insert(0, str(root))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paytrust.settings")
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True)
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=root, check=True)
     import django
 
     django.setup()
@@ -76,7 +88,7 @@ def setup_data() -> dict:
     return {"merchant": merchant.id, "account": account.id, "key": plaintext}
 
 
-def fresh_database(target: str) -> tuple[str, dict]:
+def fresh_database(target: str, root: Path = ROOT) -> tuple[str, dict]:
     """A new, empty database `<DATABASE_URL's name>_<target>` (dropped first if it exists), migrated and given the
     bench data (in a child process: this one's Django is bound to one database). Every target starts from the
     same state: the inserted rows grow the tables and their indexes past PostgreSQL's buffers within minutes, so
@@ -92,9 +104,9 @@ def fresh_database(target: str) -> tuple[str, dict]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = urllib.parse.urlunsplit(base._replace(path=f"/{name}"))
     out = subprocess.run(
-        [PYTHON, __file__, "--setup-only"],
+        [PYTHON, __file__, "--setup-only", "--root", str(root)],
         env={**os.environ, "DATABASE_URL": url},
-        cwd=ROOT,
+        cwd=root,
         check=True,
         capture_output=True,
         text=True,
@@ -108,9 +120,58 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def ref_worktree(ref: str) -> tuple[Path, str]:
+    """Check git REF out into a new temporary directory (detached worktree) that uses this tree's .venv.
+    Returns the tree and the commit's short hash; remove it with `remove_worktree`."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", f"{ref}^{{commit}}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    tree = Path(tempfile.mkdtemp(prefix="invoice-ref-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), commit], cwd=ROOT, check=True)
+    venv = ROOT / ".venv"
+    if venv.exists():
+        (tree / ".venv").symlink_to(venv.resolve())
+    return tree, commit
+
+
+def remove_worktree(tree: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    shutil.rmtree(tree.parent, ignore_errors=True)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes of a process group (gunicorn's master and workers), from
+    /proc: the work the server did, whatever else the machine was doing meanwhile."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # after the command: state, ppid, pgrp, ...; utime, stime 12th and 13th
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 class Server:
     def __init__(
-        self, target: str, data: dict, workers: int, threads: int, worker_class: str, log_dir: Path
+        self,
+        target: str,
+        data: dict,
+        workers: int,
+        threads: int,
+        worker_class: str,
+        log_dir: Path,
+        *,
+        root: Path = ROOT,
+        multiproc: bool = True,
     ) -> None:
         self.port = free_port()
         env = dict(os.environ)
@@ -123,8 +184,12 @@ class Server:
                 "BENCH_MERCHANT_ID": data["merchant"],
                 "BENCH_ACCOUNT_ID": data["account"],
                 "PAYTRUST_ALLOW_DEV_SECRET": env.get("PAYTRUST_ALLOW_DEV_SECRET", "true"),
+                "DEBUG": "false",  # as in production (DEBUG keeps every SQL statement in connection.queries)
             }
         )
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if multiproc:  # as scripts/run.sh and the Dockerfile run it: an empty directory per server
+            env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"prom-{target}-", dir=log_dir)
         if worker_class != "gthread":  # GUNICORN_CMD_ARGS overrides paytrust/gunicorn_conf.py
             env["GUNICORN_CMD_ARGS"] = f"--worker-class {worker_class}"
         if target == "baseline":
@@ -132,11 +197,14 @@ class Server:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), str(ROOT), env.get("PYTHONPATH")]))
         else:
             env["DJANGO_SETTINGS_MODULE"] = "paytrust.settings"
-        self.log_path = log_dir / f"gunicorn-{target}.log"
+            env.pop(
+                "PYTHONPATH", None
+            )  # `python -m` puts cwd (root) first: the code of that tree, nothing else
+        self.log_path = log_dir / f"gunicorn-{target}-{self.port}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "paytrust.wsgi:application", "-c", "python:paytrust.gunicorn_conf"],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -257,13 +325,39 @@ def run_python(url: str, key: str, seconds: int, connections: int) -> dict:
     }
 
 
-def measure(target: str, data: dict, args, log_dir: Path) -> dict:
-    server = Server(target, data, args.workers, args.threads, args.worker_class, log_dir)
+def py_spy(server: Server, target: str, seconds: int, args) -> subprocess.Popen:
+    """Sample gunicorn's master and workers (`--subprocesses`) for the measured run with py-spy (`pip install
+    -e .[dev]`; needs ptrace: root, or kernel.yama.ptrace_scope=0), Python frames only (no `--native`), only the
+    thread holding the GIL (`--gil`: a worker's Python CPU time; py-spy's idle detection counts threads blocked in
+    psycopg's and the thread pool's waits as busy): collapsed stacks (`--format raw`) for bench/profile_shares.py."""
+    out = Path(args.py_spy) / f"{target}-{args.worker_class}-{server.port}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    py_spy_bin = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+    command = [
+        py_spy_bin, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "100", "--gil", "--full-filenames",
+        "--duration", str(seconds), "--format", "raw", "--output", str(out),
+    ]  # fmt: skip
+    print(f"py-spy: {' '.join(command)}", flush=True)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(target: str, data: dict, args, log_dir: Path, root: Path = ROOT) -> dict:
+    server = Server(
+        target, data, args.workers, args.threads, args.worker_class, log_dir, root=root,
+        multiproc=not args.no_multiproc,
+    )  # fmt: skip
     try:
         server.wait_ready()
         run = run_wrk if shutil.which("wrk") and not args.python else run_python
         run(server.url, data["key"], WARMUP_SECONDS, min(args.connections, 20))  # warm-up, discarded
-        result = run(server.url, data["key"], DURATIONS[args.mode], args.connections)
+        seconds = args.seconds or DURATIONS[args.mode]
+        spy = py_spy(server, target, seconds, args) if args.py_spy else None
+        cpu_before = group_cpu_seconds(server.proc.pid)
+        result = run(server.url, data["key"], seconds, args.connections)
+        cpu = group_cpu_seconds(server.proc.pid) - cpu_before
+        if spy is not None:
+            spy.wait(timeout=120)
+        result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
     finally:
         server.stop()
     result.update(
@@ -284,7 +378,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mode", choices=sorted(DURATIONS), default="quick")
+    parser.add_argument("--seconds", type=int, help="measured seconds per run (overrides --mode's duration)")
     parser.add_argument("--target", choices=["prod", "baseline", "both"], default="both")
+    parser.add_argument(
+        "--compare-ref",
+        metavar="REF",
+        help="run git REF's PayTrust (temporary worktree) against the working tree's, instead of the baseline",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the targets, alternating their order (default 1)"
+    )
     parser.add_argument("--connections", type=int, default=100)
     # Defaults = paytrust/gunicorn_conf.py's (2 workers x 4 threads: one worker per core on the 2-core VM).
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
@@ -298,6 +401,12 @@ def main() -> None:
         default="gthread",
         help="gthread = the production config (keep-alive); sync = one request per worker, fair accept queue",
     )
+    parser.add_argument(
+        "--no-multiproc", action="store_true", help="no PROMETHEUS_MULTIPROC_DIR (metrics stay in-process)"
+    )
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="profile each measured run with py-spy: collapsed stacks into DIR"
+    )
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument(
         "--same-db",
@@ -305,37 +414,90 @@ def main() -> None:
         help="run every target on DATABASE_URL itself (default: each on a new database, see fresh_database)",
     )
     parser.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.compare_ref and args.same_db:
+        parser.error(
+            "--compare-ref needs a database per side (each with its own tree's migrations): no --same-db"
+        )
     if args.setup_only:  # child of fresh_database(): migrate, create the bench data, print it
-        print(json.dumps(setup_data()))
+        print(json.dumps(setup_data(args.root)))
         return
     log_dir = Path(tempfile.mkdtemp(prefix="invoice-bench-"))
-    targets = ["baseline", "prod"] if args.target == "both" else [args.target]
+    roots = {"prod": ROOT, "baseline": ROOT}
+    ref_tree = ref_commit = None
+    if args.compare_ref:
+        ref_tree, ref_commit = ref_worktree(args.compare_ref)
+        roots["ref"] = ref_tree
+        targets = ["ref", "prod"]
+    else:
+        targets = ["baseline", "prod"] if args.target == "both" else [args.target]
+    base_url = os.environ["DATABASE_URL"]
     results = []
-    for target in targets:
-        if args.same_db:
-            data = setup_data()
-        else:
-            os.environ["DATABASE_URL"], data = fresh_database(target)
-        results.append(measure(target, data, args, log_dir))
+    try:
+        for round_number in range(args.rounds):
+            order = targets if round_number % 2 == 0 else targets[::-1]
+            for target in order:
+                if args.same_db:
+                    data = setup_data()
+                else:  # a fresh database per target and round: every run starts from empty tables
+                    os.environ["DATABASE_URL"] = base_url
+                    os.environ["DATABASE_URL"], data = fresh_database(target, roots[target])
+                result = measure(target, data, args, log_dir, roots[target])
+                result["round"] = round_number + 1
+                results.append(result)
+                print(
+                    f"round {round_number + 1} {target:<8} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.1f}"
+                    f"  p99 {result['p99_ms']:7.1f} ms  cpu {result['cpu_ms_per_request']:5.2f} ms/req"
+                    f"  errors {result['errors']}  load {result['load_average'][0]:.1f}",
+                    flush=True,
+                )
+    finally:
+        os.environ["DATABASE_URL"] = base_url
+        if ref_tree is not None:
+            remove_worktree(ref_tree)
 
-    print(f"\ninvoice creation, {args.connections} concurrent clients, {DURATIONS[args.mode]} s ({args.mode}), "
+    head = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    seconds = args.seconds or DURATIONS[args.mode]
+    print(f"\ninvoice creation, {args.connections} concurrent clients, {seconds} s per run, {args.rounds} round(s), "
           f"gunicorn {args.worker_class} {args.workers} workers × {args.threads} threads, {os.cpu_count()} CPUs; "
-          f"logs in {log_dir}")  # fmt: skip
+          f"prod = working tree {head}" + (f", ref = {args.compare_ref} ({ref_commit})" if ref_commit else "")
+          + f"; logs in {log_dir}")  # fmt: skip
     print(
-        f"{'target':<9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}  requests"
+        f"{'round':>5} {'target':<9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'errors':>7} {'requests':>9} {'CPU ms/req':>10}  load"
     )
     for r in results:
         print(
-            f"{r['target']:<9} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-            f"{r['max_ms']:>8.1f} {r['errors']:>7} {r['requests']:>9}  {r['load_average'][0]:.1f}"
+            f"{r['round']:>5} {r['target']:<9} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['errors']:>7} {r['requests']:>9} "
+            f"{r['cpu_ms_per_request']:>10.2f}  {r['load_average'][0]:.1f}"
         )
     print(f"generator: {results[0]['generator']}")
+    other = "ref" if args.compare_ref else "baseline"
+    ratios = []
+    for number in range(1, args.rounds + 1):
+        mine = {r["target"]: r for r in results if r["round"] == number}
+        if "prod" in mine and other in mine:
+            ratios.append(
+                (mine["prod"]["rps"] / mine[other]["rps"],
+                 mine["prod"]["cpu_ms_per_request"] / mine[other]["cpu_ms_per_request"])
+            )  # fmt: skip
+    for number, (rps, cpu) in enumerate(ratios, 1):
+        print(f"round {number}: prod / {other} req/s {rps:.2f}, CPU per request {cpu:.2f}")
+    if ratios:
+        print(
+            f"median prod / {other}: req/s {statistics.median(r for r, _ in ratios):.2f}, "
+            f"CPU per request {statistics.median(c for _, c in ratios):.2f}"
+        )
     for r in results:
         if r["target"] == "prod":
             verdict = r["p95_ms"] < 2000 and r["p99_ms"] < 800 and r["errors"] == 0
-            print(f"targets (p95 < 2 s, p99 < 800 ms, no errors): {'MET' if verdict else 'NOT MET'}")
+            print(f"round {r['round']} prod targets (p95 < 2 s, p99 < 800 ms, no errors): "
+                  f"{'MET' if verdict else 'NOT MET'}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -2,7 +2,7 @@
 
 `configure()` is called once per process by the entry points (paytrust/wsgi.py, paytrust/asgi.py, manage.py, so
 also `manage.py procrastinate worker`). It builds the SDK's TracerProvider and turns on the Django (a server span
-per request), psycopg (a span per SQL statement, without its parameters) and requests (a client span per gateway
+per request), psycopg (a span per SQL statement, without its parameters; only when spans are recorded) and requests (a client span per gateway
 HTTP call) instrumentations. Environment (the OpenTelemetry SDK's own variables):
 - OTEL_SDK_DISABLED=true: no tracing at all (nothing instrumented, no trace id in the logs).
 - OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set: spans are recorded and exported over
@@ -54,7 +54,7 @@ DEFAULT_EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 _SECRET_PARAM = re.compile(r"(token|secret|password|key)$", re.I)
 _URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
 
-_state: dict[str, Any] = {"provider": None, "instrumentors": [], "cursor_classes": {}}
+_state: dict[str, Any] = {"provider": None, "instrumentors": [], "cursor_classes": {}, "trace_sql": False}
 _lock = threading.Lock()
 
 
@@ -106,8 +106,9 @@ def configure(*, span_processor=None, record: bool | None = None):
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         if span_processor is None:
             trace.set_tracer_provider(provider)
-        _state["instrumentors"] = _instrument(provider)
+        _state["instrumentors"] = _instrument(provider, trace_sql=record)
         _state["provider"] = provider
+        _state["trace_sql"] = record
         return provider
 
 
@@ -135,24 +136,81 @@ def _default_sampler():
     return ParentBased(root=RootSampler())
 
 
-def _instrument(provider) -> list:
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+def _instrument(provider, *, trace_sql: bool) -> list:
+    """Recorded (`trace_sql`): the Django (request span with its attributes), psycopg (a span per statement) and
+    requests instrumentations. Unrecorded (the default): only requests' (gateway calls carry a traceparent) and
+    `UnrecordedRequestSpanMiddleware` for the request's span. An unrecorded span can never be seen: all that counts
+    is that the request's trace id reaches its log lines and the jobs it defers. The Django instrumentation still
+    resolved the URL again for the span's name and built the absolute URI three times per request, and psycopg's
+    wrapped every statement in a span: together ~13 % of an invoice creation's Python time under load
+    (bench/README.md, "Where the time goes")."""
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    django = DjangoInstrumentor()
-    django.instrument(
-        tracer_provider=provider,
-        excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS),
-        request_hook=_django_request_hook,
-        response_hook=_django_response_hook,
-    )
-    # Parameters are never captured (capture_parameters stays False): they hold customer data.
-    psycopg = PsycopgInstrumentor()
-    psycopg.instrument(tracer_provider=provider)
+    instrumentors: list = []
+    if trace_sql:
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        django = DjangoInstrumentor()
+        django.instrument(
+            tracer_provider=provider,
+            excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS),
+            request_hook=_django_request_hook,
+            response_hook=_django_response_hook,
+        )
+        # Parameters are never captured (capture_parameters stays False): they hold customer data.
+        psycopg = PsycopgInstrumentor()
+        psycopg.instrument(tracer_provider=provider)
+        instrumentors += [django, psycopg]
+    else:
+        instrumentors.append(_UnrecordedRequestSpans())
     requests = RequestsInstrumentor()
     requests.instrument(tracer_provider=provider, request_hook=_requests_hook)
-    return [django, psycopg, requests]
+    return [*instrumentors, requests]
+
+
+class _UnrecordedRequestSpans:
+    """Puts `UnrecordedRequestSpanMiddleware` first in settings.MIDDLEWARE (as the Django instrumentation does
+    with its own), and takes it out again."""
+
+    path = "paytrust.tracing.UnrecordedRequestSpanMiddleware"
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        middleware = list(settings.MIDDLEWARE)
+        if self.path not in middleware:
+            settings.MIDDLEWARE = [self.path, *middleware]
+
+    def uninstrument(self) -> None:
+        from django.conf import settings
+
+        settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != self.path]
+
+
+class UnrecordedRequestSpanMiddleware:
+    """The request's span when spans are not recorded: a SERVER span, child of the caller's W3C `traceparent` if
+    it sent one (same trace id), current while the request runs, so every log line and every deferred job of the
+    request carries its trace id. Nothing else: its name and attributes could never be seen. The URLs in
+    OTEL_PYTHON_DJANGO_EXCLUDED_URLS (default /healthz, /readyz, /metrics) get none, as with the instrumentation."""
+
+    def __init__(self, get_response) -> None:
+        from opentelemetry.instrumentation.wsgi import wsgi_getter
+        from opentelemetry.util.http import parse_excluded_urls
+
+        self.get_response = get_response
+        self.getter = wsgi_getter
+        self.excluded = parse_excluded_urls(
+            os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
+        )
+        self.tracer = tracer()
+
+    def __call__(self, request):
+        if self.excluded.url_disabled(request.path):
+            return self.get_response(request)
+        parent = propagate.extract(request.META, getter=self.getter)
+        with self.tracer.start_as_current_span("HTTP request", context=parent, kind=SpanKind.SERVER):
+            return self.get_response(request)
 
 
 def shutdown() -> None:
@@ -161,7 +219,7 @@ def shutdown() -> None:
         for instrumentor in reversed(_state["instrumentors"]):
             instrumentor.uninstrument()
         provider = _state["provider"]
-        _state.update(provider=None, instrumentors=[], cursor_classes={})
+        _state.update(provider=None, instrumentors=[], cursor_classes={}, trace_sql=False)
     if provider is not None:
         provider.shutdown()
 
@@ -169,9 +227,10 @@ def shutdown() -> None:
 def traced_cursor_class(base: type) -> type:
     """`base` (a psycopg cursor class) with a span per statement, made by the psycopg instrumentation exactly as
     for the cursors of the connections it wraps; `base` itself when tracing is off. For cursors built by hand
-    (paytrust/sql.py's server-binding cursors), which the connection's cursor factory does not make."""
+    (paytrust/sql.py's server-binding cursors), which the connection's cursor factory does not make. Also `base`
+    when spans are not recorded (SQL is then not instrumented at all, see `_instrument`)."""
     provider = _state["provider"]
-    if provider is None:
+    if provider is None or not _state["trace_sql"]:
         return base
     traced = _state["cursor_classes"].get(base)
     if traced is None:

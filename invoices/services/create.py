@@ -14,6 +14,7 @@ from gateways.selectors import gateway_account_with_fee
 from invoices import calc
 from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
 from invoices.models import Installment, Invoice, InvoiceStatus, LineItem
+from invoices.selectors import invoice_render
 from invoices.services._inputs import (
     Computed,
     apply_totals,
@@ -25,11 +26,12 @@ from invoices.services._inputs import (
     validate_expiry,
     validate_external_id,
 )
-from invoices.services._support import cache_related, emit
+from invoices.services._support import cache_related
 from merchants.models import Merchant
 from paytrust import money
 from paytrust.errors import Conflict, NotFound, ValidationError
 from paytrust.sql import column_arrays, insert_for, mark_saved, prepared_cursor, row_values
+from webhooks.outbound import services as webhook_services
 
 
 def invoice_create(
@@ -96,8 +98,6 @@ def invoice_create(
     try:
         with transaction.atomic():
             _insert_new_invoice(invoice, computed)
-            cache_related(invoice, supplementary_invoices=[])
-            emit(invoice, "invoice.created", payments=[])
     except IntegrityError as exc:
         if external_id_conflict(exc):
             raise Conflict(
@@ -225,33 +225,49 @@ def write_children(invoice: Invoice, computed: Computed) -> None:
 
 
 def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
-    """INSERT a new invoice, its line items and installments in ONE statement (the same rows as
-    `invoice.save(force_insert=True)` + `write_children`; no per-call ORM compilation, one round trip)."""
+    """INSERT a new invoice, its line items, its installments and its `invoice.created` event, and read the ids
+    of the endpoints that receive the event, in ONE statement (the same rows as `invoice.save(force_insert=True)`
+    + `write_children` + `emit`; no per-call ORM compilation, one round trip). Must run inside the caller's
+    transaction.atomic(): the event's deliveries and jobs, if any, are written after it, in the same transaction.
+    The event's data is the invoice's representation, which needs no database-generated value (the row values,
+    timestamps included, are computed first)."""
     lines, installments = child_rows(invoice, computed)
     params = [
         *row_values(insert_for(Invoice), invoice),
         *column_arrays(insert_for(LineItem), lines),
         *column_arrays(insert_for(Installment), installments),
     ]
+    cache_related(invoice, line_items=lines, installments=installments, supplementary_invoices=[])
+    event = webhook_services.event_prepare(
+        merchant=invoice.merchant,
+        mode=invoice.mode,
+        type="invoice.created",
+        data=invoice_render(invoice, payments=[]),  # a new invoice has no payments
+    )
     with prepared_cursor() as cursor:
-        cursor.execute(_insert_new_invoice_sql(), params)
-        ids = {(kind, key): pk for kind, key, pk in cursor.fetchall()}
+        cursor.execute(_insert_new_invoice_sql(), [*params, *event.params])
+        rows = cursor.fetchall()
+    ids = {(kind, key): pk for kind, key, pk in rows if kind != _ENDPOINT}
     for obj in (invoice, *lines, *installments):
         mark_saved(obj)
     for line in lines:
-        line.pk = ids[(0, line.position)]
+        line.pk = int(ids[(0, line.position)])
     for installment in installments:
-        installment.pk = ids[(1, installment.number)]
-    cache_related(invoice, line_items=lines, installments=installments)
+        installment.pk = int(ids[(1, installment.number)])
+    webhook_services.event_recorded(event, [pk for kind, _key, pk in rows if kind == _ENDPOINT])
+
+
+_ENDPOINT = 2  # rows of `_insert_new_invoice_sql` that are the event's endpoints
 
 
 @functools.cache
 def _insert_new_invoice_sql() -> str:
     """WITH i AS (INSERT invoice VALUES (…)), l AS (INSERT lines SELECT * FROM unnest(arrays) RETURNING position,
-    id), n AS (INSERT installments … RETURNING number, id) SELECT 0, position, id … UNION ALL SELECT 1, number, id
-    …: data-modifying CTEs all run, and the children's foreign keys to the invoice are checked at commit
-    (deferred). One text whatever the number of lines/installments (one prepared statement, parameters within
-    psycopg's query cache limits). Built from model metadata (paytrust.sql): only quoted identifiers are
+    id), n AS (INSERT installments … RETURNING number, id), new_event AS (INSERT event …) SELECT 0, position, id
+    … UNION ALL SELECT 1, number, id … UNION ALL SELECT 2, 0, endpoint id …: data-modifying CTEs all run, and
+    the children's foreign keys to the invoice are checked at commit (deferred). One text whatever the number of
+    lines/installments (one prepared statement, parameters within psycopg's query cache limits). Built from
+    model metadata (paytrust.sql, webhooks.outbound.services.event_sql): only quoted identifiers are
     interpolated, values are bound parameters."""
     invoice = insert_for(Invoice)
     quote = connection.ops.quote_name
@@ -265,5 +281,8 @@ def _insert_new_invoice_sql() -> str:
             f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.unnest} "  # noqa: S608
             f"RETURNING {quote(key)}, {quote('id')})"
         )
-        selects.append(f"SELECT {kind}, {quote(key)}::integer, {quote('id')} FROM {name}")  # noqa: S608
+        selects.append(f"SELECT {kind}, {quote(key)}::integer, {quote('id')}::text FROM {name}")  # noqa: S608
+    event_insert, endpoints = webhook_services.event_sql()
+    ctes.append(event_insert)
+    selects.append(f"SELECT {_ENDPOINT}, 0, endpoint_id FROM ({endpoints}) AS endpoints(endpoint_id)")  # noqa: S608
     return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(selects)

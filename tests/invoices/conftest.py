@@ -30,13 +30,14 @@ def other_merchant(db):
 def events(monkeypatch):
     """Outbound events recorded by the invoices services, in order: [(type, data), ...].
 
-    Wraps (does not replace) `webhooks.outbound.services.event_record`, so the real implementation still runs."""
+    Wraps (does not replace) `webhooks.outbound.services.event_prepare`, through which every event passes
+    (`event_record`, and invoice creation's one-statement insert), so the real implementation still runs."""
     recorded: list[tuple[str, dict]] = []
-    real = webhook_services.event_record
+    real = webhook_services.event_prepare
 
     def spy(*, merchant, mode, type, data):  # noqa: A002
         recorded.append((type, data))
         return real(merchant=merchant, mode=mode, type=type, data=data)
 
-    monkeypatch.setattr(webhook_services, "event_record", spy)
+    monkeypatch.setattr(webhook_services, "event_prepare", spy)
     return recorded

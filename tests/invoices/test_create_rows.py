@@ -74,9 +74,9 @@ def test_stored_rows_are_the_returned_objects(merchant):
 
 def test_one_statement_for_the_rows_plus_lookups_and_event(merchant, django_assert_num_queries):
     account_with_fee(merchant, gateway="xendit", currency="IDR", percent="0.029", fixed_minor=2000)
-    # gateway account + fee (1), invoice + line items + installments (1), event + endpoints (1); the
+    # gateway account + fee (1), invoice + line items + installments + event + its endpoints (1, ADR 0024); the
     # transaction is a savepoint inside the test's transaction (2).
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         _create(merchant)
 
 
@@ -104,3 +104,46 @@ def test_a_hundred_lines_and_twelve_custom_installments_are_stored_as_returned(m
     stored = list(Installment.objects.filter(invoice=invoice).order_by("number"))
     assert [_columns(x) for x in stored] == [_columns(x) for x in invoice.installments.all()]
     assert len(stored) == 12 and sum(x.amount_minor for x in stored) == invoice.total_minor
+
+
+def test_the_event_in_the_same_statement_gets_its_deliveries_and_jobs_and_the_invoice_snapshot(merchant):
+    """The `invoice.created` event is inserted by the invoice's own statement (ADR 0024); the endpoints it returns
+    get their deliveries and jobs in the same transaction, and the event's data is the invoice's representation
+    (as rendered from the stored rows afterwards)."""
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from invoices.selectors import invoice_get, invoice_render
+    from tests.webhooks.factories import WebhookEndpointFactory
+    from webhooks.outbound.models import Delivery, Event
+
+    all_events = WebhookEndpointFactory(merchant=merchant)
+    created_only = WebhookEndpointFactory(merchant=merchant, enabled_events=["invoice.created"])
+    WebhookEndpointFactory(merchant=merchant, enabled_events=["invoice.paid"])
+    WebhookEndpointFactory(merchant=merchant, enabled=False)
+    WebhookEndpointFactory()  # another merchant
+    account_with_fee(merchant, gateway="xendit", currency="IDR", percent="0.029", fixed_minor=2000)
+    invoice = _create(merchant)
+
+    (event,) = Event.objects.filter(merchant=merchant, type="invoice.created")
+    assert event.data["id"] == invoice.id
+    assert event.data == invoice_render(
+        invoice_get(merchant=merchant, mode="test", invoice_id=invoice.id), payments=[]
+    )
+    deliveries = Delivery.objects.filter(event=event)
+    assert {d.endpoint_id for d in deliveries} == {all_events.id, created_only.id}
+    ours = {d.id for d in deliveries}
+    jobs = [
+        j
+        for j in ProcrastinateJob.objects.filter(task_name="webhooks.deliver_webhook")
+        if j.args.get("delivery_id") in ours
+    ]
+    assert sorted(j.lock for j in jobs) == sorted(ours)
+
+
+def test_a_failed_invoice_insert_leaves_no_event(merchant):
+    from webhooks.outbound.models import Event
+
+    _create(merchant, gateway=None, external_id="dup-event")
+    with transaction.atomic(), pytest.raises(Exception):  # noqa: B017 - the duplicate external_id
+        _create(merchant, gateway=None, external_id="dup-event")
+    assert Event.objects.filter(merchant=merchant, type="invoice.created").count() == 1

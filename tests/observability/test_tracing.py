@@ -335,6 +335,63 @@ def test_without_an_exporter_nothing_is_recorded_but_logs_and_jobs_still_carry_t
     assert int(flags, 16) & 1 == 0  # the same trace, marked not sampled
 
 
+def test_without_recording_sql_is_not_instrumented():
+    """Unrecorded (the default), a span per SQL statement could never be seen: psycopg is left uninstrumented and
+    the hand-built cursors (paytrust/sql.py) are the plain class - the hot path pays for no span it cannot use.
+    Recorded, both are traced."""
+    from django.conf import settings
+    from django.db.backends.postgresql.base import ServerBindingCursor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    django_middleware = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+    tracing.configure(span_processor=SimpleSpanProcessor(InMemorySpanExporter()), record=False)
+    try:
+        assert not PsycopgInstrumentor().is_instrumented_by_opentelemetry
+        assert tracing.traced_cursor_class(ServerBindingCursor) is ServerBindingCursor
+        # the request's span by our light middleware, not the Django instrumentation's (URL resolved twice)
+        assert settings.MIDDLEWARE[0] == "paytrust.tracing.UnrecordedRequestSpanMiddleware"
+        assert django_middleware not in settings.MIDDLEWARE
+    finally:
+        tracing.shutdown()
+    assert "paytrust.tracing.UnrecordedRequestSpanMiddleware" not in settings.MIDDLEWARE
+    tracing.configure(span_processor=SimpleSpanProcessor(InMemorySpanExporter()))
+    try:
+        assert PsycopgInstrumentor().is_instrumented_by_opentelemetry
+        assert tracing.traced_cursor_class(ServerBindingCursor) is not ServerBindingCursor
+        assert settings.MIDDLEWARE[0] == django_middleware
+    finally:
+        tracing.shutdown()
+
+
+@pytest.mark.django_db
+def test_without_recording_the_callers_traceparent_is_continued(json_log_lines):
+    """Unrecorded, a request that arrives with a W3C traceparent stays in the caller's trace (its log lines carry
+    the caller's trace id); a probe URL gets no span."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(merchant_onboard(name='Caller'))[1]}")
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    tracing.configure(span_processor=SimpleSpanProcessor(InMemorySpanExporter()), record=False)
+    try:
+        response = client.post(
+            "/v1/invoices", INVOICE, format="json", HTTP_TRACEPARENT=f"00-{caller_trace}-00f067aa0ba902b7-01"
+        )
+        own = client.post("/v1/invoices", {**INVOICE, "external_id": "own-trace"}, format="json")
+        probe = client.get("/healthz")
+    finally:
+        tracing.shutdown()
+
+    assert response.status_code == 201 and own.status_code == 201 and probe.status_code == 200
+    access = [line for line in json_log_lines() if line["logger"] == "paytrust.access"]
+    assert [line["trace_id"] for line in access[:1]] == [caller_trace]
+    assert re.fullmatch(r"[0-9a-f]{32}", access[1]["trace_id"]) and access[1]["trace_id"] != caller_trace
+    assert not access[2].get("trace_id")
+
+
 def test_sql_outside_any_request_or_job_starts_no_trace_but_our_gateway_calls_do(spans, merchant):
     from django.db import connection
 

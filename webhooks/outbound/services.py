@@ -6,6 +6,7 @@ and never sent for a rolled-back change.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
@@ -32,6 +33,28 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
     Must be called inside `transaction.atomic()` (the one that makes the state change): the event row, its
     deliveries and their jobs commit or roll back with that change. `data` is the object snapshot.
     """
+    pending = event_prepare(merchant=merchant, mode=mode, type=type, data=data)
+    insert, endpoints = event_sql()
+    with prepared_cursor() as cursor:
+        # One round trip: the event row and the ids of the endpoints that receive it.
+        cursor.execute(f"WITH {insert} {endpoints}", pending.params)
+        endpoint_ids = [row[0] for row in cursor.fetchall()]
+    return event_recorded(pending, endpoint_ids)
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event about to be inserted by the caller's own statement (`event_sql`'s pieces inside its WITH):
+    `params` are the CTE's parameters followed by the endpoint SELECT's."""
+
+    event: Event
+    params: list
+
+
+def event_prepare(*, merchant, mode: str, type: str, data: dict) -> PendingEvent:  # noqa: A002
+    """Check an event as `event_record` does and build its row, for a caller that inserts it in a statement of
+    its own (invoice creation: invoice, lines, installments and event in one round trip); then
+    `event_recorded` with the endpoint ids that statement returned. Same transaction rule as `event_record`."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("event_record must run inside the transaction.atomic() of the state change.")
     if type not in EVENT_TYPES:
@@ -41,10 +64,12 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
     if not isinstance(data, dict):
         raise ValueError("event data must be the object snapshot (a dict)")
     event = Event(merchant=merchant, mode=mode, type=type, data=data)
-    with prepared_cursor() as cursor:
-        # One round trip: the event row and the ids of the endpoints that receive it.
-        cursor.execute(_event_insert_sql(), [*row_values(insert_for(Event), event), merchant.pk, mode, type])
-        endpoint_ids = [row[0] for row in cursor.fetchall()]
+    return PendingEvent(event, [*row_values(insert_for(Event), event), merchant.pk, mode, type])
+
+
+def event_recorded(pending: PendingEvent, endpoint_ids: list[str]) -> Event:
+    """After the event's INSERT ran (in the caller's transaction): one delivery and its job per endpoint."""
+    event = pending.event
     mark_saved(event)
     now = timezone.now()
     deliveries = [
@@ -58,24 +83,24 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
 
 
 @cache
-def _event_insert_sql() -> str:
-    """INSERT of the event (a data-modifying CTE, run whatever the SELECT returns) + its enabled endpoints.
-
-    The same rows as `Event.objects.create()` followed by
-    `WebhookEndpoint.objects.filter(merchant, mode, enabled, not deleted, enabled_events && [type, "*"])`, without
-    compiling either per call. Parameters: the event row, then merchant id, mode, type."""
+def event_sql() -> tuple[str, str]:
+    """The INSERT of an event as a data-modifying CTE (`new_event AS (…)`, run whatever the statement returns)
+    and the SELECT of its enabled endpoints' ids (text): the same rows as `Event.objects.create()` followed by
+    `WebhookEndpoint.objects.filter(merchant, mode, enabled, not deleted, enabled_events && [type, "*"])`,
+    without compiling either per call. Parameters: the event row, then merchant id, mode, type."""
     event = insert_for(Event)
     endpoint = WebhookEndpoint._meta
     quote = connection.ops.quote_name
     # Only identifiers from model metadata are interpolated; values are bound parameters.
-    return (
-        f"WITH new_event AS (INSERT INTO {event.table} {event.columns} VALUES {event.row}) "  # noqa: S608
-        f"SELECT e.{quote('id')} FROM {quote(endpoint.db_table)} e "
+    insert = f"new_event AS (INSERT INTO {event.table} {event.columns} VALUES {event.row})"  # noqa: S608
+    select = (
+        f"SELECT e.{quote('id')}::text FROM {quote(endpoint.db_table)} e "  # noqa: S608
         f"WHERE e.{quote('merchant_id')} = %s AND e.{quote('mode')} = %s AND e.{quote('enabled')} "
         f"AND e.{quote('deleted_at')} IS NULL "
         f"AND e.{quote('enabled_events')} && ARRAY[%s, '{ALL_EVENTS}']::varchar[] "
         f"ORDER BY e.{quote('created_at')} DESC"
     )
+    return insert, select
 
 
 def _defer_deliveries(deliveries: list[Delivery]) -> None:

@@ -247,7 +247,9 @@ def main() -> None:
              "-f", str(script_path), primary],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        time.sleep(2)  # pgbench's backends have exited: let the postmaster reap them (their CPU joins its cutime)
+        time.sleep(
+            2
+        )  # pgbench's backends have exited: let the postmaster reap them (their CPU joins its cutime)
         cpu_after = cpu_by_tier(cfg)
         wal_after, invoices_after = wal_and_invoices(primary)
         tps = next(line for line in bench.stdout.splitlines() if line.startswith("tps"))

@@ -139,7 +139,11 @@ RULES = [
     ),
     # Risk settings: a block-list entry must be an e-mail address, a domain, an IP address or CIDR block (OpenAPI
     # 3.0 has no format for "IP or CIDR" or "domain"); threshold amounts follow their currency (a property name).
-    Rule(r"PATCH /v1/risk-settings$", "parameter_invalid", r"blocked_(emails|email_domains|ips|device_ids)\.\d+"),
+    Rule(
+        r"PATCH /v1/risk-settings$",
+        "parameter_invalid",
+        r"blocked_(emails|email_domains|ips|device_ids)\.\d+",
+    ),
     Rule(
         r"PATCH /v1/risk-settings$",
         r"amount_precision|amount_too_large|amount_invalid|parameter_invalid|currency_\w+",

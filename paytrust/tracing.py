@@ -203,11 +203,16 @@ class UnrecordedRequestSpanMiddleware:
         self.excluded = parse_excluded_urls(
             os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
         )
-        self.tracer = tracer()
+        self.tracer, self.provider = tracer(), _state["provider"]
 
     def __call__(self, request):
-        if self.excluded.url_disabled(request.path):
+        # A handler built while tracing was unrecorded keeps this middleware after tracing was reconfigured (a
+        # test's recorded tracing, shutdown): then the Django instrumentation's span, or none, is the request's.
+        provider = _state["provider"]
+        if provider is None or _state["trace_sql"] or self.excluded.url_disabled(request.path):
             return self.get_response(request)
+        if provider is not self.provider:
+            self.tracer, self.provider = tracer(), provider
         parent = propagate.extract(request.META, getter=self.getter)
         with self.tracer.start_as_current_span("HTTP request", context=parent, kind=SpanKind.SERVER):
             return self.get_response(request)

@@ -77,10 +77,12 @@ def readyz(request):
             checks["migrations"] = f"error: {exc.__class__.__name__}"
     ready = all(value == "ok" for value in checks.values())
     if REPLICA in settings.DATABASES:  # informational: without it, reads go to the primary (still ready)
-        usable, reason = (
-            replica_health.peek()
-        )  # the last check's answer: readiness never waits on the replica
-        checks["replica"] = "ok" if usable else f"{reason}; reading from the primary"
+        # The last check's answer: readiness never waits on the replica.
+        usable, reason = replica_health.peek()
+        if reason == "not checked":
+            checks["replica"] = "not checked yet (at the first report or list read)"
+        else:
+            checks["replica"] = "ok" if usable else f"{reason}; reading from the primary"
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
     )

@@ -65,10 +65,12 @@ class Config:
     workers: int = field(default_factory=lambda: _int("CLUSTER_WORKERS", 2))
     # gunicorn processes per instance; 1 on this 2-core machine (3 instances = 3 processes), threads: GUNICORN_THREADS
     web_concurrency: int = field(default_factory=lambda: _int("CLUSTER_WEB_CONCURRENCY", 1))
-    pg_port: int = field(default_factory=lambda: _int("CLUSTER_PG_PORT", 55432))
-    replica_port: int = field(default_factory=lambda: _int("CLUSTER_REPLICA_PORT", 55433))
-    pgbouncer_port: int = field(default_factory=lambda: _int("CLUSTER_PGBOUNCER_PORT", 56432))
-    redis_port: int = field(default_factory=lambda: _int("CLUSTER_REDIS_PORT", 56379))
+    # Below the kernel's ephemeral range (32768-60999): a port there can be taken at any moment by some client
+    # connection's local end, and then PostgreSQL, PgBouncer or Redis could not bind it.
+    pg_port: int = field(default_factory=lambda: _int("CLUSTER_PG_PORT", 15432))
+    replica_port: int = field(default_factory=lambda: _int("CLUSTER_REPLICA_PORT", 15433))
+    pgbouncer_port: int = field(default_factory=lambda: _int("CLUSTER_PGBOUNCER_PORT", 16432))
+    redis_port: int = field(default_factory=lambda: _int("CLUSTER_REDIS_PORT", 16379))
     db_name: str = field(default_factory=lambda: os.environ.get("CLUSTER_DB_NAME", "paytrust"))
     health_interval: float = field(
         default_factory=lambda: float(os.environ.get("CLUSTER_HEALTH_INTERVAL", "1"))

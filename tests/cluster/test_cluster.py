@@ -217,6 +217,9 @@ def test_nginx_passes_request_ids_and_answers_its_own_errors_in_the_envelope(clu
     assert re.fullmatch(r"[0-9a-f]{32}", generated)  # nginx's own id, the same in its log and the app's
     log_ids = {line["request_id"] for line in cluster.nginx_log()}
     assert {"cluster-req-42", generated} <= log_ids
+    # The operational endpoints answer through nginx from inside (the scraper, an operator on the host).
+    assert requests.get(f"{cluster.http}/readyz", timeout=10).json()["status"] == "ok"
+    assert requests.get(f"{cluster.http}/metrics", timeout=10).status_code == 200
     too_big = requests.post(
         f"{cluster.http}/v1/invoices",
         data=b"x" * (2 * 1024 * 1024),

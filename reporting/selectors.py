@@ -207,70 +207,84 @@ def _rollup_filters(scope: dict, first: date, last: date) -> dict:
     return filters
 
 
-def _collected_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+def _whole_days_and_edges(scope: dict, split, rollup, facts) -> list[dict]:
+    """The rows of a period split by `_day_split`: `rollup(filters)` for its whole days (when it has any), then
+    `facts(edge_scope)` for each cut edge (`scope` with that edge's start and end)."""
+    first, last, edges = split
+    rows: list[dict] = list(rollup(_rollup_filters(scope, first, last))) if first is not None else []
+    for edge_start, edge_end in edges:
+        rows += facts({**scope, "start": edge_start, "end": edge_end})
+    return rows
+
+
+def _collected_rows(scope: dict, split) -> list[dict]:
     """(currency, gateway, n, gross, tax, fee) rows: the rollup's whole days, the facts of the edges."""
-    rows: list[dict] = []
-    if first is not None:
-        rows += (
-            CollectedDay.objects.filter(**_rollup_filters(scope, first, last))
+    return _whole_days_and_edges(
+        scope,
+        split,
+        lambda filters: (
+            CollectedDay.objects.filter(**filters)
             .values("currency", "gateway")
             .annotate(
                 n=Sum("payments_count"), gross=Sum("gross_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor")
             )
             .order_by()
-        )
-    for edge_start, edge_end in edges:
-        rows += (
-            applications_in(**{**scope, "start": edge_start, "end": edge_end})
+        ),
+        lambda edge: (
+            applications_in(**edge)
             .values("currency", "gateway")
             .annotate(n=Count("*"), gross=Sum("amount_minor"), tax=Sum("tax_minor"), fee=Sum("fee_minor"))
-        )
-    return rows
+        ),
+    )
 
 
-def _refund_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+def _refund_rows(scope: dict, split) -> list[dict]:
     """(currency, gateway, refunds) rows: the rollup's whole days, the refunds of the edges."""
-    rows: list[dict] = []
-    if first is not None:
-        rows += (
-            RefundDay.objects.filter(**_rollup_filters(scope, first, last))
+    return _whole_days_and_edges(
+        scope,
+        split,
+        lambda filters: (
+            RefundDay.objects.filter(**filters)
             .values("currency", "gateway")
             .annotate(refunds=Sum("refunds_minor"))
             .order_by()
-        )
-    for edge_start, edge_end in edges:
-        rows += (
-            refunds_paid_out_in(**{**scope, "start": edge_start, "end": edge_end})
+        ),
+        lambda edge: (
+            refunds_paid_out_in(**edge)
             .values("currency", gateway=F("payment__gateway"))
             .annotate(refunds=Sum("amount_minor"))
-        )
-    return rows
+        ),
+    )
 
 
-def _tax_rows(scope: dict, first: date | None, last: date | None, edges) -> list[dict]:
+def _edge_taxes(edge: dict):
+    filters = _filters(**{k: v for k, v in edge.items() if k != "gateway"}, time_field="paid_at") | {
+        "paid_at__gte": edge["start"],
+        "paid_at__lt": edge["end"],
+    }
+    if edge["gateway"]:
+        filters["gateway"] = edge["gateway"]
+    return (
+        PaymentApplicationTax.objects.filter(**filters)
+        .order_by()
+        .values("currency", "tax_rate")
+        .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
+    )
+
+
+def _tax_rows(scope: dict, split) -> list[dict]:
     """(currency, tax_rate, taxable, tax) rows: the rollup's whole days, the facts of the edges."""
-    rows: list[dict] = []
-    if first is not None:
-        rows += (
-            CollectedDayTax.objects.filter(**_rollup_filters(scope, first, last))
+    return _whole_days_and_edges(
+        scope,
+        split,
+        lambda filters: (
+            CollectedDayTax.objects.filter(**filters)
             .values("currency", "tax_rate")
             .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
             .order_by()
-        )
-    for edge_start, edge_end in edges:
-        tax_filters = _filters(
-            **{k: v for k, v in scope.items() if k != "gateway"},
-            time_field="paid_at",
-        ) | {"paid_at__gte": edge_start, "paid_at__lt": edge_end}
-        if scope["gateway"]:
-            tax_filters["gateway"] = scope["gateway"]
-        rows += (
-            PaymentApplicationTax.objects.filter(**tax_filters)
-            .order_by()
-            .values("currency", "tax_rate")
-            .annotate(taxable=Sum("taxable_minor"), tax=Sum("tax_minor"))
-        )
-    return rows
+        ),
+        _edge_taxes,
+    )
 
 
 def financial_report(
@@ -300,10 +314,10 @@ def financial_report(
         "currency": currency,
         "gateway": gateway,
     }
-    first, last, edges = (None, None, [(start, end)]) if from_facts else _day_split(start, end)
+    split = (None, None, [(start, end)]) if from_facts else _day_split(start, end)
 
     lines: dict[tuple[str, str], Figures] = {}
-    for row in _collected_rows(scope, first, last, edges):
+    for row in _collected_rows(scope, split):
         key = (row["currency"], row["gateway"])
         lines[key] = lines.get(key, Figures()) + Figures(
             payments_count=int(row["n"]),
@@ -311,12 +325,12 @@ def financial_report(
             tax_minor=int(row["tax"]),
             fee_minor=int(row["fee"]),
         )
-    for row in _refund_rows(scope, first, last, edges):
+    for row in _refund_rows(scope, split):
         key = (row["currency"], row["gateway"])
         lines[key] = lines.get(key, Figures()) + Figures(refunds_minor=int(row["refunds"]))
 
     by_rate: dict[tuple[str, Decimal], tuple[int, int]] = {}
-    for row in _tax_rows(scope, first, last, edges):
+    for row in _tax_rows(scope, split):
         key = (row["currency"], row["tax_rate"])
         taxable, tax = by_rate.get(key, (0, 0))
         by_rate[key] = (taxable + int(row["taxable"]), tax + int(row["tax"]))
@@ -390,23 +404,23 @@ def daily_collected(
         "currency": currency,
         "gateway": gateway,
     }
-    first, last, edges = _day_split(start, end)
-    rows: list[dict] = []
-    if first is not None:
-        rows += (
-            CollectedDay.objects.filter(**_rollup_filters(scope, first, last))
+    rows = _whole_days_and_edges(
+        scope,
+        _day_split(start, end),
+        lambda filters: (
+            CollectedDay.objects.filter(**filters)
             .values("currency", "day")
             .annotate(gross=Sum("gross_minor"))
             .order_by()
-        )
-    for edge_start, edge_end in edges:
-        rows += (
-            applications_in(**{**scope, "start": edge_start, "end": edge_end})
+        ),
+        lambda edge: (
+            applications_in(**edge)
             .annotate(day=TruncDate("paid_at", tzinfo=UTC))
             .order_by()
             .values("currency", "day")
             .annotate(gross=Sum("amount_minor"))
-        )
+        ),
+    )
     totals: dict[tuple[str, date], int] = defaultdict(int)
     for row in rows:
         totals[(row["currency"], row["day"])] += int(row["gross"])
@@ -424,7 +438,7 @@ def collected_per_currency(*, mode: str, start: datetime, end: datetime) -> dict
     Whole days from the rollup, cut days from the facts; never a sum across currencies."""
     scope = {"merchant_id": None, "mode": mode, "start": start, "end": end, "currency": None, "gateway": None}
     totals: dict[str, tuple[int, int]] = {}
-    for row in _collected_rows(scope, *_day_split(start, end)):
+    for row in _collected_rows(scope, _day_split(start, end)):
         count, gross = totals.get(row["currency"], (0, 0))
         totals[row["currency"]] = (count + int(row["n"]), gross + int(row["gross"]))
     return dict(sorted(totals.items()))

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from devdb import as_pg_user, pg_bindir  # noqa: E402
+from devdb import as_pg_user, can_connect, pg_bindir  # noqa: E402
 from render import render  # noqa: E402
 
 PACKAGES = {"nginx": "nginx", "pgbouncer": "pgbouncer", "redis-server": "redis-server"}
@@ -191,14 +191,6 @@ def http_ok(url: str, timeout: float = 2) -> bool:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own http://127.0.0.1 URLs
             return response.status == 200
     except (OSError, ValueError):
-        return False
-
-
-def can_connect(url: str) -> bool:
-    try:
-        with psycopg.connect(url, connect_timeout=2):
-            return True
-    except psycopg.Error:
         return False
 
 

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.fakes.xendit import FakeXendit
+from tests.pgcluster import _as_pg_user, _bindir
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = [sys.executable, str(ROOT / "scripts" / "cluster.py")]
@@ -84,11 +85,8 @@ class Cluster:
             return conn.execute(sql, params).fetchall()
 
     def pg_ctl(self, name: str, *args: str) -> None:
-        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1].parent
-        argv = [str(bindir / "pg_ctl"), "-D", str(self.directory / name), *args]
-        if os.geteuid() == 0:
-            argv = ["runuser", "-u", "postgres", "--", *argv]
-        subprocess.run(argv, check=True, capture_output=True, timeout=90)
+        argv = [f"{_bindir()}/pg_ctl", "-D", str(self.directory / name), *args]
+        subprocess.run(_as_pg_user(argv), check=True, capture_output=True, timeout=90)
 
 
 @pytest.fixture(scope="session")

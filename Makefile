@@ -20,12 +20,12 @@ test: $(STAMP)
 	@bash scripts/test.sh
 
 # Scaled out on this machine: primary + streaming replica, PgBouncer, Redis, 3 app instances behind nginx on :3000,
-# 2 job workers (scripts/cluster.py; ports and counts from CLUSTER_* variables). `make cluster-stop` stops it all.
+# 2 job workers (deploy/cluster.py; ports and counts from CLUSTER_* variables). `make cluster-stop` stops it all.
 cluster: $(STAMP)
-	@$(VENV)/bin/python scripts/cluster.py up
+	@$(VENV)/bin/python deploy/cluster.py up
 
 cluster-stop: $(STAMP)
-	@$(VENV)/bin/python scripts/cluster.py down
+	@$(VENV)/bin/python deploy/cluster.py down
 
 # The scale-out suite (tests/cluster/): starts its own cluster on free ports, under 5 minutes.
 test-cluster: $(STAMP)

@@ -1,4 +1,4 @@
-"""Invoice creation through the scaled-out cluster (scripts/cluster.py: nginx -> app instances -> PgBouncer ->
+"""Invoice creation through the scaled-out cluster (deploy/cluster.py: nginx -> app instances -> PgBouncer ->
 primary, with its streaming replica), against 1 and 3 instances at 100 and 300 connections, and pgbench inserting
 the same rows into the same primary in the same run: the database's ceiling.
 
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-CLUSTER = [PYTHON, str(ROOT / "scripts" / "cluster.py")]
+CLUSTER = [PYTHON, str(ROOT / "deploy" / "cluster.py")]
 
 
 def pgbench_script(template_invoice: str) -> str:

@@ -1,6 +1,6 @@
 """Render a deploy/ template: every `${PT_NAME}` is replaced by the value of PT_NAME (from the environment, or from
-the mapping given by scripts/cluster.py); an unknown PT_ name is an error, and nginx's own `$variables` are left
-alone. The same templates serve `make cluster` (scripts/cluster.py) and docker-compose.yml (its `config` service
+the mapping given by deploy/cluster.py); an unknown PT_ name is an error, and nginx's own `$variables` are left
+alone. The same templates serve `make cluster` (deploy/cluster.py) and docker-compose.yml (its `config` service
 runs this file), so both run the same nginx, PgBouncer and PostgreSQL configuration.
 
 Usage: python deploy/render.py TEMPLATE OUTPUT   (values from the environment)

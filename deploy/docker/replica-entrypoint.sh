@@ -1,6 +1,6 @@
 #!/bin/sh
 # docker-compose.yml, service `db-replica`: the streaming replica. On an empty data directory, copy the primary
-# with pg_basebackup (-R: standby.signal and primary_conninfo; -S: the replication slot the primary made at its init; as scripts/cluster.py
+# with pg_basebackup (-R: standby.signal and primary_conninfo; -S: the replication slot the primary made at its init; as deploy/cluster.py
 # does), then run PostgreSQL.
 set -eu
 if [ ! -s "$PGDATA/PG_VERSION" ]; then

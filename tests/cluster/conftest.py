@@ -1,4 +1,4 @@
-"""One whole cluster (scripts/cluster.py) for the tests in this folder, on free ports under a temporary directory:
+"""One whole cluster (deploy/cluster.py) for the tests in this folder, on free ports under a temporary directory:
 private PostgreSQL primary and streaming replica, PgBouncer, Redis, 3 app instances behind nginx, 2 job workers,
 and a fake Xendit (tests/fakes/xendit.py) the instances call. Started once per session, stopped at the end."""
 
@@ -23,7 +23,7 @@ from tests.fakes.xendit import FakeXendit
 from tests.pgcluster import _as_pg_user, _bindir
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = [sys.executable, str(ROOT / "scripts" / "cluster.py")]
+CLUSTER = [sys.executable, str(ROOT / "deploy" / "cluster.py")]
 XENDIT_SECRET = "xnd_development_P4qDfOss0OCpl8RtKrROHjaQYNCk9dN5lSfk+R1l9Wbe+rSiCwZ3jw=="
 XENDIT_CALLBACK_TOKEN = "cbtok_8d3f0e6a5b9c4e21a7f1c2d3e4f5a6b7"
 HEALTH_INTERVAL = 1.0

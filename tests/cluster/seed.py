@@ -1,4 +1,4 @@
-"""Run inside the cluster's environment (scripts/cluster.py's app_env, DATABASE_URL = the primary): creates the
+"""Run inside the cluster's environment (deploy/cluster.py's app_env, DATABASE_URL = the primary): creates the
 merchants, API keys and the Xendit account the cluster tests use, through the real services; prints them as JSON."""
 
 import json

@@ -1,5 +1,5 @@
 """docker-compose.yml cannot be run on the build machines (no container images), so it is checked here against what
-`make cluster` runs (scripts/cluster.py and the deploy/ templates): the same topology, the same configs."""
+`make cluster` runs (deploy/cluster.py and the deploy/ templates): the same topology, the same configs."""
 
 from __future__ import annotations
 

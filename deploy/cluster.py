@@ -8,9 +8,9 @@
     CLUSTER_WORKERS procrastinate job workers -> the primary directly (LISTEN/NOTIFY needs a session)
     a health loop polling every instance's /readyz and taking failing ones out of nginx
 
-Usage: python scripts/cluster.py up | down | status | rolling-restart | restart-app PORT | restart-primary | run CMD...
+Usage: python deploy/cluster.py up | down | status | rolling-restart | restart-app PORT | restart-primary | run CMD...
 (health-loop is started by `up`). `run` runs a command with the job workers' environment (the primary directly):
-`python scripts/cluster.py run .venv/bin/python manage.py create_merchant --name Shop`.
+`python deploy/cluster.py run .venv/bin/python manage.py create_merchant --name Shop`.
 Everything lives under CLUSTER_DIR (default .data/cluster): data directories, rendered configs, logs, pid files.
 Ports and counts come from the environment (defaults in `Config`). Any other variable in the environment reaches
 the app instances and workers too (e.g. XENDIT_API_BASE), so tests can point them at fake gateways.

@@ -2,29 +2,41 @@
 
 The ORM compiles every `save()`/`bulk_create()` anew, which on a request that writes a handful of small rows
 costs more Python time than the database spends on them, and one round trip per statement. `insert_for(Model)`
-builds the column list and a row placeholder once per model from its metadata; `row_values(insert, obj)` takes
-each value through the same field methods the ORM uses (`pre_save` fills auto_now/auto_now_add, and
-`get_db_prep_save` adapts JSON, decimals, arrays), so a field added to a model is written without touching this
-code. Callers combine the pieces into one statement (several INSERTs as data-modifying CTEs, see
-`invoices.services` and `webhooks.outbound.services.event_record`). Only identifiers from model metadata are interpolated
-into SQL; every value is a bound parameter.
+builds, once per model from its metadata, an INSERT's column list and `from_json`: a SELECT of those columns from
+`jsonb_populate_recordset(NULL::table, %s::jsonb)`, so any number of rows travel as ONE jsonb parameter and
+PostgreSQL converts each value with the column type's own input function (a too-long string, an out-of-range
+integer or a malformed date is refused, never truncated; numeric scales round half away from zero as on any
+INSERT). `json_rows(insert, objs)` builds that parameter: each field's value is read once per row with a
+converter chosen once per field (`pre_save` where the field has one - auto_now/auto_now_add -, timestamps as ISO
+8601 with their offset and microseconds, decimals as their exact text, JSON columns embedded as JSON); a field
+type without a converter here goes through the ORM's `get_db_prep_save`, so a field added to a model is written
+without touching this code. Callers combine the pieces into one statement (several INSERTs as data-modifying
+CTEs, see `invoices.services` and `webhooks.outbound.services.event_record`). Only identifiers from model metadata
+are interpolated into SQL; every value is a bound parameter.
 
 Not supported (refused when the statement is built, so a test fails rather than a row being written wrongly):
-fields with `db_default` and fields with a custom SQL placeholder.
+fields with `db_default`, fields with a custom SQL placeholder, and JSON fields with an encoder other than
+Django's (JSON columns are encoded with DjangoJSONEncoder, which encodes whatever the default encoder does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
+from uuid import UUID
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
 from django.db.backends.postgresql.psycopg_any import register_tzloader
-from django.db.models import NOT_PROVIDED, Model
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import NOT_PROVIDED, Field, Model, fields
+from django.db.models import JSONField as ModelJSONField
 from psycopg import errors as pg_errors
 from psycopg.pq import Format
 from psycopg.types.numeric import Int8
@@ -39,12 +51,11 @@ class Insert:
     table: str  # quoted table name
     fields: tuple  # the concrete fields written, in column order (database-generated keys are left out)
     columns: str  # "(col, col, …)", quoted
-    row: str  # "(%s, %s, …)": one row's placeholders
     returning: tuple  # database-generated fields (an AutoField primary key), to read back with RETURNING
-    # "SELECT * FROM unnest(%s::bigint[], %s::varchar(255)[], …)": any number of rows from one array per column
-    # (`column_arrays`), so the statement text and its parameter count do not depend on the number of rows.
-    # None for models with array columns (unnest would flatten them).
-    unnest: str | None
+    # "SELECT col, col, … FROM jsonb_populate_recordset(NULL::table, %s::jsonb)": any number of rows from one
+    # jsonb parameter (`json_rows`), so the statement text and its parameters do not depend on the number of rows.
+    from_json: str
+    getters: tuple  # per field: (column name, function obj -> JSON value)
 
 
 @cache
@@ -52,34 +63,88 @@ def insert_for(model: type[Model]) -> Insert:
     meta = model._meta
     quote = connection.ops.quote_name
     generated = tuple(meta.db_returning_fields) if meta.auto_field else ()
-    fields = tuple(f for f in meta.concrete_fields if f not in generated)
-    for field in fields:
+    written = tuple(f for f in meta.concrete_fields if f not in generated)
+    for field in written:
         if field.db_default is not NOT_PROVIDED or hasattr(field, "get_placeholder"):
             raise TypeError(f"{meta.label}.{field.name}: not supported by paytrust.sql (use the ORM)")
-    types = [f.db_type(connection) for f in fields]
-    unnest = None
-    if not any(t.endswith("]") for t in types):
-        unnest = "SELECT * FROM unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"  # noqa: S608
+        if isinstance(field, ModelJSONField) and field.encoder not in (None, DjangoJSONEncoder):
+            raise TypeError(f"{meta.label}.{field.name}: JSON encoder not supported by paytrust.sql (use the ORM)")
+    columns = ", ".join(quote(f.column) for f in written)
     return Insert(
         table=quote(meta.db_table),
-        fields=fields,
-        columns="(" + ", ".join(quote(f.column) for f in fields) + ")",
-        row="(" + ", ".join(["%s"] * len(fields)) + ")",
+        fields=written,
+        columns=f"({columns})",
         returning=generated,
-        unnest=unnest,
+        from_json=f"SELECT {columns} FROM jsonb_populate_recordset(NULL::{quote(meta.db_table)}, %s::jsonb)",  # noqa: S608
+        getters=tuple((f.column, _json_getter(f)) for f in written),
     )
 
 
-def row_values(insert: Insert, obj: Model) -> list:
-    """Bound parameters for one row of `obj` (fills its auto_now/auto_now_add fields, as `save()` would)."""
-    conn = connections[DEFAULT_DB_ALIAS]  # once, not through the thread-local proxy for every field
-    return stable_params([f.get_db_prep_save(f.pre_save(obj, True), conn) for f in insert.fields])
+def json_rows(insert: Insert, objs: Iterable[Model]) -> str:
+    """The jsonb parameter of `insert.from_json` for the rows of `objs` (fills their auto_now/auto_now_add
+    fields, as `save()` would)."""
+    return json.dumps(
+        [{column: get(obj) for column, get in insert.getters} for obj in objs],
+        cls=DjangoJSONEncoder,
+        separators=(",", ":"),
+    )
 
 
-def column_arrays(insert: Insert, objs) -> list[list]:
-    """Parameters of `insert.unnest` for the rows of `objs`: one list per column."""
-    rows = [row_values(insert, obj) for obj in objs]
-    return [[row[i] for row in rows] for i in range(len(insert.fields))]
+def _json_getter(field: Field) -> Callable[[Model], object]:
+    """How one field's value becomes JSON that PostgreSQL's input function for its column reads back exactly."""
+    attname = field.attname
+    if type(field).pre_save is not Field.pre_save:  # auto_now/auto_now_add (dates), files: the ORM's own rule
+
+        def raw(obj, field=field):
+            return field.pre_save(obj, True)
+
+    else:
+
+        def raw(obj, attname=attname):
+            return obj.__dict__[attname]
+
+    target = field.target_field if field.is_relation else field
+    if isinstance(target, ModelJSONField):
+        return raw  # embedded as JSON (jsonb_populate_recordset keeps a json/jsonb column's value as it is)
+    if isinstance(target, fields.DateTimeField):
+        convert: Callable = _timestamp
+    elif isinstance(target, fields.DateField):
+        convert = date.isoformat
+    elif isinstance(target, fields.DecimalField | fields.UUIDField):
+        convert = str
+    elif isinstance(target, fields.CharField | fields.TextField | fields.IntegerField | fields.BooleanField):
+        return raw  # JSON's own string, number and boolean (a str/int enum member encodes as its value)
+    else:
+
+        def convert(value, field=field):
+            return _json_value(field.get_db_prep_save(value, connections[DEFAULT_DB_ALIAS]))
+
+    def get(obj):
+        value = raw(obj)
+        return None if value is None else convert(value)
+
+    return get
+
+
+def _timestamp(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime for a timestamp with time zone column")
+    return value.isoformat()
+
+
+def _json_value(value):
+    """A value the ORM adapted for psycopg, as JSON (the fallback for field types without a converter)."""
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "obj"):  # psycopg's Json/Jsonb wrappers
+        return value.obj
+    return value
 
 
 def stable_params(params: list) -> list:

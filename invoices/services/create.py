@@ -30,7 +30,7 @@ from invoices.services._support import cache_related
 from merchants.models import Merchant
 from paytrust import money
 from paytrust.errors import Conflict, NotFound, ValidationError
-from paytrust.sql import column_arrays, insert_for, mark_saved, prepared_cursor, row_values
+from paytrust.sql import insert_for, json_rows, mark_saved, prepared_cursor
 from webhooks.outbound import services as webhook_services
 
 
@@ -233,9 +233,9 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
     timestamps included, are computed first)."""
     lines, installments = child_rows(invoice, computed)
     params = [
-        *row_values(insert_for(Invoice), invoice),
-        *column_arrays(insert_for(LineItem), lines),
-        *column_arrays(insert_for(Installment), installments),
+        json_rows(insert_for(Invoice), [invoice]),  # fills created_at/updated_at, which the event's snapshot shows
+        json_rows(insert_for(LineItem), lines),
+        json_rows(insert_for(Installment), installments),
     ]
     cache_related(invoice, line_items=lines, installments=installments, supplementary_invoices=[])
     event = webhook_services.event_prepare(
@@ -262,23 +262,24 @@ _ENDPOINT = 2  # rows of `_insert_new_invoice_sql` that are the event's endpoint
 
 @functools.cache
 def _insert_new_invoice_sql() -> str:
-    """WITH i AS (INSERT invoice VALUES (…)), l AS (INSERT lines SELECT * FROM unnest(arrays) RETURNING position,
-    id), n AS (INSERT installments … RETURNING number, id), new_event AS (INSERT event …) SELECT 0, position, id
-    … UNION ALL SELECT 1, number, id … UNION ALL SELECT 2, 0, endpoint id …: data-modifying CTEs all run, and
-    the children's foreign keys to the invoice are checked at commit (deferred). One text whatever the number of
-    lines/installments (one prepared statement, parameters within psycopg's query cache limits). Built from
+    """WITH i AS (INSERT invoice SELECT … FROM jsonb_populate_recordset(…)), l AS (INSERT lines … RETURNING
+    position, id), n AS (INSERT installments … RETURNING number, id), new_event AS (INSERT event …) SELECT 0,
+    position, id … UNION ALL SELECT 1, number, id … UNION ALL SELECT 2, 0, endpoint id …: data-modifying CTEs all
+    run, and the children's foreign keys to the invoice are checked at commit (deferred). One text and seven
+    parameters whatever the number of lines/installments (one prepared statement; psycopg caches its conversion
+    of statements up to 50 parameters, which the earlier one-array-per-column form exceeded). Built from
     model metadata (paytrust.sql, webhooks.outbound.services.event_sql): only quoted identifiers are
     interpolated, values are bound parameters."""
     invoice = insert_for(Invoice)
     quote = connection.ops.quote_name
-    ctes = [f"new_invoice AS (INSERT INTO {invoice.table} {invoice.columns} VALUES {invoice.row})"]  # noqa: S608
+    ctes = [f"new_invoice AS (INSERT INTO {invoice.table} {invoice.columns} {invoice.from_json})"]  # noqa: S608
     selects = []
     for kind, name, insert, key in (
         (0, "new_lines", insert_for(LineItem), "position"),
         (1, "new_installments", insert_for(Installment), "number"),
     ):
         ctes.append(
-            f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.unnest} "  # noqa: S608
+            f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.from_json} "  # noqa: S608
             f"RETURNING {quote(key)}, {quote('id')})"
         )
         selects.append(f"SELECT {kind}, {quote(key)}::integer, {quote('id')}::text FROM {name}")  # noqa: S608

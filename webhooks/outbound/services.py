@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from paytrust.errors import NotFound, Unprocessable, ValidationError
 from paytrust.jobs import defer_in_transaction, jobs_withdraw
-from paytrust.sql import insert_for, mark_saved, prepared_cursor, row_values
+from paytrust.sql import insert_for, json_rows, mark_saved, prepared_cursor
 from webhooks.outbound import signing
 from webhooks.outbound.delivery import DELIVER_TASK
 from webhooks.outbound.destinations import endpoint_url_validate
@@ -64,7 +64,7 @@ def event_prepare(*, merchant, mode: str, type: str, data: dict) -> PendingEvent
     if not isinstance(data, dict):
         raise ValueError("event data must be the object snapshot (a dict)")
     event = Event(merchant=merchant, mode=mode, type=type, data=data)
-    return PendingEvent(event, [*row_values(insert_for(Event), event), merchant.pk, mode, type])
+    return PendingEvent(event, [json_rows(insert_for(Event), [event]), merchant.pk, mode, type])
 
 
 def event_recorded(pending: PendingEvent, endpoint_ids: list[str]) -> Event:
@@ -87,12 +87,12 @@ def event_sql() -> tuple[str, str]:
     """The INSERT of an event as a data-modifying CTE (`new_event AS (…)`, run whatever the statement returns)
     and the SELECT of its enabled endpoints' ids (text): the same rows as `Event.objects.create()` followed by
     `WebhookEndpoint.objects.filter(merchant, mode, enabled, not deleted, enabled_events && [type, "*"])`,
-    without compiling either per call. Parameters: the event row, then merchant id, mode, type."""
+    without compiling either per call. Parameters: the event row (`json_rows`), then merchant id, mode, type."""
     event = insert_for(Event)
     endpoint = WebhookEndpoint._meta
     quote = connection.ops.quote_name
     # Only identifiers from model metadata are interpolated; values are bound parameters.
-    insert = f"new_event AS (INSERT INTO {event.table} {event.columns} VALUES {event.row})"  # noqa: S608
+    insert = f"new_event AS (INSERT INTO {event.table} {event.columns} {event.from_json})"  # noqa: S608
     select = (
         f"SELECT e.{quote('id')}::text FROM {quote(endpoint.db_table)} e "  # noqa: S608
         f"WHERE e.{quote('merchant_id')} = %s AND e.{quote('mode')} = %s AND e.{quote('enabled')} "

@@ -125,6 +125,16 @@ def invoice_render(invoice: Invoice, *, payments: list[dict], now: datetime | No
     return invoices_render([invoice], payments={invoice.id: payments}, now=now)[0]
 
 
+def invoice_render_created(invoice: Invoice) -> dict:
+    """A just-created invoice's representation: the snapshot its `invoice.created` event carries (rendered once
+    by `invoice_create`, so the response and the event show the same object), else rendered now."""
+    snapshot = invoice.__dict__.get(CREATED_SNAPSHOT)
+    return snapshot if snapshot is not None else invoice_render(invoice, payments=[])
+
+
+CREATED_SNAPSHOT = "_created_snapshot"  # instance attribute set by invoices.services.create
+
+
 def invoice_installments(*, merchant: Merchant, mode: str, invoice_id: str) -> dict:
     invoice = invoice_get(merchant=merchant, mode=mode, invoice_id=invoice_id, related=False)
     rows = Installment.objects.filter(invoice=invoice).order_by("number")

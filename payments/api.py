@@ -241,9 +241,7 @@ class InvoiceViewSet(ApiViewSet):
         body = InvoiceCreateInput(data=request.data)
         body.is_valid(raise_exception=True)
         invoice = invoice_services.invoice_create(**tenant(request), **service_kwargs(body.validated_data))
-        return Response(
-            invoice_selectors.invoice_render(invoice, payments=[]), status=201
-        )  # new: no payments
+        return Response(invoice_selectors.invoice_render_created(invoice), status=201)
 
     @extend_schema(
         operation_id="invoices_retrieve",
@@ -292,9 +290,7 @@ class InvoiceViewSet(ApiViewSet):
         invoice = invoice_services.invoice_create_supplementary(
             **tenant(request), parent_id=invoice_id, **service_kwargs(body.validated_data)
         )
-        return Response(
-            invoice_selectors.invoice_render(invoice, payments=[]), status=201
-        )  # new: no payments
+        return Response(invoice_selectors.invoice_render_created(invoice), status=201)
 
     @extend_schema(
         operation_id="invoices_installments_list",

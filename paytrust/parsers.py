@@ -20,6 +20,10 @@ def _reject_constant(name: str):
 # JSON may escape them (`"\\u0000"`, a lone `"\\ud800"`), but PostgreSQL text and jsonb cannot store U+0000, and a
 # lone surrogate is not a character at all (it cannot be encoded as UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# A decoded body can only hold them through an escape: JSON refuses a raw control character in a string, and the
+# strict decoding of the body refuses an encoded lone surrogate. Only a body with such an escape (or an escaped
+# backslash before "u0000"-like text, a harmless false positive) is walked.
+_ESCAPED_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 _UNSTORABLE_MESSAGE = "must not contain U+0000 or a lone UTF-16 surrogate (\\ud800-\\udfff)"
 
 
@@ -49,12 +53,14 @@ class DecimalJSONParser(JSONParser):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
-            decoded = codecs.getreader(encoding)(stream)
-            data = json.load(decoded, parse_float=Decimal, parse_constant=_reject_constant)
+            text = codecs.getreader(encoding)(stream).read()
+            data = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
         except RecursionError:
             raise ParseError("the JSON document is nested too deeply")
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(str(exc))
+        if not _ESCAPED_UNSTORABLE.search(text):
+            return data  # nothing to refuse: the walk below is skipped for (nearly) every body
         try:
             _reject_unstorable(data, "")
         except RecursionError:

@@ -14,7 +14,7 @@ from gateways.selectors import gateway_account_with_fee
 from invoices import calc
 from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
 from invoices.models import Installment, Invoice, InvoiceStatus, LineItem
-from invoices.selectors import invoice_render
+from invoices.selectors import CREATED_SNAPSHOT, invoice_render
 from invoices.services._inputs import (
     Computed,
     apply_totals,
@@ -238,11 +238,9 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
         json_rows(insert_for(Installment), installments),
     ]
     cache_related(invoice, line_items=lines, installments=installments, supplementary_invoices=[])
+    snapshot = invoice_render(invoice, payments=[])  # a new invoice has no payments
     event = webhook_services.event_prepare(
-        merchant=invoice.merchant,
-        mode=invoice.mode,
-        type="invoice.created",
-        data=invoice_render(invoice, payments=[]),  # a new invoice has no payments
+        merchant=invoice.merchant, mode=invoice.mode, type="invoice.created", data=snapshot
     )
     with prepared_cursor() as cursor:
         cursor.execute(_insert_new_invoice_sql(), [*params, *event.params])
@@ -255,6 +253,7 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
     for installment in installments:
         installment.pk = int(ids[(1, installment.number)])
     webhook_services.event_recorded(event, [pk for kind, _key, pk in rows if kind == _ENDPOINT])
+    setattr(invoice, CREATED_SNAPSHOT, snapshot)  # the API's response (invoice_render_created) renders it once
 
 
 _ENDPOINT = 2  # rows of `_insert_new_invoice_sql` that are the event's endpoints

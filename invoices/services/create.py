@@ -30,7 +30,7 @@ from invoices.services._support import cache_related
 from merchants.models import Merchant
 from paytrust import money
 from paytrust.errors import Conflict, NotFound, ValidationError
-from paytrust.sql import insert_for, json_rows, mark_saved, prepared_cursor
+from paytrust.sql import insert_for, json_rows, mark_saved, new_instance, prepared_cursor
 from webhooks.outbound import services as webhook_services
 
 
@@ -77,7 +77,8 @@ def invoice_create(
         fee=(resolved.fee_percent, resolved.fee_fixed_minor),
     )
 
-    invoice = Invoice(
+    invoice = new_instance(
+        Invoice,
         merchant=merchant,
         mode=mode,
         status=InvoiceStatus.DRAFT,
@@ -190,7 +191,8 @@ def _customer_tuple(customer: CustomerIn) -> tuple[str, str, str]:
 
 def child_rows(invoice: Invoice, computed: Computed) -> tuple[list[LineItem], list[Installment]]:
     lines = [
-        LineItem(
+        new_instance(
+            LineItem,
             invoice=invoice,
             position=line.position,
             name=line.name,
@@ -203,7 +205,8 @@ def child_rows(invoice: Invoice, computed: Computed) -> tuple[list[LineItem], li
         for line in computed.lines
     ]
     installments = [
-        Installment(
+        new_instance(
+            Installment,
             invoice=invoice,
             number=inst.number,
             amount_minor=inst.amount_minor,

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from paytrust.errors import NotFound, Unprocessable, ValidationError
 from paytrust.jobs import defer_in_transaction, jobs_withdraw
-from paytrust.sql import insert_for, json_rows, mark_saved, prepared_cursor
+from paytrust.sql import insert_for, json_rows, mark_saved, new_instance, prepared_cursor
 from webhooks.outbound import signing
 from webhooks.outbound.delivery import DELIVER_TASK
 from webhooks.outbound.destinations import endpoint_url_validate
@@ -63,7 +63,7 @@ def event_prepare(*, merchant, mode: str, type: str, data: dict) -> PendingEvent
         raise ValueError(f"unknown mode {mode!r}")
     if not isinstance(data, dict):
         raise ValueError("event data must be the object snapshot (a dict)")
-    event = Event(merchant=merchant, mode=mode, type=type, data=data)
+    event = new_instance(Event, merchant=merchant, mode=mode, type=type, data=data)
     return PendingEvent(event, [json_rows(insert_for(Event), [event]), merchant.pk, mode, type])
 
 

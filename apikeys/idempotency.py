@@ -28,6 +28,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from apikeys.models import IdempotencyRecord
+from apikeys.ratelimit import WINDOW_MS, RateLimitResult
 from paytrust.errors import IdempotencyError, ValidationError
 from paytrust.sql import prepared_cursor, stable_params
 
@@ -126,6 +127,55 @@ def idempotency_begin(
         code="idempotency_request_in_progress",
         status_code=409,
     )
+
+
+# The PostgreSQL rate limiter's hit and the claim in ONE round trip (ADR 0024): the claim row is inserted only when
+# the hit was allowed (a 429 claims nothing), in the same autocommit statement as the hit. MATERIALIZED: the
+# function runs exactly once.
+_HIT_AND_CLAIM_SQL = """
+WITH hit AS MATERIALIZED (SELECT * FROM paytrust_rate_limit_hit(%s, %s::integer, %s::bigint)),
+claim AS (
+    INSERT INTO apikeys_idempotencyrecord
+        (merchant_id, mode, key, fingerprint, method, path, status, response_headers, created_at, locked_at)
+    SELECT %s, %s, %s, %s, %s, %s, 'in_progress', '{}'::jsonb, %s, %s FROM hit WHERE hit.allowed
+    ON CONFLICT (merchant_id, mode, key) DO NOTHING
+    RETURNING id
+)
+SELECT hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim) FROM hit
+"""
+
+
+def hit_and_claim(
+    *, bucket: str, limit: int, merchant_id: str, mode: str, key: str, method: str, path: str, body: bytes
+) -> tuple[RateLimitResult, Claim | None]:
+    """Count one request of `bucket` against `limit` (as `ratelimit.rate_limit_hit` with the PostgreSQL store)
+    and, when it is allowed, try to claim `key` (as the first INSERT of `idempotency_begin`), in one statement.
+    The claim is None when the hit was refused or the key is already taken: the caller then answers 429, or
+    runs `idempotency_begin`, which reads the existing record (replay, 409, 422 or a stale takeover). Only for
+    the PostgreSQL store and a valid key (`validate_key`); raises the database's errors (the caller fails open
+    as `rate_limit_hit` does)."""
+    fp = fingerprint(method=method, path=path, body=body)
+    now = timezone.now()
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            _HIT_AND_CLAIM_SQL,
+            [
+                *stable_params([bucket, limit, WINDOW_MS]),
+                merchant_id,
+                mode,
+                key,
+                fp,
+                method,
+                path[:500],
+                now,
+                now,
+            ],
+        )
+        allowed, used, oldest, now_ms, record_id = cursor.fetchone()
+    result = RateLimitResult(
+        allowed=allowed, limit=limit, used=used, reset_ms=(oldest or now_ms) + WINDOW_MS, now_ms=now_ms
+    )
+    return result, (Claim(record_id=record_id) if record_id is not None else None)
 
 
 def should_store(status: int) -> bool:

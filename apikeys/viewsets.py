@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from drf_spectacular.plumbing import get_doc, is_list_serializer
 from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSetMixin
@@ -30,7 +31,7 @@ from apikeys.authentication import Principal
 from apikeys.ratelimit import rate_limit_hit
 from merchants.selectors import merchant_rate_limit
 from paytrust import metrics
-from paytrust.errors import RateLimited
+from paytrust.errors import RateLimited, ValidationError
 from paytrust.schema import ApiAutoSchema
 
 logger = logging.getLogger("paytrust.api")
@@ -56,7 +57,7 @@ class ApiView(APIView):
         super().perform_authentication(request)
         principal = request.user
         if isinstance(principal, Principal):
-            result = rate_limit_hit(bucket=principal.key.id, limit=merchant_rate_limit(principal.merchant))
+            result = self._rate_limit_hit(request, principal)
             self._rate_limit = result
             if result is not None and not result.allowed:
                 metrics.rate_limited()
@@ -66,11 +67,41 @@ class ApiView(APIView):
                     headers=result.headers(),
                 )
 
+    def _rate_limit_hit(self, request, principal: Principal):
+        """The rate limit's hit; with the PostgreSQL store and a valid Idempotency-Key, the key's claim is tried
+        in the same round trip (`idempotency.hit_and_claim`). A claim made here and then refused by the
+        permission check is released like any 4xx's (`dispatch`)."""
+        limit = merchant_rate_limit(principal.merchant)
+        raw = self._idempotency_key(request)
+        if raw is None or not _claim_with_hit(raw):
+            return rate_limit_hit(bucket=principal.key.id, limit=limit)
+        try:
+            result, self._idempotency_claim = idempotency.hit_and_claim(
+                bucket=principal.key.id,
+                limit=limit,
+                merchant_id=principal.merchant.id,
+                mode=principal.mode,
+                key=raw,
+                method=request.method,
+                path=request.get_full_path(),
+                body=request.body,
+            )
+        except Exception as exc:  # noqa: BLE001 - fail open, as rate_limit_hit; idempotency_begin runs later
+            logger.error("rate limit store failed; request allowed", extra={"error": repr(exc)})
+            metrics.rate_limit_store_error(backend="postgresql")
+            return None
+        return result
+
     # --- idempotency: after authentication, permissions and rate limiting ---------------------------------
+    def _idempotency_key(self, request) -> str | None:
+        if request.method == "POST" and hasattr(self, "post"):
+            return request.headers.get("Idempotency-Key")
+        return None
+
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
-        if request.method == "POST" and hasattr(self, "post") and isinstance(request.user, Principal):
-            raw = request.headers.get("Idempotency-Key")
+        if self._idempotency_claim is None and isinstance(request.user, Principal):
+            raw = self._idempotency_key(request)
             if raw is not None:
                 self._idempotency_begin(request, raw)
 
@@ -126,6 +157,18 @@ class ApiView(APIView):
             )
         except Exception:  # the response is sent anyway; the claim goes stale and may be taken over later
             logger.exception("idempotency: could not store the response", extra={"record": claim.record_id})
+
+
+def _claim_with_hit(raw_key: str) -> bool:
+    """Whether the rate limit's hit and the Idempotency-Key's claim can share a round trip: the PostgreSQL store
+    (Redis is another server) and a key `idempotency_begin` would accept (else its 400 comes after the hit)."""
+    if not settings.RATE_LIMIT_ENABLED or settings.REDIS_URL:
+        return False
+    try:
+        idempotency.validate_key(raw_key)
+    except ValidationError:
+        return False
+    return True
 
 
 class ApiViewSetSchema(ApiAutoSchema):

@@ -1,5 +1,5 @@
 """Request context: X-Request-Id, body size limit, error envelope safety net, one JSON access-log line per request,
-and the request latency histogram."""
+and the request latency histogram. Django's browser-only middleware, skipped for the JSON API (end of file)."""
 
 import logging
 import re
@@ -8,7 +8,12 @@ import uuid
 from http import HTTPStatus
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
 from django.core.exceptions import RequestDataTooBig
+from django.middleware.clickjacking import XFrameOptionsMiddleware as _XFrameOptionsMiddleware
+from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
 
 from paytrust import metrics
 from paytrust.errors import (
@@ -106,3 +111,40 @@ class RequestContextMiddleware:
         finally:
             request_id_var.reset(rid_token)
             merchant_var.reset(mer_token)
+
+
+# ---- browser-only middleware ----------------------------------------------------------------------------------
+# Sessions, CSRF, the session user, messages and X-Frame-Options serve the browser pages (the admin, the sandbox
+# checkout, the bank-transfer instructions, the API docs); the JSON API under /v1/ is authenticated by API key on
+# every request, its views are CSRF-exempt (DRF) and it renders no frame. These subclasses of Django's middleware
+# (so the admin's system checks still find them in MIDDLEWARE) pass /v1/ requests straight through: their
+# process_request/process_response work, ~2 % of an API request's CPU, is skipped where it cannot matter.
+API_PREFIX = "/v1/"
+
+
+def _is_api(request) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def _browser_only(base: type) -> type:
+    def __call__(self, request):  # noqa: N807
+        if _is_api(request):
+            return self.get_response(request)
+        return base.__call__(self, request)
+
+    return type(
+        base.__name__, (base,), {"__call__": __call__, "__module__": __name__, "__doc__": base.__doc__}
+    )
+
+
+class CsrfViewMiddleware(_browser_only(_CsrfViewMiddleware)):
+    def process_view(self, request, callback, callback_args, callback_kwargs):
+        if _is_api(request):
+            return None
+        return super().process_view(request, callback, callback_args, callback_kwargs)
+
+
+SessionMiddleware = _browser_only(_SessionMiddleware)
+AuthenticationMiddleware = _browser_only(_AuthenticationMiddleware)
+MessageMiddleware = _browser_only(_MessageMiddleware)
+XFrameOptionsMiddleware = _browser_only(_XFrameOptionsMiddleware)

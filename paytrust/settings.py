@@ -71,12 +71,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "paytrust.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's sessions, CSRF, auth, messages and clickjacking middleware, passing /v1/ (the API key-authenticated
+    # JSON API) straight through (paytrust/middleware.py).
+    "paytrust.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "paytrust.middleware.CsrfViewMiddleware",
+    "paytrust.middleware.AuthenticationMiddleware",
+    "paytrust.middleware.MessageMiddleware",
+    "paytrust.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "paytrust.urls"

@@ -31,10 +31,10 @@ from functools import cache
 from uuid import UUID
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
 from django.db.backends.postgresql.psycopg_any import register_tzloader
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import NOT_PROVIDED, Field, Model, fields
 from django.db.models import JSONField as ModelJSONField
 from psycopg import errors as pg_errors
@@ -68,7 +68,9 @@ def insert_for(model: type[Model]) -> Insert:
         if field.db_default is not NOT_PROVIDED or hasattr(field, "get_placeholder"):
             raise TypeError(f"{meta.label}.{field.name}: not supported by paytrust.sql (use the ORM)")
         if isinstance(field, ModelJSONField) and field.encoder not in (None, DjangoJSONEncoder):
-            raise TypeError(f"{meta.label}.{field.name}: JSON encoder not supported by paytrust.sql (use the ORM)")
+            raise TypeError(
+                f"{meta.label}.{field.name}: JSON encoder not supported by paytrust.sql (use the ORM)"
+            )
     columns = ", ".join(quote(f.column) for f in written)
     return Insert(
         table=quote(meta.db_table),

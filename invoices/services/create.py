@@ -236,7 +236,9 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
     timestamps included, are computed first)."""
     lines, installments = child_rows(invoice, computed)
     params = [
-        json_rows(insert_for(Invoice), [invoice]),  # fills created_at/updated_at, which the event's snapshot shows
+        json_rows(
+            insert_for(Invoice), [invoice]
+        ),  # fills created_at/updated_at, which the event's snapshot shows
         json_rows(insert_for(LineItem), lines),
         json_rows(insert_for(Installment), installments),
     ]
@@ -256,7 +258,9 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
     for installment in installments:
         installment.pk = int(ids[(1, installment.number)])
     webhook_services.event_recorded(event, [pk for kind, _key, pk in rows if kind == _ENDPOINT])
-    setattr(invoice, CREATED_SNAPSHOT, snapshot)  # the API's response (invoice_render_created) renders it once
+    setattr(
+        invoice, CREATED_SNAPSHOT, snapshot
+    )  # the API's response (invoice_render_created) renders it once
 
 
 _ENDPOINT = 2  # rows of `_insert_new_invoice_sql` that are the event's endpoints

@@ -272,3 +272,69 @@ def test_purge_deletes_records_past_the_retention_only(merchant, settings):
         )
     assert idempotency_purge() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+
+
+# --- the rate limit's hit and the claim in one round trip (PostgreSQL store) ---------------------------------
+
+
+def _statements(queries, needle: str) -> list[str]:
+    return [q["sql"] for q in queries if needle in q["sql"]]
+
+
+@pytest.fixture
+def onboarded(db, client_for):
+    """(merchant, client) of a merchant with its sandbox account, so it can create invoices."""
+    from gateways.services import merchant_onboard
+
+    merchant = merchant_onboard(name="One trip")
+    return merchant, client_for(make_api_key(merchant)[1])
+
+
+@pytest.mark.django_db
+def test_the_hit_and_the_claim_share_one_statement(onboarded, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.REDIS_URL = ""
+    api = onboarded[1]
+    with CaptureQueriesContext(connection) as queries:
+        created = _post(api, "/v1/invoices", _INVOICE, "one-trip")
+    assert created.status_code == 201
+    hits = _statements(queries.captured_queries, "paytrust_rate_limit_hit")
+    assert len(hits) == 1 and "apikeys_idempotencyrecord" in hits[0]
+    assert not [
+        q
+        for q in _statements(queries.captured_queries, "apikeys_idempotencyrecord")
+        if q not in hits and q.lstrip().upper().startswith("INSERT")
+    ]
+    record = IdempotencyRecord.objects.get(key="one-trip")
+    assert record.status == IdempotencyRecord.Status.COMPLETED and record.response_status == 201
+    replay = _post(api, "/v1/invoices", _INVOICE, "one-trip")
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == created.json()["id"]
+
+
+@pytest.mark.django_db
+def test_a_rate_limited_request_claims_nothing(onboarded, settings):
+    settings.REDIS_URL = ""
+    merchant, api = onboarded
+    merchant.rate_limit_per_minute = 1
+    merchant.save(update_fields=["rate_limit_per_minute"])
+    assert _post(api, "/v1/invoices", _INVOICE, "first-in-window").status_code == 201
+    refused = _post(api, "/v1/invoices", _INVOICE, "second-in-window")
+    assert refused.status_code == 429 and refused["Retry-After"]
+    assert not IdempotencyRecord.objects.filter(key="second-in-window").exists()
+
+
+@pytest.mark.django_db
+def test_a_claim_refused_by_the_permission_check_is_released(api, settings):
+    settings.REDIS_URL = ""
+    refused = _post(api, "/v1/api-keys", {"mode": "test", "name": "not allowed"}, "no-admin-scope")
+    assert refused.status_code == 403
+    assert not IdempotencyRecord.objects.filter(key="no-admin-scope").exists()
+
+
+_INVOICE = {
+    "currency": "IDR",
+    "line_items": [{"name": "Widget", "quantity": 1, "unit_price": "150000", "tax_rate": "0.11"}],
+}

@@ -146,15 +146,23 @@ SELECT hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim) 
 
 
 def hit_and_claim(
-    *, bucket: str, limit: int, merchant_id: str, mode: str, key: str, method: str, path: str, body: bytes
+    *,
+    bucket: str,
+    limit: int,
+    merchant_id: str,
+    mode: str,
+    key: str,
+    method: str,
+    path: str,
+    request_fingerprint: str,
 ) -> tuple[RateLimitResult, Claim | None]:
     """Count one request of `bucket` against `limit` (as `ratelimit.rate_limit_hit` with the PostgreSQL store)
     and, when it is allowed, try to claim `key` (as the first INSERT of `idempotency_begin`), in one statement.
     The claim is None when the hit was refused or the key is already taken: the caller then answers 429, or
     runs `idempotency_begin`, which reads the existing record (replay, 409, 422 or a stale takeover). Only for
-    the PostgreSQL store and a valid key (`validate_key`); raises the database's errors (the caller fails open
-    as `rate_limit_hit` does)."""
-    fp = fingerprint(method=method, path=path, body=body)
+    the PostgreSQL store and a valid key (`validate_key`), after the permission check passed; `request_fingerprint`
+    is `fingerprint(method, path, body)`. Raises the database's errors (the caller fails open as `rate_limit_hit`
+    does)."""
     now = timezone.now()
     with prepared_cursor() as cursor:
         cursor.execute(
@@ -164,7 +172,7 @@ def hit_and_claim(
                 merchant_id,
                 mode,
                 key,
-                fp,
+                request_fingerprint,
                 method,
                 path[:500],
                 now,

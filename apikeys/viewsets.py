@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.db import DatabaseError
 from drf_spectacular.plumbing import get_doc, is_list_serializer
 from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSetMixin
@@ -35,6 +36,10 @@ from paytrust.errors import RateLimited, ValidationError
 from paytrust.schema import ApiAutoSchema
 
 logger = logging.getLogger("paytrust.api")
+
+FUSED_CLAIM_MAX_BODY = (
+    16 * 1024
+)  # bytes: larger bodies claim their Idempotency-Key in a statement of their own
 
 
 class _Replay(Exception):  # noqa: N818 - control flow, not an error
@@ -68,13 +73,16 @@ class ApiView(APIView):
                 )
 
     def _rate_limit_hit(self, request, principal: Principal):
-        """The rate limit's hit; with the PostgreSQL store and a valid Idempotency-Key, the key's claim is tried
-        in the same round trip (`idempotency.hit_and_claim`). A claim made here and then refused by the
-        permission check is released like any 4xx's (`dispatch`)."""
+        """The rate limit's hit; with the PostgreSQL store, a valid Idempotency-Key, a small body and the
+        permission check passing (it is pure Python on the principal, run again by DRF right after), the key's
+        claim is tried in the same round trip (`idempotency.hit_and_claim`): the claim still comes after
+        authentication, permissions and rate limiting, as ADR 0002 says."""
         limit = merchant_rate_limit(principal.merchant)
         raw = self._idempotency_key(request)
-        if raw is None or not _claim_with_hit(raw):
+        if raw is None or not self._claim_with_hit(request, raw):
             return rate_limit_hit(bucket=principal.key.id, limit=limit)
+        path = request.get_full_path()
+        fp = idempotency.fingerprint(method=request.method, path=path, body=request.body)
         try:
             result, self._idempotency_claim = idempotency.hit_and_claim(
                 bucket=principal.key.id,
@@ -83,14 +91,29 @@ class ApiView(APIView):
                 mode=principal.mode,
                 key=raw,
                 method=request.method,
-                path=request.get_full_path(),
-                body=request.body,
+                path=path,
+                request_fingerprint=fp,
             )
-        except Exception as exc:  # noqa: BLE001 - fail open, as rate_limit_hit; idempotency_begin runs later
+        except DatabaseError as exc:  # fail open, as rate_limit_hit; idempotency_begin runs later
             logger.error("rate limit store failed; request allowed", extra={"error": repr(exc)})
             metrics.rate_limit_store_error(backend="postgresql")
             return None
         return result
+
+    def _claim_with_hit(self, request, raw_key: str) -> bool:
+        """Whether the hit and the claim can share a round trip: the PostgreSQL store (Redis is another server),
+        a key `idempotency_begin` would accept (else its 400 comes after the hit), the permissions granted (a
+        refused request claims nothing) and a body small enough that a request the limiter refuses costs little
+        to fingerprint (a larger one is fingerprinted only once the hit is allowed, as before)."""
+        if not settings.RATE_LIMIT_ENABLED or settings.REDIS_URL:
+            return False
+        try:
+            if int(request.META.get("CONTENT_LENGTH") or 0) > FUSED_CLAIM_MAX_BODY:
+                return False
+            idempotency.validate_key(raw_key)
+        except (ValueError, ValidationError):
+            return False
+        return all(permission.has_permission(request, self) for permission in self.get_permissions())
 
     # --- idempotency: after authentication, permissions and rate limiting ---------------------------------
     def _idempotency_key(self, request) -> str | None:
@@ -157,18 +180,6 @@ class ApiView(APIView):
             )
         except Exception:  # the response is sent anyway; the claim goes stale and may be taken over later
             logger.exception("idempotency: could not store the response", extra={"record": claim.record_id})
-
-
-def _claim_with_hit(raw_key: str) -> bool:
-    """Whether the rate limit's hit and the Idempotency-Key's claim can share a round trip: the PostgreSQL store
-    (Redis is another server) and a key `idempotency_begin` would accept (else its 400 comes after the hit)."""
-    if not settings.RATE_LIMIT_ENABLED or settings.REDIS_URL:
-        return False
-    try:
-        idempotency.validate_key(raw_key)
-    except ValidationError:
-        return False
-    return True
 
 
 class ApiViewSetSchema(ApiAutoSchema):

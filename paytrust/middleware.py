@@ -12,7 +12,6 @@ from django.contrib.auth.middleware import AuthenticationMiddleware as _Authenti
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
 from django.core.exceptions import RequestDataTooBig
-from django.middleware.clickjacking import XFrameOptionsMiddleware as _XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware as _CsrfViewMiddleware
 
 from paytrust import metrics
@@ -114,11 +113,12 @@ class RequestContextMiddleware:
 
 
 # ---- browser-only middleware ----------------------------------------------------------------------------------
-# Sessions, CSRF, the session user, messages and X-Frame-Options serve the browser pages (the admin, the sandbox
-# checkout, the bank-transfer instructions, the API docs); the JSON API under /v1/ is authenticated by API key on
-# every request, its views are CSRF-exempt (DRF) and it renders no frame. These subclasses of Django's middleware
-# (so the admin's system checks still find them in MIDDLEWARE) pass /v1/ requests straight through: their
-# process_request/process_response work, ~2 % of an API request's CPU, is skipped where it cannot matter.
+# Sessions, CSRF, the session user and messages serve the browser pages (the admin, the sandbox checkout, the
+# bank-transfer instructions); the API under /v1/ is authenticated by API key on every request, its views are
+# DRF's (CSRF-exempt, no session authentication) and its only HTML pages, the gateway return pages, are GET-only
+# and read no session. These subclasses of Django's middleware (so the admin's system checks still find them in
+# MIDDLEWARE) pass /v1/ requests straight through: their process_request/process_response work is skipped where it
+# cannot matter. X-Frame-Options (Django's clickjacking middleware) stays on for every path.
 API_PREFIX = "/v1/"
 
 
@@ -147,4 +147,3 @@ class CsrfViewMiddleware(_browser_only(_CsrfViewMiddleware)):
 SessionMiddleware = _browser_only(_SessionMiddleware)
 AuthenticationMiddleware = _browser_only(_AuthenticationMiddleware)
 MessageMiddleware = _browser_only(_MessageMiddleware)
-XFrameOptionsMiddleware = _browser_only(_XFrameOptionsMiddleware)

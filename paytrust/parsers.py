@@ -2,6 +2,7 @@
 PostgreSQL cannot store (U+0000, lone UTF-16 surrogates) are refused with a 400 naming the field."""
 
 import codecs
+import functools
 import json
 import re
 from decimal import Decimal
@@ -20,9 +21,11 @@ def _reject_constant(name: str):
 # JSON may escape them (`"\\u0000"`, a lone `"\\ud800"`), but PostgreSQL text and jsonb cannot store U+0000, and a
 # lone surrogate is not a character at all (it cannot be encoded as UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-# A decoded body can only hold them through an escape: JSON refuses a raw control character in a string, and the
-# strict decoding of the body refuses an encoded lone surrogate. Only a body with such an escape (or an escaped
-# backslash before "u0000"-like text, a harmless false positive) is walked.
+# A UTF-8 body can only hold them through an escape: JSON refuses a raw control character in a string, and strict
+# UTF-8 decoding refuses an encoded lone surrogate. Such a body is walked only if it has such an escape (or an
+# escaped backslash before "u0000"-like text, a harmless false positive). A body in another charset (utf-7,
+# unicode_escape, ... - Django accepts any codec Content-Type names) is always walked: it can decode to a lone
+# surrogate without any JSON escape.
 _ESCAPED_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 _UNSTORABLE_MESSAGE = "must not contain U+0000 or a lone UTF-16 surrogate (\\ud800-\\udfff)"
 
@@ -48,6 +51,14 @@ def _reject_unstorable(value, path: str) -> None:
             _reject_unstorable(item, f"{path}.{index}" if path else str(index))
 
 
+@functools.cache
+def _is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
 class DecimalJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
@@ -59,7 +70,7 @@ class DecimalJSONParser(JSONParser):
             raise ParseError("the JSON document is nested too deeply")
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(str(exc))
-        if not _ESCAPED_UNSTORABLE.search(text):
+        if _is_utf8(encoding) and not _ESCAPED_UNSTORABLE.search(text):
             return data  # nothing to refuse: the walk below is skipped for (nearly) every body
         try:
             _reject_unstorable(data, "")

@@ -71,14 +71,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "paytrust.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Django's sessions, CSRF, auth, messages and clickjacking middleware, passing /v1/ (the API key-authenticated
-    # JSON API) straight through (paytrust/middleware.py).
+    # Django's sessions, CSRF, auth and messages middleware, passing /v1/ (the API key-authenticated JSON API)
+    # straight through (paytrust/middleware.py). X-Frame-Options stays on every response (the gateway return
+    # pages under /v1/ are HTML).
     "paytrust.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "paytrust.middleware.CsrfViewMiddleware",
     "paytrust.middleware.AuthenticationMiddleware",
     "paytrust.middleware.MessageMiddleware",
-    "paytrust.middleware.XFrameOptionsMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "paytrust.urls"

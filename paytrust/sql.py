@@ -16,7 +16,7 @@ are interpolated into SQL; every value is a bound parameter.
 
 Not supported (refused when the statement is built, so a test fails rather than a row being written wrongly):
 fields with `db_default`, fields with a custom SQL placeholder, and JSON fields with an encoder other than
-Django's (JSON columns are encoded with DjangoJSONEncoder, which encodes whatever the default encoder does).
+Django's own (a JSON field with DjangoJSONEncoder is encoded by it, one without by the json module, as the ORM).
 """
 
 from __future__ import annotations
@@ -86,9 +86,7 @@ def json_rows(insert: Insert, objs: Iterable[Model]) -> str:
     """The jsonb parameter of `insert.from_json` for the rows of `objs` (fills their auto_now/auto_now_add
     fields, as `save()` would)."""
     return json.dumps(
-        [{column: get(obj) for column, get in insert.getters} for obj in objs],
-        cls=DjangoJSONEncoder,
-        separators=(",", ":"),
+        [{column: get(obj) for column, get in insert.getters} for obj in objs], separators=(",", ":")
     )
 
 
@@ -107,12 +105,24 @@ def _json_getter(field: Field) -> Callable[[Model], object]:
 
     target = field.target_field if field.is_relation else field
     if isinstance(target, ModelJSONField):
-        return raw  # embedded as JSON (jsonb_populate_recordset keeps a json/jsonb column's value as it is)
+        if target.encoder is None:
+            return (
+                raw  # embedded as JSON (jsonb_populate_recordset keeps a json/jsonb column's value as it is)
+            )
+
+        def raw_encoded(
+            obj, raw=raw, encoder=target.encoder
+        ):  # what the field's encoder makes of it, as the ORM
+            return json.loads(json.dumps(raw(obj), cls=encoder))
+
+        return raw_encoded
     if isinstance(target, fields.DateTimeField):
         convert: Callable = _timestamp
     elif isinstance(target, fields.DateField):
         convert = date.isoformat
-    elif isinstance(target, fields.DecimalField | fields.UUIDField):
+    elif isinstance(target, fields.DecimalField):
+        convert = _decimal
+    elif isinstance(target, fields.UUIDField):
         convert = str
     elif isinstance(target, fields.CharField | fields.TextField | fields.IntegerField | fields.BooleanField):
         return raw  # JSON's own string, number and boolean (a str/int enum member encodes as its value)
@@ -132,6 +142,15 @@ def _timestamp(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime for a timestamp with time zone column")
     return value.isoformat()
+
+
+def _decimal(value: Decimal) -> str:
+    if isinstance(value, float):
+        raise TypeError("a float for a decimal column")  # an int is exact; a float never touches an amount
+    value = Decimal(value)
+    if not value.is_finite():
+        raise ValueError(f"not a finite decimal: {value}")
+    return str(value)
 
 
 def _json_value(value):

@@ -150,3 +150,19 @@ def test_report_dates_at_the_ends_of_the_calendar_are_a_400(api, query, param, f
     response = api.get("/v1/reports/financial", {**query, "format": fmt})
     error = _error(response, 400)
     assert error["param"] == param
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("charset", "encoded_value"),
+    [
+        ("utf-7", b'"+2AA-"'),  # U+D800 in UTF-7, no JSON escape anywhere
+        ("unicode_escape", b'"\\U0000dc00"'),  # U+DC00 through the codec's own escape, not JSON's
+    ],
+)
+def test_a_lone_surrogate_in_another_charset_is_a_400_too(api, sandbox, charset, encoded_value):
+    """The escape-only shortcut of the parser holds for UTF-8 alone: any other charset Django accepts is walked."""
+    body = b'{"currency": "IDR", "line_items": [], "metadata": {"a": ' + encoded_value + b"}}"
+    response = api.post("/v1/invoices", body, content_type=f"application/json; charset={charset}")
+    error = _error(response, 400)
+    assert (error["code"], error["param"]) == ("invalid_characters", "metadata.a")

@@ -27,13 +27,37 @@ def test_the_admin_still_refuses_a_post_without_its_csrf_token():
     assert browser.get("/admin/").status_code == 200  # the session user, from the session cookie
 
 
-def test_the_api_gets_no_session_csrf_or_frame_middleware(api):
+def test_the_session_csrf_auth_and_messages_middleware_pass_the_api_through():
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from paytrust.middleware import (
+        AuthenticationMiddleware,
+        CsrfViewMiddleware,
+        MessageMiddleware,
+        SessionMiddleware,
+    )
+
+    seen = {}
+
+    def view(request):
+        seen[request.path] = {name: hasattr(request, name) for name in ("session", "user", "_messages")}
+        return HttpResponse("ok")
+
+    chain = SessionMiddleware(AuthenticationMiddleware(MessageMiddleware(view)))
+    for path in ("/v1/invoices", "/admin/login/"):
+        chain(RequestFactory().get(path))
+    assert seen["/v1/invoices"] == {"session": False, "user": False, "_messages": False}
+    assert seen["/admin/login/"] == {"session": True, "user": True, "_messages": True}
+    csrf = CsrfViewMiddleware(view)
+    post = RequestFactory().post("/v1/anything", {})
+    assert csrf.process_view(post, view, (), {}) is None  # not checked under /v1/ (API-key authenticated)
+    admin_post = RequestFactory().post("/admin/login/", {})
+    assert csrf.process_view(admin_post, view, (), {}).status_code == 403
+
+
+def test_api_responses_keep_x_frame_options(api):
     response = api.get("/v1/merchant")
     assert response.status_code == 200
+    assert response["X-Frame-Options"] == "DENY"  # the gateway return pages under /v1/ are HTML
     assert not response.cookies
-    assert (
-        "X-Frame-Options" not in response
-    )  # Django's clickjacking middleware sets it on every response it sees
-    # A session cookie sent to the API is ignored: the API key alone decides.
-    api.cookies["sessionid"] = "whatever"
-    assert api.get("/v1/merchant").status_code == 200

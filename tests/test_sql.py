@@ -88,3 +88,84 @@ def test_with_prepared_statements_off_the_hot_path_binds_client_side(settings, c
     assert LineItem.objects.filter(invoice=invoice).count() == 2
     assert Installment.objects.filter(invoice=invoice).count() == 3
     assert _prepared_statements() == []
+
+
+# --- rows as one jsonb parameter (insert_for(...).from_json + json_rows) --------------------------------------
+
+
+def _insert(model, objs):
+    from paytrust.sql import insert_for, json_rows
+
+    insert = insert_for(model)
+    with transaction.atomic(), prepared_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {insert.table} {insert.columns} {insert.from_json}", [json_rows(insert, objs)]
+        )
+
+
+def test_json_rows_store_every_value_exactly_as_the_orm_would():
+    from datetime import UTC, datetime
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from invoices.models import Invoice
+    from paytrust.sql import new_instance
+
+    merchant = MerchantFactory()
+    account = GatewayAccountFactory(merchant=merchant, gateway="sandbox", currencies=["IDR"])
+    # A non-UTC offset and microseconds: stored as the same instant, to the microsecond.
+    expires = datetime(2026, 12, 31, 23, 59, 59, 123456, tzinfo=UTC).astimezone(ZoneInfo("Asia/Jakarta"))
+    values = dict(
+        merchant=merchant,
+        mode="test",
+        currency="IDR",
+        gateway_account=account,
+        gateway="sandbox",
+        external_id="ext-ü-1",
+        description='quotes " and \\ backslash, emoji \U0001f600',
+        customer_name="Budi",
+        subtotal_minor=9_007_199_254_740_993,  # > 2**53: exact, never through a float
+        tax_total_minor=0,
+        service_fee_minor=0,
+        total_minor=9_007_199_254_740_993,
+        fee_percent=Decimal("0.0290"),
+        fee_fixed_minor=2000,
+        expires_at=expires,
+        lapses_at=expires,
+        metadata={"nested": {"list": [1, "2", None, True]}, "é": "ü"},
+    )
+    json_invoice = new_instance(Invoice, **values)
+    _insert(Invoice, [json_invoice])
+    orm_invoice = Invoice(**{**values, "external_id": "ext-orm"})
+    orm_invoice.save(force_insert=True)
+    stored = {i.pk: i for i in Invoice.objects.filter(pk__in=[json_invoice.pk, orm_invoice.pk])}
+    skip = {"id", "external_id", "created_at", "updated_at"}
+    columns = [f.attname for f in Invoice._meta.concrete_fields if f.attname not in skip]
+    as_json = {c: getattr(stored[json_invoice.pk], c) for c in columns}
+    assert as_json == {c: getattr(stored[orm_invoice.pk], c) for c in columns}
+    assert as_json["expires_at"] == expires and as_json["subtotal_minor"] == 9_007_199_254_740_993
+    # auto_now_add filled on the instance and stored to the microsecond
+    assert stored[json_invoice.pk].created_at == json_invoice.created_at
+
+
+def test_json_rows_refuse_what_the_column_cannot_hold_instead_of_truncating():
+    from decimal import Decimal
+
+    from django.db import DataError
+
+    from invoices.models import Invoice
+    from paytrust.sql import new_instance
+
+    merchant = MerchantFactory()
+    account = GatewayAccountFactory(merchant=merchant, gateway="sandbox", currencies=["IDR"])
+    base = dict(merchant=merchant, mode="test", currency="IDR", gateway_account=account, gateway="sandbox")
+    too_long = new_instance(Invoice, **base, customer_name="x" * 1000)
+    with pytest.raises(DataError):
+        _insert(Invoice, [too_long])
+    too_big = new_instance(Invoice, **base, total_minor=2**63)
+    with pytest.raises(DataError):
+        _insert(Invoice, [too_big])
+    for amount in (1.5, Decimal("NaN")):  # a float or a non-finite decimal never reaches a numeric column
+        with pytest.raises((TypeError, ValueError)):
+            _insert(Invoice, [new_instance(Invoice, **base, fee_percent=amount)])
+    assert not Invoice.objects.filter(merchant=merchant).exists()

@@ -316,6 +316,8 @@ def test_the_hit_and_the_claim_share_one_statement(onboarded, settings):
 
 @pytest.mark.django_db
 def test_a_rate_limited_request_claims_nothing(onboarded, settings):
+    from apikeys.idempotency import fingerprint, hit_and_claim
+
     settings.REDIS_URL = ""
     merchant, api = onboarded
     merchant.rate_limit_per_minute = 1
@@ -324,13 +326,28 @@ def test_a_rate_limited_request_claims_nothing(onboarded, settings):
     refused = _post(api, "/v1/invoices", _INVOICE, "second-in-window")
     assert refused.status_code == 429 and refused["Retry-After"]
     assert not IdempotencyRecord.objects.filter(key="second-in-window").exists()
+    # The statement itself inserts no claim for a refused hit (the view would also release one on the 429).
+    bucket = ApiKey.objects.get(merchant=merchant).id
+    result, claim = hit_and_claim(
+        bucket=bucket, limit=1, merchant_id=merchant.id, mode="test", key="third", method="POST",
+        path="/v1/invoices", request_fingerprint=fingerprint(method="POST", path="/v1/invoices", body=b"{}"),
+    )  # fmt: skip
+    assert not result.allowed and claim is None
+    assert not IdempotencyRecord.objects.filter(key="third").exists()
 
 
 @pytest.mark.django_db
-def test_a_claim_refused_by_the_permission_check_is_released(api, settings):
+def test_a_request_refused_by_the_permission_check_claims_nothing(api, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     settings.REDIS_URL = ""
-    refused = _post(api, "/v1/api-keys", {"mode": "test", "name": "not allowed"}, "no-admin-scope")
+    with CaptureQueriesContext(connection) as queries:
+        refused = _post(api, "/v1/api-keys", {"mode": "test", "name": "not allowed"}, "no-admin-scope")
     assert refused.status_code == 403
+    assert not _statements(
+        queries.captured_queries, "apikeys_idempotencyrecord"
+    )  # never claimed, never released
     assert not IdempotencyRecord.objects.filter(key="no-admin-scope").exists()
 
 

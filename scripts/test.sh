@@ -48,4 +48,5 @@ echo "== makemigrations --check"
 python manage.py makemigrations --check --dry-run >/dev/null || { python manage.py makemigrations --check --dry-run; exit 1; }
 echo "== pytest"
 # Every core (pytest-xdist, docs/adr/0056): each worker has its own test database; a file stays on one worker.
-python -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" --dist loadfile --ignore=tests/cluster "$@"
+# The 15 slowest tests are listed at the end (where the minutes go when the suite nears its 10-minute budget).
+python -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" --dist loadfile --durations=15 --ignore=tests/cluster "$@"

@@ -37,9 +37,8 @@ from paytrust.schema import ApiAutoSchema
 
 logger = logging.getLogger("paytrust.api")
 
-FUSED_CLAIM_MAX_BODY = (
-    16 * 1024
-)  # bytes: larger bodies claim their Idempotency-Key in a statement of their own
+# Bytes: a larger body claims its Idempotency-Key in a statement of its own, after the rate limit's hit.
+FUSED_CLAIM_MAX_BODY = 16 * 1024
 
 
 class _Replay(Exception):  # noqa: N818 - control flow, not an error

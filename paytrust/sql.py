@@ -105,17 +105,15 @@ def _json_getter(field: Field) -> Callable[[Model], object]:
 
     target = field.target_field if field.is_relation else field
     if isinstance(target, ModelJSONField):
+        # Embedded as JSON: jsonb_populate_recordset keeps a json/jsonb column's value as it is. With an encoder,
+        # what that encoder makes of the value, as the ORM would store it.
         if target.encoder is None:
-            return (
-                raw  # embedded as JSON (jsonb_populate_recordset keeps a json/jsonb column's value as it is)
-            )
+            return raw
 
-        def raw_encoded(
-            obj, raw=raw, encoder=target.encoder
-        ):  # what the field's encoder makes of it, as the ORM
+        def encoded(obj, raw=raw, encoder=target.encoder):
             return json.loads(json.dumps(raw(obj), cls=encoder))
 
-        return raw_encoded
+        return encoded
     if isinstance(target, fields.DateTimeField):
         convert: Callable = _timestamp
     elif isinstance(target, fields.DateField):

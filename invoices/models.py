@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from paytrust.ids import ID_MAX_LENGTH, id_default
-from paytrust.models import Mode, TimeStampedModel
+from paytrust.models import DailyRollup, Mode, TimeStampedModel
 from paytrust.money import CURRENCIES
 
 MAX_LINE_ITEMS = 100
@@ -405,7 +405,7 @@ class PaymentApplicationTax(models.Model):
         return f"{self.application_id} @ {self.tax_rate}"
 
 
-class CollectedDay(models.Model):
+class CollectedDay(DailyRollup):
     """Daily rollup of the report's collected figures (docs/adr/0040): per (merchant, mode, UTC day of `paid_at`,
     currency, gateway) the count and sums of the PaymentApplication facts. Added to by
     `invoices.services.report_rollup.rollup_add_application` in the transaction that writes the fact (an upsert
@@ -413,14 +413,6 @@ class CollectedDay(models.Model):
     a few rows (the writer's backend pid modulo ROLLUP_SLOTS) so they do not queue on one row lock; readers sum
     the slots. Rebuilt from the facts by `manage.py report_rollup --rebuild` (slot 0)."""
 
-    merchant = models.ForeignKey(
-        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    mode = models.CharField(max_length=4, choices=Mode.choices)
-    day = models.DateField()
-    currency = models.CharField(max_length=3)
-    gateway = models.CharField(max_length=20)
-    slot = models.PositiveSmallIntegerField(default=0)
     payments_count = models.BigIntegerField()
     gross_minor = models.BigIntegerField()
     tax_minor = models.BigIntegerField()
@@ -434,19 +426,11 @@ class CollectedDay(models.Model):
         ]
 
 
-class CollectedDayTax(models.Model):
+class CollectedDayTax(DailyRollup):
     """Daily rollup of PaymentApplicationTax: per (merchant, mode, UTC day, currency, gateway, tax rate) the
     taxable base and tax. Maintained with CollectedDay, by the same function, in the same transaction."""
 
-    merchant = models.ForeignKey(
-        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    mode = models.CharField(max_length=4, choices=Mode.choices)
-    day = models.DateField()
-    currency = models.CharField(max_length=3)
-    gateway = models.CharField(max_length=20)
     tax_rate = models.DecimalField(max_digits=5, decimal_places=4)
-    slot = models.PositiveSmallIntegerField(default=0)
     taxable_minor = models.BigIntegerField()
     tax_minor = models.BigIntegerField()
 

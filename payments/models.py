@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from paytrust.ids import ID_MAX_LENGTH, id_default
-from paytrust.models import Mode, TimeStampedModel
+from paytrust.models import DailyRollup, Mode, TimeStampedModel
 from paytrust.money import CURRENCIES
 
 
@@ -371,20 +371,12 @@ class GatewayCall(models.Model):
         return f"{self.operation} {self.outcome} ({self.payment_id})"
 
 
-class RefundDay(models.Model):
+class RefundDay(DailyRollup):
     """Daily rollup of the report's refunds (docs/adr/0040): per (merchant, mode, UTC day of `succeeded_at`,
     currency, gateway of the refund's payment) the count and sum of the SUCCEEDED refunds. Added to by
     `payments.services.report_rollup.rollup_add_refund` in the transaction that makes a refund succeeded (an
     upsert that adds). `slot` as in invoices.CollectedDay."""
 
-    merchant = models.ForeignKey(
-        "merchants.Merchant", on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    mode = models.CharField(max_length=4, choices=Mode.choices)
-    day = models.DateField()
-    currency = models.CharField(max_length=3)
-    gateway = models.CharField(max_length=20)
-    slot = models.PositiveSmallIntegerField(default=0)
     refunds_count = models.BigIntegerField()
     refunds_minor = models.BigIntegerField()
 

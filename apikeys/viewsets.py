@@ -19,11 +19,13 @@ urls.py, verbs such as void or replay as `@action`s.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from drf_spectacular.plumbing import get_doc, is_list_serializer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSetMixin
 
@@ -168,17 +170,37 @@ class ApiView(APIView):
             if not idempotency.should_store(response.status_code):
                 idempotency.idempotency_release(claim=claim)
                 return
-            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
-                response.render()
-            headers = {
-                name: response[name] for name in idempotency.REPLAY_HEADERS if response.has_header(name)
-            }
-            body = idempotency.redact_json(response.content, self.idempotency_secret_fields)
-            idempotency.idempotency_complete(
-                claim=claim, status=response.status_code, headers=headers, body=body
-            )
+            self._idempotency_store(claim, response)
         except Exception:  # the response is sent anyway; the claim goes stale and may be taken over later
             logger.exception("idempotency: could not store the response", extra={"record": claim.record_id})
+
+    def _idempotency_store(self, claim: idempotency.Claim, response) -> None:
+        if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+            response.render()
+        headers = {name: response[name] for name in idempotency.REPLAY_HEADERS if response.has_header(name)}
+        body = idempotency.redact_json(response.content, self.idempotency_secret_fields)
+        idempotency.idempotency_complete(claim=claim, status=response.status_code, headers=headers, body=body)
+
+    def idempotency_store_in_transaction(self, request, response: Response) -> Response:
+        """Store `response` as this request's Idempotency-Key replay now, inside the caller's transaction.atomic():
+        the effect and its replay then commit together (no window where the effect is committed and a retry with
+        the same key finds the claim in progress or, if the process dies, stale and retakeable), and it costs no
+        transaction of its own. Rendered here as `finalize_response` would render it (same renderer, media type
+        and context). Once the transaction commits, `dispatch` has nothing left to store; if it rolls back, the
+        claim is released or completed by `dispatch` as for any other response. A no-op without a claim."""
+        claim = self._idempotency_claim
+        if claim is None or not idempotency.should_store(response.status_code):
+            return response
+        response.accepted_renderer = request.accepted_renderer
+        response.accepted_media_type = request.accepted_media_type
+        response.renderer_context = self.get_renderer_context()
+        self._idempotency_store(claim, response)  # a database error rolls the caller's transaction back
+        transaction.on_commit(functools.partial(self._idempotency_committed, claim))
+        return response
+
+    def _idempotency_committed(self, claim: idempotency.Claim) -> None:
+        if self._idempotency_claim is claim:
+            self._idempotency_claim = None
 
 
 class ApiViewSetSchema(ApiAutoSchema):

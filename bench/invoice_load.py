@@ -160,6 +160,25 @@ def group_cpu_seconds(pgid: int) -> float:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of the machine's PostgreSQL processes (backends, WAL writer, checkpointer...),
+    with the postmaster's reaped children (a backend that exited) through its cutime/cstime: the database's
+    share of a request, which gunicorn's CPU does not show. The whole cluster: read it on a quiet machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat.split("(", 1)[1].rsplit(")", 1)[0], stat.rsplit(")", 1)[1].split()
+        if name in ("postgres", "postmaster"):
+            total += sum(int(value) for value in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+    return total
+
+
 class Server:
     def __init__(
         self,
@@ -352,12 +371,14 @@ def measure(target: str, data: dict, args, log_dir: Path, root: Path = ROOT) -> 
         run(server.url, data["key"], WARMUP_SECONDS, min(args.connections, 20))  # warm-up, discarded
         seconds = args.seconds or DURATIONS[args.mode]
         spy = py_spy(server, target, seconds, args) if args.py_spy else None
-        cpu_before = group_cpu_seconds(server.proc.pid)
+        cpu_before, pg_before = group_cpu_seconds(server.proc.pid), postgres_cpu_seconds()
         result = run(server.url, data["key"], seconds, args.connections)
         cpu = group_cpu_seconds(server.proc.pid) - cpu_before
+        pg_cpu = postgres_cpu_seconds() - pg_before
         if spy is not None:
             spy.wait(timeout=120)
         result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
+        result["pg_cpu_ms_per_request"] = pg_cpu * 1000 / max(1, result["requests"])
     finally:
         server.stop()
     result.update(
@@ -450,6 +471,7 @@ def main() -> None:
                 print(
                     f"round {round_number + 1} {target:<8} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.1f}"
                     f"  p99 {result['p99_ms']:7.1f} ms  cpu {result['cpu_ms_per_request']:5.2f} ms/req"
+                    f" (postgres {result['pg_cpu_ms_per_request']:5.2f})"
                     f"  errors {result['errors']}  load {result['load_average'][0]:.1f}",
                     flush=True,
                 )
@@ -468,13 +490,13 @@ def main() -> None:
           + f"; logs in {log_dir}")  # fmt: skip
     print(
         f"{'round':>5} {'target':<9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'errors':>7} {'requests':>9} {'CPU ms/req':>10}  load"
+        f"{'errors':>7} {'requests':>9} {'CPU ms/req':>10} {'PG ms/req':>9}  load"
     )
     for r in results:
         print(
             f"{r['round']:>5} {r['target']:<9} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
             f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['errors']:>7} {r['requests']:>9} "
-            f"{r['cpu_ms_per_request']:>10.2f}  {r['load_average'][0]:.1f}"
+            f"{r['cpu_ms_per_request']:>10.2f} {r.get('pg_cpu_ms_per_request', 0):>9.2f}  {r['load_average'][0]:.1f}"
         )
     print(f"generator: {results[0]['generator']}")
     other = "ref" if args.compare_ref else "baseline"

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from apikeys.viewsets import ApiViewSet, tenant
 from invoices import selectors as invoice_selectors
 from invoices import services as invoice_services
+from invoices.fast_input import create_input
 from invoices.models import Invoice
 from invoices.serializers import (
     ERRORS,
@@ -238,10 +239,25 @@ class InvoiceViewSet(ApiViewSet):
         ],
     )
     def create(self, request):
-        body = InvoiceCreateInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        invoice = invoice_services.invoice_create(**tenant(request), **service_kwargs(body.validated_data))
-        return Response(invoice_selectors.invoice_render_created(invoice), status=201)
+        validated = create_input(request.data)  # None: the serializer decides (and words any error)
+        if validated is None:
+            body = InvoiceCreateInput(data=request.data)
+            body.is_valid(raise_exception=True)
+            validated = body.validated_data
+        invoice_services.invoice_create(
+            **tenant(request), **service_kwargs(validated), within=self._respond_created(request)
+        )
+        return self._created_response
+
+    def _respond_created(self, request):
+        """The 201 for a new invoice, built and stored as the Idempotency-Key's replay inside the invoice's own
+        transaction (`idempotency_store_in_transaction`), kept in `_created_response`."""
+
+        def respond(invoice: Invoice) -> None:
+            response = Response(invoice_selectors.invoice_render_created(invoice), status=201)
+            self._created_response = self.idempotency_store_in_transaction(request, response)
+
+        return respond
 
     @extend_schema(
         operation_id="invoices_retrieve",
@@ -287,10 +303,13 @@ class InvoiceViewSet(ApiViewSet):
     def supplementary(self, request, invoice_id: str):
         body = SupplementaryInput(data=request.data)
         body.is_valid(raise_exception=True)
-        invoice = invoice_services.invoice_create_supplementary(
-            **tenant(request), parent_id=invoice_id, **service_kwargs(body.validated_data)
+        invoice_services.invoice_create_supplementary(
+            **tenant(request),
+            parent_id=invoice_id,
+            **service_kwargs(body.validated_data),
+            within=self._respond_created(request),
         )
-        return Response(invoice_selectors.invoice_render_created(invoice), status=201)
+        return self._created_response
 
     @extend_schema(
         operation_id="invoices_installments_list",

@@ -4,7 +4,7 @@ its installments) and a supplementary invoice linked to a parent."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
@@ -49,6 +49,7 @@ def invoice_create(
     metadata: dict | None = None,
     parent_invoice: Invoice | None = None,
     now: datetime | None = None,
+    within: Callable[[Invoice], None] | None = None,
 ) -> Invoice:
     """Create a draft invoice with its line items and installments; records `invoice.created`.
 
@@ -56,6 +57,8 @@ def invoice_create(
     `external_id` for the merchant and mode gives 409 `external_id_duplicate`. `gateway` is a gateway name or a
     `gwa_` id (default in test mode: the merchant's sandbox account). Returns the invoice with its line items,
     installments and supplementary invoices cached (rendering it needs no query; a new invoice has no payments).
+    `within(invoice)`, if given, runs last inside the creating transaction: what it writes commits or rolls back
+    with the invoice (the API stores the request's idempotent response there, ADR 0024).
     """
     now = now or timezone.now()
     cur = money.get_currency(currency)
@@ -99,6 +102,8 @@ def invoice_create(
     try:
         with transaction.atomic():
             _insert_new_invoice(invoice, computed)
+            if within is not None:
+                within(invoice)
     except IntegrityError as exc:
         if external_id_conflict(exc):
             raise Conflict(
@@ -125,6 +130,7 @@ def invoice_create_supplementary(
     installments: InstallmentsIn | None = None,
     metadata: dict | None = None,
     now: datetime | None = None,
+    within: Callable[[Invoice], None] | None = None,
 ) -> Invoice:
     """A new invoice linked to `parent_id` (its `parent_invoice`; the parent lists it in
     `supplementary_invoices`). Currency, customer and gateway account are inherited from the parent; if the body
@@ -154,6 +160,7 @@ def invoice_create_supplementary(
         metadata=metadata,
         parent_invoice=parent,
         now=now,
+        within=within,
     )
 
 

@@ -355,3 +355,77 @@ _INVOICE = {
     "currency": "IDR",
     "line_items": [{"name": "Widget", "quantity": 1, "unit_price": "150000", "tax_rate": "0.11"}],
 }
+
+
+# --- the response stored inside the effect's own transaction (POST /v1/invoices, ADR 0024) ------------------
+
+
+def _in_atomic_log(connection):
+    """(sql, in_atomic_block) of every statement the connection runs."""
+    log = []
+
+    def record(execute, sql, params, many, context):
+        log.append((sql, connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    return log, connection.execute_wrapper(record)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_invoice_and_its_stored_response_commit_in_one_transaction(client_for, settings):
+    from django.db import connection
+
+    from gateways.services import merchant_onboard
+
+    settings.REDIS_URL = ""
+    api = client_for(make_api_key(merchant_onboard(name="Atomic"))[1])
+    log, wrapper = _in_atomic_log(connection)
+    with wrapper:
+        created = _post(api, "/v1/invoices", _INVOICE, "atomic-1")
+    assert created.status_code == 201
+    inserts = [atomic for sql, atomic in log if "INSERT INTO" in sql and "invoices_invoice" in sql]
+    updates = [atomic for sql, atomic in log if sql.lstrip().startswith("UPDATE apikeys_idempotencyrecord")]
+    assert inserts == [True] and updates == [True]  # one store, inside the invoice's transaction
+    record = IdempotencyRecord.objects.get(key="atomic-1")
+    assert record.status == IdempotencyRecord.Status.COMPLETED and record.response_status == 201
+    assert bytes(record.response_body) == created.content
+    assert record.response_headers == {"Content-Type": created["Content-Type"]}
+    replay = _post(api, "/v1/invoices", _INVOICE, "atomic-1")
+    assert replay["Idempotent-Replayed"] == "true" and replay.content == created.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_invoice_rolls_back_at_commit_its_201_is_not_stored(client_for, settings):
+    """A deferred check that fails at COMMIT (after the stored response was written) takes both back: no invoice,
+    and the key does not replay a 201 for an invoice that does not exist."""
+    from django.db import connection
+
+    from gateways.services import merchant_onboard
+    from invoices.models import Invoice
+
+    settings.REDIS_URL = ""
+    api = client_for(make_api_key(merchant_onboard(name="Rollback"))[1])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.external_id = 'boom' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$"
+        )
+        cursor.execute(
+            "CREATE CONSTRAINT TRIGGER test_refuse_boom AFTER INSERT ON invoices_invoice "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_boom()"
+        )
+    try:
+        failed = _post(api, "/v1/invoices", {**_INVOICE, "external_id": "boom"}, "atomic-2")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_refuse_boom ON invoices_invoice")
+            cursor.execute("DROP FUNCTION test_refuse_boom()")
+    assert failed.status_code >= 500
+    assert not Invoice.objects.filter(external_id="boom").exists()
+    # The claim ends as for any failed request (a 5xx stored, a 503 released), never left in progress.
+    record = IdempotencyRecord.objects.filter(key="atomic-2").first()
+    if failed.status_code == 503:
+        assert record is None
+    else:
+        assert record.status == IdempotencyRecord.Status.COMPLETED
+        assert record.response_status == failed.status_code and bytes(record.response_body) == failed.content

@@ -241,12 +241,29 @@ def mark_saved(obj: Model) -> None:
 
 def instance_from_row(model: type[Model], fields, values) -> Model:
     """A model instance from a row of `fields` columns read by hand-written SQL (as the ORM would build it)."""
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        for converter in field.get_db_converters(connection):
-            value = converter(value, field, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    attnames, converters = _row_converters(tuple(fields), connection.vendor)
+    if len(values) != len(attnames):
+        raise ValueError(f"{len(values)} values for {len(attnames)} fields")
+    if converters:
+        values = list(values)
+        for index, field, field_converters in converters:
+            value = values[index]
+            for converter in field_converters:
+                value = converter(value, field, connection)
+            values[index] = value
+    return model.from_db(connection.alias, attnames, values)
+
+
+@cache
+def _row_converters(fields: tuple, vendor: str) -> tuple[list[str], tuple]:
+    """The attnames of `fields` and, for those that have any, their from-database converters (the same for every
+    row: looked up once per field list instead of once per value)."""
+    converters = tuple(
+        (index, field, tuple(field.get_db_converters(connection)))
+        for index, field in enumerate(fields)
+        if field.get_db_converters(connection)
+    )
+    return [f.attname for f in fields], converters
 
 
 @contextmanager

@@ -14,7 +14,8 @@ from gateways.selectors import gateway_account_with_fee
 from invoices import calc
 from invoices.calc import CustomerIn, InstallmentsIn, LineItemIn
 from invoices.models import Installment, Invoice, InvoiceStatus, LineItem
-from invoices.selectors import CREATED_SNAPSHOT, invoice_render
+from invoices.render import invoice_representation
+from invoices.selectors import CREATED_SNAPSHOT
 from invoices.services._inputs import (
     Computed,
     apply_totals,
@@ -250,7 +251,15 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
         json_rows(insert_for(Installment), installments),
     ]
     cache_related(invoice, line_items=lines, installments=installments, supplementary_invoices=[])
-    snapshot = invoice_render(invoice, payments=[])  # a new invoice has no payments
+    # What invoice_render shows, from the rows in hand (no related-manager round through the prefetch cache).
+    snapshot = invoice_representation(
+        invoice,
+        line_items=lines,
+        installments=installments,
+        supplementary_ids=[],
+        payments=[],  # a new invoice has no payments
+        now=timezone.now(),
+    )
     event = webhook_services.event_prepare(
         merchant=invoice.merchant, mode=invoice.mode, type="invoice.created", data=snapshot
     )

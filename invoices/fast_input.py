@@ -24,9 +24,19 @@ from django.core.validators import validate_email
 
 from paytrust.serializers import METADATA_KEY_MAX, METADATA_MAX_KEYS, METADATA_VALUE_MAX
 
-_INT_BOUND = (
-    10**18
-)  # DRF's IntegerField takes any int; bigger ones are left to it (str() of a huge int fails)
+# (max_length, allow_blank) of every text field, as the serializers declare them (a test compares the two).
+TEXT_RULES = {
+    "currency": (8, False),
+    "gateway": (64, False),
+    "external_id": (255, False),
+    "description": (5000, True),
+    "line_items.name": (255, False),
+    "customer.name": (255, True),
+    "customer.email": (254, True),
+    "customer.phone": (40, True),
+}
+# DRF's IntegerField takes any int; bigger ones are left to it (str() of a huge int fails).
+_INT_BOUND = 10**18
 _AMOUNT_TYPES = (str, int, Decimal)
 
 
@@ -34,9 +44,10 @@ class _Fallback(Exception):  # noqa: N818 - "let the serializer decide", not an 
     pass
 
 
-def _text(value, max_length: int, *, allow_blank: bool = False) -> str:
+def _text(value, rule: str) -> str:
     """A DRF CharField's accepted value: a string, whitespace-stripped, within max_length, without NUL or a lone
     surrogate (the UTF-8 encoding refuses those)."""
+    max_length, allow_blank = TEXT_RULES[rule]
     if type(value) is not str:
         raise _Fallback
     text = value.strip()
@@ -74,7 +85,7 @@ _LINE_FIELDS = frozenset({"name", "quantity", "unit_price", "tax_rate"})
 def _line_item(item) -> dict:
     item = _object(item, _LINE_FIELDS)
     return {
-        "name": _text(item.get("name"), 255),
+        "name": _text(item.get("name"), "line_items.name"),
         "quantity": _integer(item.get("quantity")),
         "unit_price": _amount(item.get("unit_price")),
         "tax_rate": _amount(item["tax_rate"]) if "tax_rate" in item else "0",
@@ -90,16 +101,16 @@ def _customer(value) -> dict | None:
     value = _object(value, _CUSTOMER_FIELDS)
     out = {}
     if "name" in value:
-        out["name"] = _text(value["name"], 255, allow_blank=True)
+        out["name"] = _text(value["name"], "customer.name")
     if "email" in value:
-        email = out["email"] = _text(value["email"], 254, allow_blank=True)
+        email = out["email"] = _text(value["email"], "customer.email")
         if email:
             try:
                 validate_email(email)
             except DjangoValidationError:
                 raise _Fallback from None
     if "phone" in value:
-        out["phone"] = _text(value["phone"], 40, allow_blank=True)
+        out["phone"] = _text(value["phone"], "customer.phone")
     return out
 
 
@@ -154,14 +165,14 @@ def create_input(data) -> dict | None:
     """`InvoiceCreateInput(data=data).validated_data` when the serializer certainly accepts `data`, else None."""
     try:
         data = _object(data, _FIELDS)
-        out = {"currency": _text(data.get("currency"), 8)}
+        out = {"currency": _text(data.get("currency"), "currency")}
         if "gateway" in data:
-            out["gateway"] = _text(data["gateway"], 64)
+            out["gateway"] = _text(data["gateway"], "gateway")
         if "external_id" in data:
             external_id = data["external_id"]
-            out["external_id"] = None if external_id is None else _text(external_id, 255)
+            out["external_id"] = None if external_id is None else _text(external_id, "external_id")
         if "description" in data:
-            out["description"] = _text(data["description"], 5000, allow_blank=True)
+            out["description"] = _text(data["description"], "description")
         if "customer" in data:
             out["customer"] = _customer(data["customer"])
         if "expires_at" in data:

@@ -244,10 +244,10 @@ class InvoiceViewSet(ApiViewSet):
             body = InvoiceCreateInput(data=request.data)
             body.is_valid(raise_exception=True)
             validated = body.validated_data
-        invoice_services.invoice_create(
+        invoice = invoice_services.invoice_create(
             **tenant(request), **service_kwargs(validated), within=self._respond_created(request)
         )
-        return self._created_response
+        return self._created(invoice)
 
     def _respond_created(self, request):
         """The 201 for a new invoice, built and stored as the Idempotency-Key's replay inside the invoice's own
@@ -258,6 +258,14 @@ class InvoiceViewSet(ApiViewSet):
             self._created_response = self.idempotency_store_in_transaction(request, response)
 
         return respond
+
+    def _created(self, invoice: Invoice) -> Response:
+        response = getattr(self, "_created_response", None)  # stored in the transaction; else rendered now
+        return (
+            response
+            if response is not None
+            else Response(invoice_selectors.invoice_render_created(invoice), status=201)
+        )
 
     @extend_schema(
         operation_id="invoices_retrieve",
@@ -303,13 +311,13 @@ class InvoiceViewSet(ApiViewSet):
     def supplementary(self, request, invoice_id: str):
         body = SupplementaryInput(data=request.data)
         body.is_valid(raise_exception=True)
-        invoice_services.invoice_create_supplementary(
+        invoice = invoice_services.invoice_create_supplementary(
             **tenant(request),
             parent_id=invoice_id,
             **service_kwargs(body.validated_data),
             within=self._respond_created(request),
         )
-        return self._created_response
+        return self._created(invoice)
 
     @extend_schema(
         operation_id="invoices_installments_list",

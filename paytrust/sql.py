@@ -255,7 +255,7 @@ def instance_from_row(model: type[Model], fields, values) -> Model:
 
 
 @cache
-def _row_converters(fields: tuple, vendor: str) -> tuple[list[str], tuple]:
+def _row_converters(fields: tuple, vendor: str) -> tuple[tuple[str, ...], tuple]:
     """The attnames of `fields` and, for those that have any, their from-database converters (the same for every
     row: looked up once per field list instead of once per value)."""
     converters = tuple(
@@ -263,7 +263,7 @@ def _row_converters(fields: tuple, vendor: str) -> tuple[list[str], tuple]:
         for index, field in enumerate(fields)
         if field.get_db_converters(connection)
     )
-    return [f.attname for f in fields], converters
+    return tuple(f.attname for f in fields), converters
 
 
 @contextmanager

@@ -56,8 +56,9 @@ def invoice_create(
 
     Validates everything before writing (400 with `param` on bad input, nothing written); a duplicate
     `external_id` for the merchant and mode gives 409 `external_id_duplicate`. `gateway` is a gateway name or a
-    `gwa_` id (default in test mode: the merchant's sandbox account). Returns the invoice with its line items,
-    installments and supplementary invoices cached (rendering it needs no query; a new invoice has no payments).
+    `gwa_` id (default in test mode: the merchant's sandbox account). Returns the invoice, its representation
+    already rendered (`invoices.selectors.invoice_render_created`: the `invoice.created` snapshot); its line items
+    and installments are read again if asked for (prefetch-caching them cost ~5 % of a creation's CPU).
     `within(invoice)`, if given, runs last inside the creating transaction: what it writes commits or rolls back
     with the invoice (the API stores the request's idempotent response there, ADR 0024).
     """
@@ -250,7 +251,6 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
         json_rows(insert_for(LineItem), lines),
         json_rows(insert_for(Installment), installments),
     ]
-    cache_related(invoice, line_items=lines, installments=installments, supplementary_invoices=[])
     # What invoice_render shows, from the rows in hand (no related-manager round through the prefetch cache).
     snapshot = invoice_representation(
         invoice,

@@ -56,6 +56,8 @@ class Insert:
     # jsonb parameter (`json_rows`), so the statement text and its parameters do not depend on the number of rows.
     from_json: str
     getters: tuple  # per field: (column name, function obj -> JSON value)
+    # per JSON field with an encoder: (column name as JSON, function obj -> the value's JSON text), embedded as is
+    fragments: tuple = ()
 
 
 @cache
@@ -78,16 +80,42 @@ def insert_for(model: type[Model]) -> Insert:
         columns=f"({columns})",
         returning=generated,
         from_json=f"SELECT {columns} FROM jsonb_populate_recordset(NULL::{quote(meta.db_table)}, %s::jsonb)",  # noqa: S608
-        getters=tuple((f.column, _json_getter(f)) for f in written),
+        getters=tuple((f.column, _json_getter(f)) for f in written if not _encoded_json(f)),
+        fragments=tuple((json.dumps(f.column), _json_fragment(f)) for f in written if _encoded_json(f)),
     )
 
 
 def json_rows(insert: Insert, objs: Iterable[Model]) -> str:
     """The jsonb parameter of `insert.from_json` for the rows of `objs` (fills their auto_now/auto_now_add
-    fields, as `save()` would)."""
-    return json.dumps(
-        [{column: get(obj) for column, get in insert.getters} for obj in objs], separators=(",", ":")
-    )
+    fields, as `save()` would). A JSON column with an encoder is encoded once, by that encoder, and its text put
+    into the row as it is (an outbound event's `data`, the invoice's whole representation, was encoded, decoded
+    and encoded again)."""
+    if not insert.fragments:
+        return json.dumps(
+            [{column: get(obj) for column, get in insert.getters} for obj in objs], separators=(",", ":")
+        )
+    rows = []
+    for obj in objs:
+        plain = json.dumps({column: get(obj) for column, get in insert.getters}, separators=(",", ":"))
+        encoded = ",".join(f"{column}:{fragment(obj)}" for column, fragment in insert.fragments)
+        rows.append(f"{plain[:-1]},{encoded}}}" if plain != "{}" else f"{{{encoded}}}")
+    return f"[{','.join(rows)}]"
+
+
+def _encoded_json(field: Field) -> bool:
+    return isinstance(field, ModelJSONField) and field.encoder is not None
+
+
+def _json_fragment(field: Field) -> Callable[[Model], str]:
+    """The JSON text of a JSON field with an encoder, as the ORM would send it (`json.dumps(value, cls=encoder)`;
+    None is SQL NULL, as `get_db_prep_save` makes it)."""
+    attname, encoder = field.attname, field.encoder
+
+    def fragment(obj) -> str:
+        value = obj.__dict__[attname]
+        return "null" if value is None else json.dumps(value, cls=encoder)
+
+    return fragment
 
 
 def _json_getter(field: Field) -> Callable[[Model], object]:
@@ -109,11 +137,7 @@ def _json_getter(field: Field) -> Callable[[Model], object]:
         # what that encoder makes of the value, as the ORM would store it.
         if target.encoder is None:
             return raw
-
-        def encoded(obj, raw=raw, encoder=target.encoder):
-            return json.loads(json.dumps(raw(obj), cls=encoder))
-
-        return encoded
+        raise TypeError(f"{field}: a JSON field with an encoder is a fragment (_json_fragment), not a getter")
     if isinstance(target, fields.DateTimeField):
         convert: Callable = _timestamp
     elif isinstance(target, fields.DateField):

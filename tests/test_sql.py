@@ -169,3 +169,38 @@ def test_json_rows_refuse_what_the_column_cannot_hold_instead_of_truncating():
         with pytest.raises((TypeError, ValueError)):
             _insert(Invoice, [new_instance(Invoice, **base, fee_percent=amount)])
     assert not Invoice.objects.filter(merchant=merchant).exists()
+
+
+def test_a_json_field_with_an_encoder_is_stored_as_the_orm_stores_it():
+    """Event.data (DjangoJSONEncoder) goes into the row as the encoder's own text: what the encoder makes of a
+    datetime, a Decimal or a UUID, unicode and nesting, exactly as `save()` stores it."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+    from uuid import UUID
+
+    from paytrust.sql import insert_for, json_rows, new_instance
+    from webhooks.outbound.models import Event
+
+    merchant = MerchantFactory()
+    data = {
+        "at": datetime(2026, 12, 1, 3, 4, 5, 678901, tzinfo=UTC),
+        "amount": Decimal("16.990"),
+        "ref": UUID("12345678-1234-5678-1234-567812345678"),
+        "text": 'é "quoted" \\ \U0001f600',
+        "nested": [{"a": None, "b": True, "c": 2**60}],
+    }
+    assert insert_for(Event).fragments  # the path under test
+    via_json = new_instance(Event, merchant=merchant, mode="test", type="invoice.created", data=data)
+    _insert(
+        Event,
+        [via_json, new_instance(Event, merchant=merchant, mode="test", type="invoice.created", data={})],
+    )
+    via_orm = Event(merchant=merchant, mode="test", type="invoice.created", data=data)
+    via_orm.save(force_insert=True)
+    stored = {e.pk: e.data for e in Event.objects.filter(merchant=merchant)}
+    assert stored[via_json.pk] == stored[via_orm.pk]
+    assert (
+        stored[via_json.pk]["at"] == "2026-12-01T03:04:05.678Z" and stored[via_json.pk]["amount"] == "16.990"
+    )
+    assert sorted(map(str, stored.values())).count("{}") == 1
+    assert json_rows(insert_for(Event), []) == "[]"

@@ -1,6 +1,6 @@
 """The pool's borrow-time check (paytrust.postgresql): a connection the server ended is replaced before a request
-gets it, and a healthy idle one is handed out without the empty query's round trip. Real connections to the test
-database, a real `pg_terminate_backend`."""
+gets it, one idle for long is checked with the empty query, and one in use moments ago is handed out without the
+empty query's round trip. Real connections to the test database, a real `pg_terminate_backend`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from psycopg_pool import ConnectionPool
 
+from paytrust.postgresql import base as backend
 from paytrust.postgresql.base import check_connection
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +26,7 @@ def pool():
 
 def _last_query(pid: int) -> str | None:
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else one snapshot per transaction
         cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
         row = cursor.fetchone()
     return row[0] if row else None
@@ -37,7 +39,7 @@ def test_the_projects_pool_uses_this_check():
     assert connection.pool._check is check_connection
 
 
-def test_a_healthy_idle_connection_is_handed_out_without_a_round_trip(pool):
+def test_a_connection_in_use_moments_ago_is_handed_out_without_a_round_trip(pool):
     with pool.connection() as conn:
         pid = conn.info.backend_pid
         conn.execute("SELECT 'marker' AS last_statement")
@@ -45,6 +47,16 @@ def test_a_healthy_idle_connection_is_handed_out_without_a_round_trip(pool):
         assert conn.info.backend_pid == pid  # the same connection, checked
     # psycopg's check would have sent an empty query, which pg_stat_activity would show as the last statement.
     assert _last_query(pid) == "SELECT 'marker' AS last_statement"
+
+
+def test_a_connection_idle_for_long_gets_the_empty_query(pool, monkeypatch):
+    with pool.connection() as conn:
+        pid = conn.info.backend_pid
+        conn.execute("SELECT 'marker' AS last_statement")
+    monkeypatch.setattr(backend, "IDLE_CHECK_SECONDS", 0.0)  # every connection counts as idle for long
+    with pool.connection() as conn:
+        assert conn.info.backend_pid == pid
+    assert _last_query(pid) == ""  # the empty query ran (a peer gone without a word would have failed it)
 
 
 def test_a_connection_the_server_ended_is_replaced_before_it_is_handed_out(pool):

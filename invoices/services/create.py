@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gateways.selectors import gateway_account_with_fee
@@ -265,47 +265,28 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
     )
     with prepared_cursor() as cursor:
         cursor.execute(_insert_new_invoice_sql(), [*params, *event.params])
-        rows = cursor.fetchall()
-    ids = {(kind, key): pk for kind, key, pk in rows if kind != _ENDPOINT}
-    for obj in (invoice, *lines, *installments):
-        mark_saved(obj)
-    for line in lines:
-        line.pk = int(ids[(0, line.position)])
-    for installment in installments:
-        installment.pk = int(ids[(1, installment.number)])
-    webhook_services.event_recorded(event, [pk for kind, _key, pk in rows if kind == _ENDPOINT])
+        endpoint_ids = [row[0] for row in cursor.fetchall()]
+    mark_saved(invoice)  # the children are not kept: the snapshot, rendered from them, is what is shown
+    webhook_services.event_recorded(event, endpoint_ids)
     setattr(
         invoice, CREATED_SNAPSHOT, snapshot
     )  # the API's response (invoice_render_created) renders it once
 
 
-_ENDPOINT = 2  # rows of `_insert_new_invoice_sql` that are the event's endpoints
-
-
 @functools.cache
 def _insert_new_invoice_sql() -> str:
-    """WITH i AS (INSERT invoice SELECT … FROM jsonb_populate_recordset(…)), l AS (INSERT lines … RETURNING
-    position, id), n AS (INSERT installments … RETURNING number, id), new_event AS (INSERT event …) SELECT 0,
-    position, id … UNION ALL SELECT 1, number, id … UNION ALL SELECT 2, 0, endpoint id …: data-modifying CTEs all
-    run, and the children's foreign keys to the invoice are checked at commit (deferred). One text and seven
+    """WITH i AS (INSERT invoice SELECT … FROM jsonb_populate_recordset(…)), l AS (INSERT lines …), n AS (INSERT
+    installments …), new_event AS (INSERT event …) SELECT endpoint id …: data-modifying CTEs all run whether or
+    not the final SELECT reads them, and the children's foreign keys to the invoice are checked at commit
+    (deferred); the rows it returns are the ids of the endpoints that receive the event. One text and seven
     parameters whatever the number of lines/installments (one prepared statement; psycopg caches its conversion
     of statements up to 50 parameters, which the earlier one-array-per-column form exceeded). Built from
     model metadata (paytrust.sql, webhooks.outbound.services.event_sql): only quoted identifiers are
     interpolated, values are bound parameters."""
     invoice = insert_for(Invoice)
-    quote = connection.ops.quote_name
     ctes = [f"new_invoice AS (INSERT INTO {invoice.table} {invoice.columns} {invoice.from_json})"]  # noqa: S608
-    selects = []
-    for kind, name, insert, key in (
-        (0, "new_lines", insert_for(LineItem), "position"),
-        (1, "new_installments", insert_for(Installment), "number"),
-    ):
-        ctes.append(
-            f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.from_json} "  # noqa: S608
-            f"RETURNING {quote(key)}, {quote('id')})"
-        )
-        selects.append(f"SELECT {kind}, {quote(key)}::integer, {quote('id')}::text FROM {name}")  # noqa: S608
+    for name, insert in (("new_lines", insert_for(LineItem)), ("new_installments", insert_for(Installment))):
+        ctes.append(f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.from_json})")  # noqa: S608
     event_insert, endpoints = webhook_services.event_sql()
     ctes.append(event_insert)
-    selects.append(f"SELECT {_ENDPOINT}, 0, endpoint_id FROM ({endpoints}) AS endpoints(endpoint_id)")  # noqa: S608
-    return f"WITH {', '.join(ctes)} " + " UNION ALL ".join(selects)
+    return f"WITH {', '.join(ctes)} SELECT endpoint_id FROM ({endpoints}) AS endpoints(endpoint_id)"  # noqa: S608

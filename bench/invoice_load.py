@@ -143,29 +143,8 @@ def remove_worktree(tree: Path) -> None:
     shutil.rmtree(tree.parent, ignore_errors=True)
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of the live processes of a process group (gunicorn's master and workers), from
-    /proc: the work the server did, whatever else the machine was doing meanwhile."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # after the command: state, ppid, pgrp, ...; utime, stime 12th and 13th
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def postgres_cpu_seconds() -> float:
-    """User + system CPU seconds of the machine's PostgreSQL processes (backends, WAL writer, checkpointer...),
-    with the postmaster's reaped children (a backend that exited) through its cutime/cstime: the database's
-    share of a request, which gunicorn's CPU does not show. The whole cluster: read it on a quiet machine."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+def _proc_stats():
+    """(command name, stat fields after the name) of every live process, from /proc."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -173,10 +152,27 @@ def postgres_cpu_seconds() -> float:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        name, fields = stat.split("(", 1)[1].rsplit(")", 1)[0], stat.rsplit(")", 1)[1].split()
-        if name in ("postgres", "postmaster"):
-            total += sum(int(value) for value in fields[11:15]) / ticks  # utime, stime, cutime, cstime
-    return total
+        yield stat.split("(", 1)[1].rsplit(")", 1)[0], stat.rsplit(")", 1)[1].split()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes of a process group (gunicorn's master and workers), from
+    /proc: the work the server did, whatever else the machine was doing meanwhile."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    # fields after the command: state, ppid, pgrp, ...; utime and stime are the 12th and 13th
+    return sum((int(f[11]) + int(f[12])) / ticks for _, f in _proc_stats() if int(f[2]) == pgid)
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of the machine's PostgreSQL processes (backends, WAL writer, checkpointer...),
+    with the postmaster's reaped children (a backend that exited) through its cutime/cstime: the database's
+    share of a request, which gunicorn's CPU does not show. The whole cluster: read it on a quiet machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(
+        sum(int(value) for value in f[11:15]) / ticks  # utime, stime, cutime, cstime
+        for name, f in _proc_stats()
+        if name in ("postgres", "postmaster")
+    )
 
 
 class Server:

@@ -19,7 +19,6 @@ urls.py, verbs such as void or replay as `@action`s.
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from django.conf import settings
@@ -57,6 +56,7 @@ class ApiView(APIView):
 
     _rate_limit = None
     _idempotency_claim = None
+    _stored_in_transaction = None  # the claim whose response was stored inside the view's transaction
 
     # --- rate limiting: right after authentication, before permissions ------------------------------------
     def perform_authentication(self, request) -> None:
@@ -159,6 +159,7 @@ class ApiView(APIView):
     def dispatch(self, request, *args, **kwargs):
         self._rate_limit = None
         self._idempotency_claim = None
+        self._stored_in_transaction = None
         response = super().dispatch(request, *args, **kwargs)
         claim = self._idempotency_claim
         if claim is not None:
@@ -182,25 +183,41 @@ class ApiView(APIView):
         idempotency.idempotency_complete(claim=claim, status=response.status_code, headers=headers, body=body)
 
     def idempotency_store_in_transaction(self, request, response: Response) -> Response:
-        """Store `response` as this request's Idempotency-Key replay now, inside the caller's transaction.atomic():
-        the effect and its replay then commit together (no window where the effect is committed and a retry with
-        the same key finds the claim in progress or, if the process dies, stale and retakeable), and it costs no
-        transaction of its own. Rendered here as `finalize_response` would render it (same renderer, media type
-        and context). Once the transaction commits, `dispatch` has nothing left to store; if it rolls back, the
-        claim is released or completed by `dispatch` as for any other response. A no-op without a claim."""
+        """Store `response` as this request's Idempotency-Key replay now, inside the view's transaction.atomic()
+        that holds the effect: the two commit together (no window where the effect is committed and a retry with
+        the same key finds the claim in progress or, if the process dies, stale and retakeable), and the replay
+        costs no transaction of its own. Rendered here as `finalize_response` would render it (same renderer,
+        media type and context). After the block, return `idempotency_committed(response)`. If the block rolls
+        back, `dispatch` releases or completes the claim as for any other response. A no-op without a claim.
+
+            with transaction.atomic():
+                thing = services.thing_create(...)
+                response = self.idempotency_store_in_transaction(request, Response(render(thing), status=201))
+            return self.idempotency_committed(response)
+        """
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError(
+                "idempotency_store_in_transaction must run inside the effect's transaction.atomic()"
+            )
         claim = self._idempotency_claim
         if claim is None or not idempotency.should_store(response.status_code):
             return response
         response.accepted_renderer = request.accepted_renderer
         response.accepted_media_type = request.accepted_media_type
         response.renderer_context = self.get_renderer_context()
-        self._idempotency_store(claim, response)  # a database error rolls the caller's transaction back
-        transaction.on_commit(functools.partial(self._idempotency_committed, claim))
+        self._idempotency_store(claim, response)  # a database error rolls the effect back with it
+        self._stored_in_transaction = claim
         return response
 
-    def _idempotency_committed(self, claim: idempotency.Claim) -> None:
-        if self._idempotency_claim is claim:
-            self._idempotency_claim = None
+    def idempotency_committed(self, response: Response) -> Response:
+        """Called after the `transaction.atomic()` block of `idempotency_store_in_transaction` exited normally:
+        if that committed the transaction (it was the outermost), the claim is done and `dispatch` has nothing
+        left to store; inside an outer transaction that may still roll back, `dispatch` stores the response again
+        (the same UPDATE) once the view returns."""
+        if self._stored_in_transaction is not None and not transaction.get_connection().in_atomic_block:
+            if self._idempotency_claim is self._stored_in_transaction:
+                self._idempotency_claim = None
+        return response
 
 
 class ApiViewSetSchema(ApiAutoSchema):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -184,6 +185,10 @@ def _invoices_render(invoices) -> list[dict]:
     return invoice_selectors.invoices_render(invoices, payments=selectors.payments_for_invoices(invoices))
 
 
+def _created(invoice: Invoice) -> Response:
+    return Response(invoice_selectors.invoice_render_created(invoice), status=201)
+
+
 def _invoice_render(invoice: Invoice) -> dict:
     return invoice_selectors.invoice_render(
         invoice, payments=selectors.invoice_payments(invoice_id=invoice.id)
@@ -244,28 +249,10 @@ class InvoiceViewSet(ApiViewSet):
             body = InvoiceCreateInput(data=request.data)
             body.is_valid(raise_exception=True)
             validated = body.validated_data
-        invoice = invoice_services.invoice_create(
-            **tenant(request), **service_kwargs(validated), within=self._respond_created(request)
-        )
-        return self._created(invoice)
-
-    def _respond_created(self, request):
-        """The 201 for a new invoice, built and stored as the Idempotency-Key's replay inside the invoice's own
-        transaction (`idempotency_store_in_transaction`), kept in `_created_response`."""
-
-        def respond(invoice: Invoice) -> None:
-            response = Response(invoice_selectors.invoice_render_created(invoice), status=201)
-            self._created_response = self.idempotency_store_in_transaction(request, response)
-
-        return respond
-
-    def _created(self, invoice: Invoice) -> Response:
-        response = getattr(self, "_created_response", None)  # stored in the transaction; else rendered now
-        return (
-            response
-            if response is not None
-            else Response(invoice_selectors.invoice_render_created(invoice), status=201)
-        )
+        with transaction.atomic():  # the invoice and its stored replay commit together (ADR 0024)
+            invoice = invoice_services.invoice_create(**tenant(request), **service_kwargs(validated))
+            response = self.idempotency_store_in_transaction(request, _created(invoice))
+        return self.idempotency_committed(response)
 
     @extend_schema(
         operation_id="invoices_retrieve",
@@ -311,13 +298,12 @@ class InvoiceViewSet(ApiViewSet):
     def supplementary(self, request, invoice_id: str):
         body = SupplementaryInput(data=request.data)
         body.is_valid(raise_exception=True)
-        invoice = invoice_services.invoice_create_supplementary(
-            **tenant(request),
-            parent_id=invoice_id,
-            **service_kwargs(body.validated_data),
-            within=self._respond_created(request),
-        )
-        return self._created(invoice)
+        with transaction.atomic():
+            invoice = invoice_services.invoice_create_supplementary(
+                **tenant(request), parent_id=invoice_id, **service_kwargs(body.validated_data)
+            )
+            response = self.idempotency_store_in_transaction(request, _created(invoice))
+        return self.idempotency_committed(response)
 
     @extend_schema(
         operation_id="invoices_installments_list",

@@ -4,7 +4,7 @@ its installments) and a supplementary invoice linked to a parent."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -50,7 +50,6 @@ def invoice_create(
     metadata: dict | None = None,
     parent_invoice: Invoice | None = None,
     now: datetime | None = None,
-    within: Callable[[Invoice], None] | None = None,
 ) -> Invoice:
     """Create a draft invoice with its line items and installments; records `invoice.created`.
 
@@ -59,8 +58,8 @@ def invoice_create(
     `gwa_` id (default in test mode: the merchant's sandbox account). Returns the invoice, its representation
     already rendered (`invoices.selectors.invoice_render_created`: the `invoice.created` snapshot); its line items
     and installments are read again if asked for (prefetch-caching them cost ~5 % of a creation's CPU).
-    `within(invoice)`, if given, runs last inside the creating transaction: what it writes commits or rolls back
-    with the invoice (the API stores the request's idempotent response there, ADR 0024).
+    Inside a caller's `transaction.atomic()` it takes no savepoint: on any error the caller's transaction is
+    rolled back too (the API opens one to store the idempotent response with the invoice, ADR 0024).
     """
     now = now or timezone.now()
     cur = money.get_currency(currency)
@@ -102,10 +101,10 @@ def invoice_create(
     )
     apply_totals(invoice, computed)
     try:
-        with transaction.atomic():
+        # No savepoint inside a caller's transaction (the API's, which stores the idempotent response in it):
+        # two round trips fewer; an error here rolls the caller's transaction back with it.
+        with transaction.atomic(savepoint=False):
             _insert_new_invoice(invoice, computed)
-            if within is not None:
-                within(invoice)
     except IntegrityError as exc:
         if external_id_conflict(exc):
             raise Conflict(
@@ -132,7 +131,6 @@ def invoice_create_supplementary(
     installments: InstallmentsIn | None = None,
     metadata: dict | None = None,
     now: datetime | None = None,
-    within: Callable[[Invoice], None] | None = None,
 ) -> Invoice:
     """A new invoice linked to `parent_id` (its `parent_invoice`; the parent lists it in
     `supplementary_invoices`). Currency, customer and gateway account are inherited from the parent; if the body
@@ -162,7 +160,6 @@ def invoice_create_supplementary(
         metadata=metadata,
         parent_invoice=parent,
         now=now,
-        within=within,
     )
 
 

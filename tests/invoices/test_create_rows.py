@@ -81,9 +81,9 @@ def test_stored_rows_are_the_returned_objects(merchant):
 
 def test_one_statement_for_the_rows_plus_lookups_and_event(merchant, django_assert_num_queries):
     account_with_fee(merchant, gateway="xendit", currency="IDR", percent="0.029", fixed_minor=2000)
-    # gateway account + fee (1), invoice + line items + installments + event + its endpoints (1, ADR 0024); the
-    # transaction is a savepoint inside the test's transaction (2).
-    with django_assert_num_queries(4):
+    # gateway account + fee (1), invoice + line items + installments + event + its endpoints (1, ADR 0024); no
+    # savepoint inside the caller's (here the test's) transaction.
+    with django_assert_num_queries(2):
         _create(merchant)
 
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from apikeys.models import IdempotencyRecord
 from apikeys.ratelimit import WINDOW_MS, RateLimitResult
 from paytrust.errors import IdempotencyError, ValidationError
-from paytrust.sql import prepared_cursor, stable_params
+from paytrust.sql import Cte, prepared_cursor, stable_params
 
 logger = logging.getLogger("paytrust.idempotency")
 
@@ -200,12 +200,23 @@ WHERE id = %s::bigint
 """
 
 
+_COMPLETE_CTE = f"idempotency_completion AS ({_COMPLETE_SQL.strip()})"
+
+
 def idempotency_complete(*, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> None:
     """Store the response (one pre-built, prepared UPDATE: this runs after every POST)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            _COMPLETE_SQL, completion_cte(claim=claim, status=status, headers=headers, body=body).params
+        )
+
+
+def completion_cte(*, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> Cte:
+    """`idempotency_complete`'s UPDATE as a data-modifying CTE (`idempotency_completion`), for a caller that
+    stores the response in the statement that makes the effect: the two are then one atomic write."""
     headers_field = IdempotencyRecord._meta.get_field("response_headers")
     params = [status, headers_field.get_db_prep_save(headers, connection), bytes(body), timezone.now()]
-    with prepared_cursor() as cursor:
-        cursor.execute(_COMPLETE_SQL, stable_params([*params, claim.record_id]))
+    return Cte(_COMPLETE_CTE, stable_params([*params, claim.record_id]))
 
 
 def idempotency_release(*, claim: Claim) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from drf_spectacular.plumbing import get_doc, is_list_serializer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +35,7 @@ from merchants.selectors import merchant_rate_limit
 from paytrust import metrics
 from paytrust.errors import RateLimited, ValidationError
 from paytrust.schema import ApiAutoSchema
+from paytrust.sql import Cte
 
 logger = logging.getLogger("paytrust.api")
 
@@ -56,7 +57,7 @@ class ApiView(APIView):
 
     _rate_limit = None
     _idempotency_claim = None
-    _stored_in_transaction = None  # the claim whose response was stored inside the view's transaction
+    _replay_in_statement = None  # the claim whose replay a view put into its effect's statement
 
     # --- rate limiting: right after authentication, before permissions ------------------------------------
     def perform_authentication(self, request) -> None:
@@ -159,7 +160,7 @@ class ApiView(APIView):
     def dispatch(self, request, *args, **kwargs):
         self._rate_limit = None
         self._idempotency_claim = None
-        self._stored_in_transaction = None
+        self._replay_in_statement = None
         response = super().dispatch(request, *args, **kwargs)
         claim = self._idempotency_claim
         if claim is not None:
@@ -176,47 +177,43 @@ class ApiView(APIView):
             logger.exception("idempotency: could not store the response", extra={"record": claim.record_id})
 
     def _idempotency_store(self, claim: idempotency.Claim, response) -> None:
+        idempotency.idempotency_complete(claim=claim, **self._stored_reply(response))
+
+    def _stored_reply(self, response) -> dict:
+        """What is stored of a response for replays: status, replayed headers, body without its secret fields."""
         if hasattr(response, "render") and not getattr(response, "is_rendered", True):
             response.render()
         headers = {name: response[name] for name in idempotency.REPLAY_HEADERS if response.has_header(name)}
         body = idempotency.redact_json(response.content, self.idempotency_secret_fields)
-        idempotency.idempotency_complete(claim=claim, status=response.status_code, headers=headers, body=body)
+        return {"status": response.status_code, "headers": headers, "body": body}
 
-    def idempotency_store_in_transaction(self, request, response: Response) -> Response:
-        """Store `response` as this request's Idempotency-Key replay now, inside the view's transaction.atomic()
-        that holds the effect: the two commit together (no window where the effect is committed and a retry with
-        the same key finds the claim in progress or, if the process dies, stale and retakeable), and the replay
-        costs no transaction of its own. Rendered here as `finalize_response` would render it (same renderer,
-        media type and context). After the block, return `idempotency_committed(response)`. If the block rolls
-        back, `dispatch` releases or completes the claim as for any other response. A no-op without a claim.
+    def idempotency_replay_cte(self, request, response: Response) -> Cte | None:
+        """This request's Idempotency-Key replay of `response`, as a CTE for the statement that makes the effect
+        (`paytrust.sql.Cte`; None without a claim, or for a response that is not stored): the effect and its
+        replay are then one atomic write, with no window where the effect is committed and a retry with the same
+        key finds the claim in progress or, if the process dies, stale and retakeable, and no statement or
+        transaction of its own. Rendered here as `finalize_response` would render it (same renderer, media type
+        and context). Once that statement ran, return `idempotency_stored(response)`; if it raised, `dispatch`
+        releases or completes the claim as for any other response.
 
-            with transaction.atomic():
-                thing = services.thing_create(...)
-                response = self.idempotency_store_in_transaction(request, Response(render(thing), status=201))
-            return self.idempotency_committed(response)
+            replay = self.idempotency_replay_cte(request, response)
+            services.thing_insert(prepared, also=[replay] if replay is not None else [])
+            return self.idempotency_stored(response)
         """
-        if not transaction.get_connection().in_atomic_block:
-            raise RuntimeError(
-                "idempotency_store_in_transaction must run inside the effect's transaction.atomic()"
-            )
         claim = self._idempotency_claim
         if claim is None or not idempotency.should_store(response.status_code):
-            return response
+            return None
         response.accepted_renderer = request.accepted_renderer
         response.accepted_media_type = request.accepted_media_type
         response.renderer_context = self.get_renderer_context()
-        self._idempotency_store(claim, response)  # a database error rolls the effect back with it
-        self._stored_in_transaction = claim
-        return response
+        self._replay_in_statement = claim
+        return idempotency.completion_cte(claim=claim, **self._stored_reply(response))
 
-    def idempotency_committed(self, response: Response) -> Response:
-        """Called after the `transaction.atomic()` block of `idempotency_store_in_transaction` exited normally:
-        if that committed the transaction (it was the outermost), the claim is done and `dispatch` has nothing
-        left to store; inside an outer transaction that may still roll back, `dispatch` stores the response again
-        (the same UPDATE) once the view returns."""
-        if self._stored_in_transaction is not None and not transaction.get_connection().in_atomic_block:
-            if self._idempotency_claim is self._stored_in_transaction:
-                self._idempotency_claim = None
+    def idempotency_stored(self, response: Response) -> Response:
+        """After the statement that held `idempotency_replay_cte`'s CTE ran: the claim is complete (the replay was
+        written with the effect, in its transaction), `dispatch` has nothing left to store."""
+        if self._replay_in_statement is not None and self._idempotency_claim is self._replay_in_statement:
+            self._idempotency_claim = None
         return response
 
 

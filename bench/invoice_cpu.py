@@ -8,6 +8,7 @@ steadier than a load test on a shared machine, so small changes show.
         .venv/bin/python bench/invoice_cpu.py                       # 1,000 creations, this tree
     .venv/bin/python bench/invoice_cpu.py --compare-ref f676c30 --rounds 3   # REF vs this tree, alternating
     .venv/bin/python bench/invoice_cpu.py --profile out.pstats      # cProfile of the measured creations
+    .venv/bin/python bench/invoice_cpu.py --baseline --rounds 3     # the bare baseline vs this tree, alternating
 
 Each run creates a fresh database `<name>_cpu` (`<name>_cpuref` for REF) with bench/invoice_load.py's bench data.
 Settings as in production: DEBUG off, LOG_LEVEL INFO (the JSON access line of every request is formatted and
@@ -53,7 +54,7 @@ def child(args) -> None:
     root = Path(args.root)
     sys.path.insert(0, str(root))
     os.chdir(root)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paytrust.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paytrust.settings")  # the baseline: its own (`run`)
     from paytrust.tracing import configure
 
     configure()
@@ -96,13 +97,20 @@ def child(args) -> None:
     print(json.dumps({"cpu_ms": cpu * 1000 / n, "wall_ms": wall * 1000 / n}))
 
 
-def run(root: Path, label: str, args) -> dict:
+def run(root: Path, label: str, args, *, baseline: bool = False) -> dict:
     base = os.environ["DATABASE_URL"]
     try:
         url, data = invoice_load.fresh_database(label, root)
     finally:
         os.environ["DATABASE_URL"] = base
     env = {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "LOG_LEVEL": "INFO"}
+    if baseline:  # bench/invoice_baseline_urls.py, as invoice_load.py serves it
+        env.update(
+            DJANGO_SETTINGS_MODULE="invoice_baseline_settings",
+            BENCH_MERCHANT_ID=data["merchant"],
+            BENCH_ACCOUNT_ID=data["account"],
+            PYTHONPATH=os.pathsep.join([str(BENCH), str(root)]),
+        )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if not args.no_multiproc:
         env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prom-cpu-")
@@ -138,6 +146,9 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=1000, help="measured creations (after 30 discarded)")
     parser.add_argument("--compare-ref", metavar="REF", help="also measure git REF (temporary worktree)")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also measure the bare baseline endpoint (invoice_load.py's)"
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", help="write a cProfile of the measured creations to this file")
     parser.add_argument("--no-multiproc", action="store_true")
@@ -153,6 +164,11 @@ def main() -> None:
         return
     trees = {"prod": invoice_load.ROOT}
     ref_tree = None
+    if args.baseline and args.compare_ref:
+        parser.error("--baseline or --compare-ref, not both")
+    if args.baseline:
+        trees = {"ref": invoice_load.ROOT, "prod": invoice_load.ROOT}
+        print("ref = the bare baseline (bench/invoice_baseline_urls.py)")
     if args.compare_ref:
         ref_tree, commit = invoice_load.ref_worktree(args.compare_ref)
         trees = {"ref": ref_tree, "prod": invoice_load.ROOT}
@@ -162,7 +178,10 @@ def main() -> None:
         for number in range(args.rounds):
             labels = list(trees) if number % 2 == 0 else list(trees)[::-1]
             for label in labels:
-                result = run(trees[label], "cpu" + ("ref" if label == "ref" else ""), args)
+                baseline = args.baseline and label == "ref"
+                result = run(
+                    trees[label], "cpu" + ("ref" if label == "ref" else ""), args, baseline=baseline
+                )
                 if args.callgrind:
                     results[label].append(result["instructions"] / 1e6)
                     print(
@@ -185,7 +204,7 @@ def main() -> None:
         print(
             f"{label}: median {statistics.median(values):.3f} {unit} per creation over {len(values)} run(s)"
         )
-    if args.compare_ref:
+    if args.compare_ref or args.baseline:
         ratio = statistics.median(results["prod"]) / statistics.median(results["ref"])
         print(f"prod / ref {unit} per creation: {ratio:.3f}")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -202,6 +201,14 @@ class InvoiceViewSet(ApiViewSet):
     lookup_url_kwarg = "invoice_id"
     lookup_value_converter = "str"
 
+    def _created_with_replay(self, request, new: invoice_services.NewInvoice) -> Response:
+        """The 201 of a prepared invoice, written with its stored Idempotency-Key replay in one statement: the
+        invoice and the replay commit together, with no transaction round trips of their own (ADR 0024)."""
+        response = _created(new.invoice)
+        replay = self.idempotency_replay_cte(request, response)
+        invoice_services.invoice_insert(new, also=[replay] if replay is not None else [])
+        return self.idempotency_stored(response)
+
     @extend_schema(
         operation_id="invoices_list",
         summary="List invoices (newest first, cursor pagination)",
@@ -249,10 +256,8 @@ class InvoiceViewSet(ApiViewSet):
             body = InvoiceCreateInput(data=request.data)
             body.is_valid(raise_exception=True)
             validated = body.validated_data
-        with transaction.atomic():  # the invoice and its stored replay commit together (ADR 0024)
-            invoice = invoice_services.invoice_create(**tenant(request), **service_kwargs(validated))
-            response = self.idempotency_store_in_transaction(request, _created(invoice))
-        return self.idempotency_committed(response)
+        new = invoice_services.invoice_prepare(**tenant(request), **service_kwargs(validated))
+        return self._created_with_replay(request, new)
 
     @extend_schema(
         operation_id="invoices_retrieve",
@@ -298,12 +303,10 @@ class InvoiceViewSet(ApiViewSet):
     def supplementary(self, request, invoice_id: str):
         body = SupplementaryInput(data=request.data)
         body.is_valid(raise_exception=True)
-        with transaction.atomic():
-            invoice = invoice_services.invoice_create_supplementary(
-                **tenant(request), parent_id=invoice_id, **service_kwargs(body.validated_data)
-            )
-            response = self.idempotency_store_in_transaction(request, _created(invoice))
-        return self.idempotency_committed(response)
+        new = invoice_services.invoice_prepare_supplementary(
+            **tenant(request), parent_id=invoice_id, **service_kwargs(body.validated_data)
+        )
+        return self._created_with_replay(request, new)
 
     @extend_schema(
         operation_id="invoices_installments_list",

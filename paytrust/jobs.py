@@ -23,9 +23,11 @@ One mechanism for durable work, all of it procrastinate's own:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 
 from django.conf import settings
 from procrastinate import exceptions as procrastinate_exceptions
@@ -86,6 +88,40 @@ def defer_in_transaction(
             kwargs = {**kwargs, TRACE_KWARG: trace_context}
         jobs.append(deferrer.make_new_job(**kwargs))
     return [job.id for job in _django_jobs.batch_defer_jobs(jobs)]
+
+
+def defer_each_sql(rows: str) -> str:
+    """The body of a CTE that defers one job per row of the CTE `rows` (a column `id`, text) inside the caller's
+    own statement: the same jobs as `defer_in_transaction(task, *({kwarg: id} ...), locks=[id ...])` — kwargs
+    `{kwarg: id}` plus the trace context, lock `id` — through the function procrastinate's `batch_defer_jobs`
+    calls (`procrastinate_defer_jobs_v1`), with no round trip of their own. The statement must read the CTE (a
+    SELECT CTE runs only if read; it returns the job ids, or no row when `rows` is empty). Parameters:
+    `defer_each_params(task, kwarg)`. Only identifiers chosen by the caller are interpolated."""
+    return (
+        "SELECT procrastinate_defer_jobs_v1(ARRAY(SELECT ROW(%s::varchar, %s::varchar, %s::integer, r.id, NULL, "  # noqa: S608
+        f"jsonb_build_object(%s::text, r.id) || %s::jsonb, NULL)::procrastinate_job_to_defer_v1 FROM {rows} r)) "
+        f"AS ids WHERE EXISTS (SELECT FROM {rows})"
+    )
+
+
+def defer_each_params(task: str, kwarg: str) -> list:
+    """The parameters of `defer_each_sql` for `task` (a registered task's name) and its kwarg name."""
+    queue, task_name, priority = _job_template(task)
+    trace_context = job_trace_context()
+    return [
+        queue,
+        task_name,
+        priority,
+        kwarg,
+        json.dumps({TRACE_KWARG: trace_context} if trace_context else {}),
+    ]
+
+
+@cache
+def _job_template(task: str) -> tuple[str, str, int]:
+    """Queue, task name and priority of a job of `task` as procrastinate builds it (`make_new_job`)."""
+    job = app.configure_task(task, allow_unknown=False).make_new_job()
+    return job.queue, job.task_name, job.priority
 
 
 def jobs_withdraw(locks: Iterable[str]) -> set[str]:

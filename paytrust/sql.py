@@ -60,6 +60,28 @@ class Insert:
     fragments: tuple = ()
 
 
+@dataclass(frozen=True)
+class Cte:
+    """A data-modifying CTE (`name AS (INSERT/UPDATE ...)`) that one layer hands to another's statement, so that
+    two writes are one statement (one round trip, one atomic write): `params` are its parameters in order."""
+
+    sql: str
+    params: list
+
+
+@contextmanager
+def statement_transaction() -> Iterator[None]:
+    """For a write that is ONE statement: PostgreSQL runs a statement outside a transaction block as a
+    transaction of its own, so in autocommit nothing is added (no BEGIN/COMMIT round trips); inside a caller's
+    transaction.atomic() it runs in a savepoint, so a refused statement (a unique key) leaves that transaction
+    usable, as `transaction.atomic()` would."""
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            yield
+    else:
+        yield
+
+
 @cache
 def insert_for(model: type[Model]) -> Insert:
     meta = model._meta

@@ -1,7 +1,9 @@
 """Writes for invoices, one module per use case. Every state change: `transaction.atomic()`, `select_for_update()`
 re-read, transition check against `invoices.states`, write, outbound event recorded in the same transaction.
 
-- create.py: `invoice_create`, `invoice_create_supplementary` (the API's hot path: one INSERT statement)
+- create.py: `invoice_create`, `invoice_create_supplementary` (the API's hot path: one INSERT statement, which
+  is also the transaction); the API calls their two halves, `invoice_prepare[_supplementary]` (validate, compute,
+  render) and `invoice_insert` (write, with the caller's stored replay as a CTE of the same statement)
 - edit.py: `invoice_update` (drafts; metadata in any status)
 - state_changes.py: `invoice_void`, and the start of payment collection (`invoice_mark_payment_initiated`,
   `invoice_check_installment_payable`)
@@ -24,7 +26,14 @@ Contracts for the payments work (all keyword-only; see each docstring and docs/a
 """
 
 from invoices.services._support import UNSET
-from invoices.services.create import invoice_create, invoice_create_supplementary
+from invoices.services.create import (
+    NewInvoice,
+    invoice_create,
+    invoice_create_supplementary,
+    invoice_insert,
+    invoice_prepare,
+    invoice_prepare_supplementary,
+)
 from invoices.services.edit import invoice_update
 from invoices.services.expiry import invoice_expire
 from invoices.services.payment_application import PaymentApplicationResult, invoice_apply_payment
@@ -37,6 +46,7 @@ from invoices.services.state_changes import (
 
 __all__ = [
     "UNSET",
+    "NewInvoice",
     "PaymentApplicationResult",
     "PaymentTarget",
     "invoice_apply_payment",
@@ -44,6 +54,9 @@ __all__ = [
     "invoice_create",
     "invoice_create_supplementary",
     "invoice_expire",
+    "invoice_insert",
+    "invoice_prepare",
+    "invoice_prepare_supplementary",
     "invoice_mark_payment_initiated",
     "invoice_update",
     "invoice_void",

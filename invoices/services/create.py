@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from gateways.selectors import gateway_account_with_fee
@@ -31,11 +32,36 @@ from invoices.services._support import cache_related
 from merchants.models import Merchant
 from paytrust import money
 from paytrust.errors import Conflict, NotFound, ValidationError
-from paytrust.sql import insert_for, json_rows, mark_saved, new_instance, prepared_cursor
+from paytrust.sql import (
+    Cte,
+    insert_for,
+    json_rows,
+    mark_saved,
+    new_instance,
+    prepared_cursor,
+    statement_transaction,
+)
 from webhooks.outbound import services as webhook_services
 
 
-def invoice_create(
+@dataclass(frozen=True)
+class NewInvoice:
+    """An invoice validated, computed and rendered but not yet written (`invoice_prepare`): `invoice` is the
+    unsaved instance, its representation already rendered (`invoices.selectors.invoice_render_created`), so a
+    caller can build what it stores with it before `invoice_insert` writes both in one statement."""
+
+    invoice: Invoice
+    rows: list  # the invoice's, its line items' and its installments' rows (`json_rows`)
+    event: webhook_services.PendingEvent
+
+
+def invoice_create(**kwargs) -> Invoice:
+    """Create a draft invoice with its line items and installments; records `invoice.created`: `invoice_prepare`
+    then `invoice_insert` (see them; the keyword arguments are `invoice_prepare`'s)."""
+    return invoice_insert(invoice_prepare(**kwargs))
+
+
+def invoice_prepare(
     *,
     merchant: Merchant,
     mode: str,
@@ -50,17 +76,11 @@ def invoice_create(
     metadata: dict | None = None,
     parent_invoice: Invoice | None = None,
     now: datetime | None = None,
-) -> Invoice:
-    """Create a draft invoice with its line items and installments; records `invoice.created`.
-
-    Validates everything before writing (400 with `param` on bad input, nothing written); a duplicate
-    `external_id` for the merchant and mode gives 409 `external_id_duplicate`. `gateway` is a gateway name or a
-    `gwa_` id (default in test mode: the merchant's sandbox account). Returns the invoice, its representation
-    already rendered (`invoices.selectors.invoice_render_created`: the `invoice.created` snapshot); its line items
-    and installments are read again if asked for (prefetch-caching them cost ~5 % of a creation's CPU).
-    Inside a caller's `transaction.atomic()` it takes no savepoint: on any error the caller's transaction is
-    rolled back too (the API opens one to store the idempotent response with the invoice, ADR 0024).
-    """
+) -> NewInvoice:
+    """Validate and compute a new draft invoice, its line items, installments and `invoice.created` event, and
+    render it; writes nothing (reads the gateway account and its fee). Validates everything before writing (400
+    with `param` on bad input). `gateway` is a gateway name or a `gwa_` id (default in test mode: the merchant's
+    sandbox account). Then `invoice_insert`."""
     now = now or timezone.now()
     cur = money.get_currency(currency)
     resolved = gateway_account_with_fee(
@@ -100,23 +120,43 @@ def invoice_create(
         parent_invoice=parent_invoice,
     )
     apply_totals(invoice, computed)
+    return _rendered(invoice, computed)
+
+
+def invoice_insert(new: NewInvoice, *, also: Sequence[Cte] = ()) -> Invoice:
+    """Write a prepared invoice: the invoice, its line items, its installments, its `invoice.created` event, the
+    event's deliveries and their jobs, and the caller's `also` CTEs (the API's stored Idempotency-Key replay) in
+    ONE statement, which in autocommit is a transaction on its own (no BEGIN/COMMIT round trips; inside a
+    caller's transaction, a savepoint). A duplicate `external_id` for the merchant and mode gives 409
+    `external_id_duplicate` and writes nothing. Returns the invoice; its line items and installments are read
+    again if asked for (prefetch-caching them cost ~5 % of a creation's CPU)."""
+    invoice = new.invoice
+    params = [*new.rows, *new.event.params]
+    for cte in also:
+        params.extend(cte.params)
     try:
-        # No savepoint inside a caller's transaction (the API's, which stores the idempotent response in it):
-        # two round trips fewer; an error here rolls the caller's transaction back with it.
-        with transaction.atomic(savepoint=False):
-            _insert_new_invoice(invoice, computed)
+        with statement_transaction(), prepared_cursor() as cursor:
+            cursor.execute(_insert_new_invoice_sql(tuple(cte.sql for cte in also)), params)
+            cursor.fetchall()
     except IntegrityError as exc:
         if external_id_conflict(exc):
             raise Conflict(
-                f"An invoice with external_id {external_id!r} already exists.",
+                f"An invoice with external_id {invoice.external_id!r} already exists.",
                 code="external_id_duplicate",
                 param="external_id",
             )
         raise
+    mark_saved(invoice)  # the children are not kept: the snapshot, rendered from them, is what is shown
+    webhook_services.event_recorded(new.event)
     return invoice
 
 
-def invoice_create_supplementary(
+def invoice_create_supplementary(**kwargs) -> Invoice:
+    """A new invoice linked to a parent: `invoice_prepare_supplementary` then `invoice_insert`."""
+    return invoice_insert(invoice_prepare_supplementary(**kwargs))
+
+
+def invoice_prepare_supplementary(
     *,
     merchant: Merchant,
     mode: str,
@@ -131,7 +171,7 @@ def invoice_create_supplementary(
     installments: InstallmentsIn | None = None,
     metadata: dict | None = None,
     now: datetime | None = None,
-) -> Invoice:
+) -> NewInvoice:
     """A new invoice linked to `parent_id` (its `parent_invoice`; the parent lists it in
     `supplementary_invoices`). Currency, customer and gateway account are inherited from the parent; if the body
     names them they must match (400 `supplementary_mismatch`). A void parent gives 409 `invoice_voided`."""
@@ -146,7 +186,7 @@ def invoice_create_supplementary(
         raise Conflict("A void invoice cannot have supplementary invoices.", code="invoice_voided")
     parent_customer = CustomerIn(parent.customer_name, parent.customer_email, parent.customer_phone)
     _check_inherited(parent, currency=currency, customer=customer, gateway=gateway)
-    return invoice_create(
+    return invoice_prepare(
         merchant=merchant,
         mode=mode,
         currency=parent.currency,
@@ -233,22 +273,17 @@ def write_children(invoice: Invoice, computed: Computed) -> None:
     cache_related(invoice, line_items=lines, installments=installments)
 
 
-def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
-    """INSERT a new invoice, its line items, its installments and its `invoice.created` event, and read the ids
-    of the endpoints that receive the event, in ONE statement (the same rows as `invoice.save(force_insert=True)`
-    + `write_children` + `emit`; no per-call ORM compilation, one round trip). Must run inside the caller's
-    transaction.atomic(): the event's deliveries and jobs, if any, are written after it, in the same transaction.
-    The event's data is the invoice's representation, which needs no database-generated value (the row values,
-    timestamps included, are computed first)."""
+def _rendered(invoice: Invoice, computed: Computed) -> NewInvoice:
+    """The rows of a new invoice's children and its `invoice.created` event, and its representation: what
+    invoice_render shows, from the rows in hand (no related-manager round through the prefetch cache). The
+    event's data is that representation, which needs no database-generated value (the row values, timestamps
+    included, are computed first: `json_rows` fills created_at/updated_at, which the snapshot shows)."""
     lines, installments = child_rows(invoice, computed)
-    params = [
-        json_rows(
-            insert_for(Invoice), [invoice]
-        ),  # fills created_at/updated_at, which the event's snapshot shows
+    rows = [
+        json_rows(insert_for(Invoice), [invoice]),  # fills created_at/updated_at, which the snapshot shows
         json_rows(insert_for(LineItem), lines),
         json_rows(insert_for(Installment), installments),
     ]
-    # What invoice_render shows, from the rows in hand (no related-manager round through the prefetch cache).
     snapshot = invoice_representation(
         invoice,
         line_items=lines,
@@ -260,30 +295,26 @@ def _insert_new_invoice(invoice: Invoice, computed: Computed) -> None:
     event = webhook_services.event_prepare(
         merchant=invoice.merchant, mode=invoice.mode, type="invoice.created", data=snapshot
     )
-    with prepared_cursor() as cursor:
-        cursor.execute(_insert_new_invoice_sql(), [*params, *event.params])
-        endpoint_ids = [row[0] for row in cursor.fetchall()]
-    mark_saved(invoice)  # the children are not kept: the snapshot, rendered from them, is what is shown
-    webhook_services.event_recorded(event, endpoint_ids)
     setattr(
         invoice, CREATED_SNAPSHOT, snapshot
     )  # the API's response (invoice_render_created) renders it once
+    return NewInvoice(invoice, rows, event)
 
 
 @functools.cache
-def _insert_new_invoice_sql() -> str:
-    """WITH i AS (INSERT invoice SELECT … FROM jsonb_populate_recordset(…)), l AS (INSERT lines …), n AS (INSERT
-    installments …), new_event AS (INSERT event …) SELECT endpoint id …: data-modifying CTEs all run whether or
-    not the final SELECT reads them, and the children's foreign keys to the invoice are checked at commit
-    (deferred); the rows it returns are the ids of the endpoints that receive the event. One text and seven
-    parameters whatever the number of lines/installments (one prepared statement; psycopg caches its conversion
-    of statements up to 50 parameters, which the earlier one-array-per-column form exceeded). Built from
-    model metadata (paytrust.sql, webhooks.outbound.services.event_sql): only quoted identifiers are
-    interpolated, values are bound parameters."""
-    invoice = insert_for(Invoice)
-    ctes = [f"new_invoice AS (INSERT INTO {invoice.table} {invoice.columns} {invoice.from_json})"]  # noqa: S608
-    for name, insert in (("new_lines", insert_for(LineItem)), ("new_installments", insert_for(Installment))):
+def _insert_new_invoice_sql(also: tuple[str, ...]) -> str:
+    """WITH new_invoice AS (INSERT invoice SELECT … FROM jsonb_populate_recordset(…)), new_lines AS (INSERT
+    lines …), new_installments AS (INSERT installments …), the event's CTEs (`event_sql`: the event, its
+    deliveries, their jobs), the caller's `also` CTEs, SELECT the event's job ids: data-modifying CTEs all run
+    whether or not the final SELECT reads them, and the children's foreign keys to the invoice are checked at
+    the end of the statement or at commit (deferred). One text and a fixed number of parameters whatever the
+    number of lines/installments (one prepared statement; psycopg caches its conversion of statements up to 50
+    parameters). Built from model metadata (paytrust.sql, webhooks.outbound.services.event_sql): only quoted
+    identifiers are interpolated, values are bound parameters."""
+    ctes = []
+    for name, model in (("new_invoice", Invoice), ("new_lines", LineItem), ("new_installments", Installment)):
+        insert = insert_for(model)
         ctes.append(f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.from_json})")  # noqa: S608
-    event_insert, endpoints = webhook_services.event_sql()
-    ctes.append(event_insert)
-    return f"WITH {', '.join(ctes)} SELECT endpoint_id FROM ({endpoints}) AS endpoints(endpoint_id)"  # noqa: S608
+    ctes.append(webhook_services.event_sql())
+    ctes.extend(also)
+    return f"WITH {', '.join(ctes)} SELECT {webhook_services.EVENT_SQL_RESULT}"  # noqa: S608

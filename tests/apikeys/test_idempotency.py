@@ -357,22 +357,25 @@ _INVOICE = {
 }
 
 
-# --- the response stored inside the effect's own transaction (POST /v1/invoices, ADR 0024) ------------------
+# --- the response stored by the effect's own statement (POST /v1/invoices, ADR 0024) -------------------------
 
 
 def _in_atomic_log(connection):
-    """(sql, in_atomic_block) of every statement the connection runs."""
+    """(sql, in a transaction block) of every statement the connection runs: in an atomic block, or with
+    autocommit off (psycopg would send BEGIN first)."""
     log = []
 
     def record(execute, sql, params, many, context):
-        log.append((sql, connection.in_atomic_block))
+        log.append((sql, connection.in_atomic_block or not connection.get_autocommit()))
         return execute(sql, params, many, context)
 
     return log, connection.execute_wrapper(record)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_new_invoice_and_its_stored_response_commit_in_one_transaction(client_for, settings):
+def test_a_new_invoice_and_its_stored_response_are_one_statement(client_for, settings):
+    """The 201's replay is a CTE of the invoice's own INSERT statement, which runs in autocommit: one atomic
+    write, no BEGIN/COMMIT, no UPDATE of its own."""
     from django.db import connection
 
     from gateways.services import merchant_onboard
@@ -383,9 +386,12 @@ def test_a_new_invoice_and_its_stored_response_commit_in_one_transaction(client_
     with wrapper:
         created = _post(api, "/v1/invoices", _INVOICE, "atomic-1")
     assert created.status_code == 201
-    inserts = [atomic for sql, atomic in log if "INSERT INTO" in sql and "invoices_invoice" in sql]
-    updates = [atomic for sql, atomic in log if sql.lstrip().startswith("UPDATE apikeys_idempotencyrecord")]
-    assert inserts == [True] and updates == [True]  # one store, inside the invoice's transaction
+    inserts = [(sql, block) for sql, block in log if "INSERT INTO" in sql and "invoices_invoice" in sql]
+    assert len(inserts) == 1
+    sql, in_block = inserts[0]
+    assert "idempotency_completion AS (UPDATE apikeys_idempotencyrecord" in sql and not in_block
+    assert all(not block for _, block in log)  # no transaction block at all: every statement autocommits
+    assert not [s for s, _ in log if s.lstrip().startswith("UPDATE apikeys_idempotencyrecord")]
     record = IdempotencyRecord.objects.get(key="atomic-1")
     assert record.status == IdempotencyRecord.Status.COMPLETED and record.response_status == 201
     assert bytes(record.response_body) == created.content

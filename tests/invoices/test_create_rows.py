@@ -81,10 +81,34 @@ def test_stored_rows_are_the_returned_objects(merchant):
 
 def test_one_statement_for_the_rows_plus_lookups_and_event(merchant, django_assert_num_queries):
     account_with_fee(merchant, gateway="xendit", currency="IDR", percent="0.029", fixed_minor=2000)
-    # gateway account + fee (1), invoice + line items + installments + event + its endpoints (1, ADR 0024); no
-    # savepoint inside the caller's (here the test's) transaction.
-    with django_assert_num_queries(2):
+    # gateway account + fee (1), invoice + line items + installments + event + its deliveries and jobs (1, ADR
+    # 0024); inside the caller's (here the test's) transaction the statement runs in a savepoint (2).
+    with django_assert_num_queries(4) as queries:
         _create(merchant)
+    assert queries.captured_queries[1]["sql"].startswith("SAVEPOINT")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_the_statement_is_the_transaction(merchant):
+    """Outside a transaction block the invoice statement runs as a transaction of its own: two statements (the
+    fee lookup and the write), no BEGIN/COMMIT (psycopg sends BEGIN only with autocommit off)."""
+    from django.db import connection
+
+    account_with_fee(merchant, gateway="xendit", currency="IDR", percent="0.029", fixed_minor=2000)
+    log = []
+
+    def record(execute, sql, params, many, context):
+        log.append((sql.split()[0], connection.in_atomic_block, connection.get_autocommit()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        invoice = _create(merchant)
+    assert log == [("SELECT", False, True), ("WITH", False, True)]
+    assert Invoice.objects.filter(pk=invoice.pk).exists()
+    with pytest.raises(Exception) as raised:  # a refused statement leaves nothing, and the connection usable
+        _create(merchant)
+    assert getattr(raised.value, "code", None) == "external_id_duplicate"
+    assert Invoice.objects.filter(merchant=merchant).count() == 1
 
 
 def test_single_installment_invoice_and_a_failed_insert_leave_nothing(merchant):

@@ -85,3 +85,61 @@ def test_event_row_and_its_endpoints_are_written_and_read_in_one_statement(
     kept.delete()
     with django_assert_num_queries(1), transaction.atomic(savepoint=False):
         event_record(merchant=merchant, mode="test", type="invoice.created", data=INVOICE)
+
+
+def test_deliveries_and_jobs_written_by_the_event_statement_are_those_the_orm_and_procrastinate_write(merchant):
+    """event_sql's deliveries (one statement with the event) are the rows `Delivery.objects.create()` would
+    store, and their jobs the rows procrastinate's own deferral (`defer_in_transaction`) would store (inside a
+    request's trace they also carry its `_trace`: tests/observability/test_tracing.py)."""
+    from paytrust.jobs import defer_in_transaction
+    from webhooks.outbound.delivery import DELIVER_TASK
+
+    endpoint = WebhookEndpointFactory(merchant=merchant)
+    with transaction.atomic():
+        event = event_record(merchant=merchant, mode="test", type="invoice.paid", data=INVOICE)
+        (delivery,) = Delivery.objects.filter(event=event)
+        orm = Delivery.objects.create(
+            event=event, endpoint=WebhookEndpointFactory(merchant=merchant), next_attempt_at=event.created_at
+        )
+        (orm_job_id,) = defer_in_transaction(DELIVER_TASK, {"delivery_id": orm.id}, locks=[orm.id])
+    skipped = {"id", "endpoint_id", "created_at", "updated_at", "next_attempt_at"}
+    columns = [f.attname for f in Delivery._meta.concrete_fields if f.attname not in skipped]
+    assert {c: getattr(delivery, c) for c in columns} == {c: getattr(orm, c) for c in columns}
+    assert delivery.endpoint_id == endpoint.id and delivery.status == "pending"
+    assert delivery.next_attempt_at == delivery.created_at == delivery.updated_at
+    assert abs((delivery.created_at - event.created_at).total_seconds()) < 60
+    job = ProcrastinateJob.objects.get(lock=delivery.id)
+    orm_job = ProcrastinateJob.objects.get(pk=orm_job_id)
+    same = ("queue_name", "task_name", "priority", "queueing_lock", "scheduled_at", "status", "attempts")
+    assert {f: getattr(job, f) for f in same} == {f: getattr(orm_job, f) for f in same}
+    assert job.args == {**orm_job.args, "delivery_id": delivery.id} == {"delivery_id": delivery.id}
+
+
+def test_an_event_with_no_endpoint_defers_nothing(merchant, django_assert_num_queries):
+    jobs_before = ProcrastinateJob.objects.count()
+    with django_assert_num_queries(1), transaction.atomic(savepoint=False):
+        event_record(merchant=merchant, mode="test", type="invoice.paid", data=INVOICE)
+    assert ProcrastinateJob.objects.count() == jobs_before and not Delivery.objects.exists()
+
+
+def test_ids_made_in_sql_have_the_shape_and_order_of_paytrust_ids(db):
+    """`paytrust_new_id` (the deliveries' ids, made in the event's statement) against paytrust.ids.new_id:
+    prefix, 24 base62 characters, the creation time in the first 8, every symbol drawn."""
+    import re
+    import time
+
+    from django.db import connection
+
+    from paytrust.ids import id_time_ms, new_id
+
+    before = new_id("whd")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT paytrust_new_id('whd') FROM generate_series(1, 2000)")
+        made = [row[0] for row in cursor.fetchall()]
+    after_ms = time.time_ns() // 1_000_000
+    assert all(re.fullmatch(r"whd_[0-9A-Za-z]{24}", value) for value in made)
+    assert len(set(made)) == len(made)
+    assert all(id_time_ms(before) <= id_time_ms(value) <= after_ms + 5 for value in made)
+    assert min(made)[:12] >= before[:12]  # sorts after an id made before it (up to the millisecond)
+    random_chars = "".join(value[12:] for value in made)  # 32,000 draws: every one of the 62 symbols shows up
+    assert set(random_chars) == set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")

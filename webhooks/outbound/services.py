@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from paytrust.errors import NotFound, Unprocessable, ValidationError
-from paytrust.jobs import defer_in_transaction, jobs_withdraw
+from paytrust.jobs import defer_each_params, defer_each_sql, defer_in_transaction, jobs_withdraw
 from paytrust.sql import insert_for, json_rows, mark_saved, new_instance, prepared_cursor
 from webhooks.outbound import signing
 from webhooks.outbound.delivery import DELIVER_TASK
@@ -32,75 +32,112 @@ def event_record(*, merchant, mode: str, type: str, data: dict) -> Event:  # noq
 
     Must be called inside `transaction.atomic()` (the one that makes the state change): the event row, its
     deliveries and their jobs commit or roll back with that change. `data` is the object snapshot.
+    One statement (`event_sql`): the event, one delivery per endpoint that receives it, and their jobs.
     """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("event_record must run inside the transaction.atomic() of the state change.")
     pending = event_prepare(merchant=merchant, mode=mode, type=type, data=data)
-    insert, endpoints = event_sql()
     with prepared_cursor() as cursor:
-        # One round trip: the event row and the ids of the endpoints that receive it.
-        cursor.execute(f"WITH {insert} {endpoints}", pending.params)
-        endpoint_ids = [row[0] for row in cursor.fetchall()]
-    return event_recorded(pending, endpoint_ids)
+        cursor.execute(f"WITH {event_sql()} SELECT {EVENT_SQL_RESULT}", pending.params)
+        cursor.fetchall()
+    return event_recorded(pending)
 
 
 @dataclass(frozen=True)
 class PendingEvent:
-    """An event about to be inserted by the caller's own statement (`event_sql`'s pieces inside its WITH):
-    `params` are the CTE's parameters followed by the endpoint SELECT's."""
+    """An event about to be inserted by a statement (`event_sql`'s CTEs inside its WITH): `params` are their
+    parameters, in order."""
 
     event: Event
     params: list
 
 
 def event_prepare(*, merchant, mode: str, type: str, data: dict) -> PendingEvent:  # noqa: A002
-    """Check an event as `event_record` does and build its row, for a caller that inserts it in a statement of
-    its own (invoice creation: invoice, lines, installments and event in one round trip); then
-    `event_recorded` with the endpoint ids that statement returned. Same transaction rule as `event_record`."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("event_record must run inside the transaction.atomic() of the state change.")
+    """Check an event as `event_record` does and build its row and the parameters of `event_sql`, for a caller
+    that inserts it as part of a statement of its own (invoice creation: the invoice, its lines and installments,
+    the event, its deliveries and their jobs in one statement); then `event_recorded`. That statement must be the
+    state change's: in its transaction, or a transaction on its own (one statement in autocommit)."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")
     if mode not in ("test", "live"):
         raise ValueError(f"unknown mode {mode!r}")
     if not isinstance(data, dict):
         raise ValueError("event data must be the object snapshot (a dict)")
-    event = new_instance(Event, merchant=merchant, mode=mode, type=type, data=data)
-    return PendingEvent(event, [json_rows(insert_for(Event), [event]), merchant.pk, mode, type])
-
-
-def event_recorded(pending: PendingEvent, endpoint_ids: list[str]) -> Event:
-    """After the event's INSERT ran (in the caller's transaction): one delivery and its job per endpoint."""
-    event = pending.event
-    mark_saved(event)
     now = timezone.now()
-    deliveries = [
-        Delivery(event=event, endpoint_id=endpoint_id, status=DeliveryStatus.PENDING, next_attempt_at=now)
-        for endpoint_id in endpoint_ids
+    event = new_instance(Event, merchant=merchant, mode=mode, type=type, data=data)
+    params = [
+        json_rows(insert_for(Event), [event]),
+        merchant.pk,
+        mode,
+        type,
+        *_delivery_params(event.pk, now),
+        *defer_each_params(DELIVER_TASK, "delivery_id"),
     ]
-    if deliveries:
-        Delivery.objects.bulk_create(deliveries)
-        _defer_deliveries(deliveries)
-    return event
+    return PendingEvent(event, params)
+
+
+def event_recorded(pending: PendingEvent) -> Event:
+    """After the statement with `event_sql`'s CTEs ran."""
+    mark_saved(pending.event)
+    return pending.event
+
+
+# What a statement made of `event_sql`'s CTEs selects (at least): reading `event_jobs` makes its deferral run.
+EVENT_SQL_RESULT = "(SELECT ids FROM event_jobs) AS event_job_ids"
 
 
 @cache
-def event_sql() -> tuple[str, str]:
-    """The INSERT of an event as a data-modifying CTE (`new_event AS (…)`, run whatever the statement returns)
-    and the SELECT of its enabled endpoints' ids (text): the same rows as `Event.objects.create()` followed by
-    `WebhookEndpoint.objects.filter(merchant, mode, enabled, not deleted, enabled_events && [type, "*"])`,
-    without compiling either per call. Parameters: the event row (`json_rows`), then merchant id, mode, type."""
+def event_sql() -> str:
+    """The CTEs that record an event in a statement: `new_event` (the event row: the same row as
+    `Event.objects.create()`), `event_endpoints` (its enabled endpoints' ids, as
+    `WebhookEndpoint.objects.filter(merchant, mode, enabled, not deleted, enabled_events && [type, "*"])`),
+    `event_deliveries` (one pending delivery per endpoint, due now, its id made by `paytrust_new_id`) and
+    `event_jobs` (their delivery jobs, `paytrust.jobs.defer_each_sql`), none compiled per call. The statement
+    must read `event_jobs` (`EVENT_SQL_RESULT`). Parameters: `PendingEvent.params`. Only identifiers from model
+    metadata are interpolated; values are bound parameters."""
     event = insert_for(Event)
     endpoint = WebhookEndpoint._meta
+    delivery = insert_for(Delivery)
     quote = connection.ops.quote_name
-    # Only identifiers from model metadata are interpolated; values are bound parameters.
-    insert = f"new_event AS (INSERT INTO {event.table} {event.columns} {event.from_json})"  # noqa: S608
-    select = (
-        f"SELECT e.{quote('id')}::text FROM {quote(endpoint.db_table)} e "  # noqa: S608
-        f"WHERE e.{quote('merchant_id')} = %s AND e.{quote('mode')} = %s AND e.{quote('enabled')} "
-        f"AND e.{quote('deleted_at')} IS NULL "
-        f"AND e.{quote('enabled_events')} && ARRAY[%s, '{ALL_EVENTS}']::varchar[] "
-        f"ORDER BY e.{quote('created_at')} DESC"
+    # The delivery row: its id and endpoint from the statement, every other column a parameter (`_delivery_params`).
+    values = []
+    for field in delivery.fields:
+        if field.attname == "id":
+            values.append("paytrust_new_id('whd')")
+        elif field.attname == "endpoint_id":
+            values.append("ep.endpoint_id")
+        else:
+            values.append(f"%s::{field.db_type(connection)}")
+    return ", ".join(
+        [
+            f"new_event AS (INSERT INTO {event.table} {event.columns} {event.from_json})",  # noqa: S608
+            f"event_endpoints AS (SELECT e.{quote('id')} AS endpoint_id FROM {quote(endpoint.db_table)} e "  # noqa: S608
+            f"WHERE e.{quote('merchant_id')} = %s AND e.{quote('mode')} = %s AND e.{quote('enabled')} "
+            f"AND e.{quote('deleted_at')} IS NULL "
+            f"AND e.{quote('enabled_events')} && ARRAY[%s, '{ALL_EVENTS}']::varchar[])",
+            f"event_deliveries AS (INSERT INTO {delivery.table} {delivery.columns} "  # noqa: S608
+            f"SELECT {', '.join(values)} FROM event_endpoints ep RETURNING {quote('id')} AS id)",
+            f"event_jobs AS ({defer_each_sql('event_deliveries')})",
+        ]
     )
-    return insert, select
+
+
+def _delivery_params(event_id: str, now) -> list:
+    """The values of a new delivery's columns other than its id and endpoint (`event_sql`), in column order: as
+    `Delivery(event=..., endpoint=..., status=PENDING, next_attempt_at=now)` would insert them."""
+    template = new_instance(
+        Delivery,
+        event_id=event_id,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    return [
+        field.get_db_prep_save(getattr(template, field.attname), connection)
+        for field in insert_for(Delivery).fields
+        if field.attname not in ("id", "endpoint_id")
+    ]
 
 
 def _defer_deliveries(deliveries: list[Delivery]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -27,11 +28,14 @@ from datetime import timedelta
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
+from apikeys.idempotency import idempotency_release
 from apikeys.models import ApiKey, AuditLog
 from apikeys.ratelimit import rate_limit_hit, rate_limit_peek
+from apikeys.request_start import ClaimRequest, key_hit_and_claim
 from apikeys.selectors import api_key_for_auth
 from apikeys.services import HASHER, Actor, audit_record, split_key
 from merchants.models import Merchant
@@ -39,6 +43,8 @@ from paytrust import metrics
 from paytrust.client_ip import client_ip
 from paytrust.errors import ApplicationError, AuthenticationError, RateLimited
 from paytrust.logs import merchant_var
+
+logger = logging.getLogger("paytrust.apikeys")
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -78,13 +84,17 @@ class _VerifiedCache:
         return hmac.new(self._pepper, plaintext.encode(), hashlib.sha256).digest()
 
     def hit(self, key: ApiKey, digest: bytes) -> bool:
-        entry = self._entries.get(key.prefix)
+        return self.verified_hash(key.prefix, digest) == key.secret_hash
+
+    def verified_hash(self, prefix: str, digest: bytes) -> str | None:
+        """The stored hash this process verified the presented secret (`digest`) against, if still fresh."""
+        entry = self._entries.get(prefix)
         if entry is None:
-            return False
+            return None
         stored_hash, cached_digest, at = entry
-        if time.monotonic() - at > settings.API_KEY_CACHE_SECONDS or stored_hash != key.secret_hash:
-            return False
-        return hmac.compare_digest(cached_digest, digest)
+        if time.monotonic() - at > settings.API_KEY_CACHE_SECONDS:
+            return None
+        return stored_hash if hmac.compare_digest(cached_digest, digest) else None
 
     def remember(self, key: ApiKey, digest: bytes) -> None:
         with self._lock:
@@ -174,21 +184,47 @@ def _verification_allowed(request, key: ApiKey) -> None:
             )
 
 
-def authenticate_key(request, plaintext: str) -> Principal:
+def authenticate_key(request, plaintext: str, *, claim: ClaimRequest | None = None) -> Principal:
+    """The principal of a presented key, or a 401/429 (audited). With `claim` (a POST whose view cannot refuse an
+    authenticated key, see ApiView) and a secret this process has verified, the key's row, the rate limit's hit
+    and the Idempotency-Key's claim come from one statement (apikeys/request_start.py): they are then on
+    `request.started` (the claim released if the key is refused here after all)."""
     prefix = split_key(plaintext)
     if prefix is None:
         _fail(request, "malformed")
-    key = api_key_for_auth(prefix=prefix)
+    now = timezone.now()
+    digest = verified_cache.digest(plaintext)
+    started = None
+    verified_hash = verified_cache.verified_hash(prefix, digest) if claim is not None else None
+    if verified_hash is not None:
+        try:
+            key, started = key_hit_and_claim(prefix=prefix, secret_hash=verified_hash, now=now, claim=claim)
+        except (
+            DatabaseError
+        ) as exc:  # the two statements' path: its own errors (503, the limiter failing open)
+            logger.warning("one-statement authentication failed", extra={"error": repr(exc)})
+            key = api_key_for_auth(prefix=prefix)
+    else:
+        key = api_key_for_auth(prefix=prefix)
+    try:
+        principal = _principal(request, plaintext, key, digest, now)
+    except Exception:
+        if started is not None and started.claim is not None:
+            idempotency_release(claim=started.claim)
+        raise
+    request.started = started
+    return principal
+
+
+def _principal(request, plaintext: str, key: ApiKey | None, digest: bytes, now) -> Principal:
     if key is None:
         _fail(request, "unknown_key")
-    now = timezone.now()
     if key.revoked_at is not None:
         _fail(request, "revoked", key, "This API key has been revoked.")
     if key.expires_at is not None and key.expires_at <= now:
         _fail(request, "expired", key, "This API key has expired (it was rotated).")
     if not key.merchant.is_active:
         _fail(request, "merchant_inactive", key, "This merchant account is disabled.")
-    digest = verified_cache.digest(plaintext)
     if not verified_cache.hit(key, digest):
         _verification_allowed(request, key)
         try:
@@ -212,7 +248,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None  # -> NotAuthenticated (401) from the permission check
         if not plaintext:
             _fail(request, "malformed")
-        principal = authenticate_key(request, plaintext)
+        principal = authenticate_key(request, plaintext, claim=getattr(request, "claim_request", None))
         merchant_var.set(principal.merchant.id)
         return principal, principal.key
 

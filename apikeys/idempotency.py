@@ -132,17 +132,19 @@ def idempotency_begin(
 # The PostgreSQL rate limiter's hit and the claim in ONE round trip (ADR 0024): the claim row is inserted only when
 # the hit was allowed (a 429 claims nothing), in the same autocommit statement as the hit. MATERIALIZED: the
 # function runs exactly once.
-_HIT_AND_CLAIM_SQL = """
-WITH hit AS MATERIALIZED (SELECT * FROM paytrust_rate_limit_hit(%s, %s::integer, %s::bigint)),
-claim AS (
-    INSERT INTO apikeys_idempotencyrecord
+# The claim's INSERT, made only when the hit (a CTE `hit`) was allowed; {source}: the merchant id and mode (two
+# parameters here, the key row's own in apikeys/request_start.py), {tables}: what the SELECT reads.
+CLAIM_INSERT = """INSERT INTO apikeys_idempotencyrecord
         (merchant_id, mode, key, fingerprint, method, path, status, response_headers, created_at, locked_at)
-    SELECT %s, %s, %s, %s, %s, %s, 'in_progress', '{}'::jsonb, %s, %s FROM hit WHERE hit.allowed
+    SELECT {source}, %s, %s, %s, %s, 'in_progress', '{{}}'::jsonb, %s, %s FROM {tables} WHERE hit.allowed
     ON CONFLICT (merchant_id, mode, key) DO NOTHING
-    RETURNING id
+    RETURNING id"""
+
+_HIT_AND_CLAIM_SQL = (  # constant text only
+    "WITH hit AS MATERIALIZED (SELECT * FROM paytrust_rate_limit_hit(%s, %s::integer, %s::bigint)), "  # noqa: S608
+    f"claim AS ({CLAIM_INSERT.format(source='%s, %s', tables='hit')}) "
+    "SELECT hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim) FROM hit"
 )
-SELECT hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim) FROM hit
-"""
 
 
 def hit_and_claim(

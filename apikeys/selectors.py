@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from django.db.models import QuerySet
 
@@ -60,45 +62,54 @@ def audit_log_list(
     return qs
 
 
-_AUTH_QUERY: tuple[str, list, list] | None = None
+@dataclass(frozen=True)
+class AuthQuery:
+    columns: str  # the key's columns, then its merchant's (aliases k and m)
+    tables: str  # "apikeys_apikey k JOIN merchants_merchant m ON …"
+    key_fields: list
+    merchant_fields: list
+
+    @property
+    def sql(self) -> str:
+        return f"SELECT {self.columns} FROM {self.tables} WHERE k.prefix = %s"  # noqa: S608
 
 
-def _auth_query() -> tuple[str, list, list]:
+@cache
+def auth_query() -> AuthQuery:
     """SELECT of a key and its merchant by prefix, written once: the ORM's per-call compilation of this join
     cost more than the query itself on the hottest path of the API."""
-    global _AUTH_QUERY
-    if _AUTH_QUERY is None:
-        from django.db import connection
+    from django.db import connection
 
-        from merchants.models import Merchant
+    from merchants.models import Merchant
 
-        quote = connection.ops.quote_name
-        key_fields = list(ApiKey._meta.concrete_fields)
-        merchant_fields = list(Merchant._meta.concrete_fields)
-        columns = [f"k.{quote(f.column)}" for f in key_fields] + [
-            f"m.{quote(f.column)}" for f in merchant_fields
-        ]
-        # Only identifiers from the model metadata (quoted) are interpolated; the prefix is a bound parameter.
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {quote(ApiKey._meta.db_table)} k "  # noqa: S608
-            f"JOIN {quote(Merchant._meta.db_table)} m ON m.{quote('id')} = k.{quote('merchant_id')} "
-            f"WHERE k.{quote('prefix')} = %s"
-        )
-        _AUTH_QUERY = (sql, key_fields, merchant_fields)
-    return _AUTH_QUERY
+    quote = connection.ops.quote_name
+    key_fields = list(ApiKey._meta.concrete_fields)
+    merchant_fields = list(Merchant._meta.concrete_fields)
+    columns = [f"k.{quote(f.column)}" for f in key_fields] + [f"m.{quote(f.column)}" for f in merchant_fields]
+    # Only identifiers from the model metadata (quoted) are interpolated; values are bound parameters.
+    tables = (
+        f"{quote(ApiKey._meta.db_table)} k "
+        f"JOIN {quote(Merchant._meta.db_table)} m ON m.{quote('id')} = k.{quote('merchant_id')}"
+    )
+    return AuthQuery(", ".join(columns), tables, key_fields, merchant_fields)
+
+
+def key_from_row(row) -> ApiKey:
+    """The key, its merchant loaded, from the first columns of a row selected with `auth_query().columns`."""
+    from merchants.models import Merchant
+
+    query = auth_query()
+    split = len(query.key_fields)
+    key = instance_from_row(ApiKey, query.key_fields, row[:split])
+    key.merchant = instance_from_row(
+        Merchant, query.merchant_fields, row[split : split + len(query.merchant_fields)]
+    )
+    return key
 
 
 def api_key_for_auth(*, prefix: str) -> ApiKey | None:
     """The key with this lookup prefix and its merchant (loaded), in one indexed query; None if unknown."""
-    from merchants.models import Merchant
-
-    sql, key_fields, merchant_fields = _auth_query()
     with prepared_cursor() as cursor:  # parsed and planned once per connection
-        cursor.execute(sql, [prefix])
+        cursor.execute(auth_query().sql, [prefix])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(key_fields)
-    key = instance_from_row(ApiKey, key_fields, row[:split])
-    key.merchant = instance_from_row(Merchant, merchant_fields, row[split:])
-    return key
+    return None if row is None else key_from_row(row)

@@ -30,7 +30,9 @@ from rest_framework.viewsets import ViewSetMixin
 
 from apikeys import idempotency
 from apikeys.authentication import Principal
+from apikeys.permissions import IsMerchant
 from apikeys.ratelimit import rate_limit_hit
+from apikeys.request_start import ClaimRequest
 from merchants.selectors import merchant_rate_limit
 from paytrust import metrics
 from paytrust.errors import RateLimited, ValidationError
@@ -61,10 +63,15 @@ class ApiView(APIView):
 
     # --- rate limiting: right after authentication, before permissions ------------------------------------
     def perform_authentication(self, request) -> None:
+        request.claim_request = self._one_statement_claim(request)
         super().perform_authentication(request)
         principal = request.user
         if isinstance(principal, Principal):
-            result = self._rate_limit_hit(request, principal)
+            started = getattr(request, "started", None)
+            if started is not None:  # the key lookup made the hit and the claim (apikeys/request_start.py)
+                result, self._idempotency_claim = started.result, started.claim
+            else:
+                result = self._rate_limit_hit(request, principal)
             self._rate_limit = result
             if result is not None and not result.allowed:
                 metrics.rate_limited()
@@ -73,6 +80,24 @@ class ApiView(APIView):
                     f"minute. Retry after {result.retry_after_seconds} seconds.",
                     headers=result.headers(),
                 )
+
+    def _one_statement_claim(self, request) -> ClaimRequest | None:
+        """What the authentication needs to make the hit and the claim in its own statement, for a key this
+        process has verified (`authentication.authenticate_key`): only where the hit and the claim may share a
+        round trip (`_claim_with_hit`) and the permission check cannot refuse an authenticated key (the default
+        `IsMerchant` alone), so nothing is claimed for a request refused later; else None."""
+        raw = self._idempotency_key(request)
+        if raw is None or not self._claim_with_hit(request, raw, check_permissions=False):
+            return None
+        if not all(type(permission) is IsMerchant for permission in self.get_permissions()):
+            return None
+        path = request.get_full_path()
+        return ClaimRequest(
+            key=raw,
+            method=request.method,
+            path=path,
+            fingerprint=idempotency.fingerprint(method=request.method, path=path, body=request.body),
+        )
 
     def _rate_limit_hit(self, request, principal: Principal):
         """The rate limit's hit; with the PostgreSQL store, a valid Idempotency-Key, a small body and the
@@ -84,7 +109,11 @@ class ApiView(APIView):
         if raw is None or not self._claim_with_hit(request, raw):
             return rate_limit_hit(bucket=principal.key.id, limit=limit)
         path = request.get_full_path()
-        fp = idempotency.fingerprint(method=request.method, path=path, body=request.body)
+        claim = request.claim_request  # its fingerprint is the body's: not computed twice
+        if claim is not None:
+            fp = claim.fingerprint
+        else:
+            fp = idempotency.fingerprint(method=request.method, path=path, body=request.body)
         try:
             result, self._idempotency_claim = idempotency.hit_and_claim(
                 bucket=principal.key.id,
@@ -102,7 +131,7 @@ class ApiView(APIView):
             return None
         return result
 
-    def _claim_with_hit(self, request, raw_key: str) -> bool:
+    def _claim_with_hit(self, request, raw_key: str, *, check_permissions: bool = True) -> bool:
         """Whether the hit and the claim can share a round trip: the PostgreSQL store (Redis is another server),
         a key `idempotency_begin` would accept (else its 400 comes after the hit), the permissions granted (a
         refused request claims nothing) and a body small enough that a request the limiter refuses costs little
@@ -115,6 +144,8 @@ class ApiView(APIView):
             idempotency.validate_key(raw_key)
         except (ValueError, ValidationError):
             return False
+        if not check_permissions:
+            return True
         return all(permission.has_permission(request, self) for permission in self.get_permissions())
 
     # --- idempotency: after authentication, permissions and rate limiting ---------------------------------

@@ -127,7 +127,7 @@ def invoice_render(invoice: Invoice, *, payments: list[dict], now: datetime | No
 
 def invoice_render_created(invoice: Invoice) -> dict:
     """A just-created invoice's representation: the snapshot its `invoice.created` event carries (rendered once
-    by `invoice_create`, so the response and the event show the same object), else rendered now."""
+    by `invoice_prepare`, so the response and the event show the same object), else rendered now."""
     snapshot = invoice.__dict__.get(CREATED_SNAPSHOT)
     return snapshot if snapshot is not None else invoice_render(invoice, payments=[])
 

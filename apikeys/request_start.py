@@ -1,0 +1,106 @@
+"""A POST's first statement, for a key whose secret this process has already verified: the key and its merchant
+(as `selectors.api_key_for_auth`), the rate limit's hit and the Idempotency-Key's claim (as
+`idempotency.hit_and_claim`) in ONE round trip instead of two (ADR 0024).
+
+The hit and the claim are made only if the row still satisfies, in SQL, every condition under which
+`authentication.authenticate_key` accepts a cached verification: the stored hash is the one the cache verified
+the presented secret against (a rotated or re-hashed key does not match), the key is not revoked, not expired at
+`now` and its merchant is active. `authenticate_key` then checks the returned row in Python exactly as it checks
+any row, with the same `now`, so the two agree: a key refused there was neither counted nor claimed (and if they
+ever disagreed, it releases the claim). The hit's bucket, merchant and mode are the key row's own, never the
+request's. The caller (`ApiView`) asks for it only where the permission check cannot refuse an authenticated
+key (views whose only permission is `IsMerchant`), so the claim still comes after authentication, permissions
+and the rate limit, as ADR 0002 says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from django.conf import settings
+
+from apikeys.idempotency import CLAIM_INSERT, Claim
+from apikeys.models import ApiKey
+from apikeys.ratelimit import WINDOW_MS, RateLimitResult
+from apikeys.selectors import auth_query, key_from_row
+from merchants.selectors import merchant_rate_limit
+from paytrust.sql import prepared_cursor, stable_params
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """What the claim of an Idempotency-Key needs from the request (`idempotency.validate_key`ed key)."""
+
+    key: str
+    method: str
+    path: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """The hit (and claim, None if refused or the key is taken) made by `key_hit_and_claim`."""
+
+    result: RateLimitResult
+    claim: Claim | None
+
+
+@cache
+def _sql() -> str:
+    query = auth_query()
+    # Only identifiers from model metadata (auth_query) are interpolated; values are bound parameters.
+    return f"""
+WITH valid AS MATERIALIZED (
+    SELECT k.id, k.merchant_id, k.mode, COALESCE(NULLIF(m.rate_limit_per_minute, 0), %s::integer) AS per_minute
+    FROM {query.tables}
+    WHERE k.prefix = %s AND k.secret_hash = %s AND k.revoked_at IS NULL
+      AND (k.expires_at IS NULL OR k.expires_at > %s) AND m.is_active
+),
+hit AS MATERIALIZED (
+    SELECT h.* FROM valid, LATERAL paytrust_rate_limit_hit(valid.id, valid.per_minute, %s::bigint) h
+),
+claim AS ({CLAIM_INSERT.format(source="valid.merchant_id, valid.mode", tables="valid, hit")})
+SELECT {query.columns}, hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim)
+FROM {query.tables} LEFT JOIN hit ON true
+WHERE k.prefix = %s
+"""  # noqa: S608
+
+
+def key_hit_and_claim(
+    *, prefix: str, secret_hash: str, now: datetime, claim: ClaimRequest
+) -> tuple[ApiKey | None, Started | None]:
+    """The key with `prefix` (None if unknown) and, if the row passed the conditions above, the hit and claim.
+    Raises the database's errors (the caller then takes the two-statement path)."""
+    params = [
+        *stable_params([settings.DEFAULT_RATE_LIMIT_PER_MINUTE]),
+        prefix,
+        secret_hash,
+        now,
+        *stable_params([WINDOW_MS]),
+        claim.key,
+        claim.fingerprint,
+        claim.method,
+        claim.path[:500],
+        now,
+        now,
+        prefix,
+    ]
+    with prepared_cursor() as cursor:
+        cursor.execute(_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    key = key_from_row(row)
+    allowed, used, oldest, now_ms, record_id = row[-5:]
+    if allowed is None:  # the row failed a condition: nothing was counted or claimed
+        return key, None
+    result = RateLimitResult(
+        allowed=allowed,
+        limit=merchant_rate_limit(key.merchant),
+        used=used,
+        reset_ms=(oldest or now_ms) + WINDOW_MS,
+        now_ms=now_ms,
+    )
+    return key, Started(result, Claim(record_id=record_id) if record_id is not None else None)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from drf_spectacular.plumbing import get_doc, is_list_serializer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -241,9 +241,15 @@ class ApiView(APIView):
         return idempotency.completion_cte(claim=claim, **self._stored_reply(response))
 
     def idempotency_stored(self, response: Response) -> Response:
-        """After the statement that held `idempotency_replay_cte`'s CTE ran: the claim is complete (the replay was
-        written with the effect, in its transaction), `dispatch` has nothing left to store."""
-        if self._replay_in_statement is not None and self._idempotency_claim is self._replay_in_statement:
+        """After the statement that held `idempotency_replay_cte`'s CTE ran: if it committed (it ran outside any
+        transaction block: it was its own transaction), the claim is complete and `dispatch` has nothing left to
+        store; inside an outer transaction that may still roll back, `dispatch` stores the response again (the
+        same UPDATE) once the view returns, as for any response."""
+        if (
+            self._replay_in_statement is not None
+            and self._idempotency_claim is self._replay_in_statement
+            and not transaction.get_connection().in_atomic_block
+        ):
             self._idempotency_claim = None
         return response
 

@@ -57,10 +57,15 @@ def _time_chars(ms: int) -> str:
     return "".join(reversed(chars))
 
 
+def now_ms() -> int:
+    """The time written into a new id: milliseconds since 1970 (also the SQL twin's, `paytrust_new_id`)."""
+    return time.time_ns() // 1_000_000
+
+
 def new_id(prefix: str) -> str:
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
-    return f"{prefix}_" + _time_chars(time.time_ns() // 1_000_000) + _random_chars(_RANDOM_LENGTH)
+    return f"{prefix}_" + _time_chars(now_ms()) + _random_chars(_RANDOM_LENGTH)
 
 
 def id_time_ms(value: str) -> int:

@@ -7,7 +7,9 @@ One mechanism for durable work, all of it procrastinate's own:
   job, so a job is never lost and never runs for a rolled-back change. (A plain `task.defer()` is not enough:
   inside `manage.py procrastinate worker` the app's connector is swapped for a psycopg pool of its own, so the job
   would be committed outside the caller's transaction.) A job that works on one row takes the row's id as its
-  procrastinate `lock`: procrastinate never runs two jobs with the same lock at once.
+  procrastinate `lock`: procrastinate never runs two jobs with the same lock at once. `defer_each_sql` defers the
+  same jobs from inside the caller's own statement (an outbound event's deliveries: one job per row the
+  statement inserts), through the SQL function procrastinate's deferral calls.
 - **Retrying**: a job that must run again later raises `RetryLater(at)`; tasks declared with
   `retry=RETRY_AS_ASKED` are then retried by procrastinate at that time (the job row goes back to `todo`). Any
   other exception (the database went away while recording an attempt, a bug) is retried with a capped
@@ -45,6 +47,8 @@ __all__ = [
     "HOUSEKEEPING_QUEUE",
     "RetryLater",
     "app",
+    "defer_each_params",
+    "defer_each_sql",
     "defer_in_transaction",
     "jobs_withdraw",
 ]

@@ -63,7 +63,8 @@ class Insert:
 @dataclass(frozen=True)
 class Cte:
     """A data-modifying CTE (`name AS (INSERT/UPDATE ...)`) that one layer hands to another's statement, so that
-    two writes are one statement (one round trip, one atomic write): `params` are its parameters in order."""
+    two writes are one statement (one round trip, one atomic write): `params` are its parameters in order. `sql`
+    must be constant text (values only as parameters): statements are built and prepared once per text."""
 
     sql: str
     params: list

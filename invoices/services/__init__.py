@@ -45,8 +45,8 @@ from invoices.services.state_changes import (
 )
 
 __all__ = [
-    "UNSET",
     "NewInvoice",
+    "UNSET",
     "PaymentApplicationResult",
     "PaymentTarget",
     "invoice_apply_payment",

@@ -435,3 +435,26 @@ def test_when_the_invoice_rolls_back_at_commit_its_201_is_not_stored(client_for,
     else:
         assert record.status == IdempotencyRecord.Status.COMPLETED
         assert record.response_status == failed.status_code and bytes(record.response_body) == failed.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_supplementary_invoice_and_its_replay_are_one_statement_too(client_for, settings):
+    from django.db import connection
+
+    from gateways.services import merchant_onboard
+    from invoices.models import Invoice
+
+    settings.REDIS_URL = ""
+    api = client_for(make_api_key(merchant_onboard(name="Supplementary"))[1])
+    parent = _post(api, "/v1/invoices", _INVOICE, "parent-1").json()["id"]
+    path = f"/v1/invoices/{parent}/supplementary"
+    log, wrapper = _in_atomic_log(connection)
+    with wrapper:
+        created = _post(api, path, {"line_items": _INVOICE["line_items"]}, "supplementary-1")
+    assert created.status_code == 201, created.content
+    (insert,) = [sql for sql, _ in log if "INSERT INTO" in sql and "invoices_invoice" in sql]
+    assert "idempotency_completion AS (UPDATE apikeys_idempotencyrecord" in insert
+    assert all(not block for _, block in log)
+    replay = _post(api, path, {"line_items": _INVOICE["line_items"]}, "supplementary-1")
+    assert replay["Idempotent-Replayed"] == "true" and replay.content == created.content
+    assert Invoice.objects.filter(parent_invoice_id=parent).count() == 1

@@ -1,6 +1,6 @@
-"""invoice_create writes the invoice, its line items and installments with ONE pre-built statement
-(invoices.services._insert_new_invoice): the stored rows must be exactly what the returned objects say, as the
-ORM's save()/bulk_create() would have stored them."""
+"""invoice_create writes the invoice, its line items, installments and event (with its deliveries and jobs) with
+ONE pre-built statement (invoices.services.create.invoice_insert): the stored rows must be exactly what the
+returned objects say, as the ORM's save()/bulk_create() would have stored them."""
 
 from datetime import date
 
@@ -141,7 +141,7 @@ def test_a_hundred_lines_and_twelve_custom_installments_are_stored_as_returned(m
 
 def test_the_event_in_the_same_statement_gets_its_deliveries_and_jobs_and_the_invoice_snapshot(merchant):
     """The `invoice.created` event is inserted by the invoice's own statement (ADR 0024); the endpoints it returns
-    get their deliveries and jobs in the same transaction, and the event's data is the invoice's representation
+    get their deliveries and jobs in the same statement, and the event's data is the invoice's representation
     (as rendered from the stored rows afterwards)."""
     from procrastinate.contrib.django.models import ProcrastinateJob
 

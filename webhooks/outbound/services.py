@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from paytrust.errors import NotFound, Unprocessable, ValidationError
+from paytrust.ids import now_ms
 from paytrust.jobs import defer_each_params, defer_each_sql, defer_in_transaction, jobs_withdraw
 from paytrust.sql import insert_for, json_rows, mark_saved, new_instance, prepared_cursor
 from webhooks.outbound import signing
@@ -99,15 +100,16 @@ def event_sql() -> str:
     endpoint = WebhookEndpoint._meta
     delivery = insert_for(Delivery)
     quote = connection.ops.quote_name
-    # The delivery row: its id and endpoint from the statement, every other column a parameter (`_delivery_params`).
+    # The delivery row: its id (made in SQL, its time part from Python's clock) and endpoint from the statement,
+    # every other column from a template row read by the column types' input functions, as any json_rows INSERT.
     values = []
     for field in delivery.fields:
         if field.attname == "id":
-            values.append("paytrust_new_id('whd')")
+            values.append("paytrust_new_id('whd', %s::bigint)")
         elif field.attname == "endpoint_id":
             values.append("ep.endpoint_id")
         else:
-            values.append(f"%s::{field.db_type(connection)}")
+            values.append(f"d.{quote(field.column)}")
     return ", ".join(
         [
             f"new_event AS (INSERT INTO {event.table} {event.columns} {event.from_json})",  # noqa: S608
@@ -116,28 +118,21 @@ def event_sql() -> str:
             f"AND e.{quote('deleted_at')} IS NULL "
             f"AND e.{quote('enabled_events')} && ARRAY[%s, '{ALL_EVENTS}']::varchar[])",
             f"event_deliveries AS (INSERT INTO {delivery.table} {delivery.columns} "  # noqa: S608
-            f"SELECT {', '.join(values)} FROM event_endpoints ep RETURNING {quote('id')} AS id)",
+            f"SELECT {', '.join(values)} FROM event_endpoints ep, "
+            f"jsonb_populate_record(NULL::{delivery.table}, %s::jsonb -> 0) d RETURNING {quote('id')} AS id)",
             f"event_jobs AS ({defer_each_sql('event_deliveries')})",
         ]
     )
 
 
 def _delivery_params(event_id: str, now) -> list:
-    """The values of a new delivery's columns other than its id and endpoint (`event_sql`), in column order: as
-    `Delivery(event=..., endpoint=..., status=PENDING, next_attempt_at=now)` would insert them."""
+    """The parameters of `event_deliveries`: the ids' creation time (ms, this host's clock, as `paytrust.ids`),
+    then the template row of a new delivery, as `Delivery(event=..., endpoint=..., status=PENDING,
+    next_attempt_at=now)` would insert it (its id and endpoint are the statement's)."""
     template = new_instance(
-        Delivery,
-        event_id=event_id,
-        status=DeliveryStatus.PENDING,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
+        Delivery, id="", endpoint_id="", event_id=event_id, status=DeliveryStatus.PENDING, next_attempt_at=now
     )
-    return [
-        field.get_db_prep_save(getattr(template, field.attname), connection)
-        for field in insert_for(Delivery).fields
-        if field.attname not in ("id", "endpoint_id")
-    ]
+    return [now_ms(), json_rows(insert_for(Delivery), [template])]
 
 
 def _defer_deliveries(deliveries: list[Delivery]) -> None:

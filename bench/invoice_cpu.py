@@ -179,9 +179,7 @@ def main() -> None:
             labels = list(trees) if number % 2 == 0 else list(trees)[::-1]
             for label in labels:
                 baseline = args.baseline and label == "ref"
-                result = run(
-                    trees[label], "cpu" + ("ref" if label == "ref" else ""), args, baseline=baseline
-                )
+                result = run(trees[label], "cpu" + ("ref" if label == "ref" else ""), args, baseline=baseline)
                 if args.callgrind:
                     results[label].append(result["instructions"] / 1e6)
                     print(

@@ -142,7 +142,9 @@ def test_when_the_one_statement_fails_the_request_takes_the_two_statements(clien
         created = _post(client, _INVOICE, "while-gone")
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("ALTER FUNCTION test_gone(text, integer, bigint) RENAME TO paytrust_rate_limit_hit")
+            cursor.execute(
+                "ALTER FUNCTION test_gone(text, integer, bigint) RENAME TO paytrust_rate_limit_hit"
+            )
     assert created.status_code == 201, created.content
     assert "X-RateLimit-Limit" not in created  # the limiter failed open, as it always has
     record = IdempotencyRecord.objects.get(key="while-gone")

@@ -87,7 +87,7 @@ def test_event_row_and_its_endpoints_are_written_and_read_in_one_statement(
         event_record(merchant=merchant, mode="test", type="invoice.created", data=INVOICE)
 
 
-def test_deliveries_and_jobs_written_by_the_event_statement_are_those_the_orm_and_procrastinate_write(merchant):
+def test_event_deliveries_and_jobs_are_the_rows_the_orm_and_procrastinate_write(merchant):
     """event_sql's deliveries (one statement with the event) are the rows `Delivery.objects.create()` would
     store, and their jobs the rows procrastinate's own deferral (`defer_in_transaction`) would store (inside a
     request's trace they also carry its `_trace`: tests/observability/test_tracing.py)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -15,7 +14,7 @@ from gateways.models import GatewayAccount, GatewayFee
 from merchants.models import Merchant
 from paytrust import crypto
 from paytrust.errors import NotFound, ValidationError
-from paytrust.sql import Check, instance_from_row, prepared_cursor
+from paytrust.sql import instance_from_row, prepared_cursor
 
 
 def gateway_account_resolve(
@@ -57,63 +56,20 @@ class AccountWithFee:
     account: GatewayAccount
     fee_percent: Decimal
     fee_fixed_minor: int
-    # Read from this process's cache: the writing statement must assert it (`paytrust.sql.Check`), else None.
-    unchanged: Check | None = None
-
-
-class _AccountCache:
-    """(merchant, mode, ref, currency) -> the account+fee row an earlier lookup accepted. Per process, bounded.
-    Never trusted on its own: what it serves comes with a `Check` the write asserts (a changed or disabled
-    account or fee fails that write, which writes nothing, and the caller reads again with `refresh`)."""
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple, tuple] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> tuple | None:
-        return self._rows.get(key)
-
-    def put(self, key: tuple, row: tuple) -> None:
-        with self._lock:
-            if len(self._rows) > 10_000:
-                self._rows.clear()
-            self._rows[key] = row
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()
-
-
-account_cache = _AccountCache()
 
 
 def gateway_account_with_fee(
-    *,
-    merchant: Merchant,
-    mode: str,
-    ref: str,
-    currency: str,
-    param: str = "gateway",
-    cached: bool = False,
-    refresh: bool = False,
+    *, merchant: Merchant, mode: str, ref: str, currency: str, param: str = "gateway"
 ) -> AccountWithFee:
     """`gateway_account_resolve` and `gateway_fee_for` in one pre-built query (invoice creation's hot path).
 
-    Same errors as `gateway_account_resolve`; no fee configured for the currency means no fee. With `cached`,
-    a row this process read before is served without a query, with `unchanged`: a `Check` that the same lookup,
-    run again inside the writing statement, still returns that account with that fee (ADR 0024); with `refresh`
-    too, the row is read again (after a failed check) and cached."""
+    Same errors as `gateway_account_resolve`; no fee configured for the currency means no fee."""
     if not isinstance(ref, str) or not ref:
         raise ValidationError("gateway is required.", code="parameter_missing", param=param)
     sql, fields = _account_fee_query(by_id=ref.startswith("gwa_"))
-    lookup = [currency, merchant.pk, mode, ref]
-    key = (merchant.pk, mode, ref, currency)
-    row = account_cache.get(key) if cached and not refresh else None
-    from_cache = row is not None
-    if row is None:
-        with prepared_cursor() as cursor:
-            cursor.execute(sql, lookup)
-            row = cursor.fetchone()
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [currency, merchant.pk, mode, ref])
+        row = cursor.fetchone()
     if row is None:
         raise ValidationError(
             f"No enabled gateway account {ref!r} for this merchant in {mode} mode.",
@@ -128,28 +84,9 @@ def gateway_account_with_fee(
             param=param,
         )
     percent, fixed = row[len(fields) :]
-    if cached and not from_cache:
-        account_cache.put(key, tuple(row))
-    unchanged = None
-    if from_cache:
-        unchanged = Check(
-            _unchanged_sql(by_id=ref.startswith("gwa_")),
-            [*lookup, account.id, account.gateway, list(account.currencies), percent, fixed],
-        )
     if percent is None:  # no GatewayFee row for this currency
-        return AccountWithFee(account, Decimal(0), 0, unchanged)
-    return AccountWithFee(account, percent, fixed, unchanged)
-
-
-@cache
-def _unchanged_sql(*, by_id: bool) -> str:
-    """The lookup, run again by the writing statement: it still finds this account, gateway and currencies, and
-    this fee (or still none). Parameters: the lookup's, then the values read."""
-    sql, _fields = _account_fee_query(by_id=by_id)
-    return (
-        f"EXISTS (SELECT FROM ({sql}) x WHERE x.id = %s AND x.gateway = %s AND x.currencies = %s::varchar[] "  # noqa: S608
-        "AND x.percent IS NOT DISTINCT FROM %s::numeric AND x.fixed_minor IS NOT DISTINCT FROM %s::bigint)"
-    )
+        return AccountWithFee(account, Decimal(0), 0)
+    return AccountWithFee(account, percent, fixed)
 
 
 @cache

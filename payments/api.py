@@ -46,7 +46,6 @@ from paytrust.pagination import paginate
 from paytrust.params import query_choice
 from paytrust.schema import PAGINATION_PARAMETERS, RiskReason, error_responses
 from paytrust.serializers import StrictSerializer
-from paytrust.sql import CheckFailed
 
 # ---- serializers (shape only) --------------------------------------------------------------------------------
 
@@ -202,17 +201,9 @@ class InvoiceViewSet(ApiViewSet):
     lookup_url_kwarg = "invoice_id"
     lookup_value_converter = "str"
 
-    def _created_with_replay(self, request, prepare, kwargs: dict) -> Response:
-        """The 201 of a new invoice (`prepare`: invoice_prepare[_supplementary] with `kwargs`), written with its
-        stored Idempotency-Key replay in one statement: the invoice and the replay commit together, with no
-        transaction round trips of their own (ADR 0024). The gateway account and fee may come from this
-        process's cache: if the write finds them changed it writes nothing, and they are read again, once."""
-        try:
-            return self._insert_with_replay(request, prepare(**kwargs, cached=True))
-        except CheckFailed:
-            return self._insert_with_replay(request, prepare(**kwargs, cached=True, refresh=True))
-
-    def _insert_with_replay(self, request, new: invoice_services.NewInvoice) -> Response:
+    def _created_with_replay(self, request, new: invoice_services.NewInvoice) -> Response:
+        """The 201 of a prepared invoice, written with its stored Idempotency-Key replay in one statement: the
+        invoice and the replay commit together, with no transaction round trips of their own (ADR 0024)."""
         response = _created(new.invoice)
         replay = self.idempotency_replay_cte(request, response)
         invoice_services.invoice_insert(new, also=[replay] if replay is not None else [])
@@ -265,8 +256,8 @@ class InvoiceViewSet(ApiViewSet):
             body = InvoiceCreateInput(data=request.data)
             body.is_valid(raise_exception=True)
             validated = body.validated_data
-        kwargs = {**tenant(request), **service_kwargs(validated)}
-        return self._created_with_replay(request, invoice_services.invoice_prepare, kwargs)
+        new = invoice_services.invoice_prepare(**tenant(request), **service_kwargs(validated))
+        return self._created_with_replay(request, new)
 
     @extend_schema(
         operation_id="invoices_retrieve",
@@ -312,8 +303,10 @@ class InvoiceViewSet(ApiViewSet):
     def supplementary(self, request, invoice_id: str):
         body = SupplementaryInput(data=request.data)
         body.is_valid(raise_exception=True)
-        kwargs = {**tenant(request), "parent_id": invoice_id, **service_kwargs(body.validated_data)}
-        return self._created_with_replay(request, invoice_services.invoice_prepare_supplementary, kwargs)
+        new = invoice_services.invoice_prepare_supplementary(
+            **tenant(request), parent_id=invoice_id, **service_kwargs(body.validated_data)
+        )
+        return self._created_with_replay(request, new)
 
     @extend_schema(
         operation_id="invoices_installments_list",

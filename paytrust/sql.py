@@ -70,36 +70,6 @@ class Cte:
     params: list
 
 
-# SQLSTATE with which `paytrust_assert` (gateways migration 0009) fails a statement whose `Check` did not hold.
-CHECK_SQLSTATE = "PT409"
-
-
-class CheckFailed(Exception):  # noqa: N818 - a signal to read again, not an error shown to anyone
-    """A writing statement's `Check` did not hold: it wrote nothing; read again (without the cache) and retry."""
-
-
-@dataclass(frozen=True)
-class Check:
-    """A condition (a boolean SQL expression over bound parameters) that a writing statement asserts in its own
-    snapshot, failing as a whole with `CheckFailed` when it does not hold: values read earlier, from a cache,
-    still hold when they are written. Constant text, as `Cte`."""
-
-    sql: str
-    params: list
-
-    @property
-    def asserted(self) -> str:
-        """The expression for a SELECT list: true, or the statement fails with `CHECK_SQLSTATE`."""
-        return (
-            f"paytrust_assert({self.sql}, '{CHECK_SQLSTATE}', 'a value read before this write has changed')"
-        )
-
-
-def check_failed(exc: Exception) -> bool:
-    """Whether a database error is a `Check` that did not hold."""
-    return getattr(exc.__cause__, "sqlstate", None) == CHECK_SQLSTATE
-
-
 @contextmanager
 def statement_transaction() -> Iterator[None]:
     """For a write that is ONE statement: PostgreSQL runs a statement outside a transaction block as a

@@ -4,7 +4,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from apikeys.authentication import verified_cache
-from gateways.selectors import account_cache
 from tests.factories import MerchantFactory, make_api_key
 from tests.shared import missing_message
 
@@ -26,10 +25,8 @@ os.environ["API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE"] = "0"
 def _clear_key_cache(settings):
     settings.API_KEY_FAILED_VERIFICATIONS_PER_IP_PER_MINUTE = 0
     verified_cache.clear()
-    account_cache.clear()  # the API's cached gateway accounts and fees (gateways.selectors)
     yield
     verified_cache.clear()
-    account_cache.clear()
 
 
 @pytest.fixture

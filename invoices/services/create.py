@@ -3,13 +3,12 @@ its installments) and a supplementary invoice linked to a parent."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError, IntegrityError
+from django.db import IntegrityError
 from django.utils import timezone
 
 from gateways.selectors import gateway_account_with_fee
@@ -34,10 +33,7 @@ from merchants.models import Merchant
 from paytrust import money
 from paytrust.errors import Conflict, NotFound, ValidationError
 from paytrust.sql import (
-    Check,
-    CheckFailed,
     Cte,
-    check_failed,
     insert_for,
     json_rows,
     mark_saved,
@@ -57,7 +53,6 @@ class NewInvoice:
     invoice: Invoice
     rows: list  # the invoice's, its line items' and its installments' rows (`json_rows`)
     event: webhook_services.PendingEvent
-    checks: tuple[Check, ...] = ()  # what the write asserts: the cached gateway account and fee still hold
 
 
 def invoice_create(**kwargs) -> Invoice:
@@ -81,24 +76,15 @@ def invoice_prepare(
     metadata: dict | None = None,
     parent_invoice: Invoice | None = None,
     now: datetime | None = None,
-    cached: bool = False,
-    refresh: bool = False,
 ) -> NewInvoice:
     """Validate and compute a new draft invoice, its line items, installments and `invoice.created` event, and
     render it; writes nothing (reads the gateway account and its fee). Validates everything before writing (400
     with `param` on bad input). `gateway` is a gateway name or a `gwa_` id (default in test mode: the merchant's
-    sandbox account). Then `invoice_insert`. `cached`: the account and fee may come from this process's cache
-    (`gateways.selectors.gateway_account_with_fee`); `invoice_insert` then asserts they still hold and raises
-    `paytrust.sql.CheckFailed`, having written nothing, if not: prepare again with `refresh`."""
+    sandbox account). Then `invoice_insert`."""
     now = now or timezone.now()
     cur = money.get_currency(currency)
     resolved = gateway_account_with_fee(
-        merchant=merchant,
-        mode=mode,
-        ref=gateway_ref(mode, gateway),
-        currency=cur.code,
-        cached=cached,
-        refresh=refresh,
+        merchant=merchant, mode=mode, ref=gateway_ref(mode, gateway), currency=cur.code
     )
     account = resolved.account
     external_id = validate_external_id(external_id)
@@ -134,10 +120,7 @@ def invoice_prepare(
         parent_invoice=parent_invoice,
     )
     apply_totals(invoice, computed)
-    new = _rendered(invoice, computed)
-    if resolved.unchanged is None:
-        return new
-    return dataclasses.replace(new, checks=(resolved.unchanged,))
+    return _rendered(invoice, computed)
 
 
 def invoice_insert(new: NewInvoice, *, also: Sequence[Cte] = ()) -> Invoice:
@@ -151,12 +134,9 @@ def invoice_insert(new: NewInvoice, *, also: Sequence[Cte] = ()) -> Invoice:
     params = [*new.rows, *new.event.params]
     for cte in also:
         params.extend(cte.params)
-    for check in new.checks:
-        params.extend(check.params)
-    sql = _insert_new_invoice_sql(tuple(cte.sql for cte in also), tuple(check.sql for check in new.checks))
     try:
         with statement_transaction(), prepared_cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_insert_new_invoice_sql(tuple(cte.sql for cte in also)), params)
             cursor.fetchall()
     except IntegrityError as exc:
         if external_id_conflict(exc):
@@ -165,10 +145,6 @@ def invoice_insert(new: NewInvoice, *, also: Sequence[Cte] = ()) -> Invoice:
                 code="external_id_duplicate",
                 param="external_id",
             )
-        raise
-    except DatabaseError as exc:
-        if check_failed(exc):
-            raise CheckFailed("the gateway account or its fee changed since it was cached") from exc
         raise
     mark_saved(invoice)  # the children are not kept: the snapshot, rendered from them, is what is shown
     webhook_services.event_recorded(new.event)
@@ -195,13 +171,10 @@ def invoice_prepare_supplementary(
     installments: InstallmentsIn | None = None,
     metadata: dict | None = None,
     now: datetime | None = None,
-    cached: bool = False,
-    refresh: bool = False,
 ) -> NewInvoice:
     """A new invoice linked to `parent_id` (its `parent_invoice`; the parent lists it in
     `supplementary_invoices`). Currency, customer and gateway account are inherited from the parent; if the body
-    names them they must match (400 `supplementary_mismatch`). A void parent gives 409 `invoice_voided`.
-    `cached`, `refresh`: as `invoice_prepare`'s."""
+    names them they must match (400 `supplementary_mismatch`). A void parent gives 409 `invoice_voided`."""
     parent = (
         Invoice.objects.select_related("gateway_account")
         .filter(merchant=merchant, mode=mode, pk=parent_id)
@@ -227,8 +200,6 @@ def invoice_prepare_supplementary(
         metadata=metadata,
         parent_invoice=parent,
         now=now,
-        cached=cached,
-        refresh=refresh,
     )
 
 
@@ -331,12 +302,11 @@ def _rendered(invoice: Invoice, computed: Computed) -> NewInvoice:
 
 
 @functools.cache
-def _insert_new_invoice_sql(also: tuple[str, ...], checks: tuple[str, ...] = ()) -> str:
+def _insert_new_invoice_sql(also: tuple[str, ...]) -> str:
     """WITH new_invoice AS (INSERT invoice SELECT … FROM jsonb_populate_recordset(…)), new_lines AS (INSERT
     lines …), new_installments AS (INSERT installments …), the event's CTEs (`event_sql`: the event, its
     deliveries, their jobs), the caller's `also` CTEs, SELECT the event's job ids: data-modifying CTEs all run
-    whether or not the final SELECT reads them, the SELECT asserts the `checks` (`paytrust.sql.Check`: the cached
-    gateway account and fee), and the children's foreign keys to the invoice are checked at
+    whether or not the final SELECT reads them, and the children's foreign keys to the invoice are checked at
     the end of the statement or at commit (deferred). One text and a fixed number of parameters whatever the
     number of lines/installments (one prepared statement; psycopg caches its conversion of statements up to 50
     parameters). Built from model metadata (paytrust.sql, webhooks.outbound.services.event_sql): only quoted
@@ -347,5 +317,4 @@ def _insert_new_invoice_sql(also: tuple[str, ...], checks: tuple[str, ...] = ())
         ctes.append(f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.from_json})")  # noqa: S608
     ctes.append(webhook_services.event_sql())
     ctes.extend(also)
-    selected = [webhook_services.EVENT_SQL_RESULT, *(Check(check, []).asserted for check in checks)]
-    return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)}"  # noqa: S608
+    return f"WITH {', '.join(ctes)} SELECT {webhook_services.EVENT_SQL_RESULT}"  # noqa: S608

@@ -48,13 +48,12 @@ def test_a_verified_key_is_looked_up_counted_and_claims_in_one_statement(verifie
     with CaptureQueriesContext(connection) as queries:
         created = _post(client, _INVOICE, "fused-1")
     assert created.status_code == 201, created.content
-    # key + hit + claim, the invoice's statement (with the replay; the gateway account and fee are cached since
-    # the warm-up: tests/invoices/test_cached_account.py). Inside the test's transaction the invoice's statement
-    # takes a savepoint, and since that transaction could still roll back, the claim is not taken as complete:
-    # `dispatch` stores the replay once more (in autocommit it does not: tests/apikeys/test_idempotency.py).
+    # key + hit + claim, fee lookup, the invoice's statement (with the replay). Inside the test's transaction the
+    # invoice's statement takes a savepoint, and since that transaction could still roll back, the claim is not
+    # taken as complete: `dispatch` stores the replay once more (in autocommit: tests/apikeys/test_idempotency.py).
     sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(sql) == 3 and ONE_STATEMENT in sql[0] and "idempotency_completion AS" in sql[1]
-    assert sql[2].lstrip().startswith("UPDATE apikeys_idempotencyrecord")
+    assert len(sql) == 4 and ONE_STATEMENT in sql[0] and "idempotency_completion AS" in sql[2]
+    assert sql[3].lstrip().startswith("UPDATE apikeys_idempotencyrecord")
     assert not [s for s in sql if s.lstrip().startswith("WITH hit AS")]  # no separate hit-and-claim
     assert _hits(key.id) == before + 1
     assert int(created["X-RateLimit-Remaining"]) == int(created["X-RateLimit-Limit"]) - _hits(key.id)

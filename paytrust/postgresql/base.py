@@ -12,15 +12,49 @@ CPU. `check_connection` here sends that empty query only when it could find some
   the server closes it (a notice or a notification also makes it readable: the query then reads them).
 Otherwise it is handed out as it is: it was returned healthy moments ago (the pool discards a connection returned
 broken or rolls back one returned inside a transaction) and nothing has arrived since.
+
+And timestamps are read by psycopg's C loader: Django registers, for every connection, a subclass of psycopg's
+pure-Python `TimestamptzLoader` that parses the text and then sets the connection's time zone (~4 % of invoice
+creation's CPU: each key lookup reads half a dozen timestamps). With the connection's time zone UTC (settings
+TIME_ZONE, which Django also sets as the session's TimeZone) psycopg's C loader already returns exactly that,
+`datetime.timezone.utc` (psycopg._tz), so `UtcTimestamptzLoader` is the C loader, with the `timezone` attribute
+Django's cursors look at. Any other time zone keeps Django's loader.
 """
 
 from __future__ import annotations
 
 import select
 import time
+from datetime import UTC
+from functools import cache
 
 from django.db.backends.postgresql import base
+from psycopg import adapt, postgres, pq
 from psycopg_pool import ConnectionPool
+
+_CTimestamptzLoader = postgres.adapters.get_loader(postgres.types["timestamptz"].oid, pq.Format.TEXT)
+
+
+class UtcTimestamptzLoader(adapt.Loader):
+    """psycopg's own (C, with psycopg_binary) timestamptz loader, for connections in UTC; a Python class around
+    it because the C class cannot be subclassed and Django's cursors read the loader's `timezone`."""
+
+    timezone = UTC
+
+    def __init__(self, oid: int, context=None) -> None:
+        super().__init__(oid, context)
+        self._load = _CTimestamptzLoader(oid, context).load
+
+    def load(self, data):
+        return self._load(data)
+
+
+@cache
+def _utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
+    adapters = adapt.AdaptersMap(template)
+    adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+    return adapters
+
 
 IDLE_CHECK_SECONDS = 30.0  # well below the idle timeouts of NATs and load balancers (minutes)
 _BORROWED_AT = "_paytrust_borrowed_at"  # monotonic time of the connection's previous borrow
@@ -48,6 +82,12 @@ def _readable(conn) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        if params.get("context") is not None and self.timezone is UTC:
+            params["context"] = _utc_adapters(params["context"])
+        return params
+
     @property
     def pool(self):
         pool = super().pool

@@ -28,14 +28,13 @@ from datetime import timedelta
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from django.conf import settings
-from django.db import DatabaseError
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from apikeys.idempotency import idempotency_release
 from apikeys.models import ApiKey, AuditLog
 from apikeys.ratelimit import rate_limit_hit, rate_limit_peek
-from apikeys.request_start import ClaimRequest, key_hit_and_claim
+from apikeys.request_start import ClaimRequest, OneStatementFailed, key_hit_and_claim
 from apikeys.selectors import api_key_for_auth
 from apikeys.services import HASHER, Actor, audit_record, split_key
 from merchants.models import Merchant
@@ -199,16 +198,17 @@ def authenticate_key(request, plaintext: str, *, claim: ClaimRequest | None = No
     if verified_hash is not None:
         try:
             key, started = key_hit_and_claim(prefix=prefix, secret_hash=verified_hash, now=now, claim=claim)
-        except (
-            DatabaseError
-        ) as exc:  # the two statements' path: its own errors (503, the limiter failing open)
-            logger.warning("one-statement authentication failed", extra={"error": repr(exc)})
+        except OneStatementFailed as exc:  # the two statements' path: its own errors (503, the limiter open)
+            logger.error("one-statement authentication failed", extra={"error": repr(exc.__cause__)})
+            metrics.rate_limit_store_error(backend="postgresql")
             key = api_key_for_auth(prefix=prefix)
     else:
         key = api_key_for_auth(prefix=prefix)
     try:
         principal = _principal(request, plaintext, key, digest, now)
     except Exception:
+        # Only in a race (the cache entry expired between the two checks and the address is then over its
+        # verification budget, or the last-used update failed): the claim is released, the hit stays counted.
         if started is not None and started.claim is not None:
             idempotency_release(claim=started.claim)
         raise

@@ -20,23 +20,33 @@ from datetime import datetime
 from functools import cache
 
 from django.conf import settings
+from django.db import DatabaseError
 
-from apikeys.idempotency import CLAIM_INSERT, Claim
+from apikeys.idempotency import CLAIM_INSERT, Claim, fingerprint
 from apikeys.models import ApiKey
 from apikeys.ratelimit import WINDOW_MS, RateLimitResult
 from apikeys.selectors import auth_query, key_from_row
 from merchants.selectors import merchant_rate_limit
-from paytrust.sql import prepared_cursor, stable_params
+from paytrust.sql import prepared_cursor, stable_params, statement_transaction
 
 
 @dataclass(frozen=True)
 class ClaimRequest:
-    """What the claim of an Idempotency-Key needs from the request (`idempotency.validate_key`ed key)."""
+    """What the claim of an Idempotency-Key needs from the request (`idempotency.validate_key`ed key). The body is
+    read and fingerprinted only when the one statement is made, i.e. after the presented secret matched a cached
+    verification: never for a request that is not authenticated yet."""
 
     key: str
     method: str
     path: str
-    fingerprint: str
+    request: object  # the request whose body the claim's fingerprint is taken of
+
+    def fingerprint(self) -> str:
+        return fingerprint(method=self.method, path=self.path, body=self.request.body)
+
+
+class OneStatementFailed(Exception):  # noqa: N818 - the caller's cue to take the two statements' path
+    """The one statement was refused by the database (it wrote nothing): `__cause__` is the database's error."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,9 @@ def key_hit_and_claim(
     *, prefix: str, secret_hash: str, now: datetime, claim: ClaimRequest
 ) -> tuple[ApiKey | None, Started | None]:
     """The key with `prefix` (None if unknown) and, if the row passed the conditions above, the hit and claim.
-    Raises the database's errors (the caller then takes the two-statement path)."""
+    `OneStatementFailed` when the database refused the statement (nothing was written: the caller then takes the
+    two statements' path; inside a caller's transaction the statement runs in a savepoint so that path still
+    works). An error after it ran (reading the row) is raised as it is: the hit and the claim may be written."""
     params = [
         *stable_params([settings.DEFAULT_RATE_LIMIT_PER_MINUTE]),
         prefix,
@@ -80,15 +92,18 @@ def key_hit_and_claim(
         now,
         *stable_params([WINDOW_MS]),
         claim.key,
-        claim.fingerprint,
+        claim.fingerprint(),
         claim.method,
         claim.path[:500],
         now,
         now,
         prefix,
     ]
-    with prepared_cursor() as cursor:
-        cursor.execute(_sql(), params)
+    with statement_transaction(), prepared_cursor() as cursor:
+        try:
+            cursor.execute(_sql(), params)
+        except DatabaseError as exc:
+            raise OneStatementFailed from exc
         row = cursor.fetchone()
     if row is None:
         return None, None

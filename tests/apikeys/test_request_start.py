@@ -23,6 +23,12 @@ def _post(client, body, key, path="/v1/invoices"):
     return client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
 
 
+def _statements(queries) -> list[str]:
+    """The statements run, without the savepoints the test's transaction adds around the one statement and the
+    invoice's statement (in autocommit there are none)."""
+    return [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+
 def _hits(key_id: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM apikeys_ratelimithit WHERE bucket = %s", [key_id])
@@ -51,7 +57,7 @@ def test_a_verified_key_is_looked_up_counted_and_claims_in_one_statement(verifie
     # key + hit + claim, fee lookup, the invoice's statement (with the replay). Inside the test's transaction the
     # invoice's statement takes a savepoint, and since that transaction could still roll back, the claim is not
     # taken as complete: `dispatch` stores the replay once more (in autocommit: tests/apikeys/test_idempotency.py).
-    sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    sql = _statements(queries)
     assert len(sql) == 4 and ONE_STATEMENT in sql[0] and "idempotency_completion AS" in sql[2]
     assert sql[3].lstrip().startswith("UPDATE apikeys_idempotencyrecord")
     assert not [s for s in sql if s.lstrip().startswith("WITH hit AS")]  # no separate hit-and-claim
@@ -87,7 +93,7 @@ def test_a_key_refused_since_its_verification_is_neither_counted_nor_claims(veri
     with CaptureQueriesContext(connection) as queries:
         refused = _post(client, _INVOICE, "after-change")
     assert refused.status_code == 401, refused.content
-    assert ONE_STATEMENT in queries.captured_queries[0]["sql"]  # the cached verification was tried...
+    assert ONE_STATEMENT in _statements(queries)[0]  # the cached verification was tried...
     assert _hits(key.id) == before  # ...and the row's conditions kept the hit and the claim from happening
     assert not IdempotencyRecord.objects.filter(key="after-change").exists()
 
@@ -99,7 +105,7 @@ def test_the_rate_limit_refuses_in_the_one_statement_and_claims_nothing(verified
     assert _post(client, _INVOICE, "last-in-window").status_code == 201
     with CaptureQueriesContext(connection) as queries:
         refused = _post(client, _INVOICE, "over-the-limit")
-    assert ONE_STATEMENT in queries.captured_queries[0]["sql"]
+    assert ONE_STATEMENT in _statements(queries)[0]
     assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
     assert refused["X-RateLimit-Limit"] == str(merchant.rate_limit_per_minute)
     assert refused["X-RateLimit-Remaining"] == "0"
@@ -117,12 +123,74 @@ def test_views_whose_permission_check_can_refuse_a_key_take_the_two_statements(v
     assert not IdempotencyRecord.objects.filter(key="not-admin").exists()
 
 
-def test_without_an_idempotency_key_or_with_redis_the_hit_is_a_statement_of_its_own(verified, settings):
+def test_without_an_idempotency_key_the_hit_is_a_statement_of_its_own(verified):
     merchant, key, client = verified
     with CaptureQueriesContext(connection) as queries:
         assert client.post("/v1/invoices", _INVOICE, format="json").status_code == 201
     assert not [q for q in queries.captured_queries if ONE_STATEMENT in q["sql"]]
     assert _post(client, _INVOICE, "bad\x00key").status_code == 400  # an invalid key: refused as before
+
+
+def test_with_redis_as_the_limiter_the_hit_is_redis_and_the_claim_a_statement(verified, settings, redis_url):
+    merchant, key, client = verified
+    settings.REDIS_URL = redis_url
+    with CaptureQueriesContext(connection) as queries:
+        created = _post(client, _INVOICE, "on-redis")
+    assert created.status_code == 201 and created["X-RateLimit-Limit"]
+    assert not [
+        q
+        for q in queries.captured_queries
+        if ONE_STATEMENT in q["sql"] or "paytrust_rate_limit_hit" in q["sql"]
+    ]
+    assert IdempotencyRecord.objects.get(key="on-redis").status == "completed"
+
+
+def test_a_wrong_secret_for_a_cached_prefix_never_reaches_the_one_statement(verified, client_for):
+    """The cached verification is of the presented secret (an HMAC compared in constant time before any SQL): a
+    wrong secret with the prefix of a verified key takes the Argon2 path and is refused; nothing counted."""
+    merchant, key, client = verified
+    plaintext = client._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    wrong = plaintext[:-4] + ("AAAA" if not plaintext.endswith("AAAA") else "BBBB")
+    before = _hits(key.id)
+    with CaptureQueriesContext(connection) as queries:
+        refused = _post(client_for(wrong), _INVOICE, "wrong-secret")
+    assert refused.status_code == 401
+    assert not [q for q in queries.captured_queries if ONE_STATEMENT in q["sql"]]
+    assert _hits(key.id) == before and not IdempotencyRecord.objects.filter(key="wrong-secret").exists()
+
+
+def test_the_x_api_key_header_and_a_zero_limit_take_the_one_statement_with_the_default_limit(
+    verified, settings
+):
+    from rest_framework.test import APIClient
+
+    merchant, key, client = verified
+    merchant.rate_limit_per_minute = 0  # 0 or NULL: the default, as merchants.selectors.merchant_rate_limit
+    merchant.save(update_fields=["rate_limit_per_minute"])
+    header_client = APIClient()
+    header_client.credentials(
+        HTTP_X_API_KEY=client._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    )
+    with CaptureQueriesContext(connection) as queries:
+        created = _post(header_client, _INVOICE, "x-api-key")
+    assert created.status_code == 201
+    assert ONE_STATEMENT in _statements(queries)[0]
+    assert created["X-RateLimit-Limit"] == str(settings.DEFAULT_RATE_LIMIT_PER_MINUTE)
+
+
+def test_is_merchant_admits_every_authenticated_key():
+    """The one statement claims before the permission check, which is safe only because the views it is used
+    for (IsMerchant alone) cannot refuse an authenticated key: this pins that."""
+    from types import SimpleNamespace
+
+    from apikeys.authentication import Principal
+    from apikeys.permissions import IsMerchant
+    from tests.factories import MerchantFactory
+
+    merchant = MerchantFactory.build()
+    for scopes in ([], ["admin"]):
+        principal = Principal(key=SimpleNamespace(mode="test", scopes=scopes), merchant=merchant)
+        assert IsMerchant().has_permission(SimpleNamespace(user=principal), view=None) is True
 
 
 @pytest.mark.django_db(transaction=True)
@@ -139,13 +207,15 @@ def test_when_the_one_statement_fails_the_request_takes_the_two_statements(clien
     with connection.cursor() as cursor:
         cursor.execute("ALTER FUNCTION paytrust_rate_limit_hit(text, integer, bigint) RENAME TO test_gone")
     try:
-        created = _post(client, _INVOICE, "while-gone")
+        with CaptureQueriesContext(connection) as queries:
+            created = _post(client, _INVOICE, "while-gone")
     finally:
         with connection.cursor() as cursor:
             cursor.execute(
                 "ALTER FUNCTION test_gone(text, integer, bigint) RENAME TO paytrust_rate_limit_hit"
             )
     assert created.status_code == 201, created.content
+    assert ONE_STATEMENT in _statements(queries)[0]  # tried first, then the two statements
     assert "X-RateLimit-Limit" not in created  # the limiter failed open, as it always has
     record = IdempotencyRecord.objects.get(key="while-gone")
     assert record.status == "completed" and bytes(record.response_body) == created.content

@@ -11,6 +11,7 @@ symbols, as in Python). tests/webhooks/test_outbound_events.py compares the two.
 from django.db import migrations
 
 FORWARD = """
+DROP FUNCTION IF EXISTS paytrust_new_id(text);  -- this migration's first version (3004e65), never released
 CREATE OR REPLACE FUNCTION paytrust_new_id(p_prefix text, p_ms bigint) RETURNS text
 LANGUAGE plpgsql VOLATILE PARALLEL SAFE SET search_path = pg_catalog AS $fn$
 DECLARE
@@ -43,7 +44,9 @@ END
 $fn$;
 """
 
-BACKWARD = "DROP FUNCTION IF EXISTS paytrust_new_id(text, bigint);"
+BACKWARD = (
+    "DROP FUNCTION IF EXISTS paytrust_new_id(text, bigint); DROP FUNCTION IF EXISTS paytrust_new_id(text);"
+)
 
 
 class Migration(migrations.Migration):

@@ -4,9 +4,11 @@ its installments) and a supplementary invoice linked to a parent."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ParamSpec
 
 from django.db import IntegrityError
 from django.utils import timezone
@@ -43,6 +45,8 @@ from paytrust.sql import (
 )
 from webhooks.outbound import services as webhook_services
 
+P = ParamSpec("P")
+
 
 @dataclass(frozen=True)
 class NewInvoice:
@@ -53,12 +57,6 @@ class NewInvoice:
     invoice: Invoice
     rows: list  # the invoice's, its line items' and its installments' rows (`json_rows`)
     event: webhook_services.PendingEvent
-
-
-def invoice_create(**kwargs) -> Invoice:
-    """Create a draft invoice with its line items and installments; records `invoice.created`: `invoice_prepare`
-    then `invoice_insert` (see them; the keyword arguments are `invoice_prepare`'s)."""
-    return invoice_insert(invoice_prepare(**kwargs))
 
 
 def invoice_prepare(
@@ -151,11 +149,6 @@ def invoice_insert(new: NewInvoice, *, also: Sequence[Cte] = ()) -> Invoice:
     return invoice
 
 
-def invoice_create_supplementary(**kwargs) -> Invoice:
-    """A new invoice linked to a parent: `invoice_prepare_supplementary` then `invoice_insert`."""
-    return invoice_insert(invoice_prepare_supplementary(**kwargs))
-
-
 def invoice_prepare_supplementary(
     *,
     merchant: Merchant,
@@ -201,6 +194,29 @@ def invoice_prepare_supplementary(
         parent_invoice=parent,
         now=now,
     )
+
+
+def _prepared_then_inserted(prepare: Callable[P, NewInvoice], doc: str) -> Callable[P, Invoice]:
+    """`prepare` followed by `invoice_insert`, with `prepare`'s typed keyword-only signature (not written twice)."""
+
+    def create(*args: P.args, **kwargs: P.kwargs) -> Invoice:
+        return invoice_insert(prepare(*args, **kwargs))
+
+    create.__name__ = create.__qualname__ = prepare.__name__.replace("_prepare", "_create")
+    create.__doc__ = doc
+    create.__signature__ = inspect.signature(prepare).replace(return_annotation=Invoice)
+    return create
+
+
+invoice_create = _prepared_then_inserted(
+    invoice_prepare,
+    """Create a draft invoice with its line items and installments; records `invoice.created`: `invoice_prepare`
+    then `invoice_insert` (the keyword arguments are `invoice_prepare`'s).""",
+)
+invoice_create_supplementary = _prepared_then_inserted(
+    invoice_prepare_supplementary,
+    "A new invoice linked to a parent: `invoice_prepare_supplementary` then `invoice_insert`.",
+)
 
 
 def _check_inherited(

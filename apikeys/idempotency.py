@@ -10,6 +10,10 @@ constraint on (merchant, mode, key) makes exactly one concurrent request win. A 
 
 The winner runs the view; afterwards the row is completed with the response (2xx/3xx and 5xx) or deleted
 (4xx: the request was refused before doing any work, so the same key may be used again with a corrected body).
+A claim is the record's id and its `locked_at`: a takeover sets a new `locked_at`, so the request it took over
+can no longer complete or release the record. Where the response is stored in the statement that makes the
+effect (`completion_cte`), that statement fails as a whole when the claim was taken over: the slow request's
+effect is not written, and it answers 409, while the retry that took over does the work once.
 See docs/adr/0002-idempotency.md.
 """
 
@@ -19,7 +23,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -43,6 +47,7 @@ class Claim:
     """This request owns the key; it must `idempotency_complete` or `idempotency_release` it."""
 
     record_id: int
+    locked_at: datetime  # the record's `locked_at` as this request set it: a takeover changes it
 
 
 def validate_key(raw: str) -> str:
@@ -90,7 +95,7 @@ def idempotency_begin(
             cursor.execute(_CLAIM_SQL, [merchant_id, mode, key, fp, method, path[:500], now, now])
             row = cursor.fetchone()
         if row is not None:
-            return Claim(record_id=row[0])
+            return Claim(record_id=row[0], locked_at=now)
         existing = IdempotencyRecord.objects.filter(merchant_id=merchant_id, mode=mode, key=key).first()
         if existing is None:
             continue  # released (4xx) or purged between our INSERT and SELECT: try to claim again
@@ -115,7 +120,7 @@ def idempotency_begin(
                     "idempotency: took over a stale in-flight request",
                     extra={"idempotency_record": existing.pk, "locked_at": existing.locked_at.isoformat()},
                 )
-                return Claim(record_id=existing.pk)
+                return Claim(record_id=existing.pk, locked_at=now)
             continue
         raise IdempotencyError(
             "A request with this Idempotency-Key is still being processed. Retry later.",
@@ -185,7 +190,7 @@ def hit_and_claim(
     result = RateLimitResult(
         allowed=allowed, limit=limit, used=used, reset_ms=(oldest or now_ms) + WINDOW_MS, now_ms=now_ms
     )
-    return result, (Claim(record_id=record_id) if record_id is not None else None)
+    return result, (Claim(record_id=record_id, locked_at=now) if record_id is not None else None)
 
 
 def should_store(status: int) -> bool:
@@ -194,35 +199,71 @@ def should_store(status: int) -> bool:
     return not 400 <= status < 500 and status != 503
 
 
+# Matched by the claim's id and `locked_at`, not by status: inside a caller's transaction the response is stored
+# twice (in the effect's statement, then again once the view returned), the second time over a completed record.
 _COMPLETE_SQL = """
 UPDATE apikeys_idempotencyrecord
 SET status = 'completed', response_status = %s::integer, response_headers = %s, response_body = %s,
     completed_at = %s
-WHERE id = %s::bigint
+WHERE id = %s::bigint AND locked_at = %s
+RETURNING id
 """
 
-
+# SQLSTATE of a statement refused because its claim was taken over (`completion_cte`'s check; class "PT" is
+# PayTrust's own, outside PostgreSQL's classes).
+CLAIM_LOST_SQLSTATE = "PT409"
+_CLAIM_LOST_MESSAGE = "idempotency claim taken over"
 _COMPLETE_CTE = f"idempotency_completion AS ({_COMPLETE_SQL.strip()})"
+_COMPLETE_CHECK = (
+    "paytrust_assert(EXISTS (SELECT FROM idempotency_completion), "
+    f"'{CLAIM_LOST_SQLSTATE}', '{_CLAIM_LOST_MESSAGE}') AS idempotency_claim_held"
+)
 
 
 def idempotency_complete(*, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> None:
-    """Store the response (one pre-built, prepared UPDATE: this runs after every POST)."""
+    """Store the response (one pre-built, prepared UPDATE: this runs after every POST). If the claim was taken
+    over meanwhile, the record is the other request's and is left alone (logged: that request runs the work
+    again; for a view whose effect is not written with `completion_cte`, it is then done twice)."""
     with prepared_cursor() as cursor:
         cursor.execute(
             _COMPLETE_SQL, completion_cte(claim=claim, status=status, headers=headers, body=body).params
+        )
+        stored = cursor.fetchone() is not None
+    if not stored:
+        logger.warning(
+            "idempotency: the claim was taken over before the response was stored",
+            extra={"idempotency_record": claim.record_id},
         )
 
 
 def completion_cte(*, claim: Claim, status: int, headers: dict[str, str], body: bytes) -> Cte:
     """`idempotency_complete`'s UPDATE as a data-modifying CTE (`idempotency_completion`), for a caller that
-    stores the response in the statement that makes the effect: the two are then one atomic write."""
+    stores the response in the statement that makes the effect: the two are then one atomic write. Its check
+    fails that statement (SQLSTATE `CLAIM_LOST_SQLSTATE`, see `claim_lost`) when the claim is no longer this
+    request's (taken over as stale): nothing of the effect is written."""
     headers_field = IdempotencyRecord._meta.get_field("response_headers")
     params = [status, headers_field.get_db_prep_save(headers, connection), bytes(body), timezone.now()]
-    return Cte(_COMPLETE_CTE, stable_params([*params, claim.record_id]))
+    return Cte(_COMPLETE_CTE, stable_params([*params, claim.record_id]) + [claim.locked_at], _COMPLETE_CHECK)
+
+
+def claim_lost(exc: BaseException) -> bool:
+    """`exc` is a statement refused by `completion_cte`'s check: this request's claim was taken over."""
+    return getattr(exc.__cause__, "sqlstate", None) == CLAIM_LOST_SQLSTATE
+
+
+def claim_lost_error() -> IdempotencyError:
+    return IdempotencyError(
+        "This request outlived its Idempotency-Key's claim, which a retry with the same key took over; nothing "
+        "of this request was written. Repeat the request with the same key for the retry's outcome.",
+        code="idempotency_request_in_progress",
+        status_code=409,
+    )
 
 
 def idempotency_release(*, claim: Claim) -> None:
-    IdempotencyRecord.objects.filter(pk=claim.record_id, status=IdempotencyRecord.Status.IN_PROGRESS).delete()
+    IdempotencyRecord.objects.filter(
+        pk=claim.record_id, status=IdempotencyRecord.Status.IN_PROGRESS, locked_at=claim.locked_at
+    ).delete()
 
 
 def replay_response(record: IdempotencyRecord) -> HttpResponse:

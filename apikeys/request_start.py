@@ -118,4 +118,4 @@ def key_hit_and_claim(
         reset_ms=(oldest or now_ms) + WINDOW_MS,
         now_ms=now_ms,
     )
-    return key, Started(result, Claim(record_id=record_id) if record_id is not None else None)
+    return key, Started(result, Claim(record_id=record_id, locked_at=now) if record_id is not None else None)

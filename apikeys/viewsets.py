@@ -171,6 +171,8 @@ class ApiView(APIView):
     def handle_exception(self, exc):
         if isinstance(exc, _Replay):
             return exc.response
+        if isinstance(exc, DatabaseError) and idempotency.claim_lost(exc):
+            exc = idempotency.claim_lost_error()
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):

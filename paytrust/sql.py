@@ -64,10 +64,13 @@ class Insert:
 class Cte:
     """A data-modifying CTE (`name AS (INSERT/UPDATE ...)`) that one layer hands to another's statement, so that
     two writes are one statement (one round trip, one atomic write): `params` are its parameters in order. `sql`
-    must be constant text (values only as parameters): statements are built and prepared once per text."""
+    must be constant text (values only as parameters): statements are built and prepared once per text. `check`,
+    if any, is constant SQL (no parameters) that the statement's final SELECT must evaluate, such as a
+    `paytrust_assert` over the CTE's rows (apikeys migration 0008): a false one fails the whole statement."""
 
     sql: str
     params: list
+    check: str = ""
 
 
 @contextmanager

@@ -134,7 +134,7 @@ def invoice_insert(new: NewInvoice, *, also: Sequence[Cte] = ()) -> Invoice:
         params.extend(cte.params)
     try:
         with statement_transaction(), prepared_cursor() as cursor:
-            cursor.execute(_insert_new_invoice_sql(tuple(cte.sql for cte in also)), params)
+            cursor.execute(_insert_new_invoice_sql(tuple((cte.sql, cte.check) for cte in also)), params)
             cursor.fetchall()
     except IntegrityError as exc:
         if external_id_conflict(exc):
@@ -318,10 +318,11 @@ def _rendered(invoice: Invoice, computed: Computed) -> NewInvoice:
 
 
 @functools.cache
-def _insert_new_invoice_sql(also: tuple[str, ...]) -> str:
+def _insert_new_invoice_sql(also: tuple[tuple[str, str], ...]) -> str:
     """WITH new_invoice AS (INSERT invoice SELECT … FROM jsonb_populate_recordset(…)), new_lines AS (INSERT
     lines …), new_installments AS (INSERT installments …), the event's CTEs (`event_sql`: the event, its
-    deliveries, their jobs), the caller's `also` CTEs, SELECT the event's job ids: data-modifying CTEs all run
+    deliveries, their jobs), the caller's `also` CTEs, SELECT the event's job ids and the `also` CTEs' checks (a
+    failed check fails the whole statement): data-modifying CTEs all run
     whether or not the final SELECT reads them, and the children's foreign keys to the invoice are checked at
     the end of the statement or at commit (deferred). One text and a fixed number of parameters whatever the
     number of lines/installments (one prepared statement; psycopg caches its conversion of statements up to 50
@@ -332,5 +333,6 @@ def _insert_new_invoice_sql(also: tuple[str, ...]) -> str:
         insert = insert_for(model)
         ctes.append(f"{name} AS (INSERT INTO {insert.table} {insert.columns} {insert.from_json})")  # noqa: S608
     ctes.append(webhook_services.event_sql())
-    ctes.extend(also)
-    return f"WITH {', '.join(ctes)} SELECT {webhook_services.EVENT_SQL_RESULT}"  # noqa: S608
+    ctes.extend(sql for sql, _ in also)
+    selected = [webhook_services.EVENT_SQL_RESULT, *(check for _, check in also if check)]
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)}"  # noqa: S608

@@ -458,3 +458,117 @@ def test_a_supplementary_invoice_and_its_replay_are_one_statement_too(client_for
     replay = _post(api, path, {"line_items": _INVOICE["line_items"]}, "supplementary-1")
     assert replay["Idempotent-Replayed"] == "true" and replay.content == created.content
     assert Invoice.objects.filter(parent_invoice_id=parent).count() == 1
+
+
+def _waiting_on_invoice_lock(cursor) -> int:
+    cursor.execute(
+        "SELECT count(*) FROM pg_locks WHERE relation = 'invoices_invoice'::regclass AND NOT granted"
+    )
+    return cursor.fetchone()[0]
+
+
+def _wait_for(predicate, what: str, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_claim_was_taken_over_writes_nothing_and_the_retry_creates_the_invoice_once(
+    client_for, settings
+):
+    """Real concurrency, real connections. Request A claims its key, then stalls (its invoice statement waits on
+    a table lock) for longer than IDEMPOTENCY_STALE_SECONDS (its claim is aged); retry B takes the claim over and
+    stalls at the same place. When both run, A's statement - the invoice and its stored replay - fails as a
+    whole because the claim is no longer A's (409, nothing written); B creates the invoice once."""
+    import psycopg
+    from django.db import connection
+
+    from gateways.services import merchant_onboard
+    from invoices.models import Invoice
+
+    settings.REDIS_URL = ""
+    merchant = merchant_onboard(name="Takeover")
+    _, plaintext = make_api_key(merchant)
+    results = {}
+
+    def request(name):
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+            results[name] = _post(client, "/v1/invoices", _INVOICE, "taken-over")
+        finally:
+            close_old_connections()
+
+    dsn = connection.get_connection_params()
+    holder = psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"})
+    threads = []
+    try:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE invoices_invoice IN SHARE MODE")  # INSERTs wait, reads do not
+        with psycopg.connect(
+            **{k: v for k, v in dsn.items() if k != "cursor_factory"}, autocommit=True
+        ) as watch:
+            threads.append(threading.Thread(target=request, args=("a",)))
+            threads[0].start()
+            _wait_for(lambda: _waiting_on_invoice_lock(watch.cursor()) == 1, "A's invoice statement")
+            aged = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS + 5)
+            assert IdempotencyRecord.objects.filter(key="taken-over").update(locked_at=aged) == 1
+            threads.append(threading.Thread(target=request, args=("b",)))
+            threads[1].start()
+            _wait_for(lambda: _waiting_on_invoice_lock(watch.cursor()) == 2, "B's invoice statement")
+        holder.execute("COMMIT")
+    finally:
+        holder.close()
+        for thread in threads:
+            thread.join(timeout=30)
+    a, b = results["a"], results["b"]
+    assert a.status_code == 409, a.content
+    assert (a.json()["error"]["type"], a.json()["error"]["code"]) == (
+        "idempotency_error",
+        "idempotency_request_in_progress",
+    )
+    assert b.status_code == 201, b.content
+    assert list(Invoice.objects.filter(merchant=merchant).values_list("id", flat=True)) == [b.json()["id"]]
+    record = IdempotencyRecord.objects.get(key="taken-over")  # A's release left B's record alone
+    assert record.status == IdempotencyRecord.Status.COMPLETED and bytes(record.response_body) == b.content
+    client = client_for(plaintext)
+    replay = _post(client, "/v1/invoices", _INVOICE, "taken-over")
+    assert replay["Idempotent-Replayed"] == "true" and replay.content == b.content
+
+
+@pytest.mark.django_db
+def test_a_taken_over_claim_can_neither_complete_nor_release_the_record(merchant, settings):
+    """The record is the other request's once taken over: the slow request's late UPDATE and DELETE match
+    nothing (they are matched by the claim's locked_at)."""
+    from apikeys.idempotency import Claim, idempotency_begin, idempotency_complete, idempotency_release
+
+    path = "/v1/things"
+    old = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS + 5)
+    record = IdempotencyRecord.objects.create(
+        merchant=merchant,
+        mode="test",
+        key="slow",
+        fingerprint=fingerprint(method="POST", path=path, body=b"{}"),
+        method="POST",
+        path=path,
+        created_at=old,
+        locked_at=old,
+    )
+    slow = Claim(record_id=record.pk, locked_at=old)
+    retry = idempotency_begin(
+        merchant_id=merchant.id, mode="test", key="slow", method="POST", path=path, body=b"{}"
+    )
+    assert isinstance(retry, Claim) and retry.record_id == record.pk and retry.locked_at > old
+    idempotency_release(claim=slow)
+    idempotency_complete(claim=slow, status=201, headers={}, body=b'{"slow":1}')
+    record.refresh_from_db()
+    assert record.status == IdempotencyRecord.Status.IN_PROGRESS and record.locked_at == retry.locked_at
+    idempotency_complete(claim=retry, status=201, headers={}, body=b'{"retry":1}')
+    record.refresh_from_db()
+    assert (
+        record.status == IdempotencyRecord.Status.COMPLETED and bytes(record.response_body) == b'{"retry":1}'
+    )

@@ -11,10 +11,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
 
 from apikeys.viewsets import ApiViewSet, tenant
 from paytrust.errors import ValidationError
+from paytrust.renderers import JSONRenderer
 from paytrust.schema import error_responses
 
 from . import exports

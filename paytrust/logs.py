@@ -6,11 +6,13 @@ shaped like a PayTrust API key has its secret part masked, in the message and in
 """
 
 import contextvars
+import functools
 import json
 import logging
 import re
 from datetime import UTC, datetime
 
+from paytrust import jsonenc
 from paytrust.tracing import current_trace_ids
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -25,11 +27,16 @@ _API_KEY = re.compile(r"\b(pt_(?:test|live)_[A-Za-z0-9]{12})_[A-Za-z0-9]{32}\b")
 
 def scrub(text: str) -> str:
     """Mask the secret part of API keys in free text."""
-    return _API_KEY.sub(r"\1_[redacted]", text)
+    return _API_KEY.sub(r"\1_[redacted]", text) if "pt_" in text else text
+
+
+@functools.lru_cache(maxsize=1024)
+def _sensitive_name(key: str) -> bool:
+    return _SENSITIVE_NAME.search(key) is not None
 
 
 def _scrub_value(key: str, value):
-    if _SENSITIVE_NAME.search(key):
+    if _sensitive_name(key):
         return "[redacted]"
     if isinstance(value, str):
         return scrub(value)
@@ -60,4 +67,8 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = _scrub_value(key, value)
         if record.exc_info:
             payload["exc"] = scrub(self.formatException(record.exc_info))
-        return json.dumps(payload, default=str)
+        return jsonenc.dumps(payload, default=str, fallback=_stdlib, ascii_only=True).decode()
+
+
+def _stdlib(payload) -> bytes:
+    return json.dumps(payload, default=str).encode()

@@ -41,7 +41,7 @@ from psycopg import errors as pg_errors
 from psycopg.pq import Format
 from psycopg.types.numeric import Int8
 
-from paytrust import tracing
+from paytrust import jsonenc, tracing
 
 PREPARE_THRESHOLD = 5  # executions of a statement on a connection before it is prepared (psycopg's default)
 
@@ -117,15 +117,22 @@ def json_rows(insert: Insert, objs: Iterable[Model]) -> str:
     into the row as it is (an outbound event's `data`, the invoice's whole representation, was encoded, decoded
     and encoded again)."""
     if not insert.fragments:
-        return json.dumps(
-            [{column: get(obj) for column, get in insert.getters} for obj in objs], separators=(",", ":")
-        )
+        return _json_text([{column: get(obj) for column, get in insert.getters} for obj in objs])
     rows = []
     for obj in objs:
-        plain = json.dumps({column: get(obj) for column, get in insert.getters}, separators=(",", ":"))
+        plain = _json_text({column: get(obj) for column, get in insert.getters})
         encoded = ",".join(f"{column}:{fragment(obj)}" for column, fragment in insert.fragments)
         rows.append(f"{plain[:-1]},{encoded}}}" if plain != "{}" else f"{{{encoded}}}")
     return f"[{','.join(rows)}]"
+
+
+def _json_text(value) -> str:
+    """Rows as JSON text: orjson (paytrust.jsonenc), the standard library where orjson cannot encode alike."""
+    return jsonenc.dumps(value, fallback=_stdlib_json).decode()
+
+
+def _stdlib_json(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _encoded_json(field: Field) -> bool:
@@ -137,9 +144,14 @@ def _json_fragment(field: Field) -> Callable[[Model], str]:
     None is SQL NULL, as `get_db_prep_save` makes it)."""
     attname, encoder = field.attname, field.encoder
 
+    default = encoder().default  # what the encoder makes of the types JSON has not (datetime, Decimal, ...)
+
+    def stdlib(value) -> bytes:
+        return json.dumps(value, cls=encoder).encode()
+
     def fragment(obj) -> str:
         value = obj.__dict__[attname]
-        return "null" if value is None else json.dumps(value, cls=encoder)
+        return "null" if value is None else jsonenc.dumps(value, default=default, fallback=stdlib).decode()
 
     return fragment
 

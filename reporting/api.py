@@ -12,7 +12,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from apikeys.viewsets import ApiViewSet, tenant
@@ -21,6 +20,7 @@ from paytrust.db_routing import reads_from_replica
 from paytrust.errors import ValidationError
 from paytrust.money import CURRENCIES
 from paytrust.params import query_choice, query_datetime
+from paytrust.renderers import JSONRenderer
 from paytrust.schema import QUERY_DATETIME_SCHEMA
 from reporting.render import CSV_COLUMNS, report_csv, report_csv_filename, report_representation
 from reporting.selectors import financial_report, report_default_period, report_period_check

@@ -239,8 +239,12 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), complete=st.booleans())
     def settle_a_pending_refund(self, data, complete) -> None:
         """A pending sandbox refund is completed or failed at the gateway; reconciliation learns it."""
+        # A refund held for review (the gateway settled it after a chargeback took the money back) stays pending
+        # here but is settled at the gateway: it cannot be settled again.
         pending = list(
-            Refund.objects.filter(payment__merchant=self.merchant, status="pending").order_by("id")
+            Refund.objects.filter(payment__merchant=self.merchant, status="pending")
+            .exclude(failure_code="refund_exceeds_received")
+            .order_by("id")
         )
         if not pending:
             return

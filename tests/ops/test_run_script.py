@@ -8,6 +8,7 @@ race the banner the whole time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -96,7 +97,8 @@ def test_banner_is_never_interleaved_with_log_lines_and_ctrl_c_stops_everything(
     assert f"    Logs             below, and in {tmp_path / 'run.log'}" in block
 
     after = lines[end + 1 :]
-    assert any('"path": "/healthz"' in line for line in after), "the log is followed after the banner"
+    followed = [json.loads(line) for line in after if line.startswith("{")]
+    assert any(entry.get("path") == "/healthz" for entry in followed), "the log is followed after the banner"
     # The children never write the terminal themselves: every log line shown is one of the log file's, in order.
     logged = (tmp_path / "run.log").read_text().splitlines()
     shown = [line for line in lines if line.startswith("{")]

@@ -32,7 +32,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from apikeys.models import IdempotencyRecord
-from apikeys.ratelimit import WINDOW_MS, RateLimitResult
+from apikeys.ratelimit import WINDOW_MS, RateLimitResult, relaxed_commit
 from paytrust.errors import IdempotencyError, ValidationError
 from paytrust.sql import Cte, prepared_cursor, stable_params
 
@@ -145,11 +145,14 @@ CLAIM_INSERT = """INSERT INTO apikeys_idempotencyrecord
     ON CONFLICT (merchant_id, mode, key) DO NOTHING
     RETURNING id"""
 
-_HIT_AND_CLAIM_SQL = (  # constant text only
-    "WITH hit AS MATERIALIZED (SELECT * FROM paytrust_rate_limit_hit(%s, %s::integer, %s::bigint)), "  # noqa: S608
-    f"claim AS ({CLAIM_INSERT.format(source='%s, %s', tables='hit')}) "
-    "SELECT hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim) FROM hit"
-)
+
+def _hit_and_claim_sql(relaxed: str) -> str:  # constant text only (`relaxed`: ratelimit.relaxed_commit())
+    return (
+        f"WITH hit AS MATERIALIZED (SELECT h.* FROM {relaxed}"  # noqa: S608
+        "paytrust_rate_limit_hit(%s, %s::integer, %s::bigint) h), "
+        f"claim AS ({CLAIM_INSERT.format(source='%s, %s', tables='hit')}) "
+        "SELECT hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim) FROM hit"
+    )
 
 
 def hit_and_claim(
@@ -173,7 +176,7 @@ def hit_and_claim(
     now = timezone.now()
     with prepared_cursor() as cursor:
         cursor.execute(
-            _HIT_AND_CLAIM_SQL,
+            _hit_and_claim_sql(relaxed_commit()),
             [
                 *stable_params([bucket, limit, WINDOW_MS]),
                 merchant_id,

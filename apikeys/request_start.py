@@ -24,7 +24,7 @@ from django.db import DatabaseError
 
 from apikeys.idempotency import CLAIM_INSERT, Claim, fingerprint
 from apikeys.models import ApiKey
-from apikeys.ratelimit import WINDOW_MS, RateLimitResult
+from apikeys.ratelimit import WINDOW_MS, RateLimitResult, relaxed_commit
 from apikeys.selectors import auth_query, key_from_row
 from merchants.selectors import merchant_rate_limit
 from paytrust.sql import prepared_cursor, stable_params, statement_transaction
@@ -58,7 +58,7 @@ class Started:
 
 
 @cache
-def _sql() -> str:
+def _sql(relaxed: str) -> str:
     query = auth_query()
     # Only identifiers from model metadata (auth_query) are interpolated; values are bound parameters.
     return f"""
@@ -69,7 +69,7 @@ WITH valid AS MATERIALIZED (
       AND (k.expires_at IS NULL OR k.expires_at > %s) AND m.is_active
 ),
 hit AS MATERIALIZED (
-    SELECT h.* FROM valid, LATERAL paytrust_rate_limit_hit(valid.id, valid.per_minute, %s::bigint) h
+    SELECT h.* FROM valid, {relaxed}LATERAL paytrust_rate_limit_hit(valid.id, valid.per_minute, %s::bigint) h
 ),
 claim AS ({CLAIM_INSERT.format(source="valid.merchant_id, valid.mode", tables="valid, hit")})
 SELECT {query.columns}, hit.allowed, hit.used, hit.oldest_ms, hit.now_ms, (SELECT id FROM claim)
@@ -101,7 +101,7 @@ def key_hit_and_claim(
     ]
     with statement_transaction(), prepared_cursor() as cursor:
         try:
-            cursor.execute(_sql(), params)
+            cursor.execute(_sql(relaxed_commit()), params)
         except DatabaseError as exc:
             raise OneStatementFailed from exc
         row = cursor.fetchone()

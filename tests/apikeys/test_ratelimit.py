@@ -271,3 +271,49 @@ def test_pg_a_clock_step_back_never_undercounts(settings):
     assert window[3][0] >= window[2][0]
     _age_oldest(bucket, 1)
     assert rate_limit_hit(bucket=bucket, limit=10).used == 4 == _brute_force_used(bucket)
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pg_a_hit_that_is_its_own_transaction_commits_without_waiting_for_the_flush_and_only_it(settings):
+    """Outside a transaction block the hit's statement (alone, or with the key lookup and the Idempotency-Key
+    claim) sets synchronous_commit off for its own transaction only: the key's advisory lock is not held across a
+    WAL flush. The connection's setting is untouched afterwards; inside a caller's transaction the caller's
+    setting is never changed."""
+    from django.db import transaction
+
+    from apikeys.ratelimit import RELAXED_COMMIT
+
+    from gateways.services import merchant_onboard
+
+    settings.REDIS_URL = ""
+    _, plaintext = make_api_key(merchant_onboard(name="Relaxed"))
+    client = _client(plaintext)
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert client.get("/v1/merchant").status_code == 200  # the hit alone
+        body = {"currency": "IDR", "line_items": [{"name": "W", "quantity": 1, "unit_price": "1000"}]}
+        for n in range(2):  # the second runs the one-statement key lookup + hit + claim (the key is verified)
+            created = client.post("/v1/invoices", body, format="json", HTTP_IDEMPOTENCY_KEY=f"relaxed-{n}")
+            assert created.status_code == 201, created.content
+    hits = [sql for sql in statements if "paytrust_rate_limit_hit" in sql]
+    assert len(hits) == 3 and all(RELAXED_COMMIT in sql for sql in hits)
+    assert any("idempotency" in sql and "valid" in sql for sql in hits)  # the one-statement path was taken
+    assert _synchronous_commit() == "on"
+
+    statements.clear()
+    with transaction.atomic(), connection.execute_wrapper(record):
+        assert rate_limit_hit(bucket="relaxed-atomic", limit=5).allowed
+        assert _synchronous_commit() == "on"
+    (hit,) = [sql for sql in statements if "paytrust_rate_limit_hit" in sql]
+    assert "synchronous_commit" not in hit

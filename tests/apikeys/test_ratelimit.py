@@ -288,7 +288,6 @@ def test_pg_a_hit_that_is_its_own_transaction_commits_without_waiting_for_the_fl
     from django.db import transaction
 
     from apikeys.ratelimit import RELAXED_COMMIT
-
     from gateways.services import merchant_onboard
 
     settings.REDIS_URL = ""
